@@ -1,0 +1,155 @@
+//! The command line: the root parser, the global flags, and the value parsers every
+//! subcommand shares. Each subcommand's own flags live beside its `run` in
+//! `src/commands/`.
+//!
+//! Conventions for flags (keep new ones in line):
+//! - long flags are kebab-case; short flags only for the common ones (`-q`, `-v`, `-H`);
+//! - value names are upper case (`--timeout DURATION`, `--listen ADDR`);
+//! - durations are written `500ms`, `5s`, `2m` and parsed by [`parse_duration`] only;
+//! - every setting that a deployment or CI job would fix has a `SYNCPROBE_*` variable;
+//!   secret values (`SYNCPROBE_TOKEN`) are hidden from `--help`;
+//! - a flag's help says its default and its unit.
+
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+use crate::exit::TableText;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "syncprobe",
+    version,
+    about = "Test and inspect sync sockets: the WebSocket endpoints that push the sync status of queued writes",
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted anywhere on the line, by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Write NDJSON records to stdout instead of text (see README, "--json")
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// When to use colour
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorWhen,
+    /// Print only errors and the final result
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open a sync socket, check CONNECTED, and close
+    Connect(commands::connect::ConnectArgs),
+    /// Stream an organization's sync events and check them against expectations
+    WatchSync(commands::watch_sync::WatchSyncArgs),
+    /// Queue writes through POST /api/pems/write-sync, optionally following them to the end
+    Enqueue(commands::enqueue::EnqueueArgs),
+    /// Run the whole verification checklist against a backend (or the bundled server)
+    Smoke(commands::smoke::SmokeArgs),
+    /// Open many sync sockets and measure connect time, fan-out latency and completeness
+    Load(commands::load::LoadArgs),
+    /// Run the bundled sync-socket server (the protocol's reference implementation)
+    Serve(commands::serve::ServeArgs),
+}
+
+/// Environment variables, listed at the end of the root `--help`.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "SYNCPROBE_URL",
+        "base URL of the backend for client subcommands",
+    ),
+    (
+        "SYNCPROBE_TOKEN",
+        "bearer token sent by client subcommands (never printed)",
+    ),
+    (
+        "SYNCPROBE_LISTEN and other SYNCPROBE_*",
+        "settings of `serve`, one per flag (see `syncprobe serve --help`)",
+    ),
+    ("NO_COLOR", "disable colour (any value)"),
+    ("CLICOLOR_FORCE", "force colour even when not a terminal"),
+];
+
+fn after_help() -> String {
+    let mut text = format!("Exit codes:\n{TableText}\nEnvironment:\n");
+    for (name, meaning) in ENVIRONMENT {
+        text.push_str(&format!("  {name}\n      {meaning}\n"));
+    }
+    text
+}
+
+/// The full clap command, with the exit-code table and environment after `--help`.
+pub fn command() -> clap::Command {
+    Cli::command().after_long_help(after_help())
+}
+
+/// Parses `std::env::args`, exiting with clap's usage code (2) on bad input.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Parses `500ms`, `5s`, `2m`, `1h30m`; a bare `0` means zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e} (write durations like 500ms, 5s or 2m)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("5").unwrap_err().contains("500ms"));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn global_flags_are_accepted_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["syncprobe", "serve", "--json", "-q"]).unwrap();
+        assert!(cli.global.json && cli.global.quiet);
+        assert!(Cli::try_parse_from(["syncprobe", "serve", "-q", "-v"]).is_err());
+    }
+
+    #[test]
+    fn root_help_ends_with_exit_codes_and_environment() {
+        let help = command().render_long_help().to_string();
+        assert!(help.contains("Exit codes:"), "{help}");
+        assert!(help.contains("130  interrupted"), "{help}");
+        assert!(help.contains("SYNCPROBE_URL"), "{help}");
+    }
+}

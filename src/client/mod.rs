@@ -1,0 +1,2 @@
+//! Connecting to sync sockets and calling the REST API: URL building, headers, TLS,
+//! timeouts and the reconnect policy.

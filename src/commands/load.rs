@@ -1,0 +1,17 @@
+//! `load`: not built yet.
+
+use clap::Args;
+
+use crate::exit::{Exit, Failure};
+use crate::report::Reporter;
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Arguments of the coming implementation
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub rest: Vec<String>,
+}
+
+pub async fn run(_args: LoadArgs, _reporter: &Reporter) -> anyhow::Result<Exit> {
+    Err(Failure::NotImplemented("load").into())
+}

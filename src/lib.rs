@@ -1,0 +1,16 @@
+//! syncprobe: test and inspect sync sockets, the WebSocket endpoints
+//! (`/api/ws/sync/{organizationId}`) through which a backend pushes the sync status
+//! of queued writes to the clients of one organization.
+//!
+//! The binary is thin glue over this library: [`cli`] parses, [`commands`] runs one
+//! subcommand each, [`report`] is the only writer to stdout, [`server`] is the
+//! bundled reference server, [`client`] holds connecting and HTTP calls, and
+//! [`protocol`] the wire types of `shared/PROTOCOL.md`.
+
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod exit;
+pub mod protocol;
+pub mod report;
+pub mod server;

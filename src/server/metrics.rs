@@ -1,0 +1,160 @@
+//! Operations figures: the Prometheus registry behind `GET /metrics` and the counters
+//! behind `GET /api/ws/stats`. One [`Metrics`] per server, so tests running several
+//! servers in one process never share figures.
+
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OrgLabels {
+    pub org: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub org: String,
+    #[prometheus(flatten)]
+    pub kind: KindLabel,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub r#type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+/// Every figure the server keeps.
+pub struct Metrics {
+    pub started: Instant,
+    pub registry: Registry,
+    /// Open sync sockets per organization.
+    pub connections: Family<OrgLabels, Gauge>,
+    /// Sync sockets ever opened.
+    pub connections_opened: Counter,
+    /// Sync sockets closed, by reason.
+    pub disconnects: Family<ReasonLabels, Counter>,
+    /// Events published per organization and type (the message rate per organization).
+    pub events: Family<EventLabels, Counter>,
+    /// Frames written to sync sockets (one event to N subscribers counts N).
+    pub frames_sent: Counter,
+    /// Client frames received and ignored.
+    pub client_frames: Counter,
+    /// Time from publishing an event to writing it to a socket, per written batch.
+    pub broadcast_latency: Histogram,
+    /// Refused upgrades and REST errors, by reason.
+    pub errors: Family<ReasonLabels, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("syncprobe");
+        let connections = Family::<OrgLabels, Gauge>::default();
+        let connections_opened = Counter::default();
+        let disconnects = Family::<ReasonLabels, Counter>::default();
+        let events = Family::<EventLabels, Counter>::default();
+        let frames_sent = Counter::default();
+        let client_frames = Counter::default();
+        // 50 µs to ~1.6 s.
+        let broadcast_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        let errors = Family::<ReasonLabels, Counter>::default();
+        registry.register("ws_connections", "Open sync sockets", connections.clone());
+        registry.register(
+            "ws_connections_opened",
+            "Sync sockets opened",
+            connections_opened.clone(),
+        );
+        registry.register(
+            "ws_disconnects",
+            "Sync sockets closed, by reason",
+            disconnects.clone(),
+        );
+        registry.register(
+            "events_published",
+            "Sync events published, by organization and type",
+            events.clone(),
+        );
+        registry.register(
+            "ws_frames_sent",
+            "Frames written to sync sockets",
+            frames_sent.clone(),
+        );
+        registry.register(
+            "ws_client_frames",
+            "Frames received from clients (ignored)",
+            client_frames.clone(),
+        );
+        registry.register(
+            "broadcast_latency_seconds",
+            "Time from publishing an event to writing it to a socket",
+            broadcast_latency.clone(),
+        );
+        registry.register(
+            "errors",
+            "Refused upgrades and REST errors, by reason",
+            errors.clone(),
+        );
+        Metrics {
+            started: Instant::now(),
+            registry,
+            connections,
+            connections_opened,
+            disconnects,
+            events,
+            frames_sent,
+            client_frames,
+            broadcast_latency,
+            errors,
+        }
+    }
+
+    pub fn event(&self, org: &str, kind: &str, n: u64) {
+        self.events
+            .get_or_create(&EventLabels {
+                org: org.to_string(),
+                kind: KindLabel {
+                    r#type: kind.to_string(),
+                },
+            })
+            .inc_by(n);
+    }
+
+    pub fn disconnect(&self, reason: &str) {
+        self.disconnects
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn error(&self, reason: &str) {
+        self.errors
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

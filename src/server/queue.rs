@@ -1,0 +1,425 @@
+//! The write-sync queue and its worker: what `POST /api/pems/write-sync` feeds and
+//! `GET /api/pems/sync-status` reports on.
+//!
+//! Items wait in priority order (higher `priority` first, then arrival order); a
+//! retried item waits until its backoff has passed. Each attempt emits
+//! `SYNC_PROCESSING`; every item ends with exactly one terminal event. The scheduling
+//! state ([`Schedule`]) is a plain data structure, tested without a clock.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::bus::{Bus, Draft};
+use crate::protocol::{EventType, Health, Outcome, SyncStatus, Timestamp};
+
+/// Worker settings.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerConfig {
+    /// Concurrent attempts.
+    pub workers: usize,
+    /// How long one simulated attempt takes.
+    pub processing_time: Duration,
+    /// Retries after the first attempt before an item fails for good.
+    pub max_retries: u32,
+    /// Backoff before retry `n` (1-based) is `retry_base * 2^(n-1)`.
+    pub retry_base: Duration,
+}
+
+impl WorkerConfig {
+    /// The delay before retry number `retry` (1-based).
+    pub fn backoff(&self, retry: u32) -> Duration {
+        self.retry_base.saturating_mul(
+            1u32.checked_shl(retry.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        )
+    }
+}
+
+/// One queued write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    pub id: String,
+    pub org: String,
+    pub pfa_id: String,
+    pub priority: u8,
+    pub outcome: Outcome,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub queued_at: Instant,
+}
+
+/// Waiting items: ready ones by priority, delayed ones by due time.
+#[derive(Default)]
+pub struct Schedule {
+    arrivals: u64,
+    ready: BinaryHeap<(u8, Reverse<u64>, ItemSlot)>,
+    delayed: BinaryHeap<Reverse<(Instant, u64, ItemSlot)>>,
+}
+
+/// Wraps an item so the heaps order by their keys only.
+#[derive(Debug)]
+struct ItemSlot(Box<Item>);
+
+impl PartialEq for ItemSlot {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for ItemSlot {}
+impl PartialOrd for ItemSlot {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ItemSlot {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+impl Schedule {
+    /// Adds an item that may run at once.
+    pub fn push_ready(&mut self, item: Item) {
+        self.arrivals += 1;
+        self.ready.push((
+            item.priority,
+            Reverse(self.arrivals),
+            ItemSlot(Box::new(item)),
+        ));
+    }
+
+    /// Adds an item that may run from `due` on.
+    pub fn push_delayed(&mut self, item: Item, due: Instant) {
+        self.arrivals += 1;
+        self.delayed
+            .push(Reverse((due, self.arrivals, ItemSlot(Box::new(item)))));
+    }
+
+    /// The next item to run at `now`: the highest priority among those due.
+    pub fn pop(&mut self, now: Instant) -> Option<Item> {
+        while let Some(Reverse((due, _, _))) = self.delayed.peek() {
+            if *due > now {
+                break;
+            }
+            let Reverse((_, arrival, slot)) = self.delayed.pop().expect("peeked");
+            self.ready.push((slot.0.priority, Reverse(arrival), slot));
+        }
+        self.ready.pop().map(|(_, _, slot)| *slot.0)
+    }
+
+    /// When the earliest delayed item becomes due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.delayed.peek().map(|Reverse((due, _, _))| *due)
+    }
+
+    /// The earliest due time among `org`'s waiting items (`now` if one is ready).
+    pub fn next_for(&self, org: &str, now: Instant) -> Option<Instant> {
+        if self.ready.iter().any(|(_, _, s)| s.0.org == org) {
+            return Some(now);
+        }
+        self.delayed
+            .iter()
+            .filter(|Reverse((_, _, s))| s.0.org == org)
+            .map(|Reverse((due, _, _))| *due)
+            .min()
+    }
+}
+
+/// Per-organization figures for `sync-status`.
+#[derive(Clone, Debug, Default)]
+struct Figures {
+    waiting: u64,
+    processing: u64,
+    completed: u64,
+    failed: u64,
+    conflicts: u64,
+    total_sync_ms: u64,
+    last_sync_at: Option<Timestamp>,
+    /// Current version of each record, for `newVersion`.
+    versions: HashMap<String, i64>,
+}
+
+struct State {
+    schedule: Schedule,
+    figures: HashMap<String, Figures>,
+    next_id: u64,
+}
+
+/// The queue shared by the REST handlers and the workers.
+pub struct Queue {
+    config: WorkerConfig,
+    bus: Arc<Bus>,
+    state: Mutex<State>,
+    wake: Notify,
+}
+
+/// An item to queue, as the REST layer validated it.
+pub struct NewItem {
+    /// `None` for synthetic items, which are named `pfa-N` after their queue id.
+    pub pfa_id: Option<String>,
+    pub outcome: Outcome,
+}
+
+impl Queue {
+    pub fn new(config: WorkerConfig, bus: Arc<Bus>) -> Queue {
+        Queue {
+            config,
+            bus,
+            state: Mutex::new(State {
+                schedule: Schedule::default(),
+                figures: HashMap::new(),
+                next_id: 0,
+            }),
+            wake: Notify::new(),
+        }
+    }
+
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
+    /// Queues items and emits `SYNC_QUEUED` for each before returning their ids.
+    pub fn enqueue(&self, org: &str, priority: u8, items: Vec<NewItem>) -> Vec<Item> {
+        let now = Instant::now();
+        let mut queued = Vec::with_capacity(items.len());
+        {
+            let mut state = self.state.lock().expect("queue lock");
+            for new in items {
+                state.next_id += 1;
+                let item = Item {
+                    id: format!("item-{}", state.next_id),
+                    org: org.to_string(),
+                    pfa_id: new
+                        .pfa_id
+                        .unwrap_or_else(|| format!("pfa-{}", state.next_id)),
+                    priority,
+                    outcome: new.outcome,
+                    attempts: 0,
+                    queued_at: now,
+                };
+                // Announce before a worker can pick it up, so QUEUED comes first.
+                self.bus
+                    .publish(org, draft(EventType::Queued, &item.pfa_id, None));
+                state.figures.entry(org.to_string()).or_default().waiting += 1;
+                state.schedule.push_ready(item.clone());
+                queued.push(item);
+            }
+        }
+        for _ in 0..queued.len().min(self.config.workers) {
+            self.wake.notify_one();
+        }
+        queued
+    }
+
+    /// Runs the workers until `cancel` fires.
+    pub async fn run_workers(self: Arc<Self>, cancel: CancellationToken) {
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.config.workers.max(1) {
+            let queue = self.clone();
+            let cancel = cancel.clone();
+            workers.spawn(async move {
+                while let Some(item) = queue.next(&cancel).await {
+                    queue.attempt(item, &cancel).await;
+                }
+            });
+        }
+        while workers.join_next().await.is_some() {}
+    }
+
+    /// Waits for the next runnable item, or `None` once cancelled.
+    async fn next(&self, cancel: &CancellationToken) -> Option<Item> {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let due = {
+                let mut state = self.state.lock().expect("queue lock");
+                if let Some(item) = state.schedule.pop(Instant::now()) {
+                    let figures = state.figures.entry(item.org.clone()).or_default();
+                    figures.waiting -= 1;
+                    figures.processing += 1;
+                    return Some(item);
+                }
+                state.schedule.next_due()
+            };
+            let far = Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(due.unwrap_or(far)) => {}
+            }
+        }
+    }
+
+    /// One attempt: PROCESSING, the simulated work, then a terminal event or a retry.
+    async fn attempt(&self, mut item: Item, cancel: &CancellationToken) {
+        let bus = &self.bus;
+        bus.publish(&item.org, draft(EventType::Processing, &item.pfa_id, None));
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(self.config.processing_time) => {}
+        }
+        item.attempts += 1;
+        let retries = item.attempts - 1;
+        let retryable_failure = match item.outcome {
+            Outcome::Failed => true,
+            Outcome::RetryThenSuccess => item.attempts == 1,
+            _ => false,
+        };
+        let mut state = self.state.lock().expect("queue lock");
+        let figures = state.figures.entry(item.org.clone()).or_default();
+        figures.processing -= 1;
+        if retryable_failure && retries < self.config.max_retries {
+            figures.waiting += 1;
+            let due = Instant::now() + self.config.backoff(retries + 1);
+            state.schedule.push_delayed(item, due);
+            drop(state);
+            self.wake.notify_one();
+            return;
+        }
+        let (kind, details) = if retryable_failure {
+            figures.failed += 1;
+            let details = json!({
+                "error": "upstream write failed: 503 Service Unavailable (simulated by syncprobe serve)",
+                "retryCount": retries,
+            });
+            (EventType::Failed, details)
+        } else if item.outcome == Outcome::Conflict {
+            figures.conflicts += 1;
+            let details = json!({
+                "conflictId": format!("conflict-{}", item.id),
+                "conflictingFields": ["quantity", "status"],
+            });
+            (EventType::Conflict, details)
+        } else {
+            figures.completed += 1;
+            let version = figures.versions.entry(item.pfa_id.clone()).or_insert(1);
+            *version += 1;
+            (EventType::Success, json!({ "newVersion": *version }))
+        };
+        figures.total_sync_ms += item.queued_at.elapsed().as_millis() as u64;
+        figures.last_sync_at = Some(Timestamp::now());
+        // Published under the lock so sync-status never shows an item finished
+        // before its terminal event is out.
+        bus.publish(&item.org, draft(kind, &item.pfa_id, Some(details)));
+    }
+
+    /// Figures of one organization's queue.
+    pub fn status(&self, org: &str) -> SyncStatus {
+        let state = self.state.lock().expect("queue lock");
+        let figures = state.figures.get(org).cloned().unwrap_or_default();
+        let now = Instant::now();
+        let next = state.schedule.next_for(org, now).map(|due| {
+            let wait = due.saturating_duration_since(now);
+            Timestamp(chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default())
+        });
+        let finished = figures.completed + figures.failed + figures.conflicts;
+        let success_rate = (figures.completed * 100)
+            .checked_div(finished)
+            .unwrap_or(100) as u32;
+        let mut extra = serde_json::Map::new();
+        extra.insert("conflicts".into(), figures.conflicts.into());
+        SyncStatus {
+            total_queued: figures.waiting,
+            processing: figures.processing,
+            completed: figures.completed,
+            failed: figures.failed,
+            avg_sync_time: figures.total_sync_ms.checked_div(finished).unwrap_or(0),
+            last_sync_at: figures.last_sync_at,
+            next_sync_at: next,
+            health: Health::from_success_rate(success_rate),
+            success_rate,
+            extra,
+        }
+    }
+
+    /// Items waiting or in progress, across organizations (for `/api/ws/stats`).
+    pub fn backlog(&self) -> u64 {
+        let state = self.state.lock().expect("queue lock");
+        state
+            .figures
+            .values()
+            .map(|f| f.waiting + f.processing)
+            .sum()
+    }
+}
+
+fn draft(kind: EventType, pfa_id: &str, details: Option<serde_json::Value>) -> Draft {
+    Draft {
+        kind,
+        pfa_id: pfa_id.to_string(),
+        details,
+        stamp_publish_time: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, priority: u8) -> Item {
+        Item {
+            id: id.into(),
+            org: "o".into(),
+            pfa_id: id.into(),
+            priority,
+            outcome: Outcome::Success,
+            attempts: 0,
+            queued_at: Instant::now(),
+        }
+    }
+
+    fn drain(schedule: &mut Schedule, now: Instant) -> Vec<String> {
+        std::iter::from_fn(|| schedule.pop(now))
+            .map(|i| i.id)
+            .collect()
+    }
+
+    #[test]
+    fn higher_priority_first_then_arrival_order() {
+        let mut s = Schedule::default();
+        s.push_ready(item("a", 0));
+        s.push_ready(item("b", 5));
+        s.push_ready(item("c", 0));
+        s.push_ready(item("d", 10));
+        s.push_ready(item("e", 5));
+        assert_eq!(drain(&mut s, Instant::now()), ["d", "b", "e", "a", "c"]);
+    }
+
+    #[test]
+    fn delayed_items_wait_for_their_due_time() {
+        let now = Instant::now();
+        let mut s = Schedule::default();
+        s.push_delayed(item("late", 10), now + Duration::from_millis(50));
+        s.push_ready(item("now", 0));
+        assert_eq!(s.next_due(), Some(now + Duration::from_millis(50)));
+        assert_eq!(drain(&mut s, now), ["now"]);
+        assert_eq!(s.next_for("o", now), Some(now + Duration::from_millis(50)));
+        assert_eq!(drain(&mut s, now + Duration::from_millis(50)), ["late"]);
+        assert_eq!(s.next_due(), None);
+        assert_eq!(s.next_for("o", now), None);
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_base() {
+        let cfg = WorkerConfig {
+            workers: 1,
+            processing_time: Duration::ZERO,
+            max_retries: 3,
+            retry_base: Duration::from_millis(10),
+        };
+        let delays: Vec<u128> = (1..=4).map(|n| cfg.backoff(n).as_millis()).collect();
+        assert_eq!(delays, [10, 20, 40, 80]);
+        assert_eq!(
+            cfg.backoff(200),
+            Duration::from_millis(10).saturating_mul(u32::MAX)
+        );
+    }
+}

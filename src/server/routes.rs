@@ -1,0 +1,506 @@
+//! The REST API: write-sync, sync-status, publish, stats, health and metrics.
+//!
+//! Bodies are validated field by field so that a `400` names every problem at once:
+//! `{"error":"VALIDATION_ERROR","message":…,"details":[{"field":…,"message":…}]}`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::bus::Draft;
+use super::queue::NewItem;
+use crate::protocol::{
+    ApiError, EventType, Outcome, PublishResponse, QueuedItem, ServerFrame, Timestamp,
+    WriteSyncResponse,
+};
+
+/// Most items one write-sync request may queue.
+pub const MAX_ITEMS: u64 = 10_000;
+/// Most events one publish request may send.
+pub const MAX_PUBLISH: u64 = 1_000_000;
+/// Fastest pace a publish request may ask for.
+pub const MAX_RATE: f64 = 1_000_000.0;
+
+/// A JSON error answer in the protocol's shape.
+pub fn api_error(
+    status: StatusCode,
+    error: &str,
+    message: &str,
+    details: Option<Value>,
+) -> Response {
+    let body = ApiError {
+        error: error.to_string(),
+        message: message.to_string(),
+        details,
+    };
+    (status, Json(body)).into_response()
+}
+
+/// An error answer not yet turned into a response.
+pub struct Rejection {
+    status: StatusCode,
+    body: ApiError,
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// Collects field problems; turns into one `400 VALIDATION_ERROR`.
+#[derive(Default)]
+struct Problems(Vec<Value>);
+
+impl Problems {
+    fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .push(json!({ "field": field, "message": message.into() }));
+    }
+
+    fn finish(self) -> Result<(), Rejection> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let message = self
+            .0
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    p["field"].as_str().unwrap_or(""),
+                    p["message"].as_str().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(Rejection {
+            status: StatusCode::BAD_REQUEST,
+            body: ApiError {
+                error: "VALIDATION_ERROR".into(),
+                message,
+                details: Some(Value::Array(self.0)),
+            },
+        })
+    }
+}
+
+/// The body as a JSON object, or a `400` saying why not.
+fn object(body: &Bytes) -> Result<Map<String, Value>, Rejection> {
+    let mut problems = Problems::default();
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => return Ok(map),
+        Ok(_) => problems.add("(body)", "must be a JSON object"),
+        Err(e) if body.iter().all(u8::is_ascii_whitespace) => {
+            problems.add("(body)", format!("is empty; send a JSON object ({e})"))
+        }
+        Err(e) => problems.add("(body)", format!("is not valid JSON: {e}")),
+    }
+    Err(problems.finish().expect_err("a problem was added"))
+}
+
+fn required_string(map: &Map<String, Value>, field: &str, problems: &mut Problems) -> String {
+    match map.get(field) {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(Value::String(_)) => {
+            problems.add(field, "must not be empty");
+            String::new()
+        }
+        None | Some(Value::Null) => {
+            problems.add(field, "is required");
+            String::new()
+        }
+        Some(_) => {
+            problems.add(field, "must be a string");
+            String::new()
+        }
+    }
+}
+
+fn optional_string(
+    map: &Map<String, Value>,
+    field: &str,
+    problems: &mut Problems,
+) -> Option<String> {
+    match map.get(field) {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(required_string(map, field, problems)),
+    }
+}
+
+fn optional_int(
+    map: &Map<String, Value>,
+    field: &str,
+    range: std::ops::RangeInclusive<u64>,
+    problems: &mut Problems,
+) -> Option<u64> {
+    let value = map.get(field)?;
+    if value.is_null() {
+        return None;
+    }
+    match value.as_u64() {
+        Some(n) if range.contains(&n) => Some(n),
+        _ => {
+            problems.add(
+                field,
+                format!(
+                    "must be an integer from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn optional_strings(
+    map: &Map<String, Value>,
+    field: &str,
+    problems: &mut Problems,
+) -> Option<Vec<String>> {
+    let value = map.get(field)?;
+    if value.is_null() {
+        return None;
+    }
+    let Some(array) = value.as_array() else {
+        problems.add(field, "must be an array of strings");
+        return None;
+    };
+    if array.len() as u64 > MAX_ITEMS {
+        problems.add(field, format!("may hold at most {MAX_ITEMS} entries"));
+        return None;
+    }
+    let strings: Option<Vec<String>> = array
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .filter(|s| !s.trim().is_empty())
+                .map(String::from)
+        })
+        .collect();
+    if strings.is_none() {
+        problems.add(field, "must hold non-empty strings only");
+    }
+    strings
+}
+
+/// `POST /api/pems/write-sync`.
+pub async fn write_sync(State(state): State<AppState>, body: Bytes) -> Response {
+    match write_sync_inner(&state, &body) {
+        Ok(response) => response,
+        Err(rejection) => {
+            state.metrics.error("write_sync_validation");
+            rejection.into_response()
+        }
+    }
+}
+
+fn write_sync_inner(state: &AppState, body: &Bytes) -> Result<Response, Rejection> {
+    let map = object(body)?;
+    let mut problems = Problems::default();
+    let org = required_string(&map, "organizationId", &mut problems);
+    let modification_ids = optional_strings(&map, "modificationIds", &mut problems);
+    let pfa_ids = optional_strings(&map, "pfaIds", &mut problems);
+    let priority = optional_int(&map, "priority", 0..=10, &mut problems).unwrap_or(0) as u8;
+    let count = optional_int(&map, "count", 0..=MAX_ITEMS, &mut problems);
+    let outcome = match map.get("outcome") {
+        None | Some(Value::Null) => Outcome::Success,
+        Some(value) => serde_json::from_value::<Outcome>(value.clone()).unwrap_or_else(|_| {
+            problems.add(
+                "outcome",
+                format!("must be one of {}", Outcome::ALL.join(", ")),
+            );
+            Outcome::Success
+        }),
+    };
+    let listed = match (&modification_ids, &pfa_ids) {
+        (Some(m), Some(p)) if m.len() != p.len() => {
+            problems.add(
+                "pfaIds",
+                format!(
+                    "has {} entries but modificationIds has {}",
+                    p.len(),
+                    m.len()
+                ),
+            );
+            None
+        }
+        (Some(m), _) => Some(m.len() as u64),
+        (None, Some(p)) => Some(p.len() as u64),
+        (None, None) => None,
+    };
+    if let (Some(listed), Some(count)) = (listed, count)
+        && listed != count
+    {
+        problems.add("count", format!("is {count} but {listed} ids are listed"));
+    }
+    problems.finish()?;
+
+    let n = listed.or(count).unwrap_or(0) as usize;
+    if n == 0 {
+        let body = WriteSyncResponse {
+            success: true,
+            job_id: None,
+            queued_count: 0,
+            estimated_completion_time: None,
+            message: Some("No pending modifications to sync".into()),
+            items: None,
+        };
+        return Ok(Json(body).into_response());
+    }
+    let rotation = [
+        Outcome::Success,
+        Outcome::Conflict,
+        Outcome::Failed,
+        Outcome::RetryThenSuccess,
+    ];
+    let items = (0..n)
+        .map(|i| NewItem {
+            pfa_id: match (&pfa_ids, &modification_ids) {
+                (Some(p), _) => Some(p[i].clone()),
+                (None, Some(m)) => Some(format!("pfa-{}", m[i])),
+                (None, None) => None,
+            },
+            outcome: if outcome == Outcome::Mixed {
+                rotation[i % rotation.len()]
+            } else {
+                outcome
+            },
+        })
+        .collect();
+    let queued = state.queue.enqueue(&org, priority, items);
+    let config = state.queue.config();
+    let rounds = n.div_ceil(config.workers.max(1)) as u32;
+    let estimate = config.processing_time * rounds + Duration::from_millis(100);
+    let now = chrono::Utc::now();
+    let body = WriteSyncResponse {
+        success: true,
+        job_id: Some(format!("write-sync-{}-{org}", now.timestamp_millis())),
+        queued_count: n as u64,
+        estimated_completion_time: Some(Timestamp(
+            now + chrono::Duration::from_std(estimate).unwrap_or_default(),
+        )),
+        message: None,
+        items: Some(
+            queued
+                .into_iter()
+                .map(|i| QueuedItem {
+                    id: i.id,
+                    pfa_id: i.pfa_id,
+                })
+                .collect(),
+        ),
+    };
+    Ok(Json(body).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusQuery {
+    organization_id: Option<String>,
+}
+
+/// `GET /api/pems/sync-status?organizationId=…`.
+pub async fn sync_status(
+    State(state): State<AppState>,
+    query: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match query
+        .ok()
+        .and_then(|q| q.0.organization_id)
+        .filter(|o| !o.trim().is_empty())
+    {
+        Some(org) => Json(state.queue.status(&org)).into_response(),
+        None => {
+            let mut problems = Problems::default();
+            problems.add("organizationId", "query parameter is required");
+            problems
+                .finish()
+                .expect_err("a problem was added")
+                .into_response()
+        }
+    }
+}
+
+/// A validated publish request.
+struct Publish {
+    org: String,
+    draft: Draft,
+    count: u64,
+    rate: f64,
+}
+
+fn validate_publish(body: &Bytes) -> Result<Publish, Rejection> {
+    let map = object(body)?;
+    let mut problems = Problems::default();
+    let org = required_string(&map, "organizationId", &mut problems);
+    let kind = required_string(&map, "type", &mut problems);
+    if !kind.is_empty()
+        && (kind == "CONNECTED"
+            || !kind
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
+    {
+        problems.add(
+            "type",
+            "must be an event type in upper case (SYNC_SUCCESS, …), not CONNECTED",
+        );
+    }
+    let pfa_id =
+        optional_string(&map, "pfaId", &mut problems).unwrap_or_else(|| "pfa-published".into());
+    let details = match map.get("details") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(d)) => Some(Value::Object(d.clone())),
+        Some(_) => {
+            problems.add("details", "must be a JSON object");
+            None
+        }
+    };
+    let count = optional_int(&map, "count", 1..=MAX_PUBLISH, &mut problems).unwrap_or(1);
+    let rate = match map.get("ratePerSec") {
+        None | Some(Value::Null) => 0.0,
+        Some(v) => match v.as_f64() {
+            Some(r) if (0.0..=MAX_RATE).contains(&r) => r,
+            _ => {
+                problems.add(
+                    "ratePerSec",
+                    format!("must be a number from 0 to {MAX_RATE}"),
+                );
+                0.0
+            }
+        },
+    };
+    problems.finish()?;
+    // The event must be one a strict client accepts: check it as a client would.
+    let sample = json!({
+        "type": kind, "pfaId": pfa_id, "organizationId": org,
+        "timestamp": Timestamp::now(), "details": details,
+    });
+    let mut sample = sample;
+    if details.is_none() {
+        sample.as_object_mut().expect("object").remove("details");
+    }
+    if let Err(e) = ServerFrame::from_value(sample) {
+        let mut problems = Problems::default();
+        problems.add("details", e.to_string());
+        problems.finish()?;
+    }
+    Ok(Publish {
+        org,
+        draft: Draft {
+            kind: EventType::from(kind.as_str()),
+            pfa_id,
+            details,
+            stamp_publish_time: true,
+        },
+        count,
+        rate,
+    })
+}
+
+/// `POST /api/ws/publish`: unpaced requests are published before the answer (200);
+/// paced ones (`ratePerSec` > 0) are accepted (202) and published in the background.
+pub async fn publish(State(state): State<AppState>, body: Bytes) -> Response {
+    let publish = match validate_publish(&body) {
+        Ok(p) => p,
+        Err(rejection) => {
+            state.metrics.error("publish_validation");
+            return rejection.into_response();
+        }
+    };
+    if publish.rate == 0.0 {
+        let mut first = None;
+        let mut last = 0;
+        for _ in 0..publish.count {
+            last = state.bus.publish(&publish.org, publish.draft.clone());
+            first.get_or_insert(last);
+        }
+        let body = PublishResponse {
+            success: true,
+            published: publish.count,
+            accepted: publish.count,
+            first_seq: first,
+            last_seq: Some(last),
+        };
+        return Json(body).into_response();
+    }
+    let period = Duration::from_secs_f64(1.0 / publish.rate);
+    let shutdown = state.shutdown.clone();
+    let bus = state.bus.clone();
+    let accepted = publish.count;
+    state.tasks.spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        for _ in 0..publish.count {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticks.tick() => { bus.publish(&publish.org, publish.draft.clone()); }
+            }
+        }
+    });
+    let body = PublishResponse {
+        success: true,
+        published: 0,
+        accepted,
+        first_seq: None,
+        last_seq: None,
+    };
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+/// `GET /api/ws/stats`.
+pub async fn stats(State(state): State<AppState>) -> Response {
+    let connections = state.bus.connections();
+    let total: usize = connections.iter().map(|(_, n)| n).sum();
+    let per_org: Map<String, Value> = connections
+        .into_iter()
+        .map(|(org, n)| (org, Value::from(n)))
+        .collect();
+    Json(json!({
+        "totalConnections": total,
+        "organizations": per_org,
+        "connectionsOpened": state.metrics.connections_opened.get(),
+        "eventsPublished": state.bus.published(),
+        "framesSent": state.metrics.frames_sent.get(),
+        "queueBacklog": state.queue.backlog(),
+        "uptimeSeconds": state.metrics.started.elapsed().as_secs_f64(),
+    }))
+    .into_response()
+}
+
+/// `GET /healthz`.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let status = if state.shutdown.is_cancelled() {
+        "shutting-down"
+    } else {
+        "ok"
+    };
+    let code = if state.shutdown.is_cancelled() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(json!({ "status": status, "uptimeSeconds": state.metrics.started.elapsed().as_secs_f64() }))).into_response()
+}
+
+/// `GET /metrics` in the Prometheus (OpenMetrics) text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> Response {
+    api_error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint", None)
+}

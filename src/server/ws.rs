@@ -1,0 +1,371 @@
+//! The WebSocket endpoints: `/api/ws/sync/{org}` (CONNECTED, replay, live events,
+//! heartbeat, slow-consumer handling, shutdown) and `/api/ws/echo`.
+//!
+//! One task per socket. It writes events in batches (everything already queued for
+//! it, up to [`MAX_BATCH`] frames, in one flush), so a busy organization costs few
+//! syscalls. Client frames are read and ignored, malformed ones too.
+
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use futures_util::SinkExt;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+use super::AppState;
+use super::bus::{Frame, Resume};
+use super::metrics::OrgLabels;
+use super::routes::api_error;
+use crate::protocol::{CLOSE_GOING_AWAY, CLOSE_MISSING_ORG, CLOSE_TOO_SLOW, ServerFrame};
+
+/// Most frames written per flush.
+pub const MAX_BATCH: usize = 64;
+/// How long a closing socket waits for the peer's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// Read buffer per socket: clients send little, and idle sockets should stay small.
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes gathered before a write reaches the socket within one batch.
+const WRITE_BUFFER: usize = 32 * 1024;
+
+fn upgrade_failed(rejection: WebSocketUpgradeRejection) -> Response {
+    api_error(
+        StatusCode::UPGRADE_REQUIRED,
+        "UPGRADE_REQUIRED",
+        &format!("this endpoint takes WebSocket connections: {rejection}"),
+        None,
+    )
+}
+
+fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(state.config.max_message_size)
+        .max_frame_size(state.config.max_message_size)
+}
+
+/// `/api/ws/sync` with no organization: accept, then close with 4000 as Part 1 does.
+pub async fn missing_org(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    State(state): State<AppState>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return upgrade_failed(rejection),
+    };
+    state.metrics.error("missing_org");
+    configure(ws, &state).on_upgrade(|mut socket| async move {
+        close(&mut socket, CLOSE_MISSING_ORG, "Missing organizationId").await;
+    })
+}
+
+/// `/api/ws/sync/{org}[?since=N&epoch=E]`.
+pub async fn sync(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    Path(org): Path<String>,
+    RawQuery(query): RawQuery,
+    State(state): State<AppState>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return upgrade_failed(rejection),
+    };
+    let resume = match parse_resume(query.as_deref().unwrap_or("")) {
+        Ok(resume) => resume,
+        Err(message) => {
+            state.metrics.error("bad_resume");
+            return api_error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &message, None);
+        }
+    };
+    let tasks = state.tasks.clone();
+    configure(ws, &state)
+        .on_upgrade(move |socket| tasks.track_future(run(socket, state, org, resume)))
+}
+
+/// `since` and `epoch` from the query string; other parameters are ignored.
+pub fn parse_resume(query: &str) -> Result<Option<Resume>, String> {
+    let mut since = None;
+    let mut epoch = None;
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "since" => {
+                since =
+                    Some(value.parse::<u64>().map_err(|_| {
+                        format!("since must be a non-negative integer, not {value:?}")
+                    })?)
+            }
+            "epoch" => epoch = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    match (since, epoch) {
+        (None, Some(_)) => Err("epoch is given without since".into()),
+        (None, None) => Ok(None),
+        (Some(since), epoch) => Ok(Some(Resume { since, epoch })),
+    }
+}
+
+/// Why a sync socket ended, as the disconnect metric names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    ClientClosed,
+    ReadError,
+    WriteFailed,
+    DeadPeer,
+    TooSlow,
+    Shutdown,
+}
+
+impl End {
+    fn label(self) -> &'static str {
+        match self {
+            End::ClientClosed => "client_closed",
+            End::ReadError => "read_error",
+            End::WriteFailed => "write_failed",
+            End::DeadPeer => "heartbeat_timeout",
+            End::TooSlow => "too_slow",
+            End::Shutdown => "shutdown",
+        }
+    }
+}
+
+async fn run(mut socket: WebSocket, state: AppState, org: String, resume: Option<Resume>) {
+    let gauge = state
+        .metrics
+        .connections
+        .get_or_create(&OrgLabels { org: org.clone() })
+        .clone();
+    gauge.inc();
+    state.metrics.connections_opened.inc();
+    let end = session(&mut socket, &state, &org, resume).await;
+    gauge.dec();
+    state.metrics.disconnect(end.label());
+}
+
+async fn session(
+    socket: &mut WebSocket,
+    state: &AppState,
+    org: &str,
+    resume: Option<Resume>,
+) -> End {
+    if state.shutdown.is_cancelled() {
+        close(socket, CLOSE_GOING_AWAY, "server shutting down").await;
+        return End::Shutdown;
+    }
+    let sub = state.bus.subscribe(org, resume.as_ref());
+    let _guard = sub.guard;
+    let mut live = sub.live;
+    let mut last_seq = sub.connected.seq.unwrap_or(0);
+    let connected = serde_json::to_string(&ServerFrame::Connected(sub.connected))
+        .expect("CONNECTED always serialises");
+    let write_timeout = state.config.write_timeout;
+    let opening = async {
+        socket.feed(Message::Text(connected.into())).await?;
+        for frame in &sub.replay {
+            socket.feed(Message::Text(frame.text.clone())).await?;
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(write_timeout, opening).await {
+        Ok(Ok(())) => {}
+        _ => return End::WriteFailed,
+    }
+    if let Some(last) = sub.replay.last() {
+        last_seq = last.seq;
+        state.metrics.frames_sent.inc_by(sub.replay.len() as u64);
+    }
+
+    let heartbeat = !state.config.ping_interval.is_zero();
+    let period = if heartbeat {
+        state.config.ping_interval
+    } else {
+        Duration::from_secs(3600)
+    };
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut alive = true;
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => {
+                close(socket, CLOSE_GOING_AWAY, "server shutting down").await;
+                return End::Shutdown;
+            }
+            message = socket.recv() => match message {
+                // Pings are answered by the WebSocket layer; any frame shows the peer is alive.
+                Some(Ok(Message::Close(_))) | None => {
+                    let _ = tokio::time::timeout(CLOSE_WAIT, socket.flush()).await;
+                    return End::ClientClosed;
+                }
+                Some(Ok(Message::Pong(_) | Message::Ping(_))) => alive = true,
+                Some(Ok(_)) => {
+                    alive = true;
+                    state.metrics.client_frames.inc();
+                }
+                Some(Err(_)) => return End::ReadError,
+            },
+            received = live.recv() => {
+                let first = match received {
+                    Ok(frame) => frame,
+                    Err(RecvError::Lagged(skipped)) => return too_slow(socket, skipped, last_seq).await,
+                    Err(RecvError::Closed) => return End::Shutdown,
+                };
+                match tokio::time::timeout(write_timeout, write_batch(socket, first, &mut live, state)).await {
+                    Ok(Ok(Batch::Sent(seq))) => last_seq = seq,
+                    Ok(Ok(Batch::Lagged(skipped, seq))) => return too_slow(socket, skipped, seq).await,
+                    Ok(Err(_)) | Err(_) => return End::WriteFailed,
+                }
+            }
+            _ = ping.tick(), if heartbeat => {
+                if !alive {
+                    return End::DeadPeer;
+                }
+                alive = false;
+                let ping = tokio::time::timeout(write_timeout, socket.send(Message::Ping(Default::default())));
+                if !matches!(ping.await, Ok(Ok(()))) {
+                    return End::WriteFailed;
+                }
+            }
+        }
+    }
+}
+
+enum Batch {
+    /// Written up to this `seq`.
+    Sent(u64),
+    /// The subscriber fell behind after writing up to the given `seq`.
+    Lagged(u64, u64),
+}
+
+/// Writes `first` and whatever else is already queued (up to [`MAX_BATCH`]) in one flush.
+async fn write_batch(
+    socket: &mut WebSocket,
+    first: Frame,
+    live: &mut tokio::sync::broadcast::Receiver<Frame>,
+    state: &AppState,
+) -> Result<Batch, axum::Error> {
+    let oldest = first.published;
+    let mut last = first.seq;
+    socket.feed(Message::Text(first.text)).await?;
+    let mut written = 1;
+    let mut lagged = None;
+    while written < MAX_BATCH {
+        match live.try_recv() {
+            Ok(frame) => {
+                last = frame.seq;
+                socket.feed(Message::Text(frame.text)).await?;
+                written += 1;
+            }
+            Err(TryRecvError::Lagged(skipped)) => {
+                lagged = Some(skipped);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    socket.flush().await?;
+    state.metrics.frames_sent.inc_by(written as u64);
+    state
+        .metrics
+        .broadcast_latency
+        .observe(oldest.elapsed().as_secs_f64());
+    Ok(match lagged {
+        Some(skipped) => Batch::Lagged(skipped, last),
+        None => Batch::Sent(last),
+    })
+}
+
+async fn too_slow(socket: &mut WebSocket, skipped: u64, last_seq: u64) -> End {
+    let reason = format!("too slow: {skipped} events skipped; resume with since={last_seq}");
+    close(socket, CLOSE_TOO_SLOW, &reason).await;
+    End::TooSlow
+}
+
+/// Sends a close frame and waits (briefly) for the peer's answer.
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason),
+    };
+    let closing = async {
+        socket.send(Message::Close(Some(frame))).await?;
+        while let Some(message) = socket.recv().await {
+            if matches!(message?, Message::Close(_)) {
+                break;
+            }
+        }
+        Ok::<(), axum::Error>(())
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, closing).await;
+}
+
+/// `/api/ws/echo`: every text and binary message comes back unchanged.
+pub async fn echo(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    State(state): State<AppState>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return upgrade_failed(rejection),
+    };
+    let shutdown = state.shutdown.clone();
+    let tasks = state.tasks.clone();
+    // Conformance suites send messages of up to 16 MiB through the echo endpoint.
+    ws.max_message_size(16 << 20)
+        .max_frame_size(16 << 20)
+        .on_upgrade(move |mut socket| {
+            tasks.track_future(async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {
+                            close(&mut socket, CLOSE_GOING_AWAY, "server shutting down").await;
+                            return;
+                        }
+                        message = socket.recv() => match message {
+                            Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                                if socket.send(message).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                                let _ = tokio::time::timeout(CLOSE_WAIT, socket.flush()).await;
+                                return;
+                            }
+                            Some(Ok(_)) => {}
+                        },
+                    }
+                }
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_query() {
+        assert_eq!(parse_resume(""), Ok(None));
+        assert_eq!(parse_resume("foo=1"), Ok(None));
+        assert_eq!(
+            parse_resume("since=5&epoch=abc"),
+            Ok(Some(Resume {
+                since: 5,
+                epoch: Some("abc".into())
+            }))
+        );
+        assert_eq!(
+            parse_resume("since=0"),
+            Ok(Some(Resume {
+                since: 0,
+                epoch: None
+            }))
+        );
+        assert!(
+            parse_resume("since=-1")
+                .unwrap_err()
+                .contains("non-negative")
+        );
+        assert!(parse_resume("epoch=abc").is_err());
+    }
+}
