@@ -1,0 +1,5 @@
+//! Integration tests: the bundled server over real sockets, and the built binary
+//! driven against it. One test binary; one module per area.
+
+mod serve;
+mod support;
