@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod exit;
+pub mod expect;
 pub mod protocol;
 pub mod report;
 pub mod server;

@@ -1,0 +1,1 @@
+//! The expectation language of `watch-sync --expect` (being written).
