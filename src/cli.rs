@@ -73,6 +73,81 @@ pub enum Command {
     Serve(commands::serve::ServeArgs),
 }
 
+/// How client subcommands reach a backend: addressing, credentials, TLS, timeouts.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectionArgs {
+    /// Base URL of the backend (ws, wss, http or https)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SYNCPROBE_URL",
+        default_value = "ws://localhost:3000"
+    )]
+    pub url: String,
+    /// Path of the sync socket; {org} is replaced by the organization id
+    #[arg(long, value_name = "TEMPLATE", default_value = crate::protocol::DEFAULT_SYNC_PATH)]
+    pub path: String,
+    /// Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// Extra request header, `Name: value` (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Bearer token for the upgrade and REST calls
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SYNCPROBE_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Read the bearer token from a file (surrounding whitespace is ignored)
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Where the token goes on the upgrade: an Authorization header, or the `token`
+    /// query parameter as browsers must
+    #[arg(long, value_name = "WHERE", default_value = "header")]
+    pub token_in: TokenIn,
+    /// Origin header for the upgrade
+    #[arg(long, value_name = "ORIGIN")]
+    pub origin: Option<String>,
+    /// WebSocket subprotocol to request (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub subprotocol: Vec<String>,
+    /// Extra PEM file of CA certificates to trust (for wss:// and https://)
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Accept any TLS certificate (testing only)
+    #[arg(long)]
+    pub insecure: bool,
+    /// Deadline for DNS, TCP, TLS and the upgrade together
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenIn {
+    Header,
+    Query,
+}
+
+/// Parses `Name: value` (also `Name:value`).
+pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not a header: write it as 'Name: value'"))?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b))
+    {
+        return Err(format!("{name:?} is not a valid header name"));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
 /// Environment variables, listed at the end of the root `--help`.
 pub const ENVIRONMENT: &[(&str, &str)] = &[
     (
@@ -126,6 +201,18 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         command().debug_assert();
+    }
+
+    #[test]
+    fn headers() {
+        assert_eq!(
+            parse_header("X-Trace: abc"),
+            Ok(("X-Trace".into(), "abc".into()))
+        );
+        assert_eq!(parse_header("a:b:c"), Ok(("a".into(), "b:c".into())));
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("bad name: x").is_err());
+        assert!(parse_header(": x").is_err());
     }
 
     #[test]

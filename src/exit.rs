@@ -68,6 +68,10 @@ pub enum Failure {
     Timeout(String),
     #[error("{0}")]
     Protocol(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Runtime(String),
     #[error("interrupted")]
     Interrupted,
     #[error("`{0}` is not implemented yet")]
@@ -81,16 +85,18 @@ impl Failure {
             Failure::Connect(_) => Exit::Connect,
             Failure::Timeout(_) => Exit::Timeout,
             Failure::Protocol(_) => Exit::Protocol,
+            Failure::Usage(_) => Exit::Usage,
             Failure::Interrupted => Exit::Interrupted,
-            Failure::NotImplemented(_) => Exit::Runtime,
+            Failure::Runtime(_) | Failure::NotImplemented(_) => Exit::Runtime,
         }
     }
 }
 
-/// The exit code of an error: the first [`Failure`] in its chain decides.
+/// The exit code of an error: the outermost [`Failure`], whether it is the error, a
+/// context added to it, or a source in its chain, decides.
 pub fn exit_for(err: &anyhow::Error) -> Exit {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<Failure>())
+    err.downcast_ref::<Failure>()
+        .or_else(|| err.chain().find_map(|e| e.downcast_ref::<Failure>()))
         .map_or(Exit::Runtime, Failure::exit)
 }
 
@@ -118,6 +124,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(exit_for(&err), Exit::Timeout);
         assert_eq!(exit_for(&anyhow::anyhow!("disk full")), Exit::Runtime);
+        let as_context = anyhow::anyhow!("HTTP 403").context(Failure::Connect("refused".into()));
+        assert_eq!(exit_for(&as_context.context("enqueueing")), Exit::Connect);
         assert_eq!(Failure::Connect("x".into()).exit().code(), 3);
         assert_eq!(Failure::Interrupted.exit().code(), 130);
     }

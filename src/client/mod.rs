@@ -1,2 +1,272 @@
-//! Connecting to sync sockets and calling the REST API: URL building, headers, TLS,
-//! timeouts and the reconnect policy.
+//! Reaching a backend: where the socket and the REST API are ([`Endpoint`]), the
+//! credentials and TLS settings every client subcommand shares ([`ClientOptions`]),
+//! opening sockets step by step ([`ws`]), REST calls ([`http`]), and the reconnect
+//! policy ([`backoff`]).
+
+pub mod backoff;
+pub mod http;
+pub mod tls;
+pub mod ws;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use url::Url;
+
+use crate::cli::{ConnectionArgs, TokenIn};
+
+/// Where one organization's socket and its REST API are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub org: String,
+    /// The socket URL (`ws://` or `wss://`), without credentials or resume parameters.
+    pub socket: Url,
+    /// The REST base (`http://` or `https://`), ending in `/`.
+    pub api: Url,
+}
+
+impl Endpoint {
+    /// A REST URL under the API base, e.g. `api/pems/write-sync`.
+    pub fn rest(&self, path: &str) -> Url {
+        self.api
+            .join(path.trim_start_matches('/'))
+            .expect("a relative path always joins")
+    }
+}
+
+fn to_ws_scheme(url: &mut Url) -> anyhow::Result<()> {
+    let scheme = match url.scheme() {
+        "ws" | "http" => "ws",
+        "wss" | "https" => "wss",
+        other => bail!("unsupported URL scheme {other:?} in {url}: use ws, wss, http or https"),
+    };
+    url.set_scheme(scheme)
+        .map_err(|()| anyhow::anyhow!("cannot use scheme {scheme} with {url}"))
+}
+
+fn to_http_scheme(url: &mut Url) -> anyhow::Result<()> {
+    let scheme = match url.scheme() {
+        "ws" | "http" => "http",
+        "wss" | "https" => "https",
+        other => bail!("unsupported URL scheme {other:?} in {url}: use ws, wss, http or https"),
+    };
+    url.set_scheme(scheme)
+        .map_err(|()| anyhow::anyhow!("cannot use scheme {scheme} with {url}"))
+}
+
+fn with_trailing_slash(mut url: Url) -> Url {
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    url
+}
+
+/// Resolves `target` (an organization id or a full socket URL) against the flags.
+///
+/// - `org-rio` → `{--url}{--path}` with `{org}` replaced, REST API at `--url`.
+/// - `ws://host:3000/api/ws/sync/org-rio` → that socket; the organization is the last
+///   path segment, the REST API the part of the path before the `--path` template.
+pub fn resolve(target: &str, args: &ConnectionArgs) -> anyhow::Result<Endpoint> {
+    if !args.path.contains("{org}") {
+        bail!("--path {:?} has no {{org}} placeholder", args.path);
+    }
+    let (org, socket, derived_api) = if target.contains("://") {
+        let mut socket =
+            Url::parse(target).with_context(|| format!("{target:?} is not a valid URL"))?;
+        to_ws_scheme(&mut socket)?;
+        let org = socket
+            .path_segments()
+            .and_then(|mut segments| segments.rfind(|s| !s.is_empty()))
+            .map(percent_decode)
+            .filter(|s| !s.is_empty())
+            .with_context(|| format!("{target} has no organization id in its path"))?;
+        let prefix = args.path.split("{org}").next().unwrap_or("");
+        let mut api = socket.clone();
+        let path = socket.path();
+        let base_path = path
+            .rfind(prefix.trim_end_matches('/'))
+            .filter(|_| !prefix.is_empty())
+            .map_or("/", |at| &path[..at]);
+        api.set_path(base_path);
+        to_http_scheme(&mut api)?;
+        (org, socket, with_trailing_slash(api))
+    } else {
+        if target.trim().is_empty() {
+            bail!("the organization id is empty");
+        }
+        let mut base = Url::parse(&args.url)
+            .with_context(|| format!("--url {:?} is not a valid URL", args.url))?;
+        if base.cannot_be_a_base() || base.host_str().is_none() {
+            bail!("--url {:?} has no host", args.url);
+        }
+        to_ws_scheme(&mut base)?;
+        let mut socket = base.clone();
+        let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+        let path = format!(
+            "{}{}",
+            base.path().trim_end_matches('/'),
+            args.path.replace("{org}", &encoded.replace('+', "%20"))
+        );
+        socket.set_path(&path);
+        let mut api = base;
+        to_http_scheme(&mut api)?;
+        (target.to_string(), socket, with_trailing_slash(api))
+    };
+    let api = match &args.api_url {
+        Some(given) => {
+            let mut api = Url::parse(given)
+                .with_context(|| format!("--api-url {given:?} is not a valid URL"))?;
+            to_http_scheme(&mut api)?;
+            with_trailing_slash(api)
+        }
+        None => derived_api,
+    };
+    Ok(Endpoint { org, socket, api })
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Credentials, headers and TLS, shared by every socket and REST call of a run.
+#[derive(Clone)]
+pub struct ClientOptions {
+    pub token: Option<String>,
+    pub token_in: TokenIn,
+    pub origin: Option<String>,
+    pub subprotocols: Vec<String>,
+    pub headers: Vec<(String, String)>,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub connect_timeout: Duration,
+}
+
+impl ClientOptions {
+    pub fn from_args(args: &ConnectionArgs) -> anyhow::Result<ClientOptions> {
+        let token = match (&args.token, &args.token_file) {
+            (Some(token), _) => Some(token.trim().to_string()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("failed to read the token file {}", path.display()))?;
+                let token = text.trim().to_string();
+                if token.is_empty() {
+                    bail!("the token file {} is empty", path.display());
+                }
+                Some(token)
+            }
+            (None, None) => None,
+        };
+        Ok(ClientOptions {
+            token: token.filter(|t| !t.is_empty()),
+            token_in: args.token_in,
+            origin: args.origin.clone(),
+            subprotocols: args.subprotocol.clone(),
+            headers: args.headers.clone(),
+            tls: tls::client_config(args.cacert.as_deref(), args.insecure)?,
+            connect_timeout: args.connect_timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> ConnectionArgs {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            connection: ConnectionArgs,
+        }
+        let mut argv = vec!["x"];
+        argv.extend_from_slice(extra);
+        Wrapper::try_parse_from(argv).unwrap().connection
+    }
+
+    fn resolved(target: &str, extra: &[&str]) -> (String, String, String) {
+        let e = resolve(target, &args(extra)).unwrap();
+        (e.org, e.socket.to_string(), e.api.to_string())
+    }
+
+    #[test]
+    fn an_organization_id_uses_the_default_base() {
+        assert_eq!(
+            resolved("org-rio", &[]),
+            (
+                "org-rio".into(),
+                "ws://localhost:3000/api/ws/sync/org-rio".into(),
+                "http://localhost:3000/".into()
+            )
+        );
+    }
+
+    #[test]
+    fn base_url_schemes_and_prefixes() {
+        let (_, socket, api) = resolved("o", &["--url", "https://example.test/prefix/"]);
+        assert_eq!(socket, "wss://example.test/prefix/api/ws/sync/o");
+        assert_eq!(api, "https://example.test/prefix/");
+        let (_, socket, api) = resolved("o", &["--url", "http://h:8080"]);
+        assert_eq!(
+            (socket.as_str(), api.as_str()),
+            ("ws://h:8080/api/ws/sync/o", "http://h:8080/")
+        );
+        let (_, socket, _) = resolved("o", &["--url", "ws://h", "--path", "/sock/{org}/live"]);
+        assert_eq!(socket, "ws://h/sock/o/live");
+        let (_, _, api) = resolved("o", &["--api-url", "https://api.test/v1"]);
+        assert_eq!(api, "https://api.test/v1/");
+    }
+
+    #[test]
+    fn organization_ids_are_percent_encoded() {
+        let (org, socket, _) = resolved("org rio/1", &[]);
+        assert_eq!(org, "org rio/1");
+        assert_eq!(socket, "ws://localhost:3000/api/ws/sync/org%20rio%2F1");
+    }
+
+    #[test]
+    fn a_full_url_names_the_organization() {
+        assert_eq!(
+            resolved("wss://h.test/base/api/ws/sync/org-x?a=1", &[]),
+            (
+                "org-x".into(),
+                "wss://h.test/base/api/ws/sync/org-x?a=1".into(),
+                "https://h.test/base/".into()
+            )
+        );
+        let (org, socket, api) = resolved("http://127.0.0.1:9/api/ws/sync/o%20p", &[]);
+        assert_eq!(
+            (org.as_str(), socket.as_str(), api.as_str()),
+            (
+                "o p",
+                "ws://127.0.0.1:9/api/ws/sync/o%20p",
+                "http://127.0.0.1:9/"
+            )
+        );
+    }
+
+    #[test]
+    fn bad_targets_are_explained() {
+        let err = |t: &str, extra: &[&str]| format!("{:#}", resolve(t, &args(extra)).unwrap_err());
+        assert!(err("ftp://h/x", &[]).contains("unsupported URL scheme"));
+        assert!(err("ws://h/", &[]).contains("no organization id"));
+        assert!(err("", &[]).contains("empty"));
+        assert!(err("o", &["--url", "not a url"]).contains("not a valid URL"));
+        assert!(err("o", &["--path", "/no/placeholder"]).contains("{org}"));
+    }
+
+    #[test]
+    fn rest_paths_join_the_api_base() {
+        let e = resolve("o", &args(&["--url", "http://h/prefix"])).unwrap();
+        assert_eq!(
+            e.rest("/api/pems/write-sync").as_str(),
+            "http://h/prefix/api/pems/write-sync"
+        );
+    }
+}

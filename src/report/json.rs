@@ -12,6 +12,7 @@
 //! | `close` | a socket closed: `code`, `reason`, `initiator` |
 //! | `progress` | periodic figures of long runs (`load`) |
 //! | `summary` | the final figures and verdict of a run |
+//! | `warning` | something worth knowing that does not end the run: `message` |
 //! | `error` | the error that ended the run: `message`, `exitCode` |
 
 use std::net::SocketAddr;
@@ -36,6 +37,36 @@ pub fn line<T: Serialize + ?Sized>(kind: &str, data: &T) -> serde_json::Result<S
 pub struct Listening<'a> {
     pub addr: SocketAddr,
     pub url: &'a str,
+}
+
+/// A socket opened.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Open {
+    pub url: String,
+    pub organization_id: String,
+    /// From the first DNS query to the completed upgrade, in milliseconds.
+    pub open_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprotocol: Option<String>,
+    /// 0 for the first connection, then 1, 2, … for reconnections.
+    pub attempt: u32,
+}
+
+/// A socket closed.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Close {
+    /// The close code, when a close frame was exchanged.
+    pub code: Option<u16>,
+    pub reason: String,
+    /// `client` or `server`.
+    pub initiator: String,
+}
+
+#[derive(Serialize)]
+pub struct Warning<'a> {
+    pub message: &'a str,
 }
 
 #[derive(Serialize)]

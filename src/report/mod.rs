@@ -132,6 +132,68 @@ impl Reporter {
         self.write_err(&human::listening(url));
     }
 
+    /// A line of human narration on stdout (`Testing WebSocket connection to: …`);
+    /// not part of `--json`, hidden by `-q`.
+    pub fn say(&self, text: &str) {
+        if !self.json && self.verbosity > Verbosity::Quiet {
+            self.write_out(&format!("{text}\n"));
+        }
+    }
+
+    /// A socket opened.
+    pub fn open(&self, open: &json::Open) {
+        if self.json {
+            self.json_record("open", open);
+        } else if self.verbosity > Verbosity::Quiet {
+            self.write_out(&human::open(open));
+        }
+    }
+
+    /// A frame from the server: untouched inside an `event` record, or rendered in
+    /// `style` for people.
+    pub fn event(
+        &self,
+        raw: &str,
+        frame: Option<&crate::protocol::ServerFrame>,
+        style: human::EventStyle,
+    ) {
+        if self.json {
+            match serde_json::value::RawValue::from_string(raw.to_string()) {
+                Ok(value) => self.json_record("event", &value),
+                // Not JSON at all: still reported, as a string, so nothing is lost.
+                Err(_) => self.json_record("event", raw),
+            }
+        } else if self.verbosity > Verbosity::Quiet {
+            self.write_out(&human::event(raw, frame, style));
+        }
+    }
+
+    /// A socket closed.
+    pub fn close(&self, close: &json::Close) {
+        if self.json {
+            self.json_record("close", close);
+        } else if self.verbosity > Verbosity::Quiet {
+            self.write_out(&human::close(close));
+        }
+    }
+
+    /// The final record of a run; `human` is its text rendering.
+    pub fn summary<T: Serialize>(&self, data: &T, human: impl FnOnce() -> String) {
+        if self.json {
+            self.json_record("summary", data);
+        } else {
+            self.write_out(&human());
+        }
+    }
+
+    /// A warning worth a line even in quiet mode (possible loss, protocol oddities).
+    pub fn warn(&self, message: &str) {
+        if self.json {
+            self.json_record("warning", &json::Warning { message });
+        }
+        self.write_err(&human::warning(message));
+    }
+
     /// The error that ends the run: one line on stderr (cause chain included), hints
     /// after it, and an `error` record on stdout with `--json`.
     pub fn error(&self, err: &anyhow::Error, exit: Exit) {

@@ -45,7 +45,7 @@ pub fn api_error(
 /// An error answer not yet turned into a response.
 pub struct Rejection {
     status: StatusCode,
-    body: ApiError,
+    body: Box<ApiError>,
 }
 
 impl IntoResponse for Rejection {
@@ -82,11 +82,11 @@ impl Problems {
             .join("; ");
         Err(Rejection {
             status: StatusCode::BAD_REQUEST,
-            body: ApiError {
+            body: Box::new(ApiError {
                 error: "VALIDATION_ERROR".into(),
                 message,
                 details: Some(Value::Array(self.0)),
-            },
+            }),
         })
     }
 }

@@ -1,0 +1,1102 @@
+//! Checking one organization's event stream, frame by frame, without any I/O: the
+//! protocol checks (well-formed frames, the right organization, valid timestamps),
+//! `seq` continuity (gaps, duplicates, late arrivals, epochs), each item's
+//! lifecycle, the filters (`--item`, `--where`), `--fail-on`, and `--expect`.
+//!
+//! `watch-sync`, `enqueue --wait` and `smoke` feed it what arrives and act on the
+//! [`Verdict`]; its [`Summary`] is what they report at the end.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::expect::{Matcher, Mode, Pattern, Status};
+use crate::protocol::{Connected, EventType, ServerFrame, SyncEvent, Timestamp};
+
+/// Most missing `seq` numbers remembered individually (to recognise late arrivals).
+const MAX_TRACKED_MISSING: usize = 100_000;
+
+/// What to expect of the stream.
+#[derive(Clone)]
+pub struct Expectation {
+    pub pattern: Arc<Pattern>,
+    pub mode: Mode,
+    /// Apply the pattern to every item (pfaId) separately.
+    pub per_item: bool,
+    /// With `per_item`: how many items must be seen before the expectation can hold.
+    pub min_items: usize,
+}
+
+/// The settings of a check.
+#[derive(Clone, Default)]
+pub struct CheckConfig {
+    pub org: String,
+    /// Report protocol violations as warnings instead of failing.
+    pub lenient: bool,
+    /// Only these pfaIds are considered (empty: all).
+    pub items: Vec<String>,
+    /// Only events whose dotted JSON path equals the value are considered.
+    pub wheres: Vec<(String, String)>,
+    /// Any considered event of these types fails the check at once.
+    pub fail_on: Vec<EventType>,
+    pub expect: Option<Expectation>,
+}
+
+/// Something worth telling that does not by itself end the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// A type this version does not know (said once per type).
+    UnknownType(String),
+    /// A protocol violation tolerated because of `--lenient`.
+    Tolerated(String),
+    /// `seq` jumped: events `from..=to` never arrived (yet).
+    Gap { from: u64, to: u64 },
+    /// A `seq` that had already arrived.
+    Duplicate(u64),
+    /// A `seq` that was missing arrived late.
+    Late(u64),
+    /// The server said events may have been lost (`historyTruncated`).
+    HistoryTruncated { since: Option<u64> },
+    /// The numbering started again (a new epoch: typically a server restart).
+    EpochChanged {
+        from: String,
+        to: String,
+        last_seq: Option<u64>,
+    },
+    /// An event for an item that had already ended.
+    AfterTerminal { pfa_id: String, kind: String },
+}
+
+impl Finding {
+    pub fn message(&self) -> String {
+        match self {
+            Finding::UnknownType(t) => format!("unknown event type {t} (tolerated; shown as is)"),
+            Finding::Tolerated(m) => format!("protocol violation tolerated by --lenient: {m}"),
+            Finding::Gap { from, to } if from == to => format!("seq gap: event {from} is missing"),
+            Finding::Gap { from, to } => format!(
+                "seq gap: events {from} to {to} are missing ({} events)",
+                to - from + 1
+            ),
+            Finding::Duplicate(s) => format!("duplicate: seq {s} arrived again"),
+            Finding::Late(s) => format!("seq {s} arrived late (out of order)"),
+            Finding::HistoryTruncated { since: Some(s) } => format!(
+                "the server no longer holds every event after seq {s}: events may have been lost"
+            ),
+            Finding::HistoryTruncated { since: None } => {
+                "the server says its history is truncated: events may have been lost".into()
+            }
+            Finding::EpochChanged { from, to, last_seq } => format!(
+                "the server's numbering restarted (epoch {from} → {to}); events after seq {} of the old epoch may have been lost",
+                last_seq.map_or("?".into(), |s| s.to_string())
+            ),
+            Finding::AfterTerminal { pfa_id, kind } => {
+                format!("{kind} for {pfa_id} after its terminal event")
+            }
+        }
+    }
+}
+
+/// What the caller should do after a frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Continue,
+    /// The expectation holds: stop with success.
+    Satisfied,
+    /// An expectation failed (strict divergence, `--fail-on`): stop, exit 1.
+    Failed(String),
+}
+
+/// A protocol violation: exit 5 unless `--lenient`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Violation(pub String);
+
+/// The result of one frame.
+#[derive(Debug)]
+pub struct FrameOutcome {
+    /// The parsed frame (`None` when malformed and tolerated).
+    pub frame: Option<ServerFrame>,
+    /// Whether it passed the filters (and so is shown and counted).
+    pub considered: bool,
+    pub findings: Vec<Finding>,
+    pub verdict: Verdict,
+}
+
+#[derive(Clone, Debug)]
+struct Item {
+    types: Vec<String>,
+    queued_at: Option<Timestamp>,
+    terminal: Option<(EventType, Timestamp)>,
+    last_details: String,
+    matcher: Option<Matcher>,
+}
+
+/// Summary figures of a duration sample, in milliseconds.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Stats {
+    pub count: u64,
+    pub min: f64,
+    pub avg: f64,
+    pub max: f64,
+}
+
+impl Stats {
+    fn of(values: &[f64]) -> Option<Stats> {
+        if values.is_empty() {
+            return None;
+        }
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Some(Stats {
+            count: values.len() as u64,
+            min,
+            avg: values.iter().sum::<f64>() / values.len() as f64,
+            max,
+        })
+    }
+}
+
+/// One item in the summary.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemSummary {
+    pub pfa_id: String,
+    /// The last event type seen for it.
+    pub state: String,
+    pub terminal: bool,
+    pub events: Vec<String>,
+    /// From SYNC_QUEUED to the terminal event, by the server's timestamps.
+    pub queued_to_terminal_ms: Option<i64>,
+    pub details: String,
+    /// With `--per-item`: `satisfied`, `pending` or `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expectation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+}
+
+/// `seq` figures (Part 2 servers).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SeqSummary {
+    pub epoch: Option<String>,
+    pub last_seq: Option<u64>,
+    pub gaps: u64,
+    /// Events still missing at the end.
+    pub missing: u64,
+    pub duplicates: u64,
+    pub late: u64,
+    pub epoch_changes: u64,
+    pub truncations: u64,
+}
+
+/// A time during which events may have been missed (a Part 1 reconnection).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LossWindow {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub reason: String,
+}
+
+/// The expectation's outcome.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpectationSummary {
+    pub pattern: String,
+    pub mode: String,
+    pub per_item: bool,
+    /// `satisfied`, `pending` (not met when the run ended) or `failed`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+}
+
+/// Everything a stream check learnt.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub organization_id: String,
+    /// Text frames received (CONNECTED included).
+    pub frames: u64,
+    /// Events that passed the filters.
+    pub events: u64,
+    pub by_type: BTreeMap<String, u64>,
+    pub items: Vec<ItemSummary>,
+    /// pfaIds with no terminal event.
+    pub unfinished: Vec<String>,
+    pub queued_to_terminal_ms: Option<Stats>,
+    /// Receive time minus `publishedAtUs` (µs precision) or minus `timestamp` (1 ms
+    /// resolution, and only meaningful when both clocks agree).
+    pub delivery_latency_ms: Option<Stats>,
+    pub latency_source: Option<String>,
+    pub seq: Option<SeqSummary>,
+    pub reconnects: u32,
+    pub loss_windows: Vec<LossWindow>,
+    pub malformed: u64,
+    pub unknown_types: Vec<String>,
+    pub expectation: Option<ExpectationSummary>,
+}
+
+/// The running check of one stream.
+pub struct StreamCheck {
+    config: CheckConfig,
+    frames: u64,
+    events: u64,
+    by_type: BTreeMap<String, u64>,
+    order: Vec<String>,
+    items: HashMap<String, Item>,
+    whole: Option<Matcher>,
+    unknown: BTreeSet<String>,
+    malformed: u64,
+    connections: u32,
+    epoch: Option<String>,
+    expected: Option<u64>,
+    last_seq: Option<u64>,
+    missing: BTreeSet<u64>,
+    gaps: u64,
+    duplicates: u64,
+    late: u64,
+    epoch_changes: u64,
+    truncations: u64,
+    loss_windows: Vec<LossWindow>,
+    latencies: Vec<f64>,
+    precise_latency: bool,
+    failed: Option<String>,
+}
+
+impl StreamCheck {
+    pub fn new(config: CheckConfig) -> StreamCheck {
+        let whole = config
+            .expect
+            .as_ref()
+            .filter(|e| !e.per_item)
+            .map(|e| Matcher::new(&e.pattern, e.mode));
+        StreamCheck {
+            config,
+            frames: 0,
+            events: 0,
+            by_type: BTreeMap::new(),
+            order: Vec::new(),
+            items: HashMap::new(),
+            whole,
+            unknown: BTreeSet::new(),
+            malformed: 0,
+            connections: 0,
+            epoch: None,
+            expected: None,
+            last_seq: None,
+            missing: BTreeSet::new(),
+            gaps: 0,
+            duplicates: 0,
+            late: 0,
+            epoch_changes: 0,
+            truncations: 0,
+            loss_windows: Vec::new(),
+            latencies: Vec::new(),
+            precise_latency: false,
+            failed: None,
+        }
+    }
+
+    /// Where to resume from after a disconnection: the last `seq` and its epoch,
+    /// when the server numbers its events.
+    pub fn resume_point(&self) -> Option<(u64, Option<String>)> {
+        let seq = self.expected.map(|e| e - 1).or(self.last_seq)?;
+        Some((seq, self.epoch.clone()))
+    }
+
+    /// Records a window during which events may have been missed.
+    pub fn loss_window(&mut self, from: Timestamp, to: Timestamp, reason: &str) {
+        self.loss_windows.push(LossWindow {
+            from,
+            to,
+            reason: reason.to_string(),
+        });
+    }
+
+    /// A checked CONNECTED (the first of the run or after a reconnection);
+    /// `resumed_from` is the `since` the client asked for, if any.
+    pub fn on_connected(
+        &mut self,
+        connected: &Connected,
+        resumed_from: Option<u64>,
+    ) -> (Vec<Finding>, Verdict) {
+        self.frames += 1;
+        self.connections += 1;
+        let mut findings = Vec::new();
+        *self.by_type.entry("CONNECTED".into()).or_default() += 1;
+        let new_epoch = connected.epoch.clone();
+        let epoch_changed =
+            matches!((&self.epoch, &new_epoch), (Some(old), Some(new)) if old != new);
+        if epoch_changed {
+            self.epoch_changes += 1;
+            findings.push(Finding::EpochChanged {
+                from: self.epoch.clone().unwrap_or_default(),
+                to: new_epoch.clone().unwrap_or_default(),
+                last_seq: self.last_seq,
+            });
+        }
+        if connected.history_truncated == Some(true) {
+            self.truncations += 1;
+            if !epoch_changed {
+                findings.push(Finding::HistoryTruncated {
+                    since: resumed_from,
+                });
+            }
+        }
+        self.epoch = new_epoch;
+        self.expected = match (resumed_from, connected.history_truncated, epoch_changed) {
+            // Counting starts afresh with whatever the server replays.
+            (_, Some(true), _) | (_, _, true) => {
+                self.missing.clear();
+                None
+            }
+            (Some(since), _, _) => Some(since + 1),
+            (None, _, _) => connected.seq.map(|s| s + 1),
+        };
+        let mut verdict = Verdict::Continue;
+        if self.connections == 1
+            && let Some(matcher) = &mut self.whole
+        {
+            verdict = match matcher.push("CONNECTED") {
+                Status::Satisfied => Verdict::Satisfied,
+                Status::Failed => Verdict::Failed(matcher.explain()),
+                Status::Pending => Verdict::Continue,
+            };
+        }
+        (findings, verdict)
+    }
+
+    /// One text frame after CONNECTED.
+    pub fn on_frame(&mut self, raw: &str, received: SystemTime) -> Result<FrameOutcome, Violation> {
+        self.frames += 1;
+        let mut findings = Vec::new();
+        let frame = match ServerFrame::parse(raw) {
+            Ok(frame) => frame,
+            Err(e) => {
+                self.malformed += 1;
+                let message = format!("malformed frame: {e}: {}", preview(raw));
+                self.tolerate(message, &mut findings)?;
+                return Ok(FrameOutcome {
+                    frame: None,
+                    considered: false,
+                    findings,
+                    verdict: Verdict::Continue,
+                });
+            }
+        };
+        if let Some(org) = frame.organization_id()
+            && org != self.config.org
+        {
+            let message = format!(
+                "a {} event of organization {org:?} arrived on the socket of {:?}: rooms must isolate organizations",
+                frame.kind(),
+                self.config.org
+            );
+            self.tolerate(message, &mut findings)?;
+        }
+        let event = match &frame {
+            ServerFrame::Event(event) => event,
+            ServerFrame::Connected(_) => {
+                self.tolerate(
+                    "a second CONNECTED on the same connection".into(),
+                    &mut findings,
+                )?;
+                return Ok(FrameOutcome {
+                    frame: Some(frame),
+                    considered: false,
+                    findings,
+                    verdict: Verdict::Continue,
+                });
+            }
+            ServerFrame::Unknown { kind, .. } => {
+                if self.unknown.insert(kind.clone()) {
+                    findings.push(Finding::UnknownType(kind.clone()));
+                }
+                return Ok(FrameOutcome {
+                    frame: Some(frame),
+                    considered: false,
+                    findings,
+                    verdict: Verdict::Continue,
+                });
+            }
+        };
+        if !event.kind.is_known() && self.unknown.insert(event.kind.to_string()) {
+            findings.push(Finding::UnknownType(event.kind.to_string()));
+        }
+        if let Some(seq) = event.seq {
+            self.track_seq(seq, &mut findings);
+        }
+        self.track_latency(event, received);
+        let considered = self.passes_filters(event, raw);
+        let verdict = if considered {
+            self.consider(event, &mut findings)
+        } else {
+            Verdict::Continue
+        };
+        Ok(FrameOutcome {
+            frame: Some(frame),
+            considered,
+            findings,
+            verdict,
+        })
+    }
+
+    fn tolerate(&mut self, message: String, findings: &mut Vec<Finding>) -> Result<(), Violation> {
+        if self.config.lenient {
+            findings.push(Finding::Tolerated(message));
+            Ok(())
+        } else {
+            Err(Violation(message))
+        }
+    }
+
+    fn track_seq(&mut self, seq: u64, findings: &mut Vec<Finding>) {
+        self.last_seq = Some(self.last_seq.map_or(seq, |l| l.max(seq)));
+        let Some(expected) = self.expected else {
+            self.expected = Some(seq + 1);
+            return;
+        };
+        if seq == expected {
+            self.expected = Some(seq + 1);
+        } else if seq > expected {
+            self.gaps += 1;
+            findings.push(Finding::Gap {
+                from: expected,
+                to: seq - 1,
+            });
+            for missing in expected..seq {
+                if self.missing.len() >= MAX_TRACKED_MISSING {
+                    break;
+                }
+                self.missing.insert(missing);
+            }
+            self.expected = Some(seq + 1);
+        } else if self.missing.remove(&seq) {
+            self.late += 1;
+            findings.push(Finding::Late(seq));
+        } else {
+            self.duplicates += 1;
+            findings.push(Finding::Duplicate(seq));
+        }
+    }
+
+    fn track_latency(&mut self, event: &SyncEvent, received: SystemTime) {
+        let Ok(received) = received.duration_since(SystemTime::UNIX_EPOCH) else {
+            return;
+        };
+        let latency = match event.published_at_us {
+            Some(us) => {
+                self.precise_latency = true;
+                (received.as_micros() as f64 - us as f64) / 1000.0
+            }
+            None => received.as_millis() as f64 - event.timestamp.millis() as f64,
+        };
+        self.latencies.push(latency);
+    }
+
+    fn passes_filters(&self, event: &SyncEvent, raw: &str) -> bool {
+        if !self.config.items.is_empty() && !self.config.items.contains(&event.pfa_id) {
+            return false;
+        }
+        if self.config.wheres.is_empty() {
+            return true;
+        }
+        let Ok(value) = serde_json::from_str::<Value>(raw) else {
+            return false;
+        };
+        self.config
+            .wheres
+            .iter()
+            .all(|(path, wanted)| lookup(&value, path).is_some_and(|v| matches_value(v, wanted)))
+    }
+
+    fn consider(&mut self, event: &SyncEvent, findings: &mut Vec<Finding>) -> Verdict {
+        self.events += 1;
+        let kind = event.kind.to_string();
+        *self.by_type.entry(kind.clone()).or_default() += 1;
+        let per_item = self.config.expect.as_ref().filter(|e| e.per_item).cloned();
+        if !self.items.contains_key(&event.pfa_id) {
+            self.order.push(event.pfa_id.clone());
+        }
+        let item = self
+            .items
+            .entry(event.pfa_id.clone())
+            .or_insert_with(|| Item {
+                types: Vec::new(),
+                queued_at: None,
+                terminal: None,
+                last_details: String::new(),
+                matcher: per_item.as_ref().map(|e| Matcher::new(&e.pattern, e.mode)),
+            });
+        if item.terminal.is_some() && event.kind != EventType::Queued {
+            findings.push(Finding::AfterTerminal {
+                pfa_id: event.pfa_id.clone(),
+                kind: kind.clone(),
+            });
+        }
+        if event.kind == EventType::Queued {
+            // A new lifecycle of the same record.
+            item.queued_at = Some(event.timestamp);
+            item.terminal = None;
+        }
+        if event.kind.is_terminal() {
+            item.terminal = Some((event.kind.clone(), event.timestamp));
+        }
+        item.types.push(kind.clone());
+        item.last_details = event.short_details();
+        if self.config.fail_on.contains(&event.kind) {
+            let details = if item.last_details.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", item.last_details)
+            };
+            let message = format!(
+                "{kind} arrived for {}{details}, and --fail-on forbids it",
+                event.pfa_id
+            );
+            self.failed = Some(message.clone());
+            return Verdict::Failed(message);
+        }
+        if let Some(matcher) = &mut item.matcher {
+            if matcher.push(&kind) == Status::Failed {
+                let message = format!("item {}: {}", event.pfa_id, matcher.explain());
+                self.failed = Some(message.clone());
+                return Verdict::Failed(message);
+            }
+            let expectation = per_item.expect("per-item matchers come from a per-item expectation");
+            let all_satisfied = self.items.values().all(|i| {
+                i.matcher
+                    .as_ref()
+                    .is_some_and(|m| m.status() == Status::Satisfied)
+            });
+            if all_satisfied && self.items.len() >= expectation.min_items.max(1) {
+                return Verdict::Satisfied;
+            }
+            return Verdict::Continue;
+        }
+        if let Some(matcher) = &mut self.whole {
+            match matcher.push(&kind) {
+                Status::Satisfied => return Verdict::Satisfied,
+                Status::Failed => {
+                    let message = matcher.explain();
+                    self.failed = Some(message.clone());
+                    return Verdict::Failed(message);
+                }
+                Status::Pending => {}
+            }
+        }
+        Verdict::Continue
+    }
+
+    /// Whether an expectation was given and holds now.
+    pub fn satisfied(&self) -> bool {
+        match &self.config.expect {
+            None => false,
+            Some(e) if e.per_item => {
+                self.items.len() >= e.min_items.max(1)
+                    && self.items.values().all(|i| {
+                        i.matcher
+                            .as_ref()
+                            .is_some_and(|m| m.status() == Status::Satisfied)
+                    })
+            }
+            Some(_) => self
+                .whole
+                .as_ref()
+                .is_some_and(|m| m.status() == Status::Satisfied),
+        }
+    }
+
+    /// Why the expectation does not hold (for an unmet expectation at the end).
+    pub fn explain_unmet(&self) -> String {
+        match &self.config.expect {
+            None => String::new(),
+            Some(e) if e.per_item => {
+                let mut text = String::new();
+                if self.items.len() < e.min_items.max(1) {
+                    text.push_str(&format!(
+                        "{} items seen, {} expected\n",
+                        self.items.len(),
+                        e.min_items.max(1)
+                    ));
+                }
+                for pfa in &self.order {
+                    let item = &self.items[pfa];
+                    if let Some(m) = item
+                        .matcher
+                        .as_ref()
+                        .filter(|m| m.status() != Status::Satisfied)
+                    {
+                        text.push_str(&format!("item {pfa}: {}\n", m.explain()));
+                    }
+                }
+                text.trim_end().to_string()
+            }
+            Some(_) => self
+                .whole
+                .as_ref()
+                .map(Matcher::explain)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Events considered so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Items seen so far and whether each has ended.
+    pub fn item_states(&self) -> Vec<(String, Option<EventType>)> {
+        self.order
+            .iter()
+            .map(|p| {
+                (
+                    p.clone(),
+                    self.items[p].terminal.as_ref().map(|(k, _)| k.clone()),
+                )
+            })
+            .collect()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let items: Vec<ItemSummary> = self
+            .order
+            .iter()
+            .map(|pfa| {
+                let item = &self.items[pfa];
+                let duration = match (&item.queued_at, &item.terminal) {
+                    (Some(q), Some((_, t))) => Some(t.millis() - q.millis()),
+                    _ => None,
+                };
+                let (expectation, explanation) = match &item.matcher {
+                    Some(m) => {
+                        let status = status_name(&m.status());
+                        let explanation = (m.status() != Status::Satisfied).then(|| m.explain());
+                        (Some(status.to_string()), explanation)
+                    }
+                    None => (None, None),
+                };
+                ItemSummary {
+                    pfa_id: pfa.clone(),
+                    state: item.types.last().cloned().unwrap_or_default(),
+                    terminal: item.terminal.is_some(),
+                    events: item.types.clone(),
+                    queued_to_terminal_ms: duration,
+                    details: item.last_details.clone(),
+                    expectation,
+                    explanation,
+                }
+            })
+            .collect();
+        let durations: Vec<f64> = items
+            .iter()
+            .filter_map(|i| i.queued_to_terminal_ms.map(|d| d as f64))
+            .collect();
+        let expectation = self.config.expect.as_ref().map(|e| {
+            let status = if self.failed.is_some() && !self.satisfied() {
+                "failed"
+            } else if self.satisfied() {
+                "satisfied"
+            } else {
+                "pending"
+            };
+            let explanation = match status {
+                "failed" => self.failed.clone(),
+                "pending" => Some(self.explain_unmet()),
+                _ => None,
+            };
+            ExpectationSummary {
+                pattern: e.pattern.source().to_string(),
+                mode: e.mode.as_str().to_string(),
+                per_item: e.per_item,
+                status: status.into(),
+                explanation,
+            }
+        });
+        let seq = (self.epoch.is_some() || self.last_seq.is_some()).then(|| SeqSummary {
+            epoch: self.epoch.clone(),
+            last_seq: self.last_seq,
+            gaps: self.gaps,
+            missing: self.missing.len() as u64,
+            duplicates: self.duplicates,
+            late: self.late,
+            epoch_changes: self.epoch_changes,
+            truncations: self.truncations,
+        });
+        Summary {
+            organization_id: self.config.org.clone(),
+            frames: self.frames,
+            events: self.events,
+            by_type: self.by_type.clone(),
+            unfinished: items
+                .iter()
+                .filter(|i| !i.terminal)
+                .map(|i| i.pfa_id.clone())
+                .collect(),
+            items,
+            queued_to_terminal_ms: Stats::of(&durations),
+            delivery_latency_ms: Stats::of(&self.latencies),
+            latency_source: (!self.latencies.is_empty()).then(|| {
+                if self.precise_latency {
+                    "publishedAtUs"
+                } else {
+                    "timestamp (1 ms resolution)"
+                }
+                .to_string()
+            }),
+            seq,
+            reconnects: self.connections.saturating_sub(1),
+            loss_windows: self.loss_windows.clone(),
+            malformed: self.malformed,
+            unknown_types: self.unknown.iter().cloned().collect(),
+            expectation,
+        }
+    }
+}
+
+fn status_name(status: &Status) -> &'static str {
+    match status {
+        Status::Satisfied => "satisfied",
+        Status::Pending => "pending",
+        Status::Failed => "failed",
+    }
+}
+
+fn preview(raw: &str) -> String {
+    const MAX: usize = 120;
+    if raw.chars().count() <= MAX {
+        raw.to_string()
+    } else {
+        format!("{}…", raw.chars().take(MAX).collect::<String>())
+    }
+}
+
+/// The value at a dotted path (`details.error`, `details.conflictingFields.0`).
+pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(value, |v, key| match v {
+        Value::Object(map) => map.get(key),
+        Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
+/// `--where` equality: strings compare as text, other values by their JSON text.
+fn matches_value(value: &Value, wanted: &str) -> bool {
+    match value {
+        Value::String(s) => s == wanted,
+        other => serde_json::to_string(other).is_ok_and(|text| text == wanted),
+    }
+}
+
+/// Parses `FIELD=VALUE` for `--where`.
+pub fn parse_where(s: &str) -> Result<(String, String), String> {
+    let (path, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not FIELD=VALUE (for example details.error=timeout)"))?;
+    if path.is_empty() || path.split('.').any(str::is_empty) {
+        return Err(format!("{path:?} is not a dotted field path"));
+    }
+    Ok((path.to_string(), value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn connected(seq: Option<u64>, epoch: Option<&str>, truncated: Option<bool>) -> Connected {
+        Connected {
+            organization_id: "o".into(),
+            timestamp: Timestamp::now(),
+            seq,
+            epoch: epoch.map(String::from),
+            history_truncated: truncated,
+            extra: Default::default(),
+        }
+    }
+
+    fn event(kind: &str, pfa: &str, seq: Option<u64>) -> String {
+        let mut v = json!({"type": kind, "pfaId": pfa, "organizationId": "o", "timestamp": Timestamp::now()});
+        match kind {
+            "SYNC_SUCCESS" => v["details"] = json!({"newVersion": 2}),
+            "SYNC_FAILED" => v["details"] = json!({"error": "timeout", "retryCount": 3}),
+            "SYNC_CONFLICT" => {
+                v["details"] = json!({"conflictId": "c", "conflictingFields": ["a"]})
+            }
+            _ => {}
+        }
+        if let Some(seq) = seq {
+            v["seq"] = json!(seq);
+        }
+        v.to_string()
+    }
+
+    fn check(config: CheckConfig) -> StreamCheck {
+        StreamCheck::new(CheckConfig {
+            org: "o".into(),
+            ..config
+        })
+    }
+
+    fn feed(check: &mut StreamCheck, raw: &str) -> FrameOutcome {
+        check.on_frame(raw, SystemTime::now()).unwrap()
+    }
+
+    fn expectation(pattern: &str, mode: Mode, per_item: bool) -> Option<Expectation> {
+        Some(Expectation {
+            pattern: Arc::new(Pattern::parse(pattern).unwrap()),
+            mode,
+            per_item,
+            min_items: 1,
+        })
+    }
+
+    #[test]
+    fn gaps_duplicates_and_late_arrivals_are_counted() {
+        let mut c = check(CheckConfig::default());
+        c.on_connected(&connected(Some(2), Some("e"), None), None);
+        assert!(
+            feed(&mut c, &event("SYNC_QUEUED", "p", Some(3)))
+                .findings
+                .is_empty()
+        );
+        assert_eq!(
+            feed(&mut c, &event("SYNC_QUEUED", "p", Some(6))).findings,
+            [Finding::Gap { from: 4, to: 5 }]
+        );
+        assert_eq!(
+            feed(&mut c, &event("SYNC_QUEUED", "p", Some(4))).findings,
+            [Finding::Late(4)]
+        );
+        assert_eq!(
+            feed(&mut c, &event("SYNC_QUEUED", "p", Some(6))).findings,
+            [Finding::Duplicate(6)]
+        );
+        let seq = c.summary().seq.unwrap();
+        assert_eq!(
+            (
+                seq.gaps,
+                seq.missing,
+                seq.late,
+                seq.duplicates,
+                seq.last_seq
+            ),
+            (1, 1, 1, 1, Some(6))
+        );
+        assert_eq!(c.resume_point(), Some((6, Some("e".into()))));
+    }
+
+    #[test]
+    fn resume_truncation_and_epoch_changes_are_reported_and_counting_restarts() {
+        let mut c = check(CheckConfig::default());
+        c.on_connected(&connected(Some(0), Some("e1"), None), None);
+        feed(&mut c, &event("SYNC_QUEUED", "p", Some(1)));
+        let (findings, _) = c.on_connected(&connected(Some(9), Some("e1"), Some(false)), Some(1));
+        assert!(findings.is_empty());
+        assert_eq!(
+            feed(&mut c, &event("SYNC_QUEUED", "p", Some(2))).findings,
+            []
+        );
+        let (findings, _) = c.on_connected(&connected(Some(9), Some("e1"), Some(true)), Some(2));
+        assert_eq!(findings, [Finding::HistoryTruncated { since: Some(2) }]);
+        assert_eq!(
+            feed(&mut c, &event("SYNC_QUEUED", "p", Some(7))).findings,
+            [],
+            "counting starts afresh"
+        );
+        let (findings, _) = c.on_connected(&connected(Some(0), Some("e2"), Some(true)), Some(7));
+        assert!(
+            matches!(&findings[..], [Finding::EpochChanged { from, to, last_seq: Some(7) }] if from == "e1" && to == "e2")
+        );
+        let summary = c.summary();
+        assert_eq!(summary.reconnects, 3);
+        assert_eq!(summary.seq.unwrap().epoch_changes, 1);
+    }
+
+    #[test]
+    fn protocol_violations_fail_unless_lenient() {
+        let mut strict = check(CheckConfig::default());
+        strict.on_connected(&connected(None, None, None), None);
+        let other_org = event("SYNC_QUEUED", "p", None)
+            .replace(r#""organizationId":"o""#, r#""organizationId":"x""#);
+        assert!(
+            strict
+                .on_frame(&other_org, SystemTime::now())
+                .unwrap_err()
+                .0
+                .contains("rooms must isolate")
+        );
+        assert!(
+            strict
+                .on_frame("{nope", SystemTime::now())
+                .unwrap_err()
+                .0
+                .contains("malformed")
+        );
+        let bad_time = event("SYNC_QUEUED", "p", None).replace('Z', "");
+        assert!(
+            strict
+                .on_frame(&bad_time, SystemTime::now())
+                .unwrap_err()
+                .0
+                .contains("timestamp")
+        );
+        let mut lenient = check(CheckConfig {
+            lenient: true,
+            ..Default::default()
+        });
+        lenient.on_connected(&connected(None, None, None), None);
+        let outcome = feed(&mut lenient, "{nope");
+        assert!(matches!(&outcome.findings[..], [Finding::Tolerated(_)]));
+        assert_eq!(lenient.summary().malformed, 1);
+    }
+
+    #[test]
+    fn unknown_types_are_tolerated_and_mentioned_once() {
+        let mut c = check(CheckConfig::default());
+        c.on_connected(&connected(None, None, None), None);
+        assert_eq!(
+            feed(&mut c, &event("SYNC_PAUSED", "p", None)).findings,
+            [Finding::UnknownType("SYNC_PAUSED".into())]
+        );
+        assert_eq!(feed(&mut c, &event("SYNC_PAUSED", "p", None)).findings, []);
+        assert_eq!(
+            feed(&mut c, r#"{"type":"HELLO"}"#).findings,
+            [Finding::UnknownType("HELLO".into())]
+        );
+    }
+
+    #[test]
+    fn whole_stream_expectation_and_strict_divergence() {
+        let mut c = check(CheckConfig {
+            expect: expectation("CONNECTED QUEUED PROCESSING+ TERMINAL", Mode::Strict, false),
+            ..Default::default()
+        });
+        c.on_connected(&connected(None, None, None), None);
+        assert_eq!(
+            feed(&mut c, &event("SYNC_QUEUED", "p", None)).verdict,
+            Verdict::Continue
+        );
+        assert!(matches!(
+            feed(&mut c, &event("SYNC_SUCCESS", "p", None)).verdict,
+            Verdict::Failed(_)
+        ));
+        let mut c = check(CheckConfig {
+            expect: expectation(
+                "CONNECTED QUEUED PROCESSING+ TERMINAL",
+                Mode::Subsequence,
+                false,
+            ),
+            ..Default::default()
+        });
+        c.on_connected(&connected(None, None, None), None);
+        for kind in [
+            "SYNC_QUEUED",
+            "SYNC_QUEUED",
+            "SYNC_PROCESSING",
+            "SYNC_PROCESSING",
+        ] {
+            assert_eq!(
+                feed(&mut c, &event(kind, "p", None)).verdict,
+                Verdict::Continue
+            );
+        }
+        assert_eq!(
+            feed(&mut c, &event("SYNC_CONFLICT", "p", None)).verdict,
+            Verdict::Satisfied
+        );
+        assert_eq!(c.summary().expectation.unwrap().status, "satisfied");
+    }
+
+    #[test]
+    fn per_item_expectations_wait_for_every_item() {
+        let mut c = check(CheckConfig {
+            expect: Some(Expectation {
+                min_items: 2,
+                ..expectation("QUEUED PROCESSING+ TERMINAL", Mode::Strict, true).unwrap()
+            }),
+            ..Default::default()
+        });
+        c.on_connected(&connected(None, None, None), None);
+        for (kind, pfa) in [
+            ("SYNC_QUEUED", "a"),
+            ("SYNC_QUEUED", "b"),
+            ("SYNC_PROCESSING", "a"),
+            ("SYNC_PROCESSING", "b"),
+            ("SYNC_SUCCESS", "a"),
+        ] {
+            assert_eq!(
+                feed(&mut c, &event(kind, pfa, None)).verdict,
+                Verdict::Continue,
+                "{kind} {pfa}"
+            );
+        }
+        assert!(c.explain_unmet().contains("item b"));
+        assert_eq!(
+            feed(&mut c, &event("SYNC_FAILED", "b", None)).verdict,
+            Verdict::Satisfied
+        );
+        let summary = c.summary();
+        assert_eq!(summary.unfinished, Vec::<String>::new());
+        assert_eq!(summary.items[1].state, "SYNC_FAILED");
+        assert_eq!(summary.items[1].details, "timeout (retries 3)");
+    }
+
+    #[test]
+    fn filters_and_fail_on() {
+        let mut c = check(CheckConfig {
+            items: vec!["a".into()],
+            wheres: vec![("details.error".into(), "timeout".into())],
+            fail_on: vec![EventType::Failed],
+            ..Default::default()
+        });
+        c.on_connected(&connected(None, None, None), None);
+        assert!(!feed(&mut c, &event("SYNC_FAILED", "b", None)).considered);
+        assert!(
+            !feed(&mut c, &event("SYNC_QUEUED", "a", None)).considered,
+            "no details.error"
+        );
+        let outcome = feed(&mut c, &event("SYNC_FAILED", "a", None));
+        assert!(outcome.considered);
+        assert!(
+            matches!(outcome.verdict, Verdict::Failed(ref m) if m.contains("SYNC_FAILED arrived for a"))
+        );
+    }
+
+    #[test]
+    fn summary_has_counts_states_and_durations() {
+        let mut c = check(CheckConfig::default());
+        c.on_connected(&connected(None, None, None), None);
+        feed(&mut c, &event("SYNC_QUEUED", "a", None));
+        feed(&mut c, &event("SYNC_QUEUED", "b", None));
+        feed(&mut c, &event("SYNC_SUCCESS", "a", None));
+        let s = c.summary();
+        assert_eq!(s.by_type["SYNC_QUEUED"], 2);
+        assert_eq!(s.by_type["CONNECTED"], 1);
+        assert_eq!(s.unfinished, ["b"]);
+        assert_eq!(s.queued_to_terminal_ms.unwrap().count, 1);
+        assert_eq!(
+            s.latency_source.as_deref(),
+            Some("timestamp (1 ms resolution)")
+        );
+    }
+
+    #[test]
+    fn where_parsing_and_lookup() {
+        assert_eq!(
+            parse_where("details.error=x=y"),
+            Ok(("details.error".into(), "x=y".into()))
+        );
+        assert!(parse_where("novalue").is_err());
+        assert!(parse_where("a..b=1").is_err());
+        let v = json!({"details": {"fields": ["x", "y"], "n": 5}});
+        assert_eq!(lookup(&v, "details.fields.1"), Some(&json!("y")));
+        assert!(matches_value(lookup(&v, "details.n").unwrap(), "5"));
+        assert_eq!(lookup(&v, "details.missing"), None);
+    }
+}

@@ -1,0 +1,190 @@
+//! REST calls to a backend: write-sync, sync-status, stats and publish, with the same
+//! credentials, headers and TLS as the sockets.
+//!
+//! Failures carry the exit code of the table:
+//! - 3: the API could not be reached (DNS, TCP, TLS) or refused the credentials (401, 403);
+//! - 4: no answer within the timeout;
+//! - 5: an answer the protocol does not allow (404 on a protocol endpoint, 5xx, a body
+//!   that is not the documented JSON);
+//! - 6: the server rejected what was sent (400 and other 4xx): bad input.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{ClientOptions, Endpoint};
+use crate::exit::Failure;
+use crate::protocol::{
+    ApiError, PublishRequest, PublishResponse, SyncStatus, WriteSyncRequest, WriteSyncResponse,
+};
+
+/// A REST answer that is not a success, with the server's error body.
+#[derive(Debug, thiserror::Error)]
+#[error("{method} {url} answered HTTP {status}{}", describe(body))]
+pub struct HttpError {
+    pub method: &'static str,
+    pub url: String,
+    pub status: u16,
+    pub body: String,
+}
+
+fn describe(body: &str) -> String {
+    match serde_json::from_str::<ApiError>(body) {
+        Ok(e) => format!(": {}: {}", e.error, e.message),
+        Err(_) if body.trim().is_empty() => String::new(),
+        Err(_) => format!(": {}", body.chars().take(300).collect::<String>().trim()),
+    }
+}
+
+impl HttpError {
+    /// The server's error body, when it is the protocol's `{"error","message","details"}`.
+    pub fn api_error(&self) -> Option<ApiError> {
+        serde_json::from_str(&self.body).ok()
+    }
+
+    /// The exit-code class of this answer, as the context of the error.
+    fn failure(&self) -> Failure {
+        match self.status {
+            401 | 403 => Failure::Connect("the backend refused the credentials".into()),
+            404 | 500.. => {
+                Failure::Protocol("the backend did not answer as the protocol says".into())
+            }
+            _ => Failure::Runtime("the backend rejected the request".into()),
+        }
+    }
+}
+
+/// A backend's REST API.
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    endpoint: Endpoint,
+}
+
+impl Api {
+    pub fn new(
+        endpoint: &Endpoint,
+        options: &ClientOptions,
+        timeout: Duration,
+    ) -> anyhow::Result<Api> {
+        let mut headers = HeaderMap::new();
+        if let Some(token) = &options.token {
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .context("the token is not a valid header value")?;
+            headers.insert(AUTHORIZATION, value);
+        }
+        for (name, value) in &options.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .with_context(|| format!("{name:?} is not a valid header name"))?;
+            let value = HeaderValue::from_str(value)
+                .with_context(|| format!("{value:?} is not a valid header value"))?;
+            headers.append(name, value);
+        }
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls((*options.tls).clone())
+            .default_headers(headers)
+            .connect_timeout(options.connect_timeout)
+            .timeout(timeout)
+            .user_agent(concat!("syncprobe/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("failed to set up the HTTP client")?;
+        Ok(Api {
+            client,
+            endpoint: endpoint.clone(),
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> anyhow::Result<T> {
+        let url = self.endpoint.rest(path);
+        let shown = url.to_string();
+        let request = match body {
+            Some(body) => self.client.post(url).json(body),
+            None => self.client.get(url),
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| request_failure(e, method, &shown))?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| request_failure(e, method, &shown))?;
+        if !(200..300).contains(&status) {
+            let error = HttpError {
+                method,
+                url: shown,
+                status,
+                body: text,
+            };
+            let failure = error.failure();
+            return Err(anyhow::Error::new(error).context(failure));
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            Failure::Protocol(format!(
+                "{method} {shown} answered HTTP {status} with a body that is not the documented JSON ({e}): {}",
+                text.chars().take(200).collect::<String>()
+            ))
+            .into()
+        })
+    }
+
+    /// `POST /api/pems/write-sync`.
+    pub async fn write_sync(
+        &self,
+        request: &WriteSyncRequest,
+    ) -> anyhow::Result<WriteSyncResponse> {
+        self.call("POST", "api/pems/write-sync", Some(request))
+            .await
+    }
+
+    /// `GET /api/pems/sync-status?organizationId=…`.
+    pub async fn sync_status(&self, org: &str) -> anyhow::Result<SyncStatus> {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("organizationId", org)
+            .finish();
+        self.call("GET", &format!("api/pems/sync-status?{query}"), None::<&()>)
+            .await
+    }
+
+    /// `GET /api/ws/stats` (Part 2).
+    pub async fn stats(&self) -> anyhow::Result<serde_json::Value> {
+        self.call("GET", "api/ws/stats", None::<&()>).await
+    }
+
+    /// `POST /api/ws/publish` (Part 2).
+    pub async fn publish(&self, request: &PublishRequest) -> anyhow::Result<PublishResponse> {
+        self.call("POST", "api/ws/publish", Some(request)).await
+    }
+}
+
+fn request_failure(error: reqwest::Error, method: &str, url: &str) -> anyhow::Error {
+    let cause = {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        text
+    };
+    if error.is_timeout() {
+        Failure::Timeout(format!("{method} {url} timed out: {cause}")).into()
+    } else if error.is_connect() {
+        Failure::Connect(format!("failed to connect to {url}: {cause}")).into()
+    } else {
+        Failure::Protocol(format!("{method} {url} failed: {cause}")).into()
+    }
+}

@@ -1,0 +1,418 @@
+//! Opening a sync socket one step at a time (DNS, TCP, TLS, upgrade) under one
+//! deadline, so a failure says which step failed and a refused upgrade shows the
+//! HTTP status and the start of the body; then reading frames and closing.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use url::Url;
+
+use super::{ClientOptions, Endpoint};
+use crate::cli::TokenIn;
+use crate::exit::Failure;
+
+pub type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How much of a refused upgrade's body is shown.
+const BODY_PREVIEW: usize = 300;
+/// How long a client-initiated close waits for the server's answer.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// A socket that completed its upgrade.
+pub struct Opened {
+    pub stream: Stream,
+    /// The URL as shown to people (a token in the query is masked).
+    pub display_url: String,
+    /// From the first DNS query to the completed upgrade.
+    pub open_time: Duration,
+    pub subprotocol: Option<String>,
+}
+
+/// `?since=N&epoch=E` for a Part 2 server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumeFrom {
+    pub since: u64,
+    pub epoch: Option<String>,
+}
+
+/// The socket URL with resume parameters and (with `--token-in query`) the token.
+pub fn socket_url(
+    endpoint: &Endpoint,
+    resume: Option<&ResumeFrom>,
+    options: &ClientOptions,
+) -> Url {
+    let mut url = endpoint.socket.clone();
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(resume) = resume {
+            query.append_pair("since", &resume.since.to_string());
+            if let Some(epoch) = &resume.epoch {
+                query.append_pair("epoch", epoch);
+            }
+        }
+        if let (Some(token), TokenIn::Query) = (&options.token, options.token_in) {
+            query.append_pair("token", token);
+        }
+    }
+    if url.query() == Some("") {
+        url.set_query(None);
+    }
+    url
+}
+
+/// `url` with any `token` query value masked, for display.
+pub fn masked(url: &Url) -> String {
+    if !url.query_pairs().any(|(k, _)| k == "token") {
+        return url.to_string();
+    }
+    let mut shown = url.clone();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "token" {
+                "***".to_string()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    shown.query_pairs_mut().clear().extend_pairs(pairs);
+    shown.to_string()
+}
+
+fn connect_failure(message: String) -> anyhow::Error {
+    Failure::Connect(message).into()
+}
+
+fn timeout_failure(step: &str, url: &str, limit: Duration) -> anyhow::Error {
+    Failure::Timeout(format!(
+        "timed out after {} during {step} to {url} (raise --connect-timeout?)",
+        humantime::format_duration(limit)
+    ))
+    .into()
+}
+
+/// Opens the socket: each step is bounded by what is left of `--connect-timeout`.
+pub async fn open(
+    endpoint: &Endpoint,
+    resume: Option<&ResumeFrom>,
+    options: &ClientOptions,
+) -> anyhow::Result<Opened> {
+    let url = socket_url(endpoint, resume, options);
+    let shown = masked(&url);
+    let started = Instant::now();
+    let limit = options.connect_timeout;
+    let deadline = started + limit;
+    let host = url
+        .host_str()
+        .context("the socket URL has no host")?
+        .to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let bare_host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+
+    let addrs: Vec<_> = tokio::time::timeout_at(
+        deadline,
+        tokio::net::lookup_host((bare_host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| timeout_failure("DNS resolution", &shown, limit))?
+    .map_err(|e| connect_failure(format!("failed to resolve {host} for {shown}: {e}")))?
+    .collect();
+    let mut last_error = None;
+    let mut tcp = None;
+    for addr in &addrs {
+        match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Err(_) => return Err(timeout_failure("the TCP connection", &shown, limit)),
+            Ok(Ok(stream)) => {
+                tcp = Some(stream);
+                break;
+            }
+            Ok(Err(e)) => last_error = Some(e),
+        }
+    }
+    let tcp = match (tcp, last_error) {
+        (Some(tcp), _) => tcp,
+        (None, Some(e)) => {
+            return Err(connect_failure(format!(
+                "failed to connect to {shown}: {e}"
+            )));
+        }
+        (None, None) => {
+            return Err(connect_failure(format!(
+                "failed to resolve {host} for {shown}: no addresses"
+            )));
+        }
+    };
+    // Events are small and latency matters more than packet count.
+    let _ = tcp.set_nodelay(true);
+
+    let stream = if url.scheme() == "wss" {
+        let name = rustls::pki_types::ServerName::try_from(bare_host.clone())
+            .map_err(|e| connect_failure(format!("{host} is not a valid TLS server name: {e}")))?;
+        let connector = tokio_rustls::TlsConnector::from(options.tls.clone());
+        let tls = tokio::time::timeout_at(deadline, connector.connect(name, tcp))
+            .await
+            .map_err(|_| timeout_failure("the TLS handshake", &shown, limit))?
+            .map_err(|e| connect_failure(format!("TLS handshake with {host} failed: {e}")))?;
+        MaybeTlsStream::Rustls(tls)
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    };
+
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .with_context(|| format!("cannot build an upgrade request for {shown}"))?;
+    let headers = request.headers_mut();
+    let value = |v: &str, what: &str| {
+        HeaderValue::from_str(v)
+            .with_context(|| format!("the {what} value {v:?} is not a valid header value"))
+    };
+    if let (Some(token), TokenIn::Header) = (&options.token, options.token_in) {
+        headers.insert("authorization", value(&format!("Bearer {token}"), "token")?);
+    }
+    if let Some(origin) = &options.origin {
+        headers.insert("origin", value(origin, "--origin")?);
+    }
+    if !options.subprotocols.is_empty() {
+        headers.insert(
+            "sec-websocket-protocol",
+            value(&options.subprotocols.join(", "), "--subprotocol")?,
+        );
+    }
+    for (name, v) in &options.headers {
+        let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+            .with_context(|| format!("{name:?} is not a valid header name"))?;
+        headers.append(name, value(v, "-H")?);
+    }
+    let (stream, response) = tokio::time::timeout_at(
+        deadline,
+        tokio_tungstenite::client_async_with_config(request, stream, None),
+    )
+    .await
+    .map_err(|_| timeout_failure("the WebSocket upgrade", &shown, limit))?
+    .map_err(|e| upgrade_failure(e, &shown))?;
+    let subprotocol = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    Ok(Opened {
+        stream,
+        display_url: shown,
+        open_time: started.elapsed(),
+        subprotocol,
+    })
+}
+
+fn upgrade_failure(error: tungstenite::Error, url: &str) -> anyhow::Error {
+    match error {
+        tungstenite::Error::Http(response) => {
+            let status = response.status();
+            let body = response
+                .body()
+                .as_deref()
+                .map(|b| {
+                    String::from_utf8_lossy(&b[..b.len().min(BODY_PREVIEW)])
+                        .trim()
+                        .to_string()
+                })
+                .filter(|b| !b.is_empty());
+            let mut message = format!(
+                "the server refused the WebSocket upgrade at {url}: HTTP {} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            );
+            if let Some(body) = body {
+                message.push_str(&format!(": {body}"));
+            }
+            connect_failure(message.trim_end().to_string())
+        }
+        other => connect_failure(format!("the WebSocket upgrade at {url} failed: {other}")),
+    }
+}
+
+/// What a read produced.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A text frame and when it arrived (wall clock, for latency against server stamps).
+    Text {
+        text: String,
+        at: SystemTime,
+    },
+    Binary(usize),
+    Pong(Vec<u8>),
+    /// The server closed: its close frame, or `None` when the connection just ended.
+    Closed(Option<(u16, String)>),
+}
+
+/// Reads the next frame that matters (pings are answered by the WebSocket layer).
+pub async fn next(stream: &mut Stream) -> anyhow::Result<Incoming> {
+    loop {
+        let message = match stream.next().await {
+            None => return Ok(Incoming::Closed(None)),
+            Some(Ok(message)) => message,
+            Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) => {
+                return Ok(Incoming::Closed(None));
+            }
+            Some(Err(tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            ))) => {
+                return Ok(Incoming::Closed(None));
+            }
+            Some(Err(tungstenite::Error::Io(e))) => {
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::UnexpectedEof
+                ) {
+                    return Ok(Incoming::Closed(None));
+                }
+                return Err(
+                    Failure::Protocol(format!("reading from the socket failed: {e}")).into(),
+                );
+            }
+            Some(Err(e)) => {
+                return Err(Failure::Protocol(format!(
+                    "the server broke the WebSocket protocol: {e}"
+                ))
+                .into());
+            }
+        };
+        return Ok(match message {
+            Message::Text(text) => Incoming::Text {
+                text: text.to_string(),
+                at: SystemTime::now(),
+            },
+            Message::Binary(data) => Incoming::Binary(data.len()),
+            Message::Pong(data) => Incoming::Pong(data.to_vec()),
+            Message::Close(frame) => {
+                Incoming::Closed(frame.map(|f| (u16::from(f.code), f.reason.to_string())))
+            }
+            Message::Ping(_) | Message::Frame(_) => continue,
+        });
+    }
+}
+
+/// Sends a ping carrying `payload`.
+pub async fn ping(stream: &mut Stream, payload: Vec<u8>) -> anyhow::Result<()> {
+    stream
+        .send(Message::Ping(payload.into()))
+        .await
+        .map_err(|e| Failure::Protocol(format!("sending a ping failed: {e}")).into())
+}
+
+/// Closes with `code`/`reason` and waits (briefly) for the server's close frame;
+/// returns what the server answered, if it did.
+pub async fn close(stream: &mut Stream, code: u16, reason: &str) -> Option<(u16, String)> {
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.to_string().into(),
+    };
+    if stream.send(Message::Close(Some(frame))).await.is_err() {
+        return None;
+    }
+    let answer = async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    };
+    tokio::time::timeout(CLOSE_WAIT, answer)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The first frame, checked: a well-formed `CONNECTED` for `org`.
+pub struct ConnectedFrame {
+    pub raw: String,
+    pub frame: crate::protocol::ServerFrame,
+    pub connected: crate::protocol::Connected,
+}
+
+/// Waits (up to `limit`) for the first frame and checks that it is the `CONNECTED`
+/// of `org`: the type, the organization, and a valid timestamp.
+pub async fn expect_connected(
+    stream: &mut Stream,
+    org: &str,
+    limit: Duration,
+) -> anyhow::Result<ConnectedFrame> {
+    use crate::protocol::ServerFrame;
+    let first = tokio::time::timeout(limit, next(stream))
+        .await
+        .map_err(|_| {
+            Failure::Timeout(format!(
+                "no CONNECTED within {} of opening the socket (raise --timeout?)",
+                humantime::format_duration(limit)
+            ))
+        })??;
+    let raw = match first {
+        Incoming::Text { text, .. } => text,
+        Incoming::Closed(Some((code, reason))) => {
+            return Err(Failure::Protocol(format!(
+                "the server closed the connection before CONNECTED (code {code}, reason: {})",
+                if reason.is_empty() { "-" } else { &reason }
+            ))
+            .into());
+        }
+        Incoming::Closed(None) => {
+            return Err(Failure::Protocol(
+                "the server dropped the connection before CONNECTED".into(),
+            )
+            .into());
+        }
+        Incoming::Binary(len) => {
+            return Err(Failure::Protocol(format!(
+                "the first frame is binary ({len} bytes), not CONNECTED"
+            ))
+            .into());
+        }
+        Incoming::Pong(_) => {
+            return Err(
+                Failure::Protocol("the first frame is a pong, not CONNECTED".into()).into(),
+            );
+        }
+    };
+    let frame = ServerFrame::parse(&raw)
+        .map_err(|e| Failure::Protocol(format!("malformed CONNECTED: {e}: {raw}")))?;
+    let ServerFrame::Connected(connected) = &frame else {
+        return Err(Failure::Protocol(format!(
+            "the first frame is {}, not CONNECTED: {raw}",
+            frame.kind()
+        ))
+        .into());
+    };
+    if connected.organization_id != org {
+        return Err(Failure::Protocol(format!(
+            "CONNECTED names organization {:?}, but {org:?} was requested",
+            connected.organization_id
+        ))
+        .into());
+    }
+    let connected = connected.clone();
+    Ok(ConnectedFrame {
+        raw,
+        frame,
+        connected,
+    })
+}
