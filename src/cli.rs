@@ -77,14 +77,10 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectionArgs {
-    /// Base URL of the backend (ws, wss, http or https)
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "SYNCPROBE_URL",
-        default_value = "ws://localhost:3000"
-    )]
-    pub url: String,
+    /// Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000;
+    /// for `smoke`, the bundled server on a free port]
+    #[arg(long, value_name = "URL", env = "SYNCPROBE_URL")]
+    pub url: Option<String>,
     /// Path of the sync socket; {org} is replaced by the organization id
     #[arg(long, value_name = "TEMPLATE", default_value = crate::protocol::DEFAULT_SYNC_PATH)]
     pub path: String,

@@ -16,6 +16,10 @@ use url::Url;
 
 use crate::cli::{ConnectionArgs, TokenIn};
 
+/// The backend client subcommands talk to when neither `--url` nor `SYNCPROBE_URL`
+/// says otherwise: the default address of existing backends and of `serve`.
+pub const DEFAULT_URL: &str = "ws://localhost:3000";
+
 /// Where one organization's socket and its REST API are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -98,10 +102,11 @@ pub fn resolve(target: &str, args: &ConnectionArgs) -> anyhow::Result<Endpoint> 
         if target.trim().is_empty() {
             bail!("the organization id is empty");
         }
-        let mut base = Url::parse(&args.url)
-            .with_context(|| format!("--url {:?} is not a valid URL", args.url))?;
+        let given = args.url.as_deref().unwrap_or(DEFAULT_URL);
+        let mut base =
+            Url::parse(given).with_context(|| format!("--url {given:?} is not a valid URL"))?;
         if base.cannot_be_a_base() || base.host_str().is_none() {
-            bail!("--url {:?} has no host", args.url);
+            bail!("--url {given:?} has no host");
         }
         to_ws_scheme(&mut base)?;
         let mut socket = base.clone();

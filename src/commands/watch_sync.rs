@@ -20,7 +20,7 @@ use crate::exit::{Exit, Failure};
 use crate::expect::{Mode, Pattern};
 use crate::protocol::{EventType, Timestamp};
 use crate::report::human::{self, EventStyle};
-use crate::report::{Reporter, json};
+use crate::report::{Reporter, json, junit};
 
 /// Wait for an expectation or `--count` when `--timeout` is not given.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -98,6 +98,9 @@ pub struct WatchSyncArgs {
     /// Write every received frame to FILE as NDJSON, with its receive time
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Write a JUnit XML report: one test case for the expectation and one per item
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
@@ -574,6 +577,35 @@ impl Watch<'_> {
             }
             End::GaveUp(e) => Err(e),
         }
+    }
+}
+
+impl Watch<'_> {
+    /// One case for the run as a whole (its expectation, or a clean end), one per item.
+    fn write_junit(&self, path: &std::path::Path, summary: &WatchSummary) -> anyhow::Result<()> {
+        let classname = format!("watch-sync.{}", self.endpoint.org);
+        let name = match &summary.check.expectation {
+            Some(e) => format!("expect {}", e.pattern),
+            None => "watch".to_string(),
+        };
+        let ok = matches!(summary.outcome.as_str(), "satisfied" | "count" | "duration");
+        let explanation = summary.check.expectation.as_ref().and_then(|e| e.explanation.clone());
+        let whole = junit::Case {
+            name,
+            classname: classname.clone(),
+            time: Duration::from_secs_f64(summary.duration_ms / 1000.0),
+            outcome: if ok {
+                junit::Outcome::Passed
+            } else {
+                junit::Outcome::Failed {
+                    message: format!("the watch ended: {}", summary.outcome),
+                    details: explanation.unwrap_or_else(|| format!("outcome: {}", summary.outcome)),
+                }
+            },
+        };
+        let mut cases = vec![whole];
+        cases.extend(junit::item_cases(&summary.check, &format!("{classname}.items"), None));
+        junit::write(path, "syncprobe watch-sync", &cases)
     }
 }
 

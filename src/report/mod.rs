@@ -8,6 +8,7 @@
 
 pub mod human;
 pub mod json;
+pub mod junit;
 
 use std::io::{self, Write};
 use std::sync::Mutex;
