@@ -533,6 +533,9 @@ impl Watch<'_> {
         };
         self.reporter
             .summary(&summary, || human::watch_summary(&summary.check, outcome));
+        if let Some(path) = &self.args.junit {
+            self.write_junit(path, &summary)?;
+        }
         let what = if self.args.expect.is_some() {
             "the expected events"
         } else {
