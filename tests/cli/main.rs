@@ -1,6 +1,12 @@
 //! Integration tests: the bundled server over real sockets, and the built binary
-//! driven against it. One test binary; one module per area.
+//! driven against it and against fake servers. One test binary; one module per area.
 
+mod color;
+mod completions;
+mod connect;
+mod enqueue;
+mod fake;
 mod interop;
 mod serve;
 mod support;
+mod watch;
