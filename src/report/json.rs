@@ -7,9 +7,10 @@
 //! | type | data |
 //! |---|---|
 //! | `listening` | `serve` is bound: `{"addr":"127.0.0.1:PORT","url":"ws://127.0.0.1:PORT"}` |
-//! | `open` | a socket opened: `url`, `connectMs` (time to open), … |
-//! | `event` | a frame the server sent, untouched (the exact JSON it sent) |
-//! | `close` | a socket closed: `code`, `reason`, `initiator` |
+//! | `open` | a socket opened: [`Open`] |
+//! | `event` | a frame the server sent, untouched (a frame that is not JSON: a JSON string) |
+//! | `close` | a socket closed: [`Close`] |
+//! | `step` | a `smoke` step: `name`, `status`, `ms`, `message`, `exitCode` |
 //! | `progress` | periodic figures of long runs (`load`) |
 //! | `summary` | the final figures and verdict of a run |
 //! | `warning` | something worth knowing that does not end the run: `message` |
