@@ -398,6 +398,14 @@ impl StreamCheck {
                 self.config.org
             );
             self.tolerate(message, &mut findings)?;
+            // Tolerated, it is still not an event of this stream: it must not count
+            // towards --count or --expect, nor disturb this organization's seq.
+            return Ok(FrameOutcome {
+                frame: Some(frame),
+                considered: false,
+                findings,
+                verdict: Verdict::Continue,
+            });
         }
         let event = match &frame {
             ServerFrame::Event(event) => event,

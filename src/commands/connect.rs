@@ -62,8 +62,17 @@ pub async fn run(args: ConnectArgs, reporter: &Reporter) -> anyhow::Result<Exit>
             ws::masked(&ws::socket_url(&endpoint, None, &options))
         )
     ));
+    // Ctrl-C is handled from the start (exit 130), not left to the default kill; one
+    // future for the whole run, so a signal between two waits is not lost.
+    let interrupt = super::interrupted();
+    tokio::pin!(interrupt);
     let started = Instant::now();
-    let mut opened = ws::open(&endpoint, None, &options).await?;
+    let mut opened = tokio::select! {
+        // Polled first, so the handlers are in place before anything else happens.
+        biased;
+        _ = &mut interrupt => return Err(Failure::Interrupted.into()),
+        opened = ws::open(&endpoint, None, &options) => opened?,
+    };
     reporter.open(&json::Open {
         url: opened.display_url.clone(),
         organization_id: endpoint.org.clone(),
@@ -71,7 +80,16 @@ pub async fn run(args: ConnectArgs, reporter: &Reporter) -> anyhow::Result<Exit>
         subprotocol: opened.subprotocol.clone(),
         attempt: 0,
     });
-    let first = ws::expect_connected(&mut opened.stream, &endpoint.org, args.timeout).await?;
+    let first = tokio::select! {
+        _ = &mut interrupt => {
+            let (code, reason) = ws::close(&mut opened.stream, 1000, "normal")
+                .await
+                .unwrap_or((1000, "normal".into()));
+            reporter.close(&json::Close { code: Some(code), reason, initiator: "client".into() });
+            return Err(Failure::Interrupted.into());
+        }
+        first = ws::expect_connected(&mut opened.stream, &endpoint.org, args.timeout) => first?,
+    };
     let connected_ms = millis(started.elapsed());
     reporter.event(&first.raw, Some(&first.frame), EventStyle::Pretty);
     reporter.say(&format!(
@@ -91,7 +109,7 @@ pub async fn run(args: ConnectArgs, reporter: &Reporter) -> anyhow::Result<Exit>
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => break,
-                _ = super::interrupted() => { interrupted = true; break; }
+                _ = &mut interrupt => { interrupted = true; break; }
                 incoming = ws::next(&mut opened.stream) => match incoming? {
                     ws::Incoming::Text { text, .. } => {
                         held += 1;

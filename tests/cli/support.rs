@@ -227,3 +227,182 @@ pub fn records(output: &Output) -> Vec<Value> {
         })
         .collect()
 }
+
+/// A syncprobe run the test acts on while it runs (publishing after CONNECTED,
+/// interrupting it): its stdout is read record by record (run it with `--json`),
+/// its stderr collected in the background.
+pub struct Running {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// Every record read so far, in order.
+    pub records: Vec<Value>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr_task: JoinHandle<()>,
+}
+
+/// How a [`Running`] ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: std::process::ExitStatus,
+    /// Every stdout record of the run.
+    pub records: Vec<Value>,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+/// Starts the built binary with the same sanitised environment as [`run_cli`].
+pub fn spawn_cli(args: &[&str]) -> Running {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_syncprobe"));
+    command
+        .args(args)
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SYNCPROBE_") || key == "CLICOLOR_FORCE" {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command.spawn().expect("failed to start syncprobe");
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr_task = {
+        let stderr = stderr.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr_pipe.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                stderr
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    Running {
+        child,
+        lines: tokio::io::BufReader::new(stdout).lines(),
+        records: Vec::new(),
+        stderr,
+        stderr_task,
+    }
+}
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("syncprobe already exited")
+    }
+
+    /// Stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Reads records until one satisfies `wanted` and returns it (every record read
+    /// is kept in `records`). Panics when stdout ends or nothing comes within [`WAIT`].
+    pub async fn wait_for(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let line = match tokio::time::timeout_at(deadline, self.lines.next_line()).await {
+                Err(_) => panic!(
+                    "no {what} within {WAIT:?}; records: {:?}; stderr: {}",
+                    self.records,
+                    self.stderr()
+                ),
+                Ok(line) => line.expect("reading syncprobe's stdout failed"),
+            };
+            let Some(line) = line else {
+                // Let the stderr reader catch up: the process has ended.
+                let _ = tokio::time::timeout(WAIT, self.child.wait()).await;
+                panic!(
+                    "stdout ended before {what}; records: {:?}; stderr: {}",
+                    self.records,
+                    self.stderr()
+                );
+            };
+            let record: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not NDJSON: {line:?}: {e}"));
+            self.records.push(record.clone());
+            if wanted(&record) {
+                return record;
+            }
+        }
+    }
+
+    /// Waits for the next `event` record carrying `CONNECTED`.
+    pub async fn wait_for_connected(&mut self) -> Value {
+        self.wait_for("CONNECTED", is_connected_record).await
+    }
+
+    /// Sends SIGINT, as Ctrl-C does.
+    pub async fn interrupt(&self) {
+        let status = tokio::process::Command::new("kill")
+            .args(["-INT", &self.pid().to_string()])
+            .status()
+            .await
+            .expect("failed to run kill");
+        assert!(status.success(), "kill -INT failed: {status}");
+    }
+
+    /// Reads the rest of stdout and waits for the exit (bounded).
+    pub async fn finish(mut self) -> Finished {
+        let rest = async {
+            while let Some(line) = self.lines.next_line().await.expect("reading stdout") {
+                let record: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not NDJSON: {line:?}: {e}"));
+                self.records.push(record);
+            }
+            let status = self.child.wait().await.expect("waiting for syncprobe");
+            let _ = (&mut self.stderr_task).await;
+            status
+        };
+        let status = tokio::time::timeout(Duration::from_secs(60), rest)
+            .await
+            .expect("syncprobe did not finish in time");
+        let stderr = self.stderr();
+        Finished {
+            status,
+            records: self.records,
+            stderr,
+        }
+    }
+}
+
+/// An `event` record whose frame is `CONNECTED`.
+pub fn is_connected_record(record: &Value) -> bool {
+    record["type"] == "event" && record["data"]["type"] == "CONNECTED"
+}
+
+/// The `data` of every record of type `kind`, in order.
+pub fn data_of<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| r["type"] == kind)
+        .map(|r| &r["data"])
+        .collect()
+}
+
+/// Deserialises a record's `data` into its type.
+pub fn typed<T: serde::de::DeserializeOwned>(data: &Value) -> T {
+    serde_json::from_value(data.clone())
+        .unwrap_or_else(|e| panic!("{data} is not a {}: {e}", std::any::type_name::<T>()))
+}
+
+/// The one `summary` record of a run, typed.
+pub fn summary_of<T: serde::de::DeserializeOwned>(records: &[Value]) -> T {
+    let summaries = data_of(records, "summary");
+    assert_eq!(summaries.len(), 1, "one summary record: {records:?}");
+    typed(summaries[0])
+}

@@ -1,0 +1,894 @@
+//! `syncprobe watch-sync` driven against the bundled server and against fakes:
+//! expectations (subsequence, strict, per item), `--fail-on`, filters, the ends of a
+//! watch (count, duration, timeout, Ctrl-C, a server close), the protocol checks on
+//! every frame, Part 1 compatibility, `seq` continuity, reconnection with and
+//! without loss, heartbeats, and `--record`.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use syncprobe::check::Summary;
+use syncprobe::protocol::Timestamp;
+use syncprobe::report::json::{Close, Open};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::fake::{self, CutProxy, FakeServer};
+use crate::support::*;
+
+/// The `summary` record of `watch-sync`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WatchSummary {
+    outcome: String,
+    duration_ms: f64,
+    #[serde(flatten)]
+    check: Summary,
+}
+
+/// The frames of every `event` record, CONNECTED included.
+fn events(records: &[Value]) -> Vec<&Value> {
+    data_of(records, "event")
+}
+
+/// The `type` of every event record.
+fn event_types(records: &[Value]) -> Vec<String> {
+    events(records)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// The `message` of every warning record.
+fn warnings(records: &[Value]) -> Vec<String> {
+    data_of(records, "warning")
+        .iter()
+        .map(|w| w["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn write_sync(server: &TestServer, body: Value) -> Value {
+    let (status, answer) = post(&server.http("/api/pems/write-sync"), &body.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expected_lifecycle_is_satisfied() {
+    let server = TestServer::start().await;
+    let mut run = spawn_cli(&[
+        "watch-sync",
+        "org-w",
+        "--url",
+        &server.base(),
+        "--expect",
+        "CONNECTED QUEUED PROCESSING+ (SUCCESS|CONFLICT)",
+        "--timeout",
+        "10s",
+        "--json",
+    ]);
+    run.wait_for_connected().await;
+    write_sync(
+        &server,
+        json!({"organizationId": "org-w", "count": 1, "outcome": "success"}),
+    )
+    .await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    assert_eq!(
+        event_types(&finished.records),
+        [
+            "CONNECTED",
+            "SYNC_QUEUED",
+            "SYNC_PROCESSING",
+            "SYNC_SUCCESS"
+        ]
+    );
+    let summary: WatchSummary = summary_of(&finished.records);
+    assert_eq!(summary.outcome, "satisfied");
+    let expectation = summary.check.expectation.expect("an expectation summary");
+    assert_eq!(expectation.status, "satisfied");
+    assert_eq!(expectation.mode, "subsequence");
+    let close: Close = typed(data_of(&finished.records, "close")[0]);
+    assert_eq!(
+        (close.code, close.initiator.as_str()),
+        (Some(1000), "client")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_divergence_exits_1_and_is_explained() {
+    let server = TestServer::start().await;
+    let mut run = spawn_cli(&[
+        "watch-sync",
+        "org-s",
+        "--url",
+        &server.base(),
+        "--strict",
+        "--expect",
+        "CONNECTED QUEUED PROCESSING TERMINAL",
+        "--timeout",
+        "10s",
+        "--json",
+    ]);
+    run.wait_for_connected().await;
+    publish(&server, "org-s", "SYNC_QUEUED", "pfa-1", json!(null), 1).await;
+    publish(
+        &server,
+        "org-s",
+        "SYNC_SUCCESS",
+        "pfa-1",
+        json!({"newVersion": 2}),
+        1,
+    )
+    .await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(1), "{}", finished.stderr);
+    let err = &finished.stderr;
+    assert!(err.contains("event 3 was SYNC_SUCCESS"), "{err}");
+    assert!(err.contains("expected SYNC_PROCESSING"), "{err}");
+    let summary: WatchSummary = summary_of(&finished.records);
+    assert_eq!(summary.outcome, "failed");
+    assert_eq!(summary.check.expectation.unwrap().status, "failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_item_expectations_hold_for_interleaved_items() {
+    let server = TestServer::start().await;
+    let mut run = spawn_cli(&[
+        "watch-sync",
+        "org-p",
+        "--url",
+        &server.base(),
+        "--per-item",
+        "--items",
+        "2",
+        "--expect",
+        "QUEUED PROCESSING+ TERMINAL",
+        "--strict",
+        "--timeout",
+        "10s",
+        "--json",
+    ]);
+    run.wait_for_connected().await;
+    let answer = write_sync(
+        &server,
+        json!({"organizationId": "org-p", "count": 2, "outcome": "mixed"}),
+    )
+    .await;
+    let pfas: Vec<&str> = answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["pfaId"].as_str().unwrap())
+        .collect();
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let summary: WatchSummary = summary_of(&finished.records);
+    assert_eq!(summary.outcome, "satisfied");
+    let mut items: Vec<(&str, &str, Option<&str>)> = summary
+        .check
+        .items
+        .iter()
+        .map(|i| {
+            (
+                i.pfa_id.as_str(),
+                i.state.as_str(),
+                i.expectation.as_deref(),
+            )
+        })
+        .collect();
+    items.sort();
+    assert_eq!(
+        items,
+        [
+            (pfas[0], "SYNC_SUCCESS", Some("satisfied")),
+            (pfas[1], "SYNC_CONFLICT", Some("satisfied"))
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_on_stops_at_the_forbidden_event() {
+    let server = TestServer::start().await;
+    let mut run = spawn_cli(&[
+        "watch-sync",
+        "org-f",
+        "--url",
+        &server.base(),
+        "--fail-on",
+        "SYNC_FAILED",
+        "--duration",
+        "10s",
+        "--json",
+    ]);
+    run.wait_for_connected().await;
+    write_sync(
+        &server,
+        json!({"organizationId": "org-f", "count": 1, "outcome": "failed"}),
+    )
+    .await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(1), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("SYNC_FAILED arrived for pfa-1"),
+        "{}",
+        finished.stderr
+    );
+    assert!(finished.stderr.contains("--fail-on"), "{}", finished.stderr);
+    let summary: WatchSummary = summary_of(&finished.records);
+    assert_eq!(summary.outcome, "failed");
+    assert_eq!(summary.check.by_type.get("SYNC_FAILED"), Some(&1));
+    assert_eq!(summary.check.by_type.get("SYNC_PROCESSING"), Some(&4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item_and_where_filters_count_only_matching_events() {
+    let server = TestServer::start().await;
+    let mut run = spawn_cli(&[
+        "watch-sync",
+        "org-q",
+        "--url",
+        &server.base(),
+        "--item",
+        "pfa-a",
+        "--where",
+        "details.error=timeout",
+        "--count",
+        "1",
+        "--timeout",
+        "10s",
+        "--json",
+    ]);
+    run.wait_for_connected().await;
+    let timeout = json!({"error": "timeout", "retryCount": 3});
+    // Another item; the wrong error; no error at all; then the one that matches.
+    publish(&server, "org-q", "SYNC_FAILED", "pfa-b", timeout.clone(), 1).await;
+    publish(
+        &server,
+        "org-q",
+        "SYNC_FAILED",
+        "pfa-a",
+        json!({"error": "disk full", "retryCount": 0}),
+        1,
+    )
+    .await;
+    publish(&server, "org-q", "SYNC_QUEUED", "pfa-a", json!(null), 1).await;
+    publish(&server, "org-q", "SYNC_FAILED", "pfa-a", timeout, 1).await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let shown = events(&finished.records);
+    assert_eq!(shown.len(), 2, "only CONNECTED and the match: {shown:?}");
+    assert_eq!(
+        (
+            shown[1]["pfaId"].as_str(),
+            shown[1]["details"]["error"].as_str(),
+            shown[1]["seq"].as_u64()
+        ),
+        (Some("pfa-a"), Some("timeout"), Some(4))
+    );
+    let summary: WatchSummary = summary_of(&finished.records);
+    assert_eq!(summary.outcome, "count");
+    assert_eq!(summary.check.events, 1);
+    assert_eq!(summary.check.frames, 5);
+    assert_eq!(
+        summary.check.by_type.into_iter().collect::<Vec<_>>(),
+        [("CONNECTED".to_string(), 1), ("SYNC_FAILED".to_string(), 1)]
+    );
+    let items: Vec<&str> = summary
+        .check
+        .items
+        .iter()
+        .map(|i| i.pfa_id.as_str())
+        .collect();
+    assert_eq!(items, ["pfa-a"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmet_expectation_times_out_with_exit_4() {
+    let server = TestServer::start().await;
+    let output = run_cli(&[
+        "watch-sync",
+        "org-t",
+        "--url",
+        &server.base(),
+        "--expect",
+        "CONNECTED QUEUED",
+        "--timeout",
+        "300ms",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("timed out after 300ms"),
+        "{}",
+        stderr(&output)
+    );
+    let summary: WatchSummary = summary_of(&records(&output));
+    assert_eq!(summary.outcome, "timeout");
+    assert_eq!(summary.check.expectation.unwrap().status, "pending");
+    assert!(summary.duration_ms >= 300.0, "{}", summary.duration_ms);
+}
+
+#[tokio::test]
+async fn count_stops_after_that_many_events() {
+    let mut frames = vec![fake::part1_connected("org-c")];
+    for n in 1..=5 {
+        frames.push(fake::part1_event(
+            "SYNC_QUEUED",
+            &format!("pfa-{n}"),
+            "org-c",
+        ));
+    }
+    let server = FakeServer::sending(frames).await;
+    let output = run_cli(&[
+        "watch-sync",
+        "org-c",
+        "--url",
+        &server.base(),
+        "--count",
+        "3",
+        "--timeout",
+        "5s",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let records = records(&output);
+    let pfas: Vec<&str> = events(&records)
+        .iter()
+        .skip(1)
+        .map(|e| e["pfaId"].as_str().unwrap())
+        .collect();
+    assert_eq!(pfas, ["pfa-1", "pfa-2", "pfa-3"]);
+    let summary: WatchSummary = summary_of(&records);
+    assert_eq!(
+        (summary.outcome.as_str(), summary.check.events),
+        ("count", 3)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duration_ends_a_watch_without_expectation_successfully() {
+    let server = TestServer::start().await;
+    let output = run_cli(&[
+        "watch-sync",
+        "org-d",
+        "--url",
+        &server.base(),
+        "--duration",
+        "300ms",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let summary: WatchSummary = summary_of(&records(&output));
+    assert_eq!(summary.outcome, "duration");
+    assert!(summary.duration_ms >= 300.0, "{}", summary.duration_ms);
+    assert_eq!(summary.check.events, 0);
+}
+
+/// One broken frame: what it is, and a word the complaint about it must contain.
+fn broken_frames() -> Vec<(&'static str, Message, &'static str)> {
+    let other_org = fake::part1_event("SYNC_QUEUED", "pfa-x", "org-other");
+    let mut bad_time = fake::part1_event_value("SYNC_QUEUED", "pfa-x", "org-v");
+    bad_time["timestamp"] = json!("2025-11-28 10:00:00");
+    vec![
+        (
+            "another organization",
+            Message::text(other_org),
+            "rooms must isolate",
+        ),
+        (
+            "a bad timestamp",
+            Message::text(bad_time.to_string()),
+            "timestamp",
+        ),
+        (
+            "malformed JSON",
+            Message::text(r#"{"type":"SYNC_QUEUED","#),
+            "malformed",
+        ),
+        (
+            "a binary frame",
+            Message::binary(vec![1u8, 2, 3]),
+            "binary frame",
+        ),
+    ]
+}
+
+/// A fake sending CONNECTED, `bad`, then a good event.
+async fn server_breaking_with(bad: Message) -> FakeServer {
+    FakeServer::sending_messages(vec![
+        Message::text(fake::part1_connected("org-v")),
+        bad,
+        Message::text(fake::part1_event("SYNC_QUEUED", "pfa-good", "org-v")),
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn protocol_violations_exit_5() {
+    for (what, bad, complaint) in broken_frames() {
+        let server = server_breaking_with(bad).await;
+        // Had the bad frame been ignored, the good one would end the run with 0.
+        let output = run_cli(&[
+            "watch-sync",
+            "org-v",
+            "--url",
+            &server.base(),
+            "--count",
+            "1",
+            "--timeout",
+            "5s",
+            "--json",
+        ])
+        .await;
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(5), "{what}: {err}");
+        assert!(err.contains(complaint), "{what}: {err}");
+        let summary: WatchSummary = summary_of(&records(&output));
+        assert_eq!(summary.outcome, "protocol-error", "{what}");
+    }
+}
+
+#[tokio::test]
+async fn lenient_mode_warns_about_violations_and_goes_on() {
+    for (what, bad, complaint) in broken_frames() {
+        let server = server_breaking_with(bad).await;
+        let output = run_cli(&[
+            "watch-sync",
+            "org-v",
+            "--url",
+            &server.base(),
+            "--lenient",
+            "--count",
+            "1",
+            "--timeout",
+            "5s",
+            "--json",
+        ])
+        .await;
+        assert_eq!(output.status.code(), Some(0), "{what}: {}", stderr(&output));
+        let records = records(&output);
+        let warnings = warnings(&records);
+        assert!(
+            warnings.iter().any(|w| w.contains(complaint)),
+            "{what}: {warnings:?}"
+        );
+        let summary: WatchSummary = summary_of(&records);
+        let items: Vec<&str> = summary
+            .check
+            .items
+            .iter()
+            .map(|i| i.pfa_id.as_str())
+            .collect();
+        assert_eq!(
+            items,
+            ["pfa-good"],
+            "{what}: the good event is the one counted"
+        );
+        assert_eq!(summary.check.events, 1, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_event_types_are_tolerated_and_mentioned_once() {
+    let server = FakeServer::sending(vec![
+        fake::part1_connected("org-u"),
+        fake::part1_event("SYNC_PAUSED", "pfa-1", "org-u"),
+        fake::part1_event("SYNC_PAUSED", "pfa-2", "org-u"),
+        fake::part1_event("SYNC_QUEUED", "pfa-3", "org-u"),
+    ])
+    .await;
+    let output = run_cli(&[
+        "watch-sync",
+        "org-u",
+        "--url",
+        &server.base(),
+        "--count",
+        "3",
+        "--timeout",
+        "5s",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let records = records(&output);
+    let mentions: Vec<String> = warnings(&records)
+        .into_iter()
+        .filter(|w| w.contains("SYNC_PAUSED"))
+        .collect();
+    assert_eq!(mentions.len(), 1, "{mentions:?}");
+    assert!(mentions[0].contains("unknown event type"), "{mentions:?}");
+    let summary: WatchSummary = summary_of(&records);
+    assert_eq!(summary.check.unknown_types, ["SYNC_PAUSED"]);
+    assert_eq!(summary.check.by_type.get("SYNC_PAUSED"), Some(&2));
+    assert_eq!(summary.check.events, 3);
+}
+
+#[tokio::test]
+async fn a_part1_backend_satisfies_expectations_without_seq() {
+    let org = "org-p1";
+    let server = FakeServer::sending(vec![
+        fake::part1_connected(org),
+        fake::part1_event("SYNC_QUEUED", "pfa-1", org),
+        fake::part1_event("SYNC_PROCESSING", "pfa-1", org),
+        fake::part1_event("SYNC_PROCESSING", "pfa-1", org),
+        fake::part1_event("SYNC_SUCCESS", "pfa-1", org),
+    ])
+    .await;
+    let output = run_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &server.base(),
+        "--expect",
+        "CONNECTED QUEUED PROCESSING+ SUCCESS",
+        "--timeout",
+        "5s",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let records = records(&output);
+    let data = data_of(&records, "summary")[0];
+    assert!(data["seq"].is_null(), "{data}");
+    let summary: WatchSummary = summary_of(&records);
+    assert_eq!(summary.outcome, "satisfied");
+    assert_eq!(summary.check.seq, None);
+    assert_eq!(summary.check.items.len(), 1);
+    assert_eq!(summary.check.items[0].state, "SYNC_SUCCESS");
+    assert_eq!(summary.check.items[0].details, "newVersion=2");
+    assert!(warnings(&records).is_empty(), "{records:?}");
+}
+
+#[tokio::test]
+async fn seq_gaps_and_duplicates_are_reported() {
+    let org = "org-g";
+    let server = FakeServer::sending(vec![
+        fake::part2_connected(org, 0, "e"),
+        fake::part2_event("SYNC_QUEUED", "pfa-1", org, 1),
+        fake::part2_event("SYNC_PROCESSING", "pfa-1", org, 2),
+        fake::part2_event("SYNC_QUEUED", "pfa-2", org, 4),
+        fake::part2_event("SYNC_QUEUED", "pfa-2", org, 4),
+    ])
+    .await;
+    let output = run_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &server.base(),
+        "--count",
+        "4",
+        "--timeout",
+        "5s",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let records = records(&output);
+    let warnings = warnings(&records);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains("gap") && warnings[0].contains('3'),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].contains("duplicate") && warnings[1].contains('4'),
+        "{warnings:?}"
+    );
+    let summary: WatchSummary = summary_of(&records);
+    let seq = summary.check.seq.expect("seq figures of a Part 2 stream");
+    assert_eq!(
+        (seq.gaps, seq.duplicates, seq.missing, seq.late),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(
+        (seq.epoch.as_deref(), seq.last_seq, seq.epoch_changes),
+        (Some("e"), Some(4), 0)
+    );
+}
+
+/// Waits for the `event` record of the event numbered `seq`.
+async fn wait_for_seq(run: &mut Running, seq: u64) {
+    run.wait_for(&format!("the event of seq {seq}"), |r| {
+        r["type"] == "event" && r["data"]["type"] != "CONNECTED" && r["data"]["seq"] == seq
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_resumes_without_loss() {
+    let server = TestServer::start().await;
+    let proxy = CutProxy::start(server.addr).await;
+    let org = "org-nl";
+    let mut run = spawn_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &proxy.base(),
+        "--reconnect",
+        "--reconnect-base",
+        "50ms",
+        "--count",
+        "9",
+        "--timeout",
+        "20s",
+        "--connect-timeout",
+        "2s",
+        "--json",
+    ]);
+    let connected = run.wait_for_connected().await;
+    let epoch = connected["data"]["epoch"].as_str().unwrap().to_string();
+    publish(&server, org, "SYNC_QUEUED", "pfa-1", json!(null), 3).await;
+    wait_for_seq(&mut run, 3).await;
+
+    // Cut, and keep the client out while more events are published.
+    proxy.hold();
+    proxy.cut();
+    run.wait_for("the close of the cut connection", |r| r["type"] == "close")
+        .await;
+    publish(&server, org, "SYNC_PROCESSING", "pfa-1", json!(null), 3).await;
+    proxy.open();
+    run.wait_for_connected().await;
+    publish(&server, org, "SYNC_PROCESSING", "pfa-2", json!(null), 3).await;
+
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let seqs: Vec<u64> = events(&finished.records)
+        .iter()
+        .filter(|e| e["type"] != "CONNECTED")
+        .map(|e| e["seq"].as_u64().expect("every event has a seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=9).collect::<Vec<_>>(),
+        "every event exactly once"
+    );
+    let opens: Vec<Open> = data_of(&finished.records, "open")
+        .into_iter()
+        .map(typed)
+        .collect();
+    assert_eq!(opens.len(), 2, "{opens:?}");
+    assert_eq!(opens[1].attempt, 1);
+    assert!(opens[1].url.contains("since=3"), "{}", opens[1].url);
+    assert!(
+        opens[1].url.contains(&format!("epoch={epoch}")),
+        "{}",
+        opens[1].url
+    );
+    let reconnected = events(&finished.records)
+        .into_iter()
+        .filter(|e| e["type"] == "CONNECTED")
+        .nth(1)
+        .unwrap();
+    assert_eq!(reconnected["historyTruncated"], false, "{reconnected}");
+    let summary: WatchSummary = summary_of(&finished.records);
+    assert!(summary.check.reconnects >= 1);
+    let seq = summary.check.seq.unwrap();
+    assert_eq!(
+        (seq.gaps, seq.duplicates, seq.missing, seq.truncations),
+        (0, 0, 0, 0)
+    );
+    assert!(proxy.accepted() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_is_reported_as_an_epoch_change() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let first = TestServer::on(listener, fast_config());
+    let org = "org-re";
+    let mut run = spawn_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &first.base(),
+        "--reconnect",
+        "--reconnect-base",
+        "50ms",
+        "--count",
+        "2",
+        "--timeout",
+        "20s",
+        "--connect-timeout",
+        "2s",
+        "--json",
+    ]);
+    let connected = run.wait_for_connected().await;
+    let old_epoch = connected["data"]["epoch"].as_str().unwrap().to_string();
+    publish(&first, org, "SYNC_QUEUED", "pfa-1", json!(null), 1).await;
+    wait_for_seq(&mut run, 1).await;
+
+    first.stop().await.unwrap();
+    let close = run
+        .wait_for("the server's close", |r| r["type"] == "close")
+        .await;
+    let close: Close = typed(&close["data"]);
+    assert_eq!(
+        (close.code, close.initiator.as_str()),
+        (Some(1001), "server")
+    );
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let second = TestServer::on(listener, fast_config());
+    let connected = run.wait_for_connected().await;
+    let new_epoch = connected["data"]["epoch"].as_str().unwrap().to_string();
+    assert_ne!(new_epoch, old_epoch);
+    publish(&second, org, "SYNC_QUEUED", "pfa-2", json!(null), 1).await;
+
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let warnings = warnings(&finished.records);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains(&old_epoch) && w.contains(&new_epoch)),
+        "{warnings:?}"
+    );
+    let last = *events(&finished.records).last().unwrap();
+    assert_eq!(
+        (last["pfaId"].as_str(), last["seq"].as_u64()),
+        (Some("pfa-2"), Some(1))
+    );
+    let summary: WatchSummary = summary_of(&finished.records);
+    let seq = summary.check.seq.unwrap();
+    assert_eq!(seq.epoch_changes, 1);
+    assert_eq!(seq.epoch.as_deref(), Some(new_epoch.as_str()));
+    assert!(summary.check.reconnects >= 1);
+}
+
+#[tokio::test]
+async fn a_server_close_without_reconnect_exits_5_naming_the_code() {
+    let server = FakeServer::start(|mut ws, _| async move {
+        fake::send(&mut ws, &fake::part1_connected("org-x")).await;
+        fake::close(&mut ws, 4403, "organization no longer valid").await;
+    })
+    .await;
+    let output = run_cli(&["watch-sync", "org-x", "--url", &server.base(), "--json"]).await;
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(5), "{err}");
+    assert!(err.contains("code 4403"), "{err}");
+    assert!(err.contains("organization no longer valid"), "{err}");
+    let records = records(&output);
+    let close: Close = typed(data_of(&records, "close")[0]);
+    assert_eq!(
+        (close.code, close.initiator.as_str()),
+        (Some(4403), "server")
+    );
+    let summary: WatchSummary = summary_of(&records);
+    assert_eq!(summary.outcome, "closed");
+}
+
+#[tokio::test]
+async fn a_part1_reconnection_reports_the_loss_window() {
+    let org = "org-l";
+    let server = FakeServer::start(move |mut ws, upgrade| async move {
+        fake::send(&mut ws, &fake::part1_connected(org)).await;
+        if upgrade.index == 0 {
+            fake::send(&mut ws, &fake::part1_event("SYNC_QUEUED", "pfa-1", org)).await;
+            fake::close(&mut ws, 1001, "restarting").await;
+        } else {
+            fake::send(&mut ws, &fake::part1_event("SYNC_SUCCESS", "pfa-1", org)).await;
+            fake::drain(&mut ws).await;
+        }
+    })
+    .await;
+    let output = run_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &server.base(),
+        "--reconnect",
+        "--reconnect-base",
+        "50ms",
+        "--count",
+        "2",
+        "--timeout",
+        "5s",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let records = records(&output);
+    let summary: WatchSummary = summary_of(&records);
+    assert_eq!(summary.check.reconnects, 1);
+    assert_eq!(summary.check.loss_windows.len(), 1, "{summary:?}");
+    let window = &summary.check.loss_windows[0];
+    assert!(window.from <= window.to, "{window:?}");
+    assert!(
+        warnings(&records)
+            .iter()
+            .any(|w| w.contains("without sequence numbers")),
+        "{records:?}"
+    );
+    // Resuming needs seq: a Part 1 reconnection asks for nothing.
+    let opens: Vec<Open> = data_of(&records, "open").into_iter().map(typed).collect();
+    assert_eq!(opens.len(), 2);
+    assert!(!opens[1].url.contains("since="), "{}", opens[1].url);
+}
+
+#[tokio::test]
+async fn a_server_that_stops_answering_pings_is_dead() {
+    let server = FakeServer::start(|mut ws, _| async move {
+        fake::send(&mut ws, &fake::part1_connected("org-ping")).await;
+        // Never read again: pings go unanswered.
+        std::future::pending::<()>().await;
+        drop(ws);
+    })
+    .await;
+    let output = run_cli(&[
+        "watch-sync",
+        "org-ping",
+        "--url",
+        &server.base(),
+        "--ping-interval",
+        "100ms",
+        "--json",
+    ])
+    .await;
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(5), "{err}");
+    assert!(err.contains("stopped answering pings"), "{err}");
+    let summary: WatchSummary = summary_of(&records(&output));
+    assert_eq!(summary.outcome, "protocol-error");
+}
+
+#[tokio::test]
+async fn record_writes_every_frame_with_its_receive_time() {
+    let org = "org-rec";
+    let sent = vec![
+        fake::part1_connected(org),
+        fake::part1_event("SYNC_QUEUED", "pfa-1", org),
+        fake::part1_event("SYNC_CONFLICT", "pfa-1", org),
+    ];
+    let server = FakeServer::sending(sent.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.ndjson");
+    let output = run_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &server.base(),
+        "--count",
+        "2",
+        "--timeout",
+        "5s",
+        "--record",
+        path.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut frames = Vec::new();
+    for line in text.lines() {
+        let record: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        let at = record["receivedAt"].as_str().expect("receivedAt");
+        let parsed: Timestamp = at.parse().expect("the protocol's timestamp format");
+        assert_eq!(parsed.to_string(), at);
+        assert!(record["receivedAtUs"].is_u64(), "{record}");
+        frames.push(record["frame"].clone());
+    }
+    let expected: Vec<Value> = sent
+        .iter()
+        .map(|f| serde_json::from_str(f).unwrap())
+        .collect();
+    assert_eq!(frames, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_ends_the_watch_with_a_summary_and_exit_130() {
+    let server = TestServer::start().await;
+    let mut run = spawn_cli(&["watch-sync", "org-i", "--url", &server.base(), "--json"]);
+    run.wait_for_connected().await;
+    run.interrupt().await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(130), "{}", finished.stderr);
+    let summary: WatchSummary = summary_of(&finished.records);
+    assert_eq!(summary.outcome, "interrupted");
+    let close: Close = typed(data_of(&finished.records, "close")[0]);
+    assert_eq!(
+        (close.code, close.initiator.as_str()),
+        (Some(1000), "client")
+    );
+}
