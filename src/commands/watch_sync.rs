@@ -234,6 +234,7 @@ pub async fn run(args: WatchSyncArgs, reporter: &Reporter) -> anyhow::Result<Exi
         reporter,
         check: StreamCheck::new(config),
         started: Instant::now(),
+        interrupt: Box::pin(super::interrupted()),
     };
     let end = watch.run(&mut recorder).await;
     watch.finish(end)
@@ -255,6 +256,9 @@ struct Watch<'a> {
     reporter: &'a Reporter,
     check: StreamCheck,
     started: Instant,
+    /// Ctrl-C, one future for the whole run: a signal that arrives between two waits
+    /// (while a frame is handled) is kept for the next wait instead of being lost.
+    interrupt: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 }
 
 /// What ended one connection.
@@ -297,7 +301,9 @@ impl Watch<'_> {
                     .map(|(since, epoch)| ws::ResumeFrom { since, epoch })
             };
             let opened = tokio::select! {
-                _ = super::interrupted() => return End::Interrupted,
+                // Polled first, so the handlers are in place before anything else happens.
+                biased;
+                _ = &mut self.interrupt => return End::Interrupted,
                 _ = sleep_until(timeout_at) => return End::Timeout,
                 _ = sleep_until(duration_at) => return End::Finished("duration"),
                 opened = ws::open(&self.endpoint, resume.as_ref(), &self.options) => opened,
@@ -315,7 +321,7 @@ impl Watch<'_> {
                         fmt_duration(delay)
                     ));
                     tokio::select! {
-                        _ = super::interrupted() => return End::Interrupted,
+                        _ = &mut self.interrupt => return End::Interrupted,
                         _ = sleep_until(timeout_at) => return End::Timeout,
                         _ = sleep_until(duration_at) => return End::Finished("duration"),
                         _ = tokio::time::sleep(delay) => continue,
@@ -331,7 +337,7 @@ impl Watch<'_> {
             });
             let connected_limit = self.args.timeout.unwrap_or(CONNECTED_TIMEOUT);
             let connected = tokio::select! {
-                _ = super::interrupted() => return End::Interrupted,
+                _ = &mut self.interrupt => return End::Interrupted,
                 c = ws::expect_connected(&mut opened.stream, &self.endpoint.org, connected_limit) => c,
             };
             let connected = match connected {
@@ -417,7 +423,7 @@ impl Watch<'_> {
         let mut pings = 0u64;
         loop {
             tokio::select! {
-                _ = super::interrupted() => return Lost::End(End::Interrupted),
+                _ = &mut self.interrupt => return Lost::End(End::Interrupted),
                 _ = sleep_until(timeout_at) => return Lost::End(End::Timeout),
                 _ = sleep_until(duration_at) => return Lost::End(End::Finished("duration")),
                 _ = ticker.tick(), if ping_every.is_some() => {
@@ -592,7 +598,11 @@ impl Watch<'_> {
             None => "watch".to_string(),
         };
         let ok = matches!(summary.outcome.as_str(), "satisfied" | "count" | "duration");
-        let explanation = summary.check.expectation.as_ref().and_then(|e| e.explanation.clone());
+        let explanation = summary
+            .check
+            .expectation
+            .as_ref()
+            .and_then(|e| e.explanation.clone());
         let whole = junit::Case {
             name,
             classname: classname.clone(),
@@ -607,7 +617,11 @@ impl Watch<'_> {
             },
         };
         let mut cases = vec![whole];
-        cases.extend(junit::item_cases(&summary.check, &format!("{classname}.items"), None));
+        cases.extend(junit::item_cases(
+            &summary.check,
+            &format!("{classname}.items"),
+            None,
+        ));
         junit::write(path, "syncprobe watch-sync", &cases)
     }
 }
