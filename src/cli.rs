@@ -71,6 +71,9 @@ pub enum Command {
     Load(commands::load::LoadArgs),
     /// Run the bundled sync-socket server (the protocol's reference implementation)
     Serve(commands::serve::ServeArgs),
+    /// Write shell completions or the man page (see `completions/`)
+    #[command(hide = true)]
+    Generate(commands::generate::GenerateArgs),
 }
 
 /// How client subcommands reach a backend: addressing, credentials, TLS, timeouts.

@@ -2,6 +2,7 @@
 
 pub mod connect;
 pub mod enqueue;
+pub mod generate;
 pub mod load;
 pub mod serve;
 pub mod smoke;
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> anyhow::Result<Exit> {
         Command::Smoke(args) => smoke::run(args, reporter).await,
         Command::Load(args) => load::run(args, reporter).await,
         Command::Serve(args) => serve::run(args, reporter).await,
+        Command::Generate(args) => generate::run(args, reporter).await,
     }
 }
 

@@ -1,0 +1,226 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_syncprobe_global_optspecs
+    string join \n json color= q/quiet v/verbose h/help V/version
+end
+
+function __fish_syncprobe_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_syncprobe_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_syncprobe_using_subcommand
+    set -l cmd (__fish_syncprobe_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "connect" -d 'Open a sync socket, check CONNECTED, and close'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l timeout -d 'How long to wait for CONNECTED once the socket is open' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l hold -d 'Keep the connection open this long after CONNECTED, showing what arrives' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l url -d 'Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000; for `smoke`, the bundled server on a free port]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l token -d 'Bearer token for the upgrade and REST calls' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l token-file -d 'Read the bearer token from a file (surrounding whitespace is ignored)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or the `token` query parameter as browsers must' -r -f -a "header\t''
+query\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l origin -d 'Origin header for the upgrade' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l insecure -d 'Accept any TLS certificate (testing only)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l expect -d 'Ordered pattern of event types to wait for (see below)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l items -d 'With --per-item: items that must be seen before the expectation can hold' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l fail-on -d 'Exit 1 as soon as an event of one of these types arrives (comma-separated)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l item -d 'Consider only this item (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l where -d 'Consider only events whose field equals the value: FIELD=VALUE, dotted paths such as details.error (repeatable; all must hold)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l count -d 'Stop after this many events (after filters)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l duration -d 'Stop after watching this long' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l timeout -d 'Bound the wait for CONNECTED and for --expect or --count (default 10s and 60s)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l reconnect-base -d 'First reconnect delay ceiling (full jitter, doubling per attempt)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l reconnect-cap -d 'Largest reconnect delay' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l reconnect-attempts -d 'Consecutive failed reconnect attempts before giving up (0 = never give up)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l ping-interval -d 'Ping the server this often; a ping unanswered by the next one means the connection is dead (with -v, round-trip times are shown)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l record -d 'Write every received frame to FILE as NDJSON, with its receive time' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l junit -d 'Write a JUnit XML report: one test case for the expectation and one per item' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l url -d 'Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000; for `smoke`, the bundled server on a free port]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l token -d 'Bearer token for the upgrade and REST calls' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l token-file -d 'Read the bearer token from a file (surrounding whitespace is ignored)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or the `token` query parameter as browsers must' -r -f -a "header\t''
+query\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l origin -d 'Origin header for the upgrade' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l strict -d 'Match the pattern exactly, with nothing between its events'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l per-item -d 'Apply the pattern to every item (pfaId) separately'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l lenient -d 'Report protocol violations as warnings instead of failing (exit 5)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l reconnect -d 'Reconnect when the connection is lost, resuming from the last seq when the server numbers its events'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l insecure -d 'Accept any TLS certificate (testing only)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l modification-id -d 'A pending modification to sync (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l priority -d 'Queue priority, 0-10 (higher runs first)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l count -d 'Synthetic items to queue (Part 2 servers such as `serve`)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l pfa-id -d 'Name the queued items (repeatable; Part 2 servers)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l outcome -d 'Outcome the server should simulate (Part 2 servers)' -r -f -a "success\t''
+conflict\t''
+failed\t''
+retry-then-success\t''
+mixed\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l expect-outcome -d 'With --wait: exit 1 unless every item ends with this outcome' -r -f -a "success\t''
+conflict\t''
+failed\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l timeout -d 'Bound the whole command, waiting included' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l junit -d 'With --wait: write a JUnit XML report (one test case per item)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l url -d 'Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000; for `smoke`, the bundled server on a free port]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l token -d 'Bearer token for the upgrade and REST calls' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l token-file -d 'Read the bearer token from a file (surrounding whitespace is ignored)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or the `token` query parameter as browsers must' -r -f -a "header\t''
+query\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l origin -d 'Origin header for the upgrade' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l wait -d 'Open the socket first, then follow every queued item to its terminal event'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l insecure -d 'Accept any TLS certificate (testing only)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l items -d 'Items to enqueue and follow' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l timeout -d 'Bound of each waiting step (CONNECTED, the lifecycle of every item)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l junit -d 'Write a JUnit XML report: one test case per step and per item' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l url -d 'Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000; for `smoke`, the bundled server on a free port]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l token -d 'Bearer token for the upgrade and REST calls' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l token-file -d 'Read the bearer token from a file (surrounding whitespace is ignored)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or the `token` query parameter as browsers must' -r -f -a "header\t''
+query\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l origin -d 'Origin header for the upgrade' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l insecure -d 'Accept any TLS certificate (testing only)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -s c -l connections -d 'Sockets to open' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l orgs -d 'Organizations to spread them over, named PREFIX-1 … PREFIX-K' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l org-prefix -d 'Prefix of the generated organization names' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l org -d 'Use these organizations instead (repeatable or comma-separated)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l ramp-rate -d 'Connections opened per second (0 = as fast as --max-pending allows)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l max-pending -d 'Handshakes in flight at once' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l duration -d 'Keep the sockets open at least this long once they are all up' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l events -d 'Events per organization (publish), or items per organization (queue: 3 events each)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l rate -d 'Events per second per organization (0 = as fast as possible)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l via -d 'How events are produced: POST /api/ws/publish, or the write-sync queue' -r -f -a "publish\t''
+queue\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l drain-timeout -d 'How long to wait for the last deliveries after the source is done' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l timeout -d 'Wait for each CONNECTED' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l threshold -d 'Pass/fail rule, like \'p99<50ms\', \'connect_p95<200ms\', \'loss==0\' (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l report -d 'Write an HTML report (latency histogram and latency over time)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l url -d 'Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000; for `smoke`, the bundled server on a free port]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l token -d 'Bearer token for the upgrade and REST calls' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l token-file -d 'Read the bearer token from a file (surrounding whitespace is ignored)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or the `token` query parameter as browsers must' -r -f -a "header\t''
+query\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l origin -d 'Origin header for the upgrade' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l passive -d 'Produce no events: measure what someone else produces (needs --duration)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l insecure -d 'Accept any TLS certificate (testing only)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l listen -d 'Address to listen on (port 0 picks a free port)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l history -d 'Events retained per organization for `?since=` resume' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l lag-limit -d 'Events a client may fall behind before it is closed with 1013' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l workers -d 'Concurrent write-sync attempts' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l processing-time -d 'Time one simulated write attempt takes' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-retries -d 'Retries of a retryable failure before SYNC_FAILED' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l retry-base -d 'Backoff before the first retry; doubles for each further retry' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l ping-interval -d 'Interval of server pings; a client silent for two intervals is dropped (0 = off)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l write-timeout -d 'A write to a client blocked this long drops the client' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l shutdown-grace -d 'Time given to clients to finish the close handshake on shutdown' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-message-size -d 'Largest client message accepted on sync sockets, in bytes' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "connect" -d 'Open a sync socket, check CONNECTED, and close'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,225 @@
+//! `generate WHAT` (hidden): the shell completions and the man pages, built from the
+//! same clap definition the parser uses ([`crate::cli::command`], so the root page
+//! carries the exit codes and the environment).
+//!
+//! `completions/` holds every file checked in; [`REGENERATE`] rewrites it, and the
+//! test `tests/cli/completions.rs` fails when it is stale. The generated text is the
+//! product here, not a report, so it bypasses the reporter: `emit` is the one place
+//! that writes it to stdout, byte for byte (no colour stripping).
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use clap_complete::{Generator, Shell};
+
+use crate::exit::Exit;
+use crate::report::Reporter;
+
+/// The command name the completions complete and the man pages document.
+pub const BIN_NAME: &str = "syncprobe";
+
+/// Regenerates the checked-in `completions/` (run from the repository root).
+pub const REGENERATE: &str = "cargo run --quiet -- generate all --out-dir completions";
+
+/// Every shell with a completion script in `completions/`.
+pub const SHELLS: [Shell; 5] = [
+    Shell::Bash,
+    Shell::Zsh,
+    Shell::Fish,
+    Shell::PowerShell,
+    Shell::Elvish,
+];
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "Files (with --out-dir, or `all`):
+  syncprobe.bash  _syncprobe  syncprobe.fish  _syncprobe.ps1  syncprobe.elv
+  syncprobe.1 and syncprobe-SUBCOMMAND.1 (man pages)
+
+Examples:
+  syncprobe generate bash > ~/.local/share/bash-completion/completions/syncprobe
+  syncprobe generate man | man -l -
+  syncprobe generate all --out-dir completions        # what the staleness test asks for")]
+pub struct GenerateArgs {
+    /// A shell's completion script, the man page, or every file (`all` needs --out-dir)
+    #[arg(value_name = "WHAT")]
+    pub what: What,
+    /// Write the file(s) into this directory (created if missing) instead of stdout
+    #[arg(long, value_name = "DIR", required_if_eq("what", "all"))]
+    pub out_dir: Option<PathBuf>,
+}
+
+/// What `generate` produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum What {
+    Bash,
+    Zsh,
+    Fish,
+    #[value(name = "powershell")]
+    PowerShell,
+    Elvish,
+    /// The man page of `syncprobe` (with --out-dir: one page per subcommand too)
+    Man,
+    /// Every completion script and man page
+    All,
+}
+
+/// One generated file: its name in `completions/` and its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artefact {
+    pub file_name: String,
+    pub content: Vec<u8>,
+}
+
+/// The clap command as the completions see it. `clap_complete`'s generators walk
+/// hidden subcommands too (clap-rs/clap#1335), and `clap::Command` cannot drop one,
+/// so the root is re-assembled from the parser's own arguments and its visible
+/// subcommands: nothing of the command line is restated here, so it cannot drift.
+fn completion_command() -> clap::Command {
+    let full = crate::cli::command();
+    clap::Command::new(BIN_NAME)
+        .about(full.get_about().cloned().unwrap_or_default())
+        .version(env!("CARGO_PKG_VERSION"))
+        .propagate_version(true)
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
+}
+
+/// The completion script of `shell`.
+pub fn completion(shell: Shell) -> Artefact {
+    let mut cmd = completion_command();
+    let mut content = Vec::new();
+    clap_complete::generate(shell, &mut cmd, BIN_NAME, &mut content);
+    Artefact {
+        file_name: shell.file_name(BIN_NAME),
+        content,
+    }
+}
+
+/// The clap command as the man pages see it: built, without clap's `help`
+/// subcommand (it would get a page of its own), as `clap_mangen::generate_to` does.
+fn man_command() -> clap::Command {
+    let mut cmd = crate::cli::command()
+        .bin_name(BIN_NAME)
+        .disable_help_subcommand(true);
+    cmd.build();
+    cmd
+}
+
+fn render(man: clap_mangen::Man) -> anyhow::Result<Artefact> {
+    // The footer names the package, on subcommand pages too (not `watch-sync 0.1.0`).
+    let man = man.source(concat!("syncprobe ", env!("CARGO_PKG_VERSION")));
+    let file_name = man.get_filename();
+    let mut content = Vec::new();
+    man.render(&mut content)
+        .with_context(|| format!("failed to render {file_name}"))?;
+    Ok(Artefact { file_name, content })
+}
+
+/// `syncprobe.1`, the root man page.
+pub fn man_page() -> anyhow::Result<Artefact> {
+    render(clap_mangen::Man::new(man_command()))
+}
+
+/// `syncprobe.1` and one `syncprobe-SUBCOMMAND.1` per visible subcommand (the root
+/// page refers to them by those names).
+pub fn man_pages() -> anyhow::Result<Vec<Artefact>> {
+    let cmd = man_command();
+    let mut pages = vec![render(clap_mangen::Man::new(cmd.clone()))?];
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        pages.push(render(clap_mangen::Man::new(sub.clone()))?);
+    }
+    Ok(pages)
+}
+
+/// Everything `completions/` must hold, in a stable order.
+pub fn all() -> anyhow::Result<Vec<Artefact>> {
+    let mut files: Vec<Artefact> = SHELLS.into_iter().map(completion).collect();
+    files.extend(man_pages()?);
+    Ok(files)
+}
+
+fn shell_of(what: What) -> Option<Shell> {
+    match what {
+        What::Bash => Some(Shell::Bash),
+        What::Zsh => Some(Shell::Zsh),
+        What::Fish => Some(Shell::Fish),
+        What::PowerShell => Some(Shell::PowerShell),
+        What::Elvish => Some(Shell::Elvish),
+        What::Man | What::All => None,
+    }
+}
+
+pub async fn run(args: GenerateArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
+    match (args.what, &args.out_dir) {
+        (What::Man, None) => emit(&man_page()?.content)?,
+        (What::Man, Some(dir)) => write_all(dir, &man_pages()?, reporter)?,
+        (What::All, Some(dir)) => write_all(dir, &all()?, reporter)?,
+        // clap requires --out-dir with `all`.
+        (What::All, None) => anyhow::bail!("`generate all` needs --out-dir DIR"),
+        (shell, out_dir) => {
+            let shell = shell_of(shell).expect("every other value is a shell");
+            let file = completion(shell);
+            match out_dir {
+                Some(dir) => write_all(dir, &[file], reporter)?,
+                None => emit(&file.content)?,
+            }
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// Writes generated bytes to stdout unchanged; a reader that went away is not an error.
+fn emit(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(e).context("failed to write to stdout")
+        }
+        _ => Ok(()),
+    }
+}
+
+fn write_all(dir: &Path, files: &[Artefact], reporter: &Reporter) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    for file in files {
+        let path = dir.join(&file.file_name);
+        std::fs::write(&path, &file.content)
+            .with_context(|| format!("failed to write {}", path.display()))?;
+        reporter.note(&format!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_has_its_own_name() {
+        let files = all().unwrap();
+        let mut names: Vec<&str> = files.iter().map(|f| f.file_name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), files.len(), "{names:?}");
+        assert!(names.contains(&"syncprobe.1") && names.contains(&"syncprobe.bash"));
+    }
+
+    #[test]
+    fn the_hidden_subcommand_is_left_out() {
+        // How each shell's script names it: its description (zsh, fish, powershell,
+        // elvish, man) and its case labels (bash, zsh, powershell, elvish).
+        let marks = [
+            "Write shell completions or the man page",
+            "subcmd__generate",
+            "syncprobe;generate",
+        ];
+        for file in all().unwrap() {
+            let text = String::from_utf8(file.content).unwrap();
+            for own in marks {
+                assert!(!text.contains(own), "{} offers `generate`", file.file_name);
+            }
+        }
+    }
+}
