@@ -13,6 +13,7 @@ pub mod client;
 pub mod commands;
 pub mod exit;
 pub mod expect;
+pub mod load;
 pub mod protocol;
 pub mod report;
 pub mod server;

@@ -150,6 +150,9 @@ pub struct ClientOptions {
     pub headers: Vec<(String, String)>,
     pub tls: Arc<rustls::ClientConfig>,
     pub connect_timeout: Duration,
+    /// WebSocket buffer and size settings (`None`: tungstenite's defaults); `load`
+    /// shrinks the buffers so thousands of sockets stay cheap.
+    pub ws_config: Option<tokio_tungstenite::tungstenite::protocol::WebSocketConfig>,
 }
 
 impl ClientOptions {
@@ -175,6 +178,7 @@ impl ClientOptions {
             headers: args.headers.clone(),
             tls: tls::client_config(args.cacert.as_deref(), args.insecure)?,
             connect_timeout: args.connect_timeout,
+            ws_config: None,
         })
     }
 }

@@ -200,7 +200,7 @@ pub async fn open(
     }
     let (stream, response) = tokio::time::timeout_at(
         deadline,
-        tokio_tungstenite::client_async_with_config(request, stream, None),
+        tokio_tungstenite::client_async_with_config(request, stream, options.ws_config),
     )
     .await
     .map_err(|_| timeout_failure("the WebSocket upgrade", &shown, limit))?

@@ -36,6 +36,9 @@ pub struct Reporter {
     err: Mutex<AutoStream<io::Stderr>>,
     /// Set once stdout is closed by the reader; later writes are dropped.
     out_closed: AtomicBool,
+    /// The live progress line of long runs (stderr, terminals only).
+    bar: Mutex<Option<indicatif::ProgressBar>>,
+    last_progress_record: Mutex<Option<std::time::Instant>>,
 }
 
 impl Reporter {
@@ -62,6 +65,8 @@ impl Reporter {
             out: Mutex::new(AutoStream::new(io::stdout(), choice(true))),
             err: Mutex::new(AutoStream::new(io::stderr(), choice(false))),
             out_closed: AtomicBool::new(false),
+            bar: Mutex::new(None),
+            last_progress_record: Mutex::new(None),
         }
     }
 
@@ -193,6 +198,39 @@ impl Reporter {
             self.json_record("warning", &json::Warning { message });
         }
         self.write_err(&human::warning(message));
+    }
+
+    /// Live figures of a long run: a progress line on stderr when it is a terminal
+    /// (not with `--json` or `-q`), and with `--json` a `progress` record a second.
+    pub fn progress<T: Serialize>(&self, line: &str, data: &T) {
+        use std::io::IsTerminal;
+        if self.json {
+            let mut last = self.last_progress_record.lock().expect("progress lock");
+            if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
+                *last = Some(std::time::Instant::now());
+                drop(last);
+                self.json_record("progress", data);
+            }
+            return;
+        }
+        if self.verbosity == Verbosity::Quiet || !io::stderr().is_terminal() {
+            return;
+        }
+        let mut bar = self.bar.lock().expect("bar lock");
+        let bar = bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar
+        });
+        bar.set_message(line.to_string());
+        bar.tick();
+    }
+
+    /// Removes the progress line, if one is drawn.
+    pub fn finish_progress(&self) {
+        if let Some(bar) = self.bar.lock().expect("bar lock").take() {
+            bar.finish_and_clear();
+        }
     }
 
     /// The error that ends the run: one line on stderr (cause chain included), hints
