@@ -437,6 +437,8 @@ pub async fn publish(State(state): State<AppState>, body: Bytes) -> Response {
     let accepted = publish.count;
     state.tasks.spawn(async move {
         let mut ticks = tokio::time::interval(period);
+        // Never faster than asked: a late tick delays the rest instead of bunching them.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         for _ in 0..publish.count {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
