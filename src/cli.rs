@@ -34,6 +34,7 @@ pub struct Cli {
 
 /// Flags accepted anywhere on the line, by every subcommand.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Write NDJSON records to stdout instead of text (see README, "--json")
     #[arg(long, global = true)]
@@ -180,8 +181,33 @@ pub fn command() -> clap::Command {
 
 /// Parses `std::env::args`, exiting with clap's usage code (2) on bad input.
 pub fn parse() -> Cli {
-    let matches = command().get_matches();
+    // `--color` must also reach clap's own help and usage errors, which are written
+    // before the flag is parsed: look for it first.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match color_flag(&args) {
+        Some(ColorWhen::Always) => anstream::ColorChoice::Always.write_global(),
+        Some(ColorWhen::Never) => anstream::ColorChoice::Never.write_global(),
+        _ => {}
+    }
+    let matches = command().get_matches_from(args);
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The last `--color WHEN` / `--color=WHEN` on the line, before `--`.
+fn color_flag(args: &[std::ffi::OsString]) -> Option<ColorWhen> {
+    let mut found = None;
+    let mut iter = args.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(arg) = iter.next() {
+        let value = match arg.as_ref() {
+            "--" => break,
+            "--color" => iter.next().map(|v| v.into_owned()),
+            other => other.strip_prefix("--color=").map(String::from),
+        };
+        if let Some(value) = value {
+            found = ColorWhen::from_str(&value, true).ok().or(found);
+        }
+    }
+    found
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h30m`; a bare `0` means zero.
@@ -200,6 +226,21 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         command().debug_assert();
+    }
+
+    #[test]
+    fn color_flag_is_found_before_parsing() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            color_flag(&args(&["x", "serve", "--color", "never"])),
+            Some(ColorWhen::Never)
+        );
+        assert_eq!(
+            color_flag(&args(&["x", "--color=always", "--help"])),
+            Some(ColorWhen::Always)
+        );
+        assert_eq!(color_flag(&args(&["x", "--", "--color", "always"])), None);
+        assert_eq!(color_flag(&args(&["x", "connect", "o"])), None);
     }
 
     #[test]

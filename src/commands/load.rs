@@ -224,7 +224,13 @@ async fn load(
             .with_context(|| format!("failed to write the report {}", path.display()))?;
         reporter.note(&format!("report written to {}", path.display()));
     }
-    let ok = verdicts.iter().all(|v| v.ok);
+    let ok = verdicts.iter().all(|v| v.ok) && summary.connections_opened > 0;
+    let none_opened = summary.connections_opened == 0;
+    let errors: Vec<String> = summary
+        .errors
+        .iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect();
     report(
         reporter,
         &LoadReport {
@@ -233,6 +239,14 @@ async fn load(
             thresholds: verdicts.clone(),
         },
     );
+    if none_opened {
+        let errors = errors.join(", ");
+        return Err(Failure::Connect(format!(
+            "none of the {} connections opened ({errors})",
+            args.connections
+        ))
+        .into());
+    }
     if ok {
         Ok(Exit::Success)
     } else {

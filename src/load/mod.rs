@@ -160,7 +160,10 @@ pub struct Progress {
 /// State shared by every connection task.
 pub struct Shared {
     started: Instant,
+    /// Connections open now.
     open: AtomicU64,
+    /// Connections that reached CONNECTED, open or not any more.
+    ever: AtomicU64,
     failed: AtomicU64,
     delivered: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
@@ -182,6 +185,7 @@ impl Shared {
         Shared {
             started: Instant::now(),
             open: AtomicU64::new(0),
+            ever: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             errors: Mutex::new(BTreeMap::new()),
@@ -369,6 +373,7 @@ async fn connection(
         .expect("connected lock")
         .saturating_record(connected_us.max(1));
     shared.open.fetch_add(1, Ordering::Relaxed);
+    shared.ever.fetch_add(1, Ordering::Relaxed);
 
     let start_seq = first.connected.seq;
     let mut seqs = Seqs {
@@ -547,7 +552,7 @@ pub async fn run(
     }
     // Wait until every connection is up or has failed.
     while !interrupted_now
-        && shared.open.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed) < requested
+        && shared.ever.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed) < requested
     {
         tokio::select! {
             _ = ticker.tick() => on_progress(&shared.progress(requested)),
@@ -562,7 +567,9 @@ pub async fn run(
     // Event phase.
     let mut published: Option<u64> = None;
     let mut per_subscriber: Option<u64> = None;
-    if !interrupted_now {
+    // With no subscriber left there is nothing to deliver to: skip the source.
+    let anyone = shared.open.load(Ordering::Relaxed) > 0;
+    if !interrupted_now && anyone {
         let apis: Vec<Api> = plan
             .endpoints
             .iter()
@@ -633,7 +640,7 @@ pub async fn run(
                     || Instant::now() >= drain_until
             }
             None => true,
-        };
+        } || open == 0;
         if done && Instant::now() >= hold_until {
             break;
         }

@@ -178,11 +178,17 @@ pub fn watch_summary(s: &crate::check::Summary, outcome: &str) -> String {
     }
     if !s.items.is_empty() {
         out.push_str(&format!("  items ({}):\n", s.items.len()));
+        let width = s
+            .items
+            .iter()
+            .map(|i| i.pfa_id.chars().count())
+            .max()
+            .unwrap_or(0);
         for item in &s.items {
             let duration = item
                 .queued_to_terminal_ms
                 .map_or(String::new(), |d| format!("  {d} ms queued→terminal"));
-            let state = paint(style_of(&item.state), &item.state);
+            let state = paint(style_of(&item.state), format!("{:<15}", item.state));
             let pending = if item.terminal {
                 String::new()
             } else {
@@ -194,7 +200,7 @@ pub fn watch_summary(s: &crate::check::Summary, outcome: &str) -> String {
                 None => String::new(),
             };
             out.push_str(&format!(
-                "    {:<20} {state} after {} events{duration}{pending}{expectation}\n",
+                "    {:<width$}  {state} after {} events{duration}{pending}{expectation}\n",
                 item.pfa_id,
                 item.events.len()
             ));
@@ -215,7 +221,7 @@ pub fn watch_summary(s: &crate::check::Summary, outcome: &str) -> String {
     }
     if let (Some(l), Some(source)) = (&s.delivery_latency_ms, &s.latency_source) {
         out.push_str(&format!(
-            "  delivery latency: avg {:.2} ms, max {:.2} ms (from {source})\n",
+            "  delivery latency: avg {:.2} ms, max {:.2} ms, from {source}\n",
             l.avg, l.max
         ));
     }

@@ -7,6 +7,7 @@ mod connect;
 mod enqueue;
 mod fake;
 mod interop;
+mod load;
 mod serve;
 mod support;
 mod watch;

@@ -1,0 +1,301 @@
+//! `load` at small scale: exact completeness, thresholds that pass and fail, the HTML
+//! report, and errors classified by kind (refused upgrades, server closes).
+
+use serde_json::{Value, json};
+use syncprobe::commands::load::LoadReport;
+
+use crate::fake::*;
+use crate::support::*;
+
+fn report_of(output: &std::process::Output) -> LoadReport {
+    let records = records(output);
+    summary_of(&records)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completeness_is_exact_over_several_organizations() {
+    let server = TestServer::start().await;
+    let output = run_cli(&[
+        "load",
+        "--url",
+        &server.base(),
+        "--connections",
+        "200",
+        "--orgs",
+        "3",
+        "--events",
+        "50",
+        "--threshold",
+        "loss==0",
+        "--threshold",
+        "duplicates==0",
+        "--threshold",
+        "p99<30s",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let r = report_of(&output);
+    let s = &r.summary;
+    assert!(r.ok);
+    assert_eq!(
+        (s.connections_opened, s.connections_failed, s.organizations),
+        (200, 0, 3)
+    );
+    let c = s.completeness.as_ref().expect("serve numbers its events");
+    assert_eq!(
+        (c.expected, c.received, c.missing, c.duplicated, c.reordered),
+        (200 * 50, 200 * 50, 0, 0, 0)
+    );
+    assert_eq!((c.subscribers, c.complete_subscribers), (200, 200));
+    assert_eq!(s.frames_delivered, 200 * 50);
+    assert_eq!(s.events_published, Some(150));
+    assert_eq!(s.latency_ms.count, 200 * 50);
+    assert_eq!(s.latency_source.as_deref(), Some("publishedAtUs"));
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(r.thresholds.len(), 3);
+    assert!(r.thresholds.iter().all(|v| v.ok));
+    // The server agrees: every organization numbered its 50 events.
+    for org in ["org-load-1", "org-load-2", "org-load-3"] {
+        let (_, connected) = subscribe(&server, org).await;
+        assert_eq!(connected["seq"], 50, "{org}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_source_delivers_every_lifecycle() {
+    let server = TestServer::start().await;
+    let output = run_cli(&[
+        "load",
+        "--url",
+        &server.base(),
+        "--connections",
+        "20",
+        "--via",
+        "queue",
+        "--events",
+        "5",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let s = report_of(&output).summary;
+    let c = s.completeness.unwrap();
+    assert_eq!((c.expected, c.missing), (20 * 15, 0));
+    assert_eq!(
+        s.latency_source.as_deref(),
+        Some("timestamp (1 ms resolution)")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breached_threshold_exits_1_and_says_by_how_much() {
+    let server = TestServer::start().await;
+    let output = run_cli(&[
+        "load",
+        "--url",
+        &server.base(),
+        "--connections",
+        "10",
+        "--events",
+        "5",
+        "--threshold",
+        "p50<0.001us",
+        "--threshold",
+        "opened>=11",
+        "--threshold",
+        "loss==0",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let r = report_of(&output);
+    assert!(!r.ok);
+    let verdicts: Vec<(String, bool)> = r
+        .thresholds
+        .iter()
+        .map(|v| (v.threshold.clone(), v.ok))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("p50<0.001us".into(), false),
+            ("opened>=11".into(), false),
+            ("loss==0".into(), true)
+        ]
+    );
+    let err = stderr(&output);
+    assert!(
+        err.contains("p50<0.001us breached") && err.contains("past the limit"),
+        "{err}"
+    );
+    assert!(
+        err.contains("opened>=11 breached: opened = 10.000 (1.000 past the limit)"),
+        "{err}"
+    );
+    // A rule that does not parse is a usage error.
+    assert_eq!(
+        run_cli(&["load", "--threshold", "latency<5"])
+            .await
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_is_written_and_well_formed() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("load.html");
+    let output = run_cli(&[
+        "load",
+        "--url",
+        &server.base(),
+        "--connections",
+        "20",
+        "--events",
+        "30",
+        "--rate",
+        "300",
+        "--report",
+        path.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let html = std::fs::read_to_string(&path).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    let doc = roxmltree::Document::parse_with_options(
+        &html,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .expect("well-formed");
+    let svgs: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("svg"))
+        .collect();
+    assert_eq!(svgs.len(), 2, "a histogram and a timeline");
+    let bars = doc.descendants().filter(|n| n.has_tag_name("rect")).count();
+    assert!(bars > 0, "the histogram has bars");
+    let lines = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .count();
+    assert_eq!(lines, 2, "p50 and p99 over time");
+    let text: String = doc.descendants().filter_map(|n| n.text()).collect();
+    assert!(text.contains("600 frames"), "the figures are in the page");
+    // Opens without network access: no scripts, no external resources.
+    for needle in ["<script", "<link", " src=", "url("] {
+        assert!(
+            !html.contains(needle),
+            "the report must be self-contained: found {needle}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_upgrades_are_counted_by_status() {
+    let fake = HttpServer::start("503 Service Unavailable", r#"{"error":"CAP_REACHED"}"#).await;
+    let output = run_cli(&[
+        "load",
+        "--url",
+        &fake.base(),
+        "--connections",
+        "5",
+        "--events",
+        "1",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let s = report_of(&output).summary;
+    assert_eq!((s.connections_opened, s.connections_failed), (0, 5));
+    assert_eq!(
+        s.errors.get("upgrade refused: HTTP 503"),
+        Some(&5),
+        "{:?}",
+        s.errors
+    );
+    assert!(
+        stderr(&output).contains("none of the 5 connections opened"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_closes_are_counted_by_code() {
+    let fake = FakeServer::start(|mut ws, upgrade| async move {
+        let org = upgrade.path.rsplit('/').next().unwrap().to_string();
+        send(&mut ws, &part2_connected(&org, 0, "e")).await;
+        close(&mut ws, 4429, "rate limit exceeded").await;
+    })
+    .await;
+    let output = run_cli(&[
+        "load",
+        "--url",
+        &fake.base(),
+        "--connections",
+        "6",
+        "--passive",
+        "--duration",
+        "300ms",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let s = report_of(&output).summary;
+    assert_eq!(s.connections_opened, 6);
+    assert_eq!(
+        s.errors.get("closed by the server with 4429"),
+        Some(&6),
+        "{:?}",
+        s.errors
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_mode_measures_what_others_publish() {
+    let server = TestServer::start().await;
+    let running = spawn_cli(&[
+        "load",
+        "--url",
+        &server.base(),
+        "--connections",
+        "10",
+        "--org",
+        "org-passive",
+        "--passive",
+        "--duration",
+        "3s",
+        "--json",
+    ]);
+    // Wait until the ten sockets are open, then publish as "someone else".
+    let mut open = 0;
+    for _ in 0..200 {
+        let stats = get_json(&server.http("/api/ws/stats")).await;
+        open = stats["organizations"]["org-passive"].as_u64().unwrap_or(0);
+        if open == 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(open, 10);
+    let answer = publish(&server, "org-passive", "SYNC_QUEUED", "p", json!(null), 5).await;
+    assert_eq!(answer["lastSeq"], 5);
+    let finished = running.finish().await;
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
+    let r: LoadReport = summary_of(&finished.records);
+    let c = r.summary.completeness.unwrap();
+    assert_eq!((c.expected, c.received, c.missing), (50, 50, 0));
+    assert_eq!(r.summary.events_published, None);
+    let progress: Vec<&Value> = data_of(&finished.records, "progress");
+    assert!(
+        !progress.is_empty(),
+        "progress records once a second with --json"
+    );
+}
