@@ -84,7 +84,11 @@ impl Api {
             headers.append(name, value);
         }
         let client = reqwest::Client::builder()
-            .use_preconfigured_tls((*options.tls).clone())
+            .use_preconfigured_tls(if endpoint.api.scheme() == "https" {
+                (*options.tls.config()?).clone()
+            } else {
+                super::tls::plain_config()
+            })
             .default_headers(headers)
             .connect_timeout(options.connect_timeout)
             .timeout(timeout)

@@ -148,7 +148,7 @@ pub struct ClientOptions {
     pub origin: Option<String>,
     pub subprotocols: Vec<String>,
     pub headers: Vec<(String, String)>,
-    pub tls: Arc<rustls::ClientConfig>,
+    pub tls: Arc<tls::Tls>,
     pub connect_timeout: Duration,
     /// WebSocket buffer and size settings (`None`: tungstenite's defaults); `load`
     /// shrinks the buffers so thousands of sockets stay cheap.
@@ -176,7 +176,7 @@ impl ClientOptions {
             origin: args.origin.clone(),
             subprotocols: args.subprotocol.clone(),
             headers: args.headers.clone(),
-            tls: tls::client_config(args.cacert.as_deref(), args.insecure)?,
+            tls: Arc::new(tls::Tls::new(args.cacert.clone(), args.insecure)?),
             connect_timeout: args.connect_timeout,
             ws_config: None,
         })

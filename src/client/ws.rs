@@ -162,7 +162,7 @@ pub async fn open(
     let stream = if url.scheme() == "wss" {
         let name = rustls::pki_types::ServerName::try_from(bare_host.clone())
             .map_err(|e| connect_failure(format!("{host} is not a valid TLS server name: {e}")))?;
-        let connector = tokio_rustls::TlsConnector::from(options.tls.clone());
+        let connector = tokio_rustls::TlsConnector::from(options.tls.config()?);
         let tls = tokio::time::timeout_at(deadline, connector.connect(name, tcp))
             .await
             .map_err(|_| timeout_failure("the TLS handshake", &shown, limit))?
