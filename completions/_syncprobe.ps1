@@ -37,6 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Run the whole verification checklist against a backend (or the bundled server)')
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Open many sync sockets and measure connect time, fan-out latency and completeness')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the bundled sync-socket server (the protocol''s reference implementation)')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Mint an HS256 test token for a secured `serve` (development and CI only)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -229,7 +230,47 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('--ping-interval', '--ping-interval', [CompletionResultType]::ParameterName, 'Interval of server pings; a client silent for two intervals is dropped (0 = off)')
             [CompletionResult]::new('--write-timeout', '--write-timeout', [CompletionResultType]::ParameterName, 'A write to a client blocked this long drops the client')
             [CompletionResult]::new('--shutdown-grace', '--shutdown-grace', [CompletionResultType]::ParameterName, 'Time given to clients to finish the close handshake on shutdown')
-            [CompletionResult]::new('--max-message-size', '--max-message-size', [CompletionResultType]::ParameterName, 'Largest client message accepted on sync sockets, in bytes')
+            [CompletionResult]::new('--max-message-size', '--max-message-size', [CompletionResultType]::ParameterName, 'Largest client message accepted on sync sockets, in bytes (larger: close 1009)')
+            [CompletionResult]::new('--jwt-secret', '--jwt-secret', [CompletionResultType]::ParameterName, 'Require HS256 tokens signed with this secret (on every upgrade and the REST API)')
+            [CompletionResult]::new('--jwt-secret-file', '--jwt-secret-file', [CompletionResultType]::ParameterName, 'Read the HS256 secret from a file (surrounding whitespace is ignored)')
+            [CompletionResult]::new('--jwt-public-key', '--jwt-public-key', [CompletionResultType]::ParameterName, 'Require tokens signed by this public key (PEM): RSA for RS256, EC P-256 for ES256')
+            [CompletionResult]::new('--jwt-issuer', '--jwt-issuer', [CompletionResultType]::ParameterName, 'Tokens must carry this issuer (iss)')
+            [CompletionResult]::new('--jwt-audience', '--jwt-audience', [CompletionResultType]::ParameterName, 'Tokens must carry this audience (aud); without it, aud is not checked')
+            [CompletionResult]::new('--jwt-leeway', '--jwt-leeway', [CompletionResultType]::ParameterName, 'Clock tolerance for exp and nbf (at most 1h)')
+            [CompletionResult]::new('--allowed-origin', '--allowed-origin', [CompletionResultType]::ParameterName, 'Origin allowed to open sockets and call the API, like https://app.example.com or https://*.example.com (repeatable or comma-separated; default: any)')
+            [CompletionResult]::new('--org-id-syntax', '--org-id-syntax', [CompletionResultType]::ParameterName, 'How organization ids are checked')
+            [CompletionResult]::new('--org-allow-file', '--org-allow-file', [CompletionResultType]::ParameterName, 'Serve only the organizations listed in this file (one per line, # comments); SIGHUP or POST /api/ws/admin/reload-orgs re-reads it')
+            [CompletionResult]::new('--rate-limit', '--rate-limit', [CompletionResultType]::ParameterName, 'Client frames per second per connection (more: close 4429; 0 = off)')
+            [CompletionResult]::new('--rate-burst', '--rate-burst', [CompletionResultType]::ParameterName, 'Client frames a connection may send at once before --rate-limit applies')
+            [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Close a sync socket silent (no frame, no pong) this long with 4408 (0 = never)')
+            [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Open sync sockets in total (0 = unlimited)')
+            [CompletionResult]::new('--max-connections-per-org', '--max-connections-per-org', [CompletionResultType]::ParameterName, 'Open sync sockets per organization (0 = unlimited)')
+            [CompletionResult]::new('--cap-response', '--cap-response', [CompletionResultType]::ParameterName, 'Over a cap: refuse the upgrade with HTTP 503, or accept and close with 4503')
+            [CompletionResult]::new('--ip-upgrade-rate', '--ip-upgrade-rate', [CompletionResultType]::ParameterName, 'Upgrade attempts per second per client IP (more: HTTP 429; 0 = off)')
+            [CompletionResult]::new('--ip-upgrade-burst', '--ip-upgrade-burst', [CompletionResultType]::ParameterName, 'Upgrade attempts a client IP may make at once before --ip-upgrade-rate applies')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Serve https:// and wss:// with this certificate chain (PEM; needs --tls-key)')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'The private key of --tls-cert (PEM)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Write NDJSON records to stdout instead of text (see README, "--json")')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'syncprobe;token' {
+            [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'The HS256 secret (the one `serve --jwt-secret` was given)')
+            [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'Read the secret from a file (surrounding whitespace is ignored)')
+            [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'Organization the token allows (repeatable; `*` allows every organization)')
+            [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Lifetime: exp is now plus this')
+            [CompletionResult]::new('--issuer', '--issuer', [CompletionResultType]::ParameterName, 'Issuer claim (iss)')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience claim (aud)')
+            [CompletionResult]::new('--subject', '--subject', [CompletionResultType]::ParameterName, 'Subject claim (sub)')
+            [CompletionResult]::new('--not-before', '--not-before', [CompletionResultType]::ParameterName, 'Not valid before now plus this (nbf)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Write NDJSON records to stdout instead of text (see README, "--json")')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
@@ -249,6 +290,7 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Run the whole verification checklist against a backend (or the bundled server)')
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Open many sync sockets and measure connect time, fan-out latency and completeness')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the bundled sync-socket server (the protocol''s reference implementation)')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Mint an HS256 test token for a secured `serve` (development and CI only)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -268,6 +310,9 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             break
         }
         'syncprobe;help;serve' {
+            break
+        }
+        'syncprobe;help;token' {
             break
         }
         'syncprobe;help;help' {

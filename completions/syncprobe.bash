@@ -34,6 +34,9 @@ _syncprobe() {
             syncprobe,smoke)
                 cmd="syncprobe__subcmd__smoke"
                 ;;
+            syncprobe,token)
+                cmd="syncprobe__subcmd__token"
+                ;;
             syncprobe,watch-sync)
                 cmd="syncprobe__subcmd__watch__subcmd__sync"
                 ;;
@@ -55,6 +58,9 @@ _syncprobe() {
             syncprobe__subcmd__help,smoke)
                 cmd="syncprobe__subcmd__help__subcmd__smoke"
                 ;;
+            syncprobe__subcmd__help,token)
+                cmd="syncprobe__subcmd__help__subcmd__token"
+                ;;
             syncprobe__subcmd__help,watch-sync)
                 cmd="syncprobe__subcmd__help__subcmd__watch__subcmd__sync"
                 ;;
@@ -65,7 +71,7 @@ _syncprobe() {
 
     case "${cmd}" in
         syncprobe)
-            opts="-q -v -h -V --json --color --quiet --verbose --help --version connect watch-sync enqueue smoke load serve help"
+            opts="-q -v -h -V --json --color --quiet --verbose --help --version connect watch-sync enqueue smoke load serve token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -255,7 +261,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__help)
-            opts="connect watch-sync enqueue smoke load serve help"
+            opts="connect watch-sync enqueue smoke load serve token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -339,6 +345,20 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__help__subcmd__smoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__help__subcmd__token)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -493,7 +513,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__serve)
-            opts="-q -v -h -V --listen --history --lag-limit --workers --processing-time --max-retries --retry-base --ping-interval --write-timeout --shutdown-grace --max-message-size --json --color --quiet --verbose --help --version"
+            opts="-q -v -h -V --listen --history --lag-limit --workers --processing-time --max-retries --retry-base --ping-interval --write-timeout --shutdown-grace --max-message-size --jwt-secret --jwt-secret-file --jwt-public-key --jwt-issuer --jwt-audience --jwt-leeway --allowed-origin --org-id-syntax --org-allow-file --rate-limit --rate-burst --idle-timeout --max-connections --max-connections-per-org --cap-response --ip-upgrade-rate --ip-upgrade-burst --tls-cert --tls-key --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -540,6 +560,82 @@ _syncprobe() {
                     return 0
                     ;;
                 --max-message-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jwt-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jwt-secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jwt-public-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jwt-issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jwt-audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jwt-leeway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allowed-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --org-id-syntax)
+                    COMPREPLY=($(compgen -W "strict any" -- "${cur}"))
+                    return 0
+                    ;;
+                --org-allow-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate-burst)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections-per-org)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cap-response)
+                    COMPREPLY=($(compgen -W "http close" -- "${cur}"))
+                    return 0
+                    ;;
+                --ip-upgrade-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ip-upgrade-burst)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -618,6 +714,56 @@ _syncprobe() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__token)
+            opts="-q -v -h -V --secret --secret-file --org --ttl --issuer --audience --subject --not-before --json --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --org)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subject)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --not-before)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

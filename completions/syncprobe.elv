@@ -34,6 +34,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand smoke 'Run the whole verification checklist against a backend (or the bundled server)'
             cand load 'Open many sync sockets and measure connect time, fan-out latency and completeness'
             cand serve 'Run the bundled sync-socket server (the protocol''s reference implementation)'
+            cand token 'Mint an HS256 test token for a secured `serve` (development and CI only)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'syncprobe;connect'= {
@@ -220,7 +221,46 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand --ping-interval 'Interval of server pings; a client silent for two intervals is dropped (0 = off)'
             cand --write-timeout 'A write to a client blocked this long drops the client'
             cand --shutdown-grace 'Time given to clients to finish the close handshake on shutdown'
-            cand --max-message-size 'Largest client message accepted on sync sockets, in bytes'
+            cand --max-message-size 'Largest client message accepted on sync sockets, in bytes (larger: close 1009)'
+            cand --jwt-secret 'Require HS256 tokens signed with this secret (on every upgrade and the REST API)'
+            cand --jwt-secret-file 'Read the HS256 secret from a file (surrounding whitespace is ignored)'
+            cand --jwt-public-key 'Require tokens signed by this public key (PEM): RSA for RS256, EC P-256 for ES256'
+            cand --jwt-issuer 'Tokens must carry this issuer (iss)'
+            cand --jwt-audience 'Tokens must carry this audience (aud); without it, aud is not checked'
+            cand --jwt-leeway 'Clock tolerance for exp and nbf (at most 1h)'
+            cand --allowed-origin 'Origin allowed to open sockets and call the API, like https://app.example.com or https://*.example.com (repeatable or comma-separated; default: any)'
+            cand --org-id-syntax 'How organization ids are checked'
+            cand --org-allow-file 'Serve only the organizations listed in this file (one per line, # comments); SIGHUP or POST /api/ws/admin/reload-orgs re-reads it'
+            cand --rate-limit 'Client frames per second per connection (more: close 4429; 0 = off)'
+            cand --rate-burst 'Client frames a connection may send at once before --rate-limit applies'
+            cand --idle-timeout 'Close a sync socket silent (no frame, no pong) this long with 4408 (0 = never)'
+            cand --max-connections 'Open sync sockets in total (0 = unlimited)'
+            cand --max-connections-per-org 'Open sync sockets per organization (0 = unlimited)'
+            cand --cap-response 'Over a cap: refuse the upgrade with HTTP 503, or accept and close with 4503'
+            cand --ip-upgrade-rate 'Upgrade attempts per second per client IP (more: HTTP 429; 0 = off)'
+            cand --ip-upgrade-burst 'Upgrade attempts a client IP may make at once before --ip-upgrade-rate applies'
+            cand --tls-cert 'Serve https:// and wss:// with this certificate chain (PEM; needs --tls-key)'
+            cand --tls-key 'The private key of --tls-cert (PEM)'
+            cand --color 'When to use colour'
+            cand --json 'Write NDJSON records to stdout instead of text (see README, "--json")'
+            cand -q 'Print only errors and the final result'
+            cand --quiet 'Print only errors and the final result'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'syncprobe;token'= {
+            cand --secret 'The HS256 secret (the one `serve --jwt-secret` was given)'
+            cand --secret-file 'Read the secret from a file (surrounding whitespace is ignored)'
+            cand --org 'Organization the token allows (repeatable; `*` allows every organization)'
+            cand --ttl 'Lifetime: exp is now plus this'
+            cand --issuer 'Issuer claim (iss)'
+            cand --audience 'Audience claim (aud)'
+            cand --subject 'Subject claim (sub)'
+            cand --not-before 'Not valid before now plus this (nbf)'
             cand --color 'When to use colour'
             cand --json 'Write NDJSON records to stdout instead of text (see README, "--json")'
             cand -q 'Print only errors and the final result'
@@ -239,6 +279,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand smoke 'Run the whole verification checklist against a backend (or the bundled server)'
             cand load 'Open many sync sockets and measure connect time, fan-out latency and completeness'
             cand serve 'Run the bundled sync-socket server (the protocol''s reference implementation)'
+            cand token 'Mint an HS256 test token for a secured `serve` (development and CI only)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'syncprobe;help;connect'= {
@@ -252,6 +293,8 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
         &'syncprobe;help;load'= {
         }
         &'syncprobe;help;serve'= {
+        }
+        &'syncprobe;help;token'= {
         }
         &'syncprobe;help;help'= {
         }

@@ -38,6 +38,7 @@ complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "enqueue" -d 'Qu
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only)'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l timeout -d 'How long to wait for CONNECTED once the socket is open' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l hold -d 'Keep the connection open this long after CONNECTED, showing what arrives' -r
@@ -208,7 +209,28 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l retry-base
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l ping-interval -d 'Interval of server pings; a client silent for two intervals is dropped (0 = off)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l write-timeout -d 'A write to a client blocked this long drops the client' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l shutdown-grace -d 'Time given to clients to finish the close handshake on shutdown' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-message-size -d 'Largest client message accepted on sync sockets, in bytes' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-message-size -d 'Largest client message accepted on sync sockets, in bytes (larger: close 1009)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l jwt-secret -d 'Require HS256 tokens signed with this secret (on every upgrade and the REST API)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l jwt-secret-file -d 'Read the HS256 secret from a file (surrounding whitespace is ignored)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l jwt-public-key -d 'Require tokens signed by this public key (PEM): RSA for RS256, EC P-256 for ES256' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l jwt-issuer -d 'Tokens must carry this issuer (iss)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l jwt-audience -d 'Tokens must carry this audience (aud); without it, aud is not checked' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l jwt-leeway -d 'Clock tolerance for exp and nbf (at most 1h)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l allowed-origin -d 'Origin allowed to open sockets and call the API, like https://app.example.com or https://*.example.com (repeatable or comma-separated; default: any)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l org-id-syntax -d 'How organization ids are checked' -r -f -a "strict\t'1–128 characters from A-Z a-z 0-9 . _ : -'
+any\t'Any non-empty id'"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l org-allow-file -d 'Serve only the organizations listed in this file (one per line, # comments); SIGHUP or POST /api/ws/admin/reload-orgs re-reads it' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l rate-limit -d 'Client frames per second per connection (more: close 4429; 0 = off)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l rate-burst -d 'Client frames a connection may send at once before --rate-limit applies' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l idle-timeout -d 'Close a sync socket silent (no frame, no pong) this long with 4408 (0 = never)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-connections -d 'Open sync sockets in total (0 = unlimited)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-connections-per-org -d 'Open sync sockets per organization (0 = unlimited)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l cap-response -d 'Over a cap: refuse the upgrade with HTTP 503, or accept and close with 4503' -r -f -a "http\t'Refuse the upgrade with HTTP 503 and a JSON body'
+close\t'Accept the upgrade, then close with 4503 (browsers cannot read an HTTP status)'"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l ip-upgrade-rate -d 'Upgrade attempts per second per client IP (more: HTTP 429; 0 = off)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l ip-upgrade-burst -d 'Upgrade attempts a client IP may make at once before --ip-upgrade-rate applies' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l tls-cert -d 'Serve https:// and wss:// with this certificate chain (PEM; needs --tls-key)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l tls-key -d 'The private key of --tls-cert (PEM)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
 always\t''
 never\t''"
@@ -217,10 +239,27 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s q -l quiet
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s V -l version -d 'Print version'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "connect" -d 'Open a sync socket, check CONNECTED, and close'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l secret -d 'The HS256 secret (the one `serve --jwt-secret` was given)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l secret-file -d 'Read the secret from a file (surrounding whitespace is ignored)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l org -d 'Organization the token allows (repeatable; `*` allows every organization)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l ttl -d 'Lifetime: exp is now plus this' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l issuer -d 'Issuer claim (iss)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l audience -d 'Audience claim (aud)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l subject -d 'Subject claim (sub)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l not-before -d 'Not valid before now plus this (nbf)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "connect" -d 'Open a sync socket, check CONNECTED, and close'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -13,6 +13,8 @@ pub mod client;
 pub mod commands;
 pub mod exit;
 pub mod expect;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod load;
 pub mod protocol;
 pub mod report;

@@ -23,6 +23,18 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// registry has "try again later" for exactly this; the reason names the last `seq`
 /// delivered so the client can resume with `?since=`.
 pub const CLOSE_TOO_SLOW: u16 = 1013;
+/// Close code for a client message larger than the server accepts (RFC 6455).
+pub const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
+/// Close code for a session whose token expired (4000 + HTTP 401).
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4401;
+/// Close code for an organization that is not, or no longer, allowed (4000 + 403).
+pub const CLOSE_ORG_NOT_ALLOWED: u16 = 4403;
+/// Close code for a client silent for longer than the idle timeout (4000 + 408).
+pub const CLOSE_IDLE_TIMEOUT: u16 = 4408;
+/// Close code for a client sending frames faster than its rate limit (4000 + 429).
+pub const CLOSE_RATE_LIMITED: u16 = 4429;
+/// Close code for a connection over a connection cap (4000 + 503).
+pub const CLOSE_CAPACITY: u16 = 4503;
 
 /// A UTC instant written exactly as JavaScript's `Date.prototype.toJSON` writes it:
 /// `2025-11-28T10:00:00.000Z` (always milliseconds, always `Z`).

@@ -6,6 +6,7 @@ pub mod generate;
 pub mod load;
 pub mod serve;
 pub mod smoke;
+pub mod token;
 pub mod watch_sync;
 
 use crate::cli::{Cli, Command};
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> anyhow::Result<Exit> {
         Command::Smoke(args) => smoke::run(args, reporter).await,
         Command::Load(args) => load::run(args, reporter).await,
         Command::Serve(args) => serve::run(args, reporter).await,
+        Command::Token(args) => token::run(args, reporter).await,
         Command::Generate(args) => generate::run(args, reporter).await,
     }
 }

@@ -1,21 +1,33 @@
-//! `serve`: run the bundled server until Ctrl-C or SIGTERM.
+//! `serve`: run the bundled server until Ctrl-C or SIGTERM; SIGHUP reloads the
+//! organization allow-list.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
+use clap::builder::TypedValueParser;
 
 use crate::cli::parse_duration;
 use crate::exit::Exit;
 use crate::report::Reporter;
+use crate::server::security::{
+    self, CapResponse, JwtConfig, OrgAllowList, OrgIdSyntax, OriginPattern, RateLimit,
+};
 use crate::server::{self, Config, queue::WorkerConfig};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   syncprobe serve                          # ws://127.0.0.1:3000/api/ws/sync/{org}
   syncprobe serve --listen 127.0.0.1:0     # any free port; the URL is printed
-  syncprobe serve --json | jq .            # machine-readable listening record")]
+  syncprobe serve --json | jq .            # machine-readable listening record
+  SYNCPROBE_JWT_SECRET=s3cret syncprobe serve --allowed-origin 'https://*.example.com'
+  syncprobe serve --tls-cert cert.pem --tls-key key.pem   # wss:// and https://
+
+Security is off unless configured; the limits (rate, size, idle time, caps) are on
+with the defaults shown. Close codes: 1009 too big, 4401 token expired, 4403
+organization not allowed, 4408 idle, 4429 rate limit, 4503 connection cap.")]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port)
     #[arg(
@@ -60,19 +72,147 @@ pub struct ServeArgs {
     /// Time given to clients to finish the close handshake on shutdown
     #[arg(long, value_name = "DURATION", env = "SYNCPROBE_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-    /// Largest client message accepted on sync sockets, in bytes
+    /// Largest client message accepted on sync sockets, in bytes (larger: close 1009)
+    #[arg(long, value_name = "BYTES", env = "SYNCPROBE_MAX_MESSAGE_SIZE",
+          default_value_t = security::DEFAULT_MAX_MESSAGE_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=(64 << 20)).map(|n| n as usize))]
+    pub max_message_size: usize,
+
+    /// Require HS256 tokens signed with this secret (on every upgrade and the REST API)
+    #[arg(long, value_name = "SECRET", env = "SYNCPROBE_JWT_SECRET", hide_env_values = true,
+          help_heading = "Security", conflicts_with_all = ["jwt_secret_file", "jwt_public_key"])]
+    pub jwt_secret: Option<String>,
+    /// Read the HS256 secret from a file (surrounding whitespace is ignored)
     #[arg(
         long,
-        value_name = "BYTES",
-        env = "SYNCPROBE_MAX_MESSAGE_SIZE",
-        default_value_t = 65536
+        value_name = "FILE",
+        env = "SYNCPROBE_JWT_SECRET_FILE",
+        help_heading = "Security",
+        conflicts_with = "jwt_public_key"
     )]
-    pub max_message_size: usize,
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Require tokens signed by this public key (PEM): RSA for RS256, EC P-256 for ES256
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SYNCPROBE_JWT_PUBLIC_KEY",
+        help_heading = "Security"
+    )]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Tokens must carry this issuer (iss)
+    #[arg(
+        long,
+        value_name = "ISS",
+        env = "SYNCPROBE_JWT_ISSUER",
+        help_heading = "Security"
+    )]
+    pub jwt_issuer: Option<String>,
+    /// Tokens must carry this audience (aud); without it, aud is not checked
+    #[arg(
+        long,
+        value_name = "AUD",
+        env = "SYNCPROBE_JWT_AUDIENCE",
+        help_heading = "Security"
+    )]
+    pub jwt_audience: Option<String>,
+    /// Clock tolerance for exp and nbf (at most 1h)
+    #[arg(long, value_name = "DURATION", env = "SYNCPROBE_JWT_LEEWAY", default_value = "30s",
+          value_parser = parse_duration, help_heading = "Security")]
+    pub jwt_leeway: Duration,
+    /// Origin allowed to open sockets and call the API, like https://app.example.com or
+    /// https://*.example.com (repeatable or comma-separated; default: any)
+    #[arg(
+        long = "allowed-origin",
+        value_name = "ORIGIN",
+        env = "SYNCPROBE_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        help_heading = "Security"
+    )]
+    pub allowed_origins: Vec<OriginPattern>,
+    /// How organization ids are checked
+    #[arg(
+        long,
+        value_name = "RULE",
+        env = "SYNCPROBE_ORG_ID_SYNTAX",
+        default_value = "strict",
+        help_heading = "Security"
+    )]
+    pub org_id_syntax: OrgIdSyntax,
+    /// Serve only the organizations listed in this file (one per line, # comments);
+    /// SIGHUP or POST /api/ws/admin/reload-orgs re-reads it
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SYNCPROBE_ORG_ALLOW_FILE",
+        help_heading = "Security"
+    )]
+    pub org_allow_file: Option<PathBuf>,
+    /// Client frames per second per connection (more: close 4429; 0 = off)
+    #[arg(long, value_name = "N", env = "SYNCPROBE_RATE_LIMIT",
+          default_value_t = security::DEFAULT_RATE, help_heading = "Security")]
+    pub rate_limit: u32,
+    /// Client frames a connection may send at once before --rate-limit applies
+    #[arg(long, value_name = "N", env = "SYNCPROBE_RATE_BURST",
+          default_value_t = security::DEFAULT_BURST, help_heading = "Security")]
+    pub rate_burst: u32,
+    /// Close a sync socket silent (no frame, no pong) this long with 4408 (0 = never)
+    #[arg(long, value_name = "DURATION", env = "SYNCPROBE_IDLE_TIMEOUT", default_value = "5m",
+          value_parser = parse_duration, help_heading = "Security")]
+    pub idle_timeout: Duration,
+    /// Open sync sockets in total (0 = unlimited)
+    #[arg(long, value_name = "N", env = "SYNCPROBE_MAX_CONNECTIONS",
+          default_value_t = security::DEFAULT_MAX_CONNECTIONS, help_heading = "Security")]
+    pub max_connections: usize,
+    /// Open sync sockets per organization (0 = unlimited)
+    #[arg(long, value_name = "N", env = "SYNCPROBE_MAX_CONNECTIONS_PER_ORG",
+          default_value_t = security::DEFAULT_MAX_CONNECTIONS_PER_ORG, help_heading = "Security")]
+    pub max_connections_per_org: usize,
+    /// Over a cap: refuse the upgrade with HTTP 503, or accept and close with 4503
+    #[arg(
+        long,
+        value_name = "HOW",
+        env = "SYNCPROBE_CAP_RESPONSE",
+        default_value = "http",
+        help_heading = "Security"
+    )]
+    pub cap_response: CapResponse,
+    /// Upgrade attempts per second per client IP (more: HTTP 429; 0 = off)
+    #[arg(
+        long,
+        value_name = "N",
+        env = "SYNCPROBE_IP_UPGRADE_RATE",
+        default_value_t = 0,
+        help_heading = "Security"
+    )]
+    pub ip_upgrade_rate: u32,
+    /// Upgrade attempts a client IP may make at once before --ip-upgrade-rate applies
+    #[arg(long, value_name = "N", env = "SYNCPROBE_IP_UPGRADE_BURST",
+          default_value_t = security::DEFAULT_IP_BURST, help_heading = "Security")]
+    pub ip_upgrade_burst: u32,
+    /// Serve https:// and wss:// with this certificate chain (PEM; needs --tls-key)
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SYNCPROBE_TLS_CERT",
+        requires = "tls_key",
+        help_heading = "Security"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SYNCPROBE_TLS_KEY",
+        requires = "tls_cert",
+        help_heading = "Security"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
-    pub fn config(&self) -> Config {
-        Config {
+    /// The server configuration; reads the key, secret, allow-list and TLS files.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        Ok(Config {
             history: self.history,
             lag_limit: self.lag_limit as usize,
             worker: WorkerConfig {
@@ -85,19 +225,114 @@ impl ServeArgs {
             write_timeout: self.write_timeout,
             shutdown_grace: self.shutdown_grace,
             max_message_size: self.max_message_size,
+            jwt: self.jwt()?,
+            allowed_origins: self.allowed_origins.clone(),
+            org_id_syntax: self.org_id_syntax,
+            org_allow_list: self
+                .org_allow_file
+                .as_deref()
+                .map(OrgAllowList::load)
+                .transpose()?,
+            rate_limit: Some(RateLimit {
+                per_second: self.rate_limit,
+                burst: self.rate_burst,
+            }),
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            max_connections_per_org: self.max_connections_per_org,
+            cap_response: self.cap_response,
+            ip_upgrade_limit: Some(RateLimit {
+                per_second: self.ip_upgrade_rate,
+                burst: self.ip_upgrade_burst,
+            }),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(server::tls::server_config(cert, key)?),
+                _ => None,
+            },
+        })
+    }
+
+    fn jwt(&self) -> anyhow::Result<Option<JwtConfig>> {
+        if self.jwt_leeway > security::MAX_LEEWAY {
+            bail!("--jwt-leeway may be at most 1h");
         }
+        let mut jwt = if let Some(secret) = &self.jwt_secret {
+            JwtConfig::hs256(secret.as_bytes()).context("--jwt-secret")?
+        } else if let Some(path) = &self.jwt_secret_file {
+            let secret = std::fs::read_to_string(path).with_context(|| {
+                format!("failed to read the JWT secret file {}", path.display())
+            })?;
+            JwtConfig::hs256(secret.trim().as_bytes())
+                .with_context(|| format!("the JWT secret file {}", path.display()))?
+        } else if let Some(path) = &self.jwt_public_key {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("failed to read the JWT public key {}", path.display()))?;
+            JwtConfig::public_key_pem(&pem)
+                .with_context(|| format!("the JWT public key {}", path.display()))?
+        } else {
+            if self.jwt_issuer.is_some() || self.jwt_audience.is_some() {
+                bail!(
+                    "--jwt-issuer and --jwt-audience need --jwt-secret, --jwt-secret-file or --jwt-public-key"
+                );
+            }
+            return Ok(None);
+        };
+        jwt.issuer = self.jwt_issuer.clone();
+        jwt.audience = self.jwt_audience.clone();
+        jwt.leeway = self.jwt_leeway;
+        Ok(Some(jwt))
     }
 }
 
 pub async fn run(args: ServeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let config = args.config()?;
+    let scheme = if config.tls.is_some() { "wss" } else { "ws" };
+    let listener = server::bind(args.listen)
         .with_context(|| format!("failed to listen on {}", args.listen))?;
     let addr = listener
         .local_addr()
         .context("failed to read the bound address")?;
-    reporter.listening(addr, &format!("ws://{addr}"));
-    server::serve(listener, args.config(), super::interrupted()).await?;
+    let (state, router) = server::app(config);
+    reporter.listening(addr, &format!("{scheme}://{addr}"));
+    let serving = server::serve_app(listener, state.clone(), router, super::interrupted());
+    tokio::pin!(serving);
+    let mut hangups = hangups();
+    loop {
+        tokio::select! {
+            result = &mut serving => {
+                result?;
+                break;
+            }
+            Some(()) = hangups.recv() => match server::security::reload_orgs(&state) {
+                Ok(reloaded) => reporter.note(&format!(
+                    "SIGHUP: reloaded the organization allow-list: {} organizations, closing {} connection(s)",
+                    reloaded.organizations, reloaded.closing
+                )),
+                Err(e) => reporter.warn(&format!("SIGHUP: the allow-list was not reloaded: {e:#}")),
+            },
+        }
+    }
     reporter.note("shut down: every socket closed with 1001");
     Ok(Exit::Success)
+}
+
+/// SIGHUPs, one message each (none on platforms without them).
+fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    if tx.send(()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
 }

@@ -161,6 +161,7 @@ pub struct Queue {
 }
 
 /// An item to queue, as the REST layer validated it.
+#[derive(Debug)]
 pub struct NewItem {
     /// `None` for synthetic items, which are named `pfa-N` after their queue id.
     pub pfa_id: Option<String>,

@@ -2,19 +2,23 @@
 //!
 //! Bodies are validated field by field so that a `400` names every problem at once:
 //! `{"error":"VALIDATION_ERROR","message":…,"details":[{"field":…,"message":…}]}`.
+//! The validators are pure functions of the body ([`validate_write_sync`],
+//! [`validate_publish`]), so they can be fuzzed. With JWT configured, the
+//! organization of a request must be one its token allows (`security.rs`).
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::bus::Draft;
 use super::queue::NewItem;
+use super::security::{self, Grant, Refusal};
 use crate::protocol::{
     ApiError, EventType, Outcome, PublishResponse, QueuedItem, ServerFrame, Timestamp,
     WriteSyncResponse,
@@ -43,9 +47,46 @@ pub fn api_error(
 }
 
 /// An error answer not yet turned into a response.
+#[derive(Debug)]
 pub struct Rejection {
     status: StatusCode,
     body: Box<ApiError>,
+}
+
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn body(&self) -> &ApiError {
+        &self.body
+    }
+}
+
+impl From<Refusal> for Rejection {
+    fn from(refusal: Refusal) -> Self {
+        Rejection {
+            status: refusal.status,
+            body: Box::new(ApiError {
+                error: refusal.error.to_string(),
+                details: refusal
+                    .field
+                    .map(|field| json!([{ "field": field, "message": refusal.message }])),
+                message: refusal.message,
+            }),
+        }
+    }
+}
+
+/// The grant of the request's token, if JWT is configured.
+type MaybeGrant = Option<Extension<Grant>>;
+
+/// The organization checks of `security.rs`, counted as an error when they refuse.
+fn authorize(state: &AppState, grant: &MaybeGrant, org: &str) -> Result<(), Rejection> {
+    security::authorize_org(state, grant.as_ref().map(|g| &g.0), org).map_err(|refusal| {
+        state.metrics.error(refusal.reason);
+        Rejection::from(refusal)
+    })
 }
 
 impl IntoResponse for Rejection {
@@ -92,7 +133,7 @@ impl Problems {
 }
 
 /// The body as a JSON object, or a `400` saying why not.
-fn object(body: &Bytes) -> Result<Map<String, Value>, Rejection> {
+fn object(body: &[u8]) -> Result<Map<String, Value>, Rejection> {
     let mut problems = Problems::default();
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => return Ok(map),
@@ -192,17 +233,30 @@ fn optional_strings(
 }
 
 /// `POST /api/pems/write-sync`.
-pub async fn write_sync(State(state): State<AppState>, body: Bytes) -> Response {
-    match write_sync_inner(&state, &body) {
-        Ok(response) => response,
+pub async fn write_sync(State(state): State<AppState>, grant: MaybeGrant, body: Bytes) -> Response {
+    let plan = match validate_write_sync(&body) {
+        Ok(plan) => plan,
         Err(rejection) => {
             state.metrics.error("write_sync_validation");
-            rejection.into_response()
+            return rejection.into_response();
         }
+    };
+    if let Err(rejection) = authorize(&state, &grant, &plan.org) {
+        return rejection.into_response();
     }
+    enqueue(&state, plan)
 }
 
-fn write_sync_inner(state: &AppState, body: &Bytes) -> Result<Response, Rejection> {
+/// A validated write-sync request: what to queue.
+#[derive(Debug)]
+pub struct WriteSyncPlan {
+    pub org: String,
+    pub priority: u8,
+    pub items: Vec<NewItem>,
+}
+
+/// Validates a write-sync body (pure: no state), naming every problem at once.
+pub fn validate_write_sync(body: &[u8]) -> Result<WriteSyncPlan, Rejection> {
     let map = object(body)?;
     let mut problems = Problems::default();
     let org = required_string(&map, "organizationId", &mut problems);
@@ -244,17 +298,6 @@ fn write_sync_inner(state: &AppState, body: &Bytes) -> Result<Response, Rejectio
     problems.finish()?;
 
     let n = listed.or(count).unwrap_or(0) as usize;
-    if n == 0 {
-        let body = WriteSyncResponse {
-            success: true,
-            job_id: None,
-            queued_count: 0,
-            estimated_completion_time: None,
-            message: Some("No pending modifications to sync".into()),
-            items: None,
-        };
-        return Ok(Json(body).into_response());
-    }
     let rotation = [
         Outcome::Success,
         Outcome::Conflict,
@@ -275,6 +318,31 @@ fn write_sync_inner(state: &AppState, body: &Bytes) -> Result<Response, Rejectio
             },
         })
         .collect();
+    Ok(WriteSyncPlan {
+        org,
+        priority,
+        items,
+    })
+}
+
+fn enqueue(state: &AppState, plan: WriteSyncPlan) -> Response {
+    let WriteSyncPlan {
+        org,
+        priority,
+        items,
+    } = plan;
+    let n = items.len();
+    if n == 0 {
+        let body = WriteSyncResponse {
+            success: true,
+            job_id: None,
+            queued_count: 0,
+            estimated_completion_time: None,
+            message: Some("No pending modifications to sync".into()),
+            items: None,
+        };
+        return Json(body).into_response();
+    }
     let queued = state.queue.enqueue(&org, priority, items);
     let config = state.queue.config();
     let rounds = n.div_ceil(config.workers.max(1)) as u32;
@@ -298,7 +366,7 @@ fn write_sync_inner(state: &AppState, body: &Bytes) -> Result<Response, Rejectio
                 .collect(),
         ),
     };
-    Ok(Json(body).into_response())
+    Json(body).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -310,6 +378,7 @@ pub struct StatusQuery {
 /// `GET /api/pems/sync-status?organizationId=…`.
 pub async fn sync_status(
     State(state): State<AppState>,
+    grant: MaybeGrant,
     query: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     match query
@@ -317,7 +386,10 @@ pub async fn sync_status(
         .and_then(|q| q.0.organization_id)
         .filter(|o| !o.trim().is_empty())
     {
-        Some(org) => Json(state.queue.status(&org)).into_response(),
+        Some(org) => match authorize(&state, &grant, &org) {
+            Ok(()) => Json(state.queue.status(&org)).into_response(),
+            Err(rejection) => rejection.into_response(),
+        },
         None => {
             let mut problems = Problems::default();
             problems.add("organizationId", "query parameter is required");
@@ -330,14 +402,16 @@ pub async fn sync_status(
 }
 
 /// A validated publish request.
-struct Publish {
-    org: String,
-    draft: Draft,
-    count: u64,
-    rate: f64,
+#[derive(Debug)]
+pub struct Publish {
+    pub org: String,
+    pub draft: Draft,
+    pub count: u64,
+    pub rate: f64,
 }
 
-fn validate_publish(body: &Bytes) -> Result<Publish, Rejection> {
+/// Validates a publish body (pure: no state), naming every problem at once.
+pub fn validate_publish(body: &[u8]) -> Result<Publish, Rejection> {
     let map = object(body)?;
     let mut problems = Problems::default();
     let org = required_string(&map, "organizationId", &mut problems);
@@ -407,7 +481,7 @@ fn validate_publish(body: &Bytes) -> Result<Publish, Rejection> {
 
 /// `POST /api/ws/publish`: unpaced requests are published before the answer (200);
 /// paced ones (`ratePerSec` > 0) are accepted (202) and published in the background.
-pub async fn publish(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn publish(State(state): State<AppState>, grant: MaybeGrant, body: Bytes) -> Response {
     let publish = match validate_publish(&body) {
         Ok(p) => p,
         Err(rejection) => {
@@ -415,6 +489,9 @@ pub async fn publish(State(state): State<AppState>, body: Bytes) -> Response {
             return rejection.into_response();
         }
     };
+    if let Err(rejection) = authorize(&state, &grant, &publish.org) {
+        return rejection.into_response();
+    }
     if publish.rate == 0.0 {
         let mut first = None;
         let mut last = 0;
@@ -456,12 +533,14 @@ pub async fn publish(State(state): State<AppState>, body: Bytes) -> Response {
     (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 
-/// `GET /api/ws/stats`.
-pub async fn stats(State(state): State<AppState>) -> Response {
+/// `GET /api/ws/stats`. A token limited to some organizations sees only theirs in
+/// `organizations`; the totals stay whole.
+pub async fn stats(State(state): State<AppState>, grant: MaybeGrant) -> Response {
     let connections = state.bus.connections();
     let total: usize = connections.iter().map(|(_, n)| n).sum();
     let per_org: Map<String, Value> = connections
         .into_iter()
+        .filter(|(org, _)| grant.as_ref().is_none_or(|g| g.0.allows(org)))
         .map(|(org, n)| (org, Value::from(n)))
         .collect();
     Json(json!({
@@ -501,6 +580,40 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// `POST /api/ws/admin/reload-orgs`: re-reads the organization allow-list (as SIGHUP
+/// does). Needs JWT configured and a token whose org claim is `*`.
+pub async fn reload_orgs(State(state): State<AppState>, grant: MaybeGrant) -> Response {
+    let allowed = match &grant {
+        Some(Extension(grant)) => grant.allows_all(),
+        None => false,
+    };
+    if !allowed {
+        let message = if state.security.jwt.is_none() {
+            "the admin API needs JWT to be configured (--jwt-secret or --jwt-public-key)"
+        } else {
+            "the admin API needs a token whose org claim is \"*\""
+        };
+        return Refusal::forbidden("admin_forbidden", message).respond(&state);
+    }
+    match security::reload_orgs(&state) {
+        Ok(reloaded) => Json(json!({
+            "success": true,
+            "organizations": reloaded.organizations,
+            "closing": reloaded.closing,
+        }))
+        .into_response(),
+        Err(e) => {
+            state.metrics.error("reload_failed");
+            let (status, error) = if state.config.org_allow_list.is_none() {
+                (StatusCode::CONFLICT, "NOT_CONFIGURED")
+            } else {
+                (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
+            };
+            api_error(status, error, &format!("{e:#}"), None)
+        }
+    }
 }
 
 pub async fn not_found() -> Response {

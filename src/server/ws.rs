@@ -4,13 +4,18 @@
 //! One task per socket. It writes events in batches (everything already queued for
 //! it, up to [`MAX_BATCH`] frames, in one flush), so a busy organization costs few
 //! syscalls. Client frames are read and ignored, malformed ones too.
+//!
+//! The security rules (`security.rs`) hook in at two places: the upgrade handlers
+//! call `security::admit`/`authenticate`, and the session loop hands every client
+//! frame to a `SessionGuard` and has one branch for the closes it decides (rate,
+//! size, idle, token expiry, organization no longer allowed).
 
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::SinkExt;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -19,6 +24,7 @@ use super::AppState;
 use super::bus::{Frame, Resume};
 use super::metrics::OrgLabels;
 use super::routes::api_error;
+use super::security::{self, Admission, ClientFrame, Closing, SessionGuard};
 use crate::protocol::{CLOSE_GOING_AWAY, CLOSE_MISSING_ORG, CLOSE_TOO_SLOW, ServerFrame};
 
 /// Most frames written per flush.
@@ -43,18 +49,25 @@ fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(state.config.max_message_size)
-        .max_frame_size(state.config.max_message_size)
+        .max_frame_size(security::frame_limit(state.config.max_message_size))
 }
 
 /// `/api/ws/sync` with no organization: accept, then close with 4000 as Part 1 does.
 pub async fn missing_org(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return upgrade_failed(rejection),
     };
+    if let Err(refusal) =
+        security::authenticate(&state, &headers, Some(query.as_deref().unwrap_or("")))
+    {
+        return refusal.respond(&state);
+    }
     state.metrics.error("missing_org");
     configure(ws, &state).on_upgrade(|mut socket| async move {
         close(&mut socket, CLOSE_MISSING_ORG, "Missing organizationId").await;
@@ -66,11 +79,16 @@ pub async fn sync(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     Path(org): Path<String>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return upgrade_failed(rejection),
+    };
+    let admission = match security::admit(&state, &headers, query.as_deref(), &org) {
+        Ok(admission) => admission,
+        Err(refusal) => return refusal.respond(&state),
     };
     let resume = match parse_resume(query.as_deref().unwrap_or("")) {
         Ok(resume) => resume,
@@ -81,7 +99,7 @@ pub async fn sync(
     };
     let tasks = state.tasks.clone();
     configure(ws, &state)
-        .on_upgrade(move |socket| tasks.track_future(run(socket, state, org, resume)))
+        .on_upgrade(move |socket| tasks.track_future(run(socket, state, org, resume, admission)))
 }
 
 /// `since` and `epoch` from the query string; other parameters are ignored.
@@ -116,6 +134,8 @@ enum End {
     DeadPeer,
     TooSlow,
     Shutdown,
+    /// Closed by a security rule (its metric label).
+    Rule(&'static str),
 }
 
 impl End {
@@ -127,11 +147,26 @@ impl End {
             End::DeadPeer => "heartbeat_timeout",
             End::TooSlow => "too_slow",
             End::Shutdown => "shutdown",
+            End::Rule(label) => label,
         }
     }
 }
 
-async fn run(mut socket: WebSocket, state: AppState, org: String, resume: Option<Resume>) {
+async fn run(
+    mut socket: WebSocket,
+    state: AppState,
+    org: String,
+    resume: Option<Resume>,
+    admission: Admission,
+) {
+    if let Some(closing) = admission.refused {
+        state.metrics.disconnect(closing.label());
+        close(&mut socket, closing.code(), &closing.reason()).await;
+        return;
+    }
+    // Holds this socket's place under the connection caps until it ends.
+    let _permit = admission.permit;
+    let mut guard = SessionGuard::new(&state.security, &org, admission.grant.as_ref());
     let gauge = state
         .metrics
         .connections
@@ -139,7 +174,7 @@ async fn run(mut socket: WebSocket, state: AppState, org: String, resume: Option
         .clone();
     gauge.inc();
     state.metrics.connections_opened.inc();
-    let end = session(&mut socket, &state, &org, resume).await;
+    let end = session(&mut socket, &state, &org, resume, &mut guard).await;
     gauge.dec();
     state.metrics.disconnect(end.label());
 }
@@ -149,6 +184,7 @@ async fn session(
     state: &AppState,
     org: &str,
     resume: Option<Resume>,
+    guard: &mut SessionGuard,
 ) -> End {
     if state.shutdown.is_cancelled() {
         close(socket, CLOSE_GOING_AWAY, "server shutting down").await;
@@ -197,13 +233,21 @@ async fn session(
                     let _ = tokio::time::timeout(CLOSE_WAIT, socket.flush()).await;
                     return End::ClientClosed;
                 }
-                Some(Ok(Message::Pong(_) | Message::Ping(_))) => alive = true,
-                Some(Ok(_)) => {
+                Some(Ok(message)) => {
                     alive = true;
-                    state.metrics.client_frames.inc();
+                    if !matches!(message, Message::Pong(_) | Message::Ping(_)) {
+                        state.metrics.client_frames.inc();
+                    }
+                    if let Err(closing) = guard.client_frame(ClientFrame::of(&message)) {
+                        return enforce(socket, closing).await;
+                    }
                 }
-                Some(Err(_)) => return End::ReadError,
+                Some(Err(e)) => return match guard.read_error(&e) {
+                    Some(closing) => enforce(socket, closing).await,
+                    None => End::ReadError,
+                },
             },
+            closing = guard.closing() => return enforce(socket, closing).await,
             received = live.recv() => {
                 let first = match received {
                     Ok(frame) => frame,
@@ -275,6 +319,22 @@ async fn write_batch(
     })
 }
 
+/// Closes as a security rule decided.
+async fn enforce(socket: &mut WebSocket, closing: Closing) -> End {
+    let (code, reason) = (closing.code(), closing.reason());
+    if closing.may_read() {
+        close(socket, code, &reason).await;
+    } else {
+        // The rest of an oversized frame is still unread: send the close, read nothing.
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(Message::Close(Some(frame)))).await;
+    }
+    End::Rule(closing.label())
+}
+
 async fn too_slow(socket: &mut WebSocket, skipped: u64, last_seq: u64) -> End {
     let reason = format!("too slow: {skipped} events skipped; resume with since={last_seq}");
     close(socket, CLOSE_TOO_SLOW, &reason).await;
@@ -302,12 +362,19 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
 /// `/api/ws/echo`: every text and binary message comes back unchanged.
 pub async fn echo(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return upgrade_failed(rejection),
     };
+    if let Err(refusal) =
+        security::authenticate(&state, &headers, Some(query.as_deref().unwrap_or("")))
+    {
+        return refusal.respond(&state);
+    }
     let shutdown = state.shutdown.clone();
     let tasks = state.tasks.clone();
     // Conformance suites send messages of up to 16 MiB through the echo endpoint.

@@ -1,0 +1,4 @@
+//! The expectation language: parsing, and matching in both modes.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| syncprobe::fuzzing::expect_parser(data));

@@ -1,0 +1,732 @@
+//! Fuzz entry points: what the server does with untrusted input, and the expectation
+//! parser. `fuzz/` (cargo-fuzz, nightly) calls these functions:
+//!
+//! ```text
+//! cargo +nightly fuzz run frames        -- -max_total_time=60
+//! cargo +nightly fuzz run rest_bodies   -- -max_total_time=60
+//! cargo +nightly fuzz run expect_parser -- -max_total_time=60
+//! ```
+//!
+//! and the tests at the bottom run them on seeded random input in `cargo test`, so CI
+//! exercises them without nightly. Each function panics on a broken invariant, not
+//! just on a crash: that is what makes a fuzzer find logic bugs.
+//!
+//! Raw bytes rarely make a JSON object with the right keys or a pattern with the
+//! right words, so each target also builds a structured input from the same bytes
+//! ([`Bytes`]): a fuzzer then explores both the parsers' edges and the logic behind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
+
+use crate::expect::{Matcher, Mode, Pattern, Status};
+use crate::protocol::ServerFrame;
+use crate::server::bus::{Bus, BusConfig, Resume};
+use crate::server::metrics::Metrics;
+use crate::server::queue::{Queue, WorkerConfig};
+use crate::server::routes::{self, MAX_ITEMS, MAX_PUBLISH, MAX_RATE};
+use crate::server::security::{
+    self, ClientFrame, Closing, JwtConfig, OriginPattern, RateLimit, Security, SessionGuard,
+};
+use crate::server::{Config, ws};
+
+/// The message limit the frame target configures: small, so inputs reach it.
+const FUZZ_MAX_MESSAGE: usize = 256;
+/// The HS256 secret the frame target signs its own tokens with.
+const FUZZ_SECRET: &[u8] = b"fuzz-secret";
+/// Most items a write-sync input may queue for real (bigger plans are only validated).
+const ENQUEUE_LIMIT: usize = 32;
+
+/// Reads structure out of fuzz bytes; past the end everything is zero.
+pub struct Bytes<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Bytes<'a> {
+    pub fn new(data: &'a [u8]) -> Bytes<'a> {
+        Bytes { data, pos: 0 }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
+    pub fn byte(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+
+    fn pick<'t, T>(&mut self, items: &'t [T]) -> &'t T {
+        &items[self.byte() as usize % items.len()]
+    }
+
+    /// Up to `max` raw bytes, as (lossy) text.
+    fn text(&mut self, max: usize) -> String {
+        let len = (self.byte() as usize).min(max);
+        let end = (self.pos + len).min(self.data.len());
+        let start = self.pos.min(end);
+        self.pos += len;
+        String::from_utf8_lossy(&self.data[start..end]).into_owned()
+    }
+
+    fn number(&mut self) -> Value {
+        match self.byte() % 8 {
+            0 => json!(0),
+            1 => json!(self.byte()),
+            2 => json!(-(self.byte() as i64)),
+            3 => json!(u64::MAX),
+            4 => json!(10_001),
+            5 => json!(1.5),
+            6 => json!(f64::from(self.byte()) / 7.0),
+            _ => json!(1e300),
+        }
+    }
+
+    /// JWT claims around the edges the verifier must get right.
+    fn claims(&mut self) -> Map<String, Value> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let exp = [
+            Value::Null,
+            json!(now + 60),
+            json!(now - 60),
+            json!(now),
+            json!(u64::MAX),
+            json!(1e300),
+            json!(-5),
+            json!("soon"),
+            json!(now as f64 + 0.5),
+        ];
+        let nbf = [Value::Null, json!(now + 3600), json!(now - 10), json!("x")];
+        let org = [
+            Value::Null,
+            json!("org-a"),
+            json!("*"),
+            json!(["a", "*"]),
+            json!(["a", "b"]),
+            json!([1]),
+            json!({}),
+            json!([]),
+        ];
+        let mut claims = Map::new();
+        for (name, choices) in [("exp", &exp[..]), ("nbf", &nbf[..]), ("org", &org[..])] {
+            let value = self.pick(choices).clone();
+            if !value.is_null() || self.byte().is_multiple_of(4) {
+                claims.insert(name.to_string(), value);
+            }
+        }
+        if self.byte().is_multiple_of(4) {
+            let value = self.value(1);
+            claims.insert("sub".into(), value);
+        }
+        claims
+    }
+
+    /// A JSON value shaped like what the REST bodies hold.
+    fn value(&mut self, depth: u32) -> Value {
+        const WORDS: [&str; 12] = [
+            "org-rio",
+            "",
+            "   ",
+            "success",
+            "conflict",
+            "failed",
+            "retry-then-success",
+            "mixed",
+            "SYNC_SUCCESS",
+            "SYNC_CONFLICT",
+            "CONNECTED",
+            "SYNC_X",
+        ];
+        match self.byte() % 9 {
+            0 => Value::Null,
+            1 => Value::Bool(self.byte().is_multiple_of(2)),
+            2 => self.number(),
+            3 => Value::from(*self.pick(&WORDS)),
+            4 => Value::from(self.text(40)),
+            5 if depth < 3 => {
+                let n = self.byte() % 5;
+                Value::Array((0..n).map(|_| self.value(depth + 1)).collect())
+            }
+            6 if depth < 3 => Value::Object(self.object(depth + 1)),
+            7 => {
+                let n = self.byte() % 4;
+                Value::Array((0..n).map(|_| Value::from(self.text(12))).collect())
+            }
+            _ => Value::from(self.text(8)),
+        }
+    }
+
+    /// A JSON object over the keys of the REST bodies and of event details.
+    fn object(&mut self, depth: u32) -> Map<String, Value> {
+        const KEYS: [&str; 16] = [
+            "organizationId",
+            "modificationIds",
+            "pfaIds",
+            "count",
+            "priority",
+            "outcome",
+            "type",
+            "pfaId",
+            "details",
+            "ratePerSec",
+            "newVersion",
+            "conflictId",
+            "conflictingFields",
+            "error",
+            "retryCount",
+            "x",
+        ];
+        let n = self.byte() % 8;
+        (0..n)
+            .map(|_| (self.pick(&KEYS).to_string(), self.value(depth)))
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// frames
+
+/// The server's handling of untrusted socket input: the upgrade's inputs (resume
+/// query, organization id, Origin, token and its claims) and the client's frames,
+/// parsed by the WebSocket layer with the server's limits and judged by the
+/// session's rules; plus the client's parser of server frames.
+pub fn frames(data: &[u8]) {
+    let mut input = Bytes::new(data);
+    let query = input.text(64);
+    let org = input.text(140);
+    let origin = input.text(64);
+    let token = input.text(200);
+    let claims = input.claims();
+    let wire = &data[input.pos.min(data.len())..];
+
+    // The resume query.
+    if let Ok(Some(resume)) = ws::parse_resume(&query) {
+        assert!(query.contains("since"), "{query:?} resumed without since");
+        let _ = resume.since;
+    }
+
+    // Organization syntax: what passes is what the rule says.
+    if security::check_org_syntax(&org).is_ok() {
+        assert!(
+            (1..=security::MAX_ORG_ID_LEN).contains(&org.len()),
+            "{org:?}"
+        );
+        assert!(
+            org.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".:_-".contains(&b)),
+            "{org:?}"
+        );
+    }
+
+    // Origin patterns: a pattern matches its own text; a wildcard never matches its
+    // bare domain.
+    if let Ok(pattern) = origin.parse::<OriginPattern>() {
+        let _ = pattern.matches(&origin);
+    }
+    for pattern in ["https://app.example.com", "https://*.example.com"] {
+        let pattern: OriginPattern = pattern.parse().expect("valid pattern");
+        if pattern.matches(&origin) {
+            let url = url::Url::parse(origin.trim()).expect("a matching origin parses");
+            assert_eq!(url.scheme(), "https", "{origin:?}");
+            assert!(
+                url.host_str()
+                    .is_some_and(|h| h.to_ascii_lowercase().ends_with("example.com")),
+                "{origin:?}"
+            );
+        }
+    }
+
+    // Tokens: arbitrary text never verifies; claims we sign ourselves verify exactly
+    // when their exp is in the future, and the grant says what their org claim says.
+    let mut jwt = JwtConfig::hs256(FUZZ_SECRET).expect("a secret");
+    jwt.leeway = Duration::ZERO;
+    assert!(
+        security::verify(&jwt, &token).is_err(),
+        "an arbitrary token verified: {token:?}"
+    );
+    let signed = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(FUZZ_SECRET),
+    )
+    .expect("claims sign");
+    if let Ok(grant) = security::verify(&jwt, &signed) {
+        assert!(
+            claims.contains_key("exp"),
+            "no exp, yet verified: {claims:?}"
+        );
+        assert!(
+            grant.expires_at > std::time::SystemTime::now() - Duration::from_secs(1),
+            "{claims:?}"
+        );
+        match &claims["org"] {
+            Value::String(o) => assert!(grant.allows(o)),
+            Value::Array(orgs) => {
+                for o in orgs {
+                    assert!(grant.allows(o.as_str().expect("verified orgs are strings")));
+                }
+            }
+            other => panic!("org claim {other:?} verified"),
+        }
+    }
+
+    // The whole admission of an upgrade, on a server with JWT and an allow-list: it
+    // admits exactly a verified token allowing a well-formed, listed organization.
+    let state = admission_server();
+    let org = match input.byte() % 4 {
+        0 => org,
+        n => format!("org-{}", (b'a' + n - 1) as char),
+    };
+    let presented = if input.byte().is_multiple_of(2) {
+        &signed
+    } else {
+        &token
+    };
+    let mut headers = axum::http::HeaderMap::new();
+    let mut query = query;
+    match input.byte() % 3 {
+        0 => {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&format!("Bearer {presented}")) {
+                headers.insert(axum::http::header::AUTHORIZATION, value);
+            }
+        }
+        1 => query.push_str(&format!("&token={presented}")),
+        _ => {}
+    }
+    if let Ok(admission) = security::admit(state, &headers, Some(&query), &org) {
+        assert!(security::check_org_syntax(&org).is_ok(), "{org:?} admitted");
+        assert!(
+            ["org-a", "org-b"].contains(&org.as_str()),
+            "{org:?} admitted"
+        );
+        let grant = admission.grant.expect("JWT is configured");
+        assert!(grant.allows(&org));
+        assert!(admission.permit.is_some() && admission.refused.is_none());
+    }
+
+    // CONNECTED for any organization id is a frame a strict client accepts.
+    let bus = Bus::new(
+        BusConfig {
+            history: 4,
+            lag_limit: 4,
+        },
+        Arc::new(Metrics::new()),
+    );
+    let connected = bus.subscribe(
+        &org,
+        Some(&Resume {
+            since: 0,
+            epoch: None,
+        }),
+    );
+    let text = serde_json::to_string(&ServerFrame::Connected(connected.connected))
+        .expect("CONNECTED serialises");
+    ServerFrame::parse(&text).unwrap_or_else(|e| panic!("our CONNECTED is invalid: {e}: {text}"));
+
+    client_frames(wire);
+
+    // The client's parser of server frames: whatever it accepts survives a round trip.
+    let text = String::from_utf8_lossy(wire);
+    if let Ok(frame) = ServerFrame::parse(&text) {
+        let again = serde_json::to_string(&frame).expect("frames serialise");
+        let reparsed = ServerFrame::parse(&again).unwrap_or_else(|e| {
+            panic!("{text:?} parsed, its serialisation {again:?} did not: {e}")
+        });
+        assert_eq!(reparsed.kind(), frame.kind());
+        assert_eq!(reparsed.organization_id(), frame.organization_id());
+    }
+}
+
+/// A server state with JWT (the fuzz secret) and the allow-list {org-a, org-b}, built
+/// once: the admission logic needs no runtime.
+fn admission_server() -> &'static crate::server::Shared {
+    static STATE: std::sync::OnceLock<crate::server::AppState> = std::sync::OnceLock::new();
+    STATE.get_or_init(|| {
+        let mut jwt = JwtConfig::hs256(FUZZ_SECRET).expect("a secret");
+        jwt.leeway = Duration::ZERO;
+        let config = Config {
+            jwt: Some(jwt),
+            org_allow_list: Some(security::OrgAllowList {
+                path: "/nonexistent".into(),
+                orgs: ["org-a", "org-b"].map(String::from).into(),
+            }),
+            ..Config::default()
+        };
+        crate::server::app(config).0
+    })
+}
+
+/// In-memory socket: reads the fuzz bytes, swallows writes.
+struct Wire<'a> {
+    input: &'a [u8],
+}
+
+impl std::io::Read for Wire<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.input.len());
+        buf[..n].copy_from_slice(&self.input[..n]);
+        self.input = &self.input[n..];
+        Ok(n)
+    }
+}
+
+impl std::io::Write for Wire<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Bytes from a client, through the WebSocket layer configured as the server
+/// configures it, into the session's rules.
+fn client_frames(wire: &[u8]) {
+    let config = Config {
+        max_message_size: FUZZ_MAX_MESSAGE,
+        // Timers need a runtime; the rate and size rules do not.
+        idle_timeout: Duration::ZERO,
+        rate_limit: Some(RateLimit {
+            per_second: 1,
+            burst: 8,
+        }),
+        ..Config::default()
+    };
+    let rules = Security::new(&config);
+    let mut guard = SessionGuard::new(&rules, "org-fuzz", None);
+    let mut socket = WebSocket::from_raw_socket(
+        Wire { input: wire },
+        Role::Server,
+        Some(
+            WebSocketConfig::default()
+                .max_message_size(Some(FUZZ_MAX_MESSAGE))
+                .max_frame_size(Some(security::frame_limit(FUZZ_MAX_MESSAGE))),
+        ),
+    );
+    let mut data_frames = 0;
+    loop {
+        let message = match socket.read() {
+            Ok(message) => message,
+            Err(error) => {
+                if let Some(closing) = guard.read_error(&error) {
+                    let Closing::TooBig { size, max, .. } = closing else {
+                        panic!("a read error closed with {closing:?}");
+                    };
+                    assert!(size > max && max == FUZZ_MAX_MESSAGE, "{closing:?}");
+                    assert_eq!(closing.code(), 1009);
+                }
+                return;
+            }
+        };
+        let kind = match &message {
+            Message::Text(text) => {
+                // What a client sends is never trusted to be a protocol frame.
+                let _ = ServerFrame::parse(text);
+                ClientFrame::Data
+            }
+            Message::Binary(_) => ClientFrame::Data,
+            Message::Ping(_) => ClientFrame::Ping,
+            Message::Pong(_) => ClientFrame::Pong,
+            Message::Close(_) => ClientFrame::Close,
+            Message::Frame(_) => continue,
+        };
+        assert!(
+            message.len() <= FUZZ_MAX_MESSAGE.max(125),
+            "{} bytes passed",
+            message.len()
+        );
+        let counted = matches!(kind, ClientFrame::Data | ClientFrame::Ping);
+        match guard.client_frame(kind) {
+            Ok(()) => data_frames += u32::from(counted),
+            Err(Closing::RateLimited) => {
+                // The burst of 8 is spent before the rate refuses anything (at 1/s,
+                // nothing replenishes while one input runs).
+                assert!(counted && data_frames >= 8, "refused after {data_frames}");
+                return;
+            }
+            Err(other) => panic!("a client frame closed with {other:?}"),
+        }
+        if kind == ClientFrame::Close {
+            return;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// rest_bodies
+
+/// The REST validators on raw bytes and on structured JSON; every accepted body
+/// becomes frames a strict client accepts.
+pub fn rest_bodies(data: &[u8]) {
+    rest_body(data);
+    let mut input = Bytes::new(data);
+    while !input.is_empty() {
+        let body = Value::Object(input.object(0)).to_string();
+        rest_body(body.as_bytes());
+    }
+}
+
+fn rest_body(body: &[u8]) {
+    match routes::validate_write_sync(body) {
+        Ok(plan) => {
+            assert!(!plan.org.trim().is_empty());
+            assert!(plan.priority <= 10);
+            assert!(plan.items.len() as u64 <= MAX_ITEMS);
+            if plan.items.len() <= ENQUEUE_LIMIT {
+                let bus = Arc::new(Bus::new(
+                    BusConfig {
+                        history: ENQUEUE_LIMIT,
+                        lag_limit: ENQUEUE_LIMIT,
+                    },
+                    Arc::new(Metrics::new()),
+                ));
+                let queue = Queue::new(
+                    WorkerConfig {
+                        workers: 1,
+                        processing_time: Duration::ZERO,
+                        max_retries: 0,
+                        retry_base: Duration::ZERO,
+                    },
+                    bus.clone(),
+                );
+                let n = plan.items.len();
+                let queued = queue.enqueue(&plan.org, plan.priority, plan.items);
+                assert_eq!(queued.len(), n);
+                let replay = bus.subscribe(
+                    &plan.org,
+                    Some(&Resume {
+                        since: 0,
+                        epoch: None,
+                    }),
+                );
+                assert_eq!(replay.replay.len(), n);
+                for frame in &replay.replay {
+                    let parsed = ServerFrame::parse(&frame.text)
+                        .unwrap_or_else(|e| panic!("SYNC_QUEUED is invalid: {e}: {}", frame.text));
+                    assert_eq!(parsed.kind(), "SYNC_QUEUED");
+                }
+            }
+        }
+        Err(rejection) => check_rejection(&rejection, body),
+    }
+    match routes::validate_publish(body) {
+        Ok(publish) => {
+            assert!((1..=MAX_PUBLISH).contains(&publish.count));
+            assert!(publish.rate.is_finite() && (0.0..=MAX_RATE).contains(&publish.rate));
+            assert_ne!(publish.draft.kind.as_str(), "CONNECTED");
+            let bus = Bus::new(
+                BusConfig {
+                    history: 1,
+                    lag_limit: 1,
+                },
+                Arc::new(Metrics::new()),
+            );
+            bus.publish(&publish.org, publish.draft);
+            let replay = bus.subscribe(
+                &publish.org,
+                Some(&Resume {
+                    since: 0,
+                    epoch: None,
+                }),
+            );
+            let text = &replay.replay[0].text;
+            ServerFrame::parse(text).unwrap_or_else(|e| {
+                panic!("an accepted publish made an invalid frame: {e}: {text}")
+            });
+        }
+        Err(rejection) => check_rejection(&rejection, body),
+    }
+}
+
+fn check_rejection(rejection: &routes::Rejection, body: &[u8]) {
+    let shown = String::from_utf8_lossy(body);
+    assert_eq!(rejection.status().as_u16(), 400, "{shown}");
+    let answer = rejection.body();
+    assert_eq!(answer.error, "VALIDATION_ERROR", "{shown}");
+    assert!(!answer.message.is_empty(), "{shown}");
+    let details = answer
+        .details
+        .as_ref()
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("no details for {shown}"));
+    assert!(!details.is_empty(), "{shown}");
+}
+
+// ---------------------------------------------------------------------------------
+// expect_parser
+
+/// The expectation language: raw text and patterns built from its words, matched
+/// against event streams in both modes.
+pub fn expect_parser(data: &[u8]) {
+    let mut input = Bytes::new(data);
+    let raw = input.text(200);
+    let built = pattern_text(&mut input);
+    let events = event_types(&mut input);
+    for text in [raw, built] {
+        let Ok(pattern) = Pattern::parse(&text) else {
+            continue;
+        };
+        assert_eq!(pattern.source(), text);
+        let pattern = Arc::new(pattern);
+        let mut strict = Matcher::new(&pattern, Mode::Strict);
+        let mut loose = Matcher::new(&pattern, Mode::Subsequence);
+        let mut strict_done = None;
+        let mut loose_done = None;
+        for (i, event) in events.iter().enumerate() {
+            let before = (strict.status(), loose.status());
+            let s = strict.push(event);
+            let l = loose.push(event);
+            // Final states stick.
+            if before.0 != Status::Pending {
+                assert_eq!(s, before.0);
+            }
+            if before.1 != Status::Pending {
+                assert_eq!(l, before.1);
+            }
+            assert_ne!(l, Status::Failed, "subsequence matching never fails");
+            if s == Status::Satisfied && strict_done.is_none() {
+                strict_done = Some(i);
+            }
+            if l == Status::Satisfied && loose_done.is_none() {
+                loose_done = Some(i);
+            }
+        }
+        // A strict match is also a subsequence match, no later.
+        if let Some(at) = strict_done {
+            assert!(
+                loose_done.is_some_and(|l| l <= at),
+                "{text:?} on {events:?}: strict at {at}, subsequence {loose_done:?}"
+            );
+        }
+        for matcher in [&strict, &loose] {
+            let next = matcher.expected_next();
+            if matcher.status() == Status::Satisfied {
+                assert!(next.is_empty());
+            }
+            let _ = matcher.explain();
+            assert_eq!(matcher.received().len(), events.len());
+        }
+    }
+}
+
+/// A pattern assembled from the language's words.
+fn pattern_text(input: &mut Bytes) -> String {
+    const WORDS: [&str; 24] = [
+        "QUEUED",
+        "PROCESSING",
+        "SUCCESS",
+        "CONFLICT",
+        "FAILED",
+        "TERMINAL",
+        "CONNECTED",
+        "_",
+        "sync_queued",
+        "(",
+        ")",
+        "|",
+        "+",
+        "*",
+        "?",
+        "{2}",
+        "{1,3}",
+        "{0,}",
+        "{1000}",
+        "{3,1}",
+        ",",
+        " ",
+        "{",
+        "(_)",
+    ];
+    let n = input.byte() % 24;
+    (0..n)
+        .map(|_| *input.pick(&WORDS))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn event_types(input: &mut Bytes) -> Vec<String> {
+    const TYPES: [&str; 7] = [
+        "SYNC_QUEUED",
+        "SYNC_PROCESSING",
+        "SYNC_SUCCESS",
+        "SYNC_CONFLICT",
+        "SYNC_FAILED",
+        "CONNECTED",
+        "HEARTBEAT",
+    ];
+    let n = input.byte() % 32;
+    (0..n).map(|_| input.pick(&TYPES).to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fuzz targets on seeded random input: bounded, deterministic, stable Rust.
+    use rand::{Rng, RngExt, SeedableRng};
+
+    const RUNS: usize = 3_000;
+
+    fn run(target: fn(&[u8]), seed: u64, seeds: &[&[u8]]) {
+        for input in seeds {
+            target(input);
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut buf = Vec::new();
+        for _ in 0..RUNS {
+            let len = rng.random_range(0..600);
+            buf.resize(len, 0);
+            rng.fill_bytes(&mut buf);
+            target(&buf);
+        }
+    }
+
+    #[test]
+    fn frames_on_random_input() {
+        let masked_text = [
+            0x81,
+            0x85,
+            1,
+            2,
+            3,
+            4,
+            b'h' ^ 1,
+            b'e' ^ 2,
+            b'l' ^ 3,
+            b'l' ^ 4,
+            b'o' ^ 1,
+        ];
+        let oversized = [0x82, 0xFE, 0x04, 0x00, 0, 0, 0, 0];
+        let mut many = Vec::new();
+        for _ in 0..20 {
+            many.extend_from_slice(&masked_text);
+        }
+        run(super::frames, 1, &[b"", &masked_text, &oversized, &many]);
+    }
+
+    #[test]
+    fn rest_bodies_on_random_input() {
+        run(
+            super::rest_bodies,
+            2,
+            &[
+                br#"{"organizationId":"o","count":3,"outcome":"mixed"}"#,
+                br#"{"organizationId":"o","type":"SYNC_CONFLICT","details":{"conflictId":"c","conflictingFields":[]}}"#,
+                b"[]",
+                b"",
+            ],
+        );
+    }
+
+    #[test]
+    fn expect_parser_on_random_input() {
+        run(super::expect_parser, 3, &[b"", b"\x05QUEUED"]);
+    }
+}
