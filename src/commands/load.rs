@@ -114,8 +114,7 @@ pub async fn run(args: LoadArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     )?;
     let mut server = None;
     if embedded {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
+        let listener = crate::server::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
             .context("failed to start the bundled server")?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

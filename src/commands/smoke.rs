@@ -189,8 +189,7 @@ pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let embedded = connection.url.is_none() && !args.target.contains("://");
     let mut server = None;
     if embedded {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
+        let listener = crate::server::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
             .map_err(|e| anyhow::anyhow!(e).context("failed to start the bundled server"))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

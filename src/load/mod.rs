@@ -34,6 +34,9 @@ pub const FLUSH_EVERY: usize = 256;
 const FLUSH_AFTER_US: u64 = 100_000;
 /// Highest latency recorded, in µs (longer ones are clamped).
 const MAX_LATENCY_US: u64 = 3_600_000_000;
+/// Tries, and the pause between them, of the final `seq` probe.
+const PROBE_ATTEMPTS: u32 = 20;
+const PROBE_RETRY: Duration = Duration::from_millis(100);
 /// Most missing `seq` numbers remembered per subscriber (to recognise late arrivals).
 const MAX_MISSING: usize = 10_000;
 
@@ -653,27 +656,36 @@ pub async fn run(
     }
     let cpu_after = cpu_time();
 
-    // The organizations' final seq, from a fresh CONNECTED each.
-    let mut final_seq: Vec<Option<u64>> = Vec::new();
-    for endpoint in &plan.endpoints {
-        let seq = async {
-            let mut opened = ws::open(endpoint, None, options).await.ok()?;
-            let first =
-                ws::expect_connected(&mut opened.stream, &endpoint.org, plan.connected_timeout)
-                    .await
-                    .ok()?;
-            let _ = ws::close(&mut opened.stream, 1000, "normal").await;
-            first.connected.seq
-        }
-        .await;
-        final_seq.push(seq);
-    }
     stop.cancel();
     let mut results = Vec::new();
     while let Some(result) = tasks.join_next().await {
         if let Ok(Some(r)) = result {
             results.push(r);
         }
+    }
+    // The organizations' final seq, from a fresh CONNECTED each, once the subscribers
+    // are gone (a server may cap connections per organization). A refusal is retried
+    // briefly while the server notices the closes.
+    let mut final_seq: Vec<Option<u64>> = Vec::new();
+    for endpoint in &plan.endpoints {
+        let mut seq = None;
+        for _ in 0..PROBE_ATTEMPTS {
+            seq = async {
+                let mut opened = ws::open(endpoint, None, options).await.ok()?;
+                let first =
+                    ws::expect_connected(&mut opened.stream, &endpoint.org, plan.connected_timeout)
+                        .await
+                        .ok()?;
+                let _ = ws::close(&mut opened.stream, 1000, "normal").await;
+                first.connected.seq
+            }
+            .await;
+            if seq.is_some() {
+                break;
+            }
+            tokio::time::sleep(PROBE_RETRY).await;
+        }
+        final_seq.push(seq);
     }
     on_progress(&shared.progress(requested));
 
