@@ -688,27 +688,64 @@ mod tests {
         }
     }
 
+    /// A client frame, masked as clients must: FIN, `opcode`, the length, the key.
+    fn client_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut frame = vec![opcode | if fin { 0x80 } else { 0 }];
+        match payload.len() {
+            n @ 0..=125 => frame.push(0x80 | n as u8),
+            n @ 126..=65535 => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        let key = [1, 2, 3, 4];
+        frame.extend_from_slice(&key);
+        frame.extend(payload.iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
+        frame
+    }
+
+    /// An input whose structured part (query, org, origin, token, claims) is empty,
+    /// so that the frame target reads `wire` as the client's bytes.
+    fn on_the_wire(wire: &[u8]) -> Vec<u8> {
+        let mut input = vec![0; 12];
+        input.extend_from_slice(wire);
+        input
+    }
+
     #[test]
     fn frames_on_random_input() {
-        let masked_text = [
-            0x81,
-            0x85,
-            1,
-            2,
-            3,
-            4,
-            b'h' ^ 1,
-            b'e' ^ 2,
-            b'l' ^ 3,
-            b'l' ^ 4,
-            b'o' ^ 1,
-        ];
-        let oversized = [0x82, 0xFE, 0x04, 0x00, 0, 0, 0, 0];
-        let mut many = Vec::new();
-        for _ in 0..20 {
-            many.extend_from_slice(&masked_text);
-        }
-        run(super::frames, 1, &[b"", &masked_text, &oversized, &many]);
+        let text = client_frame(0x1, true, b"hello");
+        let flood: Vec<u8> = (0..20).flat_map(|_| text.clone()).collect();
+        let too_big = client_frame(0x2, true, &[7; 300]);
+        let fragmented = [
+            client_frame(0x1, false, &[b'a'; 200]),
+            client_frame(0x0, true, &[b'b'; 200]),
+        ]
+        .concat();
+        // Claims a 100 kB frame: refused from its header.
+        let huge_header = client_frame(0x2, true, &[0; 100_000])[..14].to_vec();
+        let ping_then_close = [
+            client_frame(0x9, true, b"p"),
+            client_frame(0x8, true, &[3, 232]),
+        ]
+        .concat();
+        let seeds: Vec<Vec<u8>> = [
+            &text,
+            &flood,
+            &too_big,
+            &fragmented,
+            &huge_header,
+            &ping_then_close,
+        ]
+        .into_iter()
+        .map(|wire| on_the_wire(wire))
+        .collect();
+        let seeds: Vec<&[u8]> = seeds.iter().map(Vec::as_slice).collect();
+        run(super::frames, 1, &seeds);
     }
 
     #[test]

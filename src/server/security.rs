@@ -337,7 +337,7 @@ pub fn check_org_syntax(org: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The frame size limit that goes with a message size limit (see [`FRAME_LIMIT_FACTOR`]).
+/// The frame size limit that goes with a message size limit: twice it, at least 64 KiB.
 pub fn frame_limit(max_message_size: usize) -> usize {
     max_message_size
         .saturating_mul(FRAME_LIMIT_FACTOR)

@@ -3,8 +3,9 @@
 //! of the server; this exists so that `wss://` can be tested end to end.
 //!
 //! [`TlsListener`] accepts TCP connections and runs each handshake in its own task
-//! (bounded by [`HANDSHAKE_TIMEOUT`]), so that a slow or silent peer never holds up
-//! the others; finished handshakes are handed to axum through a channel.
+//! (each bounded by [`HANDSHAKE_TIMEOUT`], with a cap on how many run at once), so
+//! that a slow or silent peer never holds up the others; finished handshakes are
+//! handed to axum through a channel.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,7 +16,7 @@ use anyhow::{Context, bail};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -23,6 +24,8 @@ use tokio_rustls::server::TlsStream;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Finished handshakes waiting for axum to take them.
 const ACCEPTED_QUEUE: usize = 256;
+/// Handshakes in progress at once; more connections wait in the kernel's backlog.
+const MAX_HANDSHAKES: usize = 1024;
 /// Pause after a failed `accept` (out of file descriptors, say) before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
@@ -63,8 +66,12 @@ impl TlsListener {
         let local = listener.local_addr();
         let (tx, accepted) = mpsc::channel(ACCEPTED_QUEUE);
         let acceptor = TlsAcceptor::from(config);
+        let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
+                let Ok(slot) = handshakes.clone().acquire_owned().await else {
+                    return;
+                };
                 let (tcp, addr) = tokio::select! {
                     // axum dropped the listener: stop accepting.
                     () = tx.closed() => return,
@@ -81,9 +88,10 @@ impl TlsListener {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     // A failed or slow handshake concerns that peer alone.
-                    if let Ok(Ok(stream)) =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                    {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                    drop(slot);
+                    if let Ok(Ok(stream)) = handshake {
                         let _ = tx.send((stream, addr)).await;
                     }
                 });
