@@ -120,7 +120,12 @@ pub async fn run(args: LoadArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(crate::server::serve(
             listener,
-            crate::server::Config::default(),
+            crate::server::Config {
+                // Loading its own server, `load` must not be refused by the default caps.
+                max_connections: 0,
+                max_connections_per_org: 0,
+                ..crate::server::Config::default()
+            },
             async {
                 let _ = stopped.await;
             },

@@ -152,6 +152,9 @@ fn hints(err: &anyhow::Error) -> Vec<&'static str> {
     if text.contains("Connection refused") || text.contains("connection refused") {
         hints.push("is the backend running? `syncprobe serve` starts a local one");
     }
+    if text.contains("HTTP 401") {
+        hints.push("pass a token with --token or --token-file (`syncprobe token` mints one for `serve --jwt-secret`)");
+    }
     if text.contains("Address already in use") {
         hints.push("another process holds that port; pick another with --listen 127.0.0.1:PORT (0 = any free port)");
     }
