@@ -112,34 +112,25 @@ pub async fn run(args: LoadArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
         args.connections,
         if embedded { args.connections } else { 0 },
     )?;
-    let mut server = None;
-    if embedded {
-        let listener = crate::server::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-            .context("failed to start the bundled server")?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(crate::server::serve(
-            listener,
-            crate::server::Config {
-                // Loading its own server, `load` must not be refused by the default caps.
-                max_connections: 0,
-                max_connections_per_org: 0,
-                ..crate::server::Config::default()
-            },
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        connection.url = Some(format!("ws://{addr}"));
+    let server = if embedded {
+        let server = crate::server::Embedded::start(crate::server::Config {
+            // Loading its own server, `load` must not be refused by the default caps.
+            max_connections: 0,
+            max_connections_per_org: 0,
+            ..crate::server::Config::default()
+        })?;
+        connection.url = Some(format!("ws://{}", server.addr));
         reporter.note(&format!(
-            "no --url given: loading the bundled server, started in this process on ws://{addr} (figures include its CPU; run `syncprobe serve` separately to measure a server alone)"
+            "no --url given: loading the bundled server, started in this process on ws://{} (figures include its CPU; run `syncprobe serve` separately to measure a server alone)",
+            server.addr
         ));
-        server = Some((stop, handle));
-    }
+        Some(server)
+    } else {
+        None
+    };
     let result = load(&args, &connection, reporter).await;
-    if let Some((stop, handle)) = server {
-        let _ = stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+    if let Some(server) = server {
+        server.stop().await;
     }
     result
 }

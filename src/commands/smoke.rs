@@ -187,29 +187,20 @@ pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let mut connection = args.connection.clone();
     let embedded = connection.url.is_none() && !args.target.contains("://");
-    let mut server = None;
-    if embedded {
-        let listener = crate::server::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-            .map_err(|e| anyhow::anyhow!(e).context("failed to start the bundled server"))?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(crate::server::serve(
-            listener,
-            crate::server::Config::default(),
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        connection.url = Some(format!("ws://{addr}"));
+    let server = if embedded {
+        let server = crate::server::Embedded::start(crate::server::Config::default())?;
+        connection.url = Some(format!("ws://{}", server.addr));
         reporter.note(&format!(
-            "no --url given: testing the bundled server, started on ws://{addr}"
+            "no --url given: testing the bundled server, started on ws://{}",
+            server.addr
         ));
-        server = Some((stop, handle));
-    }
+        Some(server)
+    } else {
+        None
+    };
     let result = smoke(&args, &connection, embedded, reporter, started).await;
-    if let Some((stop, handle)) = server {
-        let _ = stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
+    if let Some(server) = server {
+        server.stop().await;
     }
     result
 }

@@ -251,3 +251,33 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }
+
+/// How long [`Embedded::stop`] waits for the server to finish its shutdown.
+const EMBEDDED_STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// The bundled server running inside a client subcommand (`smoke`, `load`) when no
+/// `--url` is given: bound to a free loopback port, stopped with [`Embedded::stop`].
+pub struct Embedded {
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Embedded {
+    pub fn start(config: Config) -> anyhow::Result<Embedded> {
+        let listener = bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .context("failed to start the bundled server")?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Ok(Embedded { addr, stop, handle })
+    }
+
+    /// Shuts the server down (sockets get 1001) and waits for it, briefly.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(EMBEDDED_STOP_WAIT, self.handle).await;
+    }
+}
