@@ -70,6 +70,17 @@ const ANY_EVENT: &str = "any event";
 /// The short names that gain a `SYNC_` prefix.
 const SHORTHANDS: [&str; 5] = ["QUEUED", "PROCESSING", "SUCCESS", "CONFLICT", "FAILED"];
 
+/// An event type as people write it, in full: upper-cased, and a shorthand
+/// (`failed`) expanded to its `SYNC_` type. `--fail-on` reads names this way too.
+pub fn event_type_name(written: &str) -> String {
+    let name = written.trim().to_ascii_uppercase();
+    if SHORTHANDS.contains(&name.as_str()) {
+        format!("SYNC_{name}")
+    } else {
+        name
+    }
+}
+
 /// What `TERMINAL` stands for.
 const TERMINAL_TYPES: [&str; 3] = ["SYNC_SUCCESS", "SYNC_CONFLICT", "SYNC_FAILED"];
 
@@ -634,10 +645,8 @@ impl Parser<'_> {
             ));
         } else if name == "TERMINAL" {
             AtomKind::Types(TERMINAL_TYPES.iter().map(|t| t.to_string()).collect())
-        } else if SHORTHANDS.contains(&name.as_str()) {
-            AtomKind::Types(vec![format!("SYNC_{name}")])
         } else {
-            AtomKind::Types(vec![name])
+            AtomKind::Types(vec![event_type_name(&name)])
         };
         self.atoms.push(Atom {
             column,

@@ -216,7 +216,7 @@ pub async fn run(args: WatchSyncArgs, reporter: &Reporter) -> anyhow::Result<Exi
     let fail_on: Vec<EventType> = args
         .fail_on
         .iter()
-        .map(|t| EventType::from(normalise_type(t).as_str()))
+        .map(|t| EventType::from(crate::expect::event_type_name(t).as_str()))
         .collect();
     let config = CheckConfig {
         org: endpoint.org.clone(),
@@ -238,15 +238,6 @@ pub async fn run(args: WatchSyncArgs, reporter: &Reporter) -> anyhow::Result<Exi
     };
     let end = watch.run(&mut recorder).await;
     watch.finish(end)
-}
-
-/// `failed` → `SYNC_FAILED`, as `--expect` reads names.
-fn normalise_type(name: &str) -> String {
-    let upper = name.trim().to_ascii_uppercase();
-    match upper.as_str() {
-        "QUEUED" | "PROCESSING" | "SUCCESS" | "CONFLICT" | "FAILED" => format!("SYNC_{upper}"),
-        _ => upper,
-    }
 }
 
 struct Watch<'a> {
