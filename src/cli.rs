@@ -1,21 +1,13 @@
-//! The command line: the root parser, the global flags, and the value parsers every
-//! subcommand shares. Each subcommand's own flags live beside its `run` in
-//! `src/commands/`.
-//!
-//! Conventions for flags (keep new ones in line):
-//! - long flags are kebab-case; short flags only for the common ones (`-q`, `-v`, `-H`);
-//! - value names are upper case (`--timeout DURATION`, `--listen ADDR`);
-//! - durations are written `500ms`, `5s`, `2m` and parsed by [`parse_duration`] only;
-//! - every setting that a deployment or CI job would fix has a `SYNCPROBE_*` variable;
-//!   secret values (`SYNCPROBE_TOKEN`) are hidden from `--help`;
-//! - a flag's help says its default and its unit.
+//! The command line's root: the parser, the global flags and the help text around
+//! the subcommands. The subcommands themselves ([`Command`]), their flags and the
+//! shared flag groups live in `src/commands/`; the conventions every flag follows are
+//! written at the top of `src/commands/args.rs`.
 
-use std::time::Duration;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-
-use crate::commands;
+use crate::commands::Command;
 use crate::exit::TableText;
+use crate::report::{Color, Reporter, Verbosity};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,100 +50,26 @@ pub enum ColorWhen {
     Never,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Open a sync socket, check CONNECTED, and close
-    Connect(commands::connect::ConnectArgs),
-    /// Stream an organization's sync events and check them against expectations
-    WatchSync(commands::watch_sync::WatchSyncArgs),
-    /// Queue writes through POST /api/pems/write-sync, optionally following them to the end
-    Enqueue(commands::enqueue::EnqueueArgs),
-    /// Run the whole verification checklist against a backend (or the bundled server)
-    Smoke(commands::smoke::SmokeArgs),
-    /// Open many sync sockets and measure connect time, fan-out latency and completeness
-    Load(commands::load::LoadArgs),
-    /// Run the bundled sync-socket server (the protocol's reference implementation)
-    Serve(commands::serve::ServeArgs),
-    /// Mint an HS256 test token for a secured `serve` (development and CI only)
-    ///
-    /// It signs whatever it is asked to with the shared secret given, so it belongs in
-    /// local development and test pipelines; production tokens come from your identity
-    /// provider. The token goes to stdout alone, ready for `--token "$(syncprobe token …)"`.
-    Token(commands::token::TokenArgs),
-    /// Write shell completions or the man page (see `completions/`)
-    #[command(hide = true)]
-    Generate(commands::generate::GenerateArgs),
-}
-
-/// How client subcommands reach a backend: addressing, credentials, TLS, timeouts.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Connection")]
-pub struct ConnectionArgs {
-    /// Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000;
-    /// for `smoke`, the bundled server on a free port]
-    #[arg(long, value_name = "URL", env = "SYNCPROBE_URL")]
-    pub url: Option<String>,
-    /// Path of the sync socket; {org} is replaced by the organization id
-    #[arg(long, value_name = "TEMPLATE", default_value = crate::protocol::DEFAULT_SYNC_PATH)]
-    pub path: String,
-    /// Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)
-    #[arg(long, value_name = "URL")]
-    pub api_url: Option<String>,
-    /// Extra request header, `Name: value` (repeatable)
-    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
-    /// Bearer token for the upgrade and REST calls
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "SYNCPROBE_TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
-    /// Read the bearer token from a file (surrounding whitespace is ignored)
-    #[arg(long, value_name = "FILE", conflicts_with = "token")]
-    pub token_file: Option<std::path::PathBuf>,
-    /// Where the token goes on the upgrade: an Authorization header, or the `token`
-    /// query parameter as browsers must
-    #[arg(long, value_name = "WHERE", default_value = "header")]
-    pub token_in: TokenIn,
-    /// Origin header for the upgrade
-    #[arg(long, value_name = "ORIGIN")]
-    pub origin: Option<String>,
-    /// WebSocket subprotocol to request (repeatable)
-    #[arg(long, value_name = "NAME")]
-    pub subprotocol: Vec<String>,
-    /// Extra PEM file of CA certificates to trust (for wss:// and https://)
-    #[arg(long, value_name = "FILE")]
-    pub cacert: Option<std::path::PathBuf>,
-    /// Accept any TLS certificate (testing only)
-    #[arg(long)]
-    pub insecure: bool,
-    /// Deadline for DNS, TCP, TLS and the upgrade together
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub connect_timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TokenIn {
-    Header,
-    Query,
-}
-
-/// Parses `Name: value` (also `Name:value`).
-pub fn parse_header(s: &str) -> Result<(String, String), String> {
-    let (name, value) = s
-        .split_once(':')
-        .ok_or_else(|| format!("{s:?} is not a header: write it as 'Name: value'"))?;
-    let name = name.trim();
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b))
-    {
-        return Err(format!("{name:?} is not a valid header name"));
+impl ColorWhen {
+    fn color(self) -> Color {
+        match self {
+            ColorWhen::Auto => Color::Auto,
+            ColorWhen::Always => Color::Always,
+            ColorWhen::Never => Color::Never,
+        }
     }
-    Ok((name.to_string(), value.trim().to_string()))
+}
+
+impl GlobalArgs {
+    /// The reporter these flags ask for.
+    pub fn reporter(&self) -> Reporter {
+        let verbosity = match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            _ => Verbosity::Verbose,
+        };
+        Reporter::with_options(self.json, self.color.color(), verbosity)
+    }
 }
 
 /// Environment variables, listed at the end of the root `--help`.
@@ -190,11 +108,13 @@ pub fn parse() -> Cli {
     // `--color` must also reach clap's own help and usage errors, which are written
     // before the flag is parsed: look for it first.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    match color_flag(&args) {
-        Some(ColorWhen::Always) => anstream::ColorChoice::Always.write_global(),
-        Some(ColorWhen::Never) => anstream::ColorChoice::Never.write_global(),
-        _ => {}
-    }
+    let when = color_flag(&args).unwrap_or(ColorWhen::Auto).color();
+    let choice = if crate::report::color::enabled(when, &std::io::stdout()) {
+        anstream::ColorChoice::Always
+    } else {
+        anstream::ColorChoice::Never
+    };
+    choice.write_global();
     let matches = command().get_matches_from(args);
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
@@ -214,15 +134,6 @@ fn color_flag(args: &[std::ffi::OsString]) -> Option<ColorWhen> {
         }
     }
     found
-}
-
-/// Parses `500ms`, `5s`, `2m`, `1h30m`; a bare `0` means zero.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    if s.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e} (write durations like 500ms, 5s or 2m)"))
 }
 
 #[cfg(test)]
@@ -247,28 +158,6 @@ mod tests {
         );
         assert_eq!(color_flag(&args(&["x", "--", "--color", "always"])), None);
         assert_eq!(color_flag(&args(&["x", "connect", "o"])), None);
-    }
-
-    #[test]
-    fn headers() {
-        assert_eq!(
-            parse_header("X-Trace: abc"),
-            Ok(("X-Trace".into(), "abc".into()))
-        );
-        assert_eq!(parse_header("a:b:c"), Ok(("a".into(), "b:c".into())));
-        assert!(parse_header("no colon").is_err());
-        assert!(parse_header("bad name: x").is_err());
-        assert!(parse_header(": x").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_duration("5").unwrap_err().contains("500ms"));
-        assert!(parse_duration("soon").is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod exit;
 pub mod expect;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod lifecycle;
 pub mod load;
 pub mod protocol;
 pub mod report;

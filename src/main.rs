@@ -4,11 +4,10 @@
 use std::process::ExitCode;
 
 use syncprobe::exit::{Exit, exit_for};
-use syncprobe::report::Reporter;
 
 fn main() -> ExitCode {
     let cli = syncprobe::cli::parse();
-    let reporter = Reporter::new(&cli.global);
+    let reporter = cli.global.reporter();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -17,7 +16,11 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Runtime.code() as u8);
         }
     };
-    let exit = match runtime.block_on(syncprobe::commands::run(cli, &reporter)) {
+    let exit = match runtime.block_on(syncprobe::commands::run(
+        cli.command,
+        syncprobe::cli::command,
+        &reporter,
+    )) {
         Ok(exit) => exit,
         Err(err) => {
             let exit = exit_for(&err);

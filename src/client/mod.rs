@@ -14,11 +14,40 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use url::Url;
 
-use crate::cli::{ConnectionArgs, TokenIn};
-
 /// The backend client subcommands talk to when neither `--url` nor `SYNCPROBE_URL`
 /// says otherwise: the default address of existing backends and of `serve`.
 pub const DEFAULT_URL: &str = "ws://localhost:3000";
+
+/// Where the token goes on the upgrade.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenIn {
+    /// `Authorization: Bearer …`.
+    Header,
+    /// The `token` query parameter, as browsers must.
+    Query,
+}
+
+/// How targets are addressed: the base URL, the socket path template and the REST
+/// base, as the user gave them (`None`: the defaults).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Addressing {
+    /// Base URL of the backend (`ws`, `wss`, `http` or `https`).
+    pub url: Option<String>,
+    /// Path of the sync socket; `{org}` is replaced by the organization id.
+    pub path: String,
+    /// Base URL of the REST API (default: derived from the socket URL).
+    pub api_url: Option<String>,
+}
+
+impl Default for Addressing {
+    fn default() -> Self {
+        Addressing {
+            url: None,
+            path: crate::protocol::DEFAULT_SYNC_PATH.to_string(),
+            api_url: None,
+        }
+    }
+}
 
 /// Where one organization's socket and its REST API are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,7 +103,7 @@ fn with_trailing_slash(mut url: Url) -> Url {
 /// - `org-rio` → `{--url}{--path}` with `{org}` replaced, REST API at `--url`.
 /// - `ws://host:3000/api/ws/sync/org-rio` → that socket; the organization is the last
 ///   path segment, the REST API the part of the path before the `--path` template.
-pub fn resolve(target: &str, args: &ConnectionArgs) -> anyhow::Result<Endpoint> {
+pub fn resolve(target: &str, args: &Addressing) -> anyhow::Result<Endpoint> {
     if !args.path.contains("{org}") {
         bail!("--path {:?} has no {{org}} placeholder", args.path);
     }
@@ -110,11 +139,11 @@ pub fn resolve(target: &str, args: &ConnectionArgs) -> anyhow::Result<Endpoint> 
         }
         to_ws_scheme(&mut base)?;
         let mut socket = base.clone();
-        let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+        let encoded = percent_encoding::utf8_percent_encode(target, SEGMENT).to_string();
         let path = format!(
             "{}{}",
             base.path().trim_end_matches('/'),
-            args.path.replace("{org}", &encoded.replace('+', "%20"))
+            args.path.replace("{org}", &encoded)
         );
         socket.set_path(&path);
         let mut api = base;
@@ -133,12 +162,21 @@ pub fn resolve(target: &str, args: &ConnectionArgs) -> anyhow::Result<Endpoint> 
     Ok(Endpoint { org, socket, api })
 }
 
+/// A path segment decoded as a path segment (RFC 3986): `+` and `&` stay themselves,
+/// `%2F` becomes `/`; invalid UTF-8 is replaced, never dropped.
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
+
+/// Characters encoded in an organization id placed in a path segment: everything but
+/// RFC 3986's unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Credentials, headers and TLS, shared by every socket and REST call of a run.
 #[derive(Clone)]
@@ -155,48 +193,23 @@ pub struct ClientOptions {
     pub ws_config: Option<tokio_tungstenite::tungstenite::protocol::WebSocketConfig>,
 }
 
-impl ClientOptions {
-    pub fn from_args(args: &ConnectionArgs) -> anyhow::Result<ClientOptions> {
-        let token = match (&args.token, &args.token_file) {
-            (Some(token), _) => Some(token.trim().to_string()),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("failed to read the token file {}", path.display()))?;
-                let token = text.trim().to_string();
-                if token.is_empty() {
-                    bail!("the token file {} is empty", path.display());
-                }
-                Some(token)
-            }
-            (None, None) => None,
-        };
-        Ok(ClientOptions {
-            token: token.filter(|t| !t.is_empty()),
-            token_in: args.token_in,
-            origin: args.origin.clone(),
-            subprotocols: args.subprotocol.clone(),
-            headers: args.headers.clone(),
-            tls: Arc::new(tls::Tls::new(args.cacert.clone(), args.insecure)?),
-            connect_timeout: args.connect_timeout,
-            ws_config: None,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    fn args(extra: &[&str]) -> ConnectionArgs {
-        #[derive(Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            connection: ConnectionArgs,
+    /// The addressing flags as `--url U --path P --api-url A` would give them.
+    fn args(extra: &[&str]) -> Addressing {
+        let mut addressing = Addressing::default();
+        for pair in extra.chunks(2) {
+            let value = Some(pair[1].to_string());
+            match pair[0] {
+                "--url" => addressing.url = value,
+                "--path" => addressing.path = pair[1].to_string(),
+                "--api-url" => addressing.api_url = value,
+                other => panic!("unknown flag {other}"),
+            }
         }
-        let mut argv = vec!["x"];
-        argv.extend_from_slice(extra);
-        Wrapper::try_parse_from(argv).unwrap().connection
+        addressing
     }
 
     fn resolved(target: &str, extra: &[&str]) -> (String, String, String) {
@@ -237,6 +250,25 @@ mod tests {
         let (org, socket, _) = resolved("org rio/1", &[]);
         assert_eq!(org, "org rio/1");
         assert_eq!(socket, "ws://localhost:3000/api/ws/sync/org%20rio%2F1");
+    }
+
+    #[test]
+    fn path_segments_decode_as_path_segments() {
+        for (segment, org) in [
+            ("org+1", "org+1"),
+            ("a&b=c", "a&b=c"),
+            ("a%2Fb", "a/b"),
+            ("%C3%A9quipe", "équipe"),
+            ("o%20p", "o p"),
+        ] {
+            let (decoded, _, _) = resolved(&format!("ws://h/api/ws/sync/{segment}"), &[]);
+            assert_eq!(decoded, org, "{segment}");
+        }
+        for org in ["org+1", "a&b=c", "a/b", "équipe", "x?y#z"] {
+            let e = resolve(org, &args(&[])).unwrap();
+            let back = resolve(e.socket.as_str(), &args(&[])).unwrap();
+            assert_eq!(back.org, org, "{}", e.socket);
+        }
     }
 
     #[test]

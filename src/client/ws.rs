@@ -16,8 +16,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
+use super::TokenIn;
 use super::{ClientOptions, Endpoint};
-use crate::cli::TokenIn;
 use crate::exit::Failure;
 
 pub type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;

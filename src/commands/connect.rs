@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use clap::Args;
-use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::cli::{ConnectionArgs, parse_duration};
-use crate::client::{self, ClientOptions, ws};
+use super::args::{ConnectionArgs, parse_duration};
+use crate::client::ws;
 use crate::exit::{Exit, Failure};
+use crate::report::connect::ConnectSummary;
 use crate::report::human::{self, EventStyle};
 use crate::report::{Reporter, json};
 
@@ -33,28 +33,9 @@ pub struct ConnectArgs {
     pub connection: ConnectionArgs,
 }
 
-/// The `summary` record of `connect`.
-#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ConnectSummary {
-    pub ok: bool,
-    pub url: String,
-    pub organization_id: String,
-    /// From the first DNS query to the completed upgrade.
-    pub open_ms: f64,
-    /// From the first DNS query to CONNECTED.
-    pub connected_ms: f64,
-    /// `part2` when CONNECTED carries `seq` and `epoch`, else `part1`.
-    pub protocol: String,
-    pub seq: Option<u64>,
-    pub epoch: Option<String>,
-    /// Frames received during `--hold`.
-    pub events_during_hold: u64,
-}
-
 pub async fn run(args: ConnectArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
-    let endpoint = client::resolve(&args.target, &args.connection)?;
-    let options = ClientOptions::from_args(&args.connection)?;
+    let endpoint = args.connection.endpoint(&args.target)?;
+    let options = args.connection.client_options()?;
     reporter.say(&format!(
         "Testing WebSocket connection to: {}\n",
         human::paint(
@@ -156,7 +137,7 @@ pub async fn run(args: ConnectArgs, reporter: &Reporter) -> anyhow::Result<Exit>
         epoch: connected.epoch.clone(),
         events_during_hold: held,
     };
-    reporter.summary(&summary, || {
+    reporter.summary(json::Summary::Connect(&summary), || {
         format!(
             "{} {} accepted the connection: open {}, CONNECTED {} ({})\n",
             human::paint(human::GREEN, "ok:"),

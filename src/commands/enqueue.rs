@@ -9,15 +9,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::args::{ConnectionArgs, parse_duration};
 use crate::check::{CheckConfig, StreamCheck};
-use crate::cli::{ConnectionArgs, parse_duration};
 use crate::client::http::Api;
-use crate::client::{self, ClientOptions, ws};
+use crate::client::ws;
 use crate::exit::{Exit, Failure};
+use crate::lifecycle::ItemTrace;
 use crate::protocol::{EventType, Outcome, ServerFrame, WriteSyncRequest, WriteSyncResponse};
+use crate::report::enqueue::EnqueueSummary;
 use crate::report::human::{self, EventStyle};
 use crate::report::{Reporter, json, junit};
 
@@ -103,20 +104,6 @@ impl Terminal {
             Terminal::Failed => EventType::Failed,
         }
     }
-}
-
-/// One followed item: its events and when they arrived, from the POST on.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ItemTrace {
-    pub pfa_id: String,
-    pub events: Vec<String>,
-    pub queued_ms: Option<f64>,
-    pub processing_ms: Option<f64>,
-    pub terminal_ms: Option<f64>,
-    /// The terminal event type, once it arrived.
-    pub outcome: Option<String>,
-    pub details: String,
 }
 
 /// What following a write-sync produced.
@@ -272,25 +259,9 @@ fn frame_pfa(frame: Option<&ServerFrame>) -> Option<&str> {
     }
 }
 
-/// The `summary` record of `enqueue`.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct EnqueueSummary {
-    pub ok: bool,
-    pub organization_id: String,
-    pub job_id: Option<String>,
-    pub queued_count: u64,
-    pub message: Option<String>,
-    /// The queued items as the server named them (`id`, `pfaId`).
-    pub queued: Vec<crate::protocol::QueuedItem>,
-    /// With `--wait`: every item's events and timings.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub items: Vec<ItemTrace>,
-}
-
 pub async fn run(args: EnqueueArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
-    let endpoint = client::resolve(&args.target, &args.connection)?;
-    let options = ClientOptions::from_args(&args.connection)?;
+    let endpoint = args.connection.endpoint(&args.target)?;
+    let options = args.connection.client_options()?;
     let deadline = Instant::now() + args.timeout;
     let api = Api::new(&endpoint, &options, args.timeout)?;
     let request = WriteSyncRequest {
@@ -449,7 +420,7 @@ fn report_queued(
         queued: response.items.clone().unwrap_or_default(),
         items: traces.to_vec(),
     };
-    reporter.summary(&summary, || {
+    reporter.summary(json::Summary::Enqueue(&summary), || {
         let mut text = match (&summary.job_id, &summary.message) {
             (_, Some(message)) if summary.queued_count == 0 => format!(
                 "{} {message}\n",

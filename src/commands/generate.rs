@@ -1,5 +1,5 @@
 //! `generate WHAT` (hidden): the shell completions and the man pages, built from the
-//! same clap definition the parser uses ([`crate::cli::command`], so the root page
+//! same clap definition the parser uses (the root command `main` hands to [`run`], so the root page
 //! carries the exit codes and the environment).
 //!
 //! `completions/` holds every file checked in; [`REGENERATE`] rewrites it, and the
@@ -7,7 +7,6 @@
 //! product here, not a report, so it bypasses the reporter: `emit` is the one place
 //! that writes it to stdout, byte for byte (no colour stripping).
 
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -76,8 +75,7 @@ pub struct Artefact {
 /// hidden subcommands too (clap-rs/clap#1335), and `clap::Command` cannot drop one,
 /// so the root is re-assembled from the parser's own arguments and its visible
 /// subcommands: nothing of the command line is restated here, so it cannot drift.
-fn completion_command() -> clap::Command {
-    let full = crate::cli::command();
+fn completion_command(full: &clap::Command) -> clap::Command {
     clap::Command::new(BIN_NAME)
         .about(full.get_about().cloned().unwrap_or_default())
         .version(env!("CARGO_PKG_VERSION"))
@@ -87,8 +85,8 @@ fn completion_command() -> clap::Command {
 }
 
 /// The completion script of `shell`.
-pub fn completion(shell: Shell) -> Artefact {
-    let mut cmd = completion_command();
+pub fn completion(root: &clap::Command, shell: Shell) -> Artefact {
+    let mut cmd = completion_command(root);
     let mut content = Vec::new();
     clap_complete::generate(shell, &mut cmd, BIN_NAME, &mut content);
     Artefact {
@@ -99,8 +97,9 @@ pub fn completion(shell: Shell) -> Artefact {
 
 /// The clap command as the man pages see it: built, without clap's `help`
 /// subcommand (it would get a page of its own), as `clap_mangen::generate_to` does.
-fn man_command() -> clap::Command {
-    let mut cmd = crate::cli::command()
+fn man_command(root: &clap::Command) -> clap::Command {
+    let mut cmd = root
+        .clone()
         .bin_name(BIN_NAME)
         .disable_help_subcommand(true);
     cmd.build();
@@ -118,14 +117,14 @@ fn render(man: clap_mangen::Man) -> anyhow::Result<Artefact> {
 }
 
 /// `syncprobe.1`, the root man page.
-pub fn man_page() -> anyhow::Result<Artefact> {
-    render(clap_mangen::Man::new(man_command()))
+pub fn man_page(root: &clap::Command) -> anyhow::Result<Artefact> {
+    render(clap_mangen::Man::new(man_command(root)))
 }
 
 /// `syncprobe.1` and one `syncprobe-SUBCOMMAND.1` per visible subcommand (the root
 /// page refers to them by those names).
-pub fn man_pages() -> anyhow::Result<Vec<Artefact>> {
-    let cmd = man_command();
+pub fn man_pages(root: &clap::Command) -> anyhow::Result<Vec<Artefact>> {
+    let cmd = man_command(root);
     let mut pages = vec![render(clap_mangen::Man::new(cmd.clone()))?];
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         pages.push(render(clap_mangen::Man::new(sub.clone()))?);
@@ -134,9 +133,9 @@ pub fn man_pages() -> anyhow::Result<Vec<Artefact>> {
 }
 
 /// Everything `completions/` must hold, in a stable order.
-pub fn all() -> anyhow::Result<Vec<Artefact>> {
-    let mut files: Vec<Artefact> = SHELLS.into_iter().map(completion).collect();
-    files.extend(man_pages()?);
+pub fn all(root: &clap::Command) -> anyhow::Result<Vec<Artefact>> {
+    let mut files: Vec<Artefact> = SHELLS.into_iter().map(|s| completion(root, s)).collect();
+    files.extend(man_pages(root)?);
     Ok(files)
 }
 
@@ -151,34 +150,29 @@ fn shell_of(what: What) -> Option<Shell> {
     }
 }
 
-pub async fn run(args: GenerateArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
+/// Writes what `args` asks for, generated from `root`, the whole command line (passed
+/// in by `main`, which owns the root definition).
+pub async fn run(
+    args: GenerateArgs,
+    root: &clap::Command,
+    reporter: &Reporter,
+) -> anyhow::Result<Exit> {
     match (args.what, &args.out_dir) {
-        (What::Man, None) => emit(&man_page()?.content)?,
-        (What::Man, Some(dir)) => write_all(dir, &man_pages()?, reporter)?,
-        (What::All, Some(dir)) => write_all(dir, &all()?, reporter)?,
+        (What::Man, None) => reporter.raw(&man_page(root)?.content)?,
+        (What::Man, Some(dir)) => write_all(dir, &man_pages(root)?, reporter)?,
+        (What::All, Some(dir)) => write_all(dir, &all(root)?, reporter)?,
         // clap requires --out-dir with `all`.
         (What::All, None) => anyhow::bail!("`generate all` needs --out-dir DIR"),
         (shell, out_dir) => {
             let shell = shell_of(shell).expect("every other value is a shell");
-            let file = completion(shell);
+            let file = completion(root, shell);
             match out_dir {
                 Some(dir) => write_all(dir, &[file], reporter)?,
-                None => emit(&file.content)?,
+                None => reporter.raw(&file.content)?,
             }
         }
     }
     Ok(Exit::Success)
-}
-
-/// Writes generated bytes to stdout unchanged; a reader that went away is not an error.
-fn emit(bytes: &[u8]) -> anyhow::Result<()> {
-    let mut out = io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            Err(e).context("failed to write to stdout")
-        }
-        _ => Ok(()),
-    }
 }
 
 fn write_all(dir: &Path, files: &[Artefact], reporter: &Reporter) -> anyhow::Result<()> {
@@ -195,6 +189,10 @@ fn write_all(dir: &Path, files: &[Artefact], reporter: &Reporter) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn all() -> anyhow::Result<Vec<Artefact>> {
+        super::all(&crate::cli::command())
+    }
 
     #[test]
     fn every_file_has_its_own_name() {

@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use serde::Serialize;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::cli::{ConnectionArgs, parse_duration};
-use crate::client::{self, ClientOptions};
+use super::args::{ConnectionArgs, parse_duration};
+use crate::client::{self};
 use crate::exit::{Exit, Failure};
-use crate::load::threshold::{self, Threshold, Verdict};
-use crate::load::{self as engine, LoadSummary, Plan, Source};
+use crate::load::threshold::{self, Threshold};
+use crate::load::{self as engine, Plan, Source};
 use crate::report::Reporter;
 use crate::report::human::{self, paint};
+use crate::report::load::LoadReport;
 
 /// Buffers of each load socket: frames are small, and 10,000 sockets must stay cheap.
 const READ_BUFFER: usize = 8 * 1024;
@@ -95,16 +95,6 @@ pub enum Via {
     Queue,
 }
 
-/// The `summary` record of `load`.
-#[derive(Serialize, serde::Deserialize, Debug)]
-#[serde(rename_all = "camelCase")]
-pub struct LoadReport {
-    pub ok: bool,
-    #[serde(flatten)]
-    pub summary: LoadSummary,
-    pub thresholds: Vec<Verdict>,
-}
-
 pub async fn run(args: LoadArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let mut connection = args.connection.clone();
     let embedded = connection.url.is_none();
@@ -152,9 +142,9 @@ async fn load(
     };
     let endpoints = orgs
         .iter()
-        .map(|o| client::resolve(o, connection))
+        .map(|o| connection.endpoint(o))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut options = ClientOptions::from_args(connection)?;
+    let mut options = connection.client_options()?;
     options.ws_config = Some(
         WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
@@ -255,7 +245,7 @@ async fn load(
 }
 
 fn report(reporter: &Reporter, report: &LoadReport) {
-    reporter.summary(report, || {
+    reporter.summary(crate::report::json::Summary::Load(report), || {
         let s = &report.summary;
         let p = |p: &engine::Percentiles| format!("p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3} ms", p.p50, p.p90, p.p99, p.max);
         let mut text = format!("\n{}\n", paint(human::BOLD, "Load summary"));

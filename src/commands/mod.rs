@@ -1,5 +1,8 @@
-//! One module per subcommand, each holding its flags (`…Args`) and its `run`.
+//! One module per subcommand, each holding its flags (`…Args`) and its `run`, the
+//! [`Command`] enum that lists them, and the flag groups they share ([`args`]).
+//! Adding a subcommand touches this folder only.
 
+pub mod args;
 pub mod connect;
 pub mod enqueue;
 pub mod generate;
@@ -9,13 +12,44 @@ pub mod smoke;
 pub mod token;
 pub mod watch_sync;
 
-use crate::cli::{Cli, Command};
+use clap::Subcommand;
+
 use crate::exit::Exit;
 use crate::report::Reporter;
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli, reporter: &Reporter) -> anyhow::Result<Exit> {
-    match cli.command {
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open a sync socket, check CONNECTED, and close
+    Connect(connect::ConnectArgs),
+    /// Stream an organization's sync events and check them against expectations
+    WatchSync(watch_sync::WatchSyncArgs),
+    /// Queue writes through POST /api/pems/write-sync, optionally following them to the end
+    Enqueue(enqueue::EnqueueArgs),
+    /// Run the whole verification checklist against a backend (or the bundled server)
+    Smoke(smoke::SmokeArgs),
+    /// Open many sync sockets and measure connect time, fan-out latency and completeness
+    Load(load::LoadArgs),
+    /// Run the bundled sync-socket server (the protocol's reference implementation)
+    Serve(serve::ServeArgs),
+    /// Mint an HS256 test token for a secured `serve` (development and CI only)
+    ///
+    /// It signs whatever it is asked to with the shared secret given, so it belongs in
+    /// local development and test pipelines; production tokens come from your identity
+    /// provider. The token goes to stdout alone, ready for `--token "$(syncprobe token …)"`.
+    Token(token::TokenArgs),
+    /// Write shell completions or the man page (see `completions/`)
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
+}
+
+/// Runs the parsed command line. `root` is the whole clap definition, which only
+/// `generate` needs (it lives in `cli`, above this layer).
+pub async fn run(
+    command: Command,
+    root: fn() -> clap::Command,
+    reporter: &Reporter,
+) -> anyhow::Result<Exit> {
+    match command {
         Command::Connect(args) => connect::run(args, reporter).await,
         Command::WatchSync(args) => watch_sync::run(args, reporter).await,
         Command::Enqueue(args) => enqueue::run(args, reporter).await,
@@ -23,7 +57,7 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> anyhow::Result<Exit> {
         Command::Load(args) => load::run(args, reporter).await,
         Command::Serve(args) => serve::run(args, reporter).await,
         Command::Token(args) => token::run(args, reporter).await,
-        Command::Generate(args) => generate::run(args, reporter).await,
+        Command::Generate(args) => generate::run(args, &root(), reporter).await,
     }
 }
 

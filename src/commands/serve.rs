@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use clap::builder::TypedValueParser;
 
-use crate::cli::parse_duration;
+use super::args::parse_duration;
 use crate::exit::Exit;
 use crate::report::Reporter;
 use crate::server::security::{

@@ -12,18 +12,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::enqueue::{self, FollowError, ItemTrace};
+use super::args::{ConnectionArgs, parse_duration};
+use super::enqueue::{self, FollowError};
 use crate::check::{CheckConfig, StreamCheck};
-use crate::cli::{ConnectionArgs, parse_duration};
 use crate::client::http::Api;
-use crate::client::{self, ClientOptions, ws};
+use crate::client::{self, ws};
 use crate::exit::{Exit, Failure, exit_for};
 use crate::expect::{Matcher, Mode, Pattern, Status};
+use crate::lifecycle::ItemTrace;
 use crate::protocol::{Outcome, SyncStatus, WriteSyncRequest};
 use crate::report::human::{self, paint};
+use crate::report::smoke::{SmokeSummary, Step, StepStatus};
 use crate::report::{Reporter, json, junit};
 
 /// The lifecycle every item must follow.
@@ -58,45 +59,6 @@ pub struct SmokeArgs {
     pub connection: ConnectionArgs,
 }
 
-/// How a step ended.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum StepStatus {
-    Passed,
-    Failed,
-    Skipped,
-}
-
-/// One step, as the `step` record and the summary report it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Step {
-    pub name: String,
-    pub status: StepStatus,
-    pub ms: f64,
-    /// What was checked, why it failed, or why it was skipped.
-    pub message: String,
-    /// For a failed step: the exit code it stands for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
-}
-
-/// The `summary` record of `smoke`.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SmokeSummary {
-    pub ok: bool,
-    /// `embedded` (the bundled server, started in-process) or `url`.
-    pub server: String,
-    pub url: String,
-    pub organization_id: String,
-    /// `part2` when CONNECTED carried `seq` and `epoch`, `part1` otherwise.
-    pub protocol: Option<String>,
-    pub steps: Vec<Step>,
-    pub items: Vec<ItemTrace>,
-    pub duration_ms: f64,
-}
-
 struct Steps<'a> {
     reporter: &'a Reporter,
     done: Vec<Step>,
@@ -125,11 +87,7 @@ impl Steps<'_> {
             message,
             exit_code,
         };
-        if self.reporter.is_json() {
-            self.reporter.json_record("step", &step);
-        } else {
-            self.reporter.say(&step_line(&step));
-        }
+        self.reporter.step(&step);
         self.done.push(step);
     }
 
@@ -142,20 +100,6 @@ impl Steps<'_> {
             );
         }
     }
-}
-
-fn step_line(step: &Step) -> String {
-    let mark = match step.status {
-        StepStatus::Passed => paint(human::GREEN, "✓ pass"),
-        StepStatus::Failed => paint(human::RED, "✗ FAIL"),
-        StepStatus::Skipped => paint(human::YELLOW, "- skip"),
-    };
-    format!(
-        "{mark} {:<12} {:>9}  {}",
-        step.name,
-        paint(human::DIM, format!("{:.1} ms", step.ms)),
-        step.message
-    )
 }
 
 enum StepEnd {
@@ -212,8 +156,8 @@ async fn smoke(
     reporter: &Reporter,
     started: Instant,
 ) -> anyhow::Result<Exit> {
-    let endpoint = client::resolve(&args.target, connection)?;
-    let options = ClientOptions::from_args(connection)?;
+    let endpoint = connection.endpoint(&args.target)?;
+    let options = connection.client_options()?;
     let api = Api::new(&endpoint, &options, args.timeout)?;
     let org = endpoint.org.clone();
     reporter.say(&format!(
@@ -623,7 +567,7 @@ fn finish(
         ));
         junit::write(path, "syncprobe smoke", &cases)?;
     }
-    reporter.summary(&summary, || {
+    reporter.summary(json::Summary::Smoke(&summary), || {
         let count = |s: StepStatus| done.iter().filter(|d| d.status == s).count();
         let (passed, failed, skipped) = (
             count(StepStatus::Passed),

@@ -8,13 +8,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use clap::Args;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::cli::parse_duration;
+use super::args::parse_duration;
 use crate::exit::Exit;
 use crate::protocol::Timestamp;
 use crate::report::Reporter;
+use crate::report::token::TokenSummary;
 use crate::server::security::{ALL_ORGS, ORG_CLAIM};
 
 #[derive(Debug, Args)]
@@ -63,17 +63,6 @@ pub struct TokenArgs {
     pub not_before: Option<Duration>,
 }
 
-/// The `summary` record of `token`.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenSummary {
-    pub token: String,
-    pub algorithm: String,
-    /// The signed claims.
-    pub claims: Map<String, Value>,
-    pub expires_at: Timestamp,
-}
-
 pub async fn run(args: TokenArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let secret = match (&args.secret, &args.secret_file) {
         (Some(secret), _) => secret.clone(),
@@ -87,7 +76,9 @@ pub async fn run(args: TokenArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
         bail!("the secret is empty");
     }
     let summary = mint(&args, secret.as_bytes(), SystemTime::now())?;
-    reporter.summary(&summary, || format!("{}\n", summary.token));
+    reporter.summary(crate::report::json::Summary::Token(&summary), || {
+        format!("{}\n", summary.token)
+    });
     Ok(Exit::Success)
 }
 

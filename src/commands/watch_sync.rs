@@ -12,14 +12,15 @@ use clap::Args;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::args::{ConnectionArgs, parse_duration};
 use crate::check::{self, CheckConfig, Expectation, StreamCheck, Verdict};
-use crate::cli::{ConnectionArgs, parse_duration};
 use crate::client::backoff::Backoff;
-use crate::client::{self, ClientOptions, Endpoint, ws};
+use crate::client::{ClientOptions, Endpoint, ws};
 use crate::exit::{Exit, Failure};
 use crate::expect::{Mode, Pattern};
 use crate::protocol::{EventType, Timestamp};
 use crate::report::human::{self, EventStyle};
+use crate::report::watch::WatchSummary;
 use crate::report::{Reporter, json, junit};
 
 /// Wait for an expectation or `--count` when `--timeout` is not given.
@@ -124,18 +125,6 @@ enum End {
     GaveUp(anyhow::Error),
 }
 
-/// The `summary` record of `watch-sync`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WatchSummary {
-    /// `satisfied`, `failed`, `timeout`, `interrupted`, `protocol-error`,
-    /// `closed`, `gave-up`, `count`, `duration`.
-    pub outcome: String,
-    pub duration_ms: f64,
-    #[serde(flatten)]
-    pub check: check::Summary,
-}
-
 /// `--record FILE`: one line per received frame.
 struct Recorder {
     file: std::io::BufWriter<std::fs::File>,
@@ -192,8 +181,8 @@ impl Recorder {
 }
 
 pub async fn run(args: WatchSyncArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
-    let endpoint = client::resolve(&args.target, &args.connection)?;
-    let options = ClientOptions::from_args(&args.connection)?;
+    let endpoint = args.connection.endpoint(&args.target)?;
+    let options = args.connection.client_options()?;
     let expect = args.expect.clone().map(|pattern| Expectation {
         pattern,
         mode: if args.strict {
@@ -528,8 +517,9 @@ impl Watch<'_> {
             duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
             check: self.check.summary(),
         };
-        self.reporter
-            .summary(&summary, || human::watch_summary(&summary.check, outcome));
+        self.reporter.summary(json::Summary::Watch(&summary), || {
+            human::watch_summary(&summary.check, outcome)
+        });
         if let Some(path) = &self.args.junit {
             self.write_junit(path, &summary)?;
         }

@@ -1,18 +1,38 @@
 //! Text rendering for people. Functions return styled strings; the reporter decides
 //! where they go and strips the styles when colour is off.
 
-use anstyle::{AnsiColor, Style};
+use colored::Colorize;
 
-pub const BOLD: Style = Style::new().bold();
-pub const DIM: Style = Style::new().dimmed();
-pub const RED: Style = AnsiColor::Red.on_default().bold();
-pub const GREEN: Style = AnsiColor::Green.on_default();
-pub const YELLOW: Style = AnsiColor::Yellow.on_default();
-pub const CYAN: Style = AnsiColor::Cyan.on_default();
+/// The styles of human output; `colored` draws them, under the reporter's policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    Bold,
+    Dim,
+    Red,
+    Green,
+    Yellow,
+    Cyan,
+}
 
-/// `text` wrapped in `style` (reset after).
+pub const BOLD: Style = Style::Bold;
+pub const DIM: Style = Style::Dim;
+pub const RED: Style = Style::Red;
+pub const GREEN: Style = Style::Green;
+pub const YELLOW: Style = Style::Yellow;
+pub const CYAN: Style = Style::Cyan;
+
+/// `text` in `style` (plain when colour is off).
 pub fn paint(style: Style, text: impl std::fmt::Display) -> String {
-    format!("{style}{text}{style:#}")
+    let text = text.to_string();
+    match style {
+        Style::Bold => text.bold(),
+        Style::Dim => text.dimmed(),
+        Style::Red => text.red().bold(),
+        Style::Green => text.green(),
+        Style::Yellow => text.yellow(),
+        Style::Cyan => text.cyan(),
+    }
+    .to_string()
 }
 
 pub fn listening(url: &str) -> String {

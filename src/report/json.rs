@@ -15,21 +15,78 @@
 //! | `summary` | the final figures and verdict of a run |
 //! | `warning` | something worth knowing that does not end the run: `message` |
 //! | `error` | the error that ended the run: `message`, `exitCode` |
+//!
+//! [`Record`] is that list, closed: a record that is not one of its variants cannot
+//! be written.
 
 use std::net::SocketAddr;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
+use super::connect::ConnectSummary;
+use super::enqueue::EnqueueSummary;
+use super::load::LoadReport;
+use super::smoke::{SmokeSummary, Step};
+use super::token::TokenSummary;
+use super::watch::WatchSummary;
+
+/// Every record `--json` writes, with its `{"type": …, "data": …}` envelope.
 #[derive(Serialize)]
-struct Envelope<'a, T: ?Sized> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    data: &'a T,
+#[serde(tag = "type", content = "data", rename_all = "lowercase")]
+pub enum Record<'a> {
+    Listening(Listening<'a>),
+    Open(&'a Open),
+    Event(EventData<'a>),
+    Close(&'a Close),
+    Step(&'a Step),
+    Progress(&'a crate::load::Progress),
+    Summary(Summary<'a>),
+    Warning(Warning<'a>),
+    Error(ErrorRecord),
+}
+
+/// A frame as the server sent it: JSON untouched, anything else as a JSON string so
+/// nothing is lost.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum EventData<'a> {
+    Json(&'a RawValue),
+    Text(&'a str),
+}
+
+/// The final record of each subcommand.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Summary<'a> {
+    Connect(&'a ConnectSummary),
+    Watch(&'a WatchSummary),
+    Enqueue(&'a EnqueueSummary),
+    Smoke(&'a SmokeSummary),
+    Load(&'a LoadReport),
+    Token(&'a TokenSummary),
+}
+
+impl Record<'_> {
+    /// The record's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Listening(_) => "listening",
+            Record::Open(_) => "open",
+            Record::Event(_) => "event",
+            Record::Close(_) => "close",
+            Record::Step(_) => "step",
+            Record::Progress(_) => "progress",
+            Record::Summary(_) => "summary",
+            Record::Warning(_) => "warning",
+            Record::Error(_) => "error",
+        }
+    }
 }
 
 /// One NDJSON line (with its newline) for a record.
-pub fn line<T: Serialize + ?Sized>(kind: &str, data: &T) -> serde_json::Result<String> {
-    let mut text = serde_json::to_string(&Envelope { kind, data })?;
+pub fn line(record: &Record<'_>) -> serde_json::Result<String> {
+    let mut text = serde_json::to_string(record)?;
     text.push('\n');
     Ok(text)
 }
@@ -83,17 +140,33 @@ mod tests {
 
     #[test]
     fn envelope_shape() {
-        let text = line(
-            "listening",
-            &Listening {
-                addr: "127.0.0.1:9".parse().unwrap(),
-                url: "ws://127.0.0.1:9",
-            },
-        )
+        let text = line(&Record::Listening(Listening {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            url: "ws://127.0.0.1:9",
+        }))
         .unwrap();
         assert!(text.ends_with('\n'));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["type"], "listening");
         assert_eq!(v["data"]["addr"], "127.0.0.1:9");
+    }
+
+    #[test]
+    fn events_keep_the_server_frame_untouched() {
+        let raw = RawValue::from_string(r#"{"type":"X", "b":1,"a":[2]}"#.into()).unwrap();
+        let text = line(&Record::Event(EventData::Json(&raw))).unwrap();
+        assert_eq!(
+            text,
+            "{\"type\":\"event\",\"data\":{\"type\":\"X\", \"b\":1,\"a\":[2]}}\n"
+        );
+        let text = line(&Record::Event(EventData::Text("not json"))).unwrap();
+        assert_eq!(text, "{\"type\":\"event\",\"data\":\"not json\"}\n");
+        let error = Record::Error(ErrorRecord {
+            message: "m".into(),
+            exit_code: 3,
+        });
+        assert_eq!(error.kind(), "error");
+        let v: serde_json::Value = serde_json::from_str(&line(&error).unwrap()).unwrap();
+        assert_eq!(v["data"]["exitCode"], 3);
     }
 }

@@ -6,18 +6,25 @@
 //! (see [`json`]); diagnostics still go to stderr. A closed stdout (`| head`) is not
 //! an error: writes stop quietly.
 
+pub mod color;
+pub mod connect;
+pub mod enqueue;
 pub mod human;
 pub mod json;
 pub mod junit;
+pub mod load;
+pub mod smoke;
+pub mod token;
+pub mod watch;
 
 use std::io::{self, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anstream::{AutoStream, ColorChoice};
-use serde::Serialize;
 
-use crate::cli::{ColorWhen, GlobalArgs};
+pub use self::color::Color;
+use self::json::{EventData, Record};
 use crate::exit::Exit;
 
 /// How much the user asked to see.
@@ -42,28 +49,27 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    pub fn new(global: &GlobalArgs) -> Reporter {
-        let verbosity = match (global.quiet, global.verbose) {
-            (true, _) => Verbosity::Quiet,
-            (false, 0) => Verbosity::Normal,
-            _ => Verbosity::Verbose,
-        };
-        Reporter::with_options(global.json, global.color, verbosity)
-    }
-
-    pub fn with_options(json: bool, color: ColorWhen, verbosity: Verbosity) -> Reporter {
-        let choice = |is_out: bool| match color {
-            ColorWhen::Always => ColorChoice::Always,
-            ColorWhen::Never => ColorChoice::Never,
-            // NO_COLOR, CLICOLOR_FORCE, TERM=dumb and "is a terminal" are read here.
-            ColorWhen::Auto if is_out => AutoStream::choice(&io::stdout()),
-            ColorWhen::Auto => AutoStream::choice(&io::stderr()),
+    /// A reporter writing NDJSON (`json`) or text, colouring each stream as
+    /// [`color`] decides.
+    pub fn with_options(json: bool, color: Color, verbosity: Verbosity) -> Reporter {
+        // NDJSON is never coloured; text is, per stream, as the policy says.
+        let out_colored = !json && color::enabled(color, &io::stdout());
+        let err_colored = color::enabled(color, &io::stderr());
+        // The renderers style through `colored`; a stream that must stay plain has
+        // the styles stripped by its AutoStream.
+        colored::control::set_override(out_colored || err_colored);
+        let choice = |on: bool| {
+            if on {
+                ColorChoice::Always
+            } else {
+                ColorChoice::Never
+            }
         };
         Reporter {
             json,
             verbosity,
-            out: Mutex::new(AutoStream::new(io::stdout(), choice(true))),
-            err: Mutex::new(AutoStream::new(io::stderr(), choice(false))),
+            out: Mutex::new(AutoStream::new(io::stdout(), choice(out_colored))),
+            err: Mutex::new(AutoStream::new(io::stderr(), choice(err_colored))),
             out_closed: AtomicBool::new(false),
             bar: Mutex::new(None),
             last_progress_record: Mutex::new(None),
@@ -87,10 +93,27 @@ impl Reporter {
     }
 
     /// Writes one NDJSON record `{"type":…,"data":…}` and flushes it.
-    pub fn json_record<T: Serialize + ?Sized>(&self, kind: &str, data: &T) {
-        match json::line(kind, data) {
+    pub fn record(&self, record: &Record<'_>) {
+        match json::line(record) {
             Ok(line) => self.write_out(&line),
-            Err(e) => self.note(&format!("could not encode a {kind} record: {e}")),
+            Err(e) => self.note(&format!("could not encode a {} record: {e}", record.kind())),
+        }
+    }
+
+    /// Writes bytes to stdout unchanged (generated files); a reader that went away
+    /// is not an error, any other write failure is.
+    pub fn raw(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        if self.out_closed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut out = self.out.lock().expect("stdout lock");
+        match out.write_all(bytes).and_then(|()| out.flush()) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.out_closed.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(anyhow::Error::new(e).context("failed to write to stdout")),
+            Ok(()) => Ok(()),
         }
     }
 
@@ -133,7 +156,7 @@ impl Reporter {
     /// `serve` is bound: `listening on ws://ADDR` on stderr, and a record with `--json`.
     pub fn listening(&self, addr: std::net::SocketAddr, url: &str) {
         if self.json {
-            self.json_record("listening", &json::Listening { addr, url });
+            self.record(&Record::Listening(json::Listening { addr, url }));
         }
         self.write_err(&human::listening(url));
     }
@@ -149,7 +172,7 @@ impl Reporter {
     /// A socket opened.
     pub fn open(&self, open: &json::Open) {
         if self.json {
-            self.json_record("open", open);
+            self.record(&Record::Open(open));
         } else if self.verbosity > Verbosity::Quiet {
             self.write_out(&human::open(open));
         }
@@ -165,9 +188,9 @@ impl Reporter {
     ) {
         if self.json {
             match serde_json::value::RawValue::from_string(raw.to_string()) {
-                Ok(value) => self.json_record("event", &value),
+                Ok(value) => self.record(&Record::Event(EventData::Json(&value))),
                 // Not JSON at all: still reported, as a string, so nothing is lost.
-                Err(_) => self.json_record("event", raw),
+                Err(_) => self.record(&Record::Event(EventData::Text(raw))),
             }
         } else if self.verbosity > Verbosity::Quiet {
             self.write_out(&human::event(raw, frame, style));
@@ -177,16 +200,25 @@ impl Reporter {
     /// A socket closed.
     pub fn close(&self, close: &json::Close) {
         if self.json {
-            self.json_record("close", close);
+            self.record(&Record::Close(close));
         } else if self.verbosity > Verbosity::Quiet {
             self.write_out(&human::close(close));
         }
     }
 
-    /// The final record of a run; `human` is its text rendering.
-    pub fn summary<T: Serialize>(&self, data: &T, human: impl FnOnce() -> String) {
+    /// A `smoke` step.
+    pub fn step(&self, step: &smoke::Step) {
         if self.json {
-            self.json_record("summary", data);
+            self.record(&Record::Step(step));
+        } else {
+            self.say(&smoke::step_line(step));
+        }
+    }
+
+    /// The final record of a run; `human` is its text rendering.
+    pub fn summary(&self, data: json::Summary<'_>, human: impl FnOnce() -> String) {
+        if self.json {
+            self.record(&Record::Summary(data));
         } else {
             self.write_out(&human());
         }
@@ -195,21 +227,21 @@ impl Reporter {
     /// A warning worth a line even in quiet mode (possible loss, protocol oddities).
     pub fn warn(&self, message: &str) {
         if self.json {
-            self.json_record("warning", &json::Warning { message });
+            self.record(&Record::Warning(json::Warning { message }));
         }
         self.write_err(&human::warning(message));
     }
 
     /// Live figures of a long run: a progress line on stderr when it is a terminal
     /// (not with `--json` or `-q`), and with `--json` a `progress` record a second.
-    pub fn progress<T: Serialize>(&self, line: &str, data: &T) {
+    pub fn progress(&self, line: &str, data: &crate::load::Progress) {
         use std::io::IsTerminal;
         if self.json {
             let mut last = self.last_progress_record.lock().expect("progress lock");
             if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
                 *last = Some(std::time::Instant::now());
                 drop(last);
-                self.json_record("progress", data);
+                self.record(&Record::Progress(data));
             }
             return;
         }
@@ -237,13 +269,10 @@ impl Reporter {
     /// after it, and an `error` record on stdout with `--json`.
     pub fn error(&self, err: &anyhow::Error, exit: Exit) {
         if self.json {
-            self.json_record(
-                "error",
-                &json::ErrorRecord {
-                    message: format!("{err:#}"),
-                    exit_code: exit.code(),
-                },
-            );
+            self.record(&Record::Error(json::ErrorRecord {
+                message: format!("{err:#}"),
+                exit_code: exit.code(),
+            }));
         }
         self.write_err(&human::error(err));
     }

@@ -49,14 +49,14 @@ fn stale(problems: &[String]) -> String {
 
 #[test]
 fn checked_in_completions_and_man_pages_are_current() {
-    let files = generate::all().expect("generating every file");
+    let files = generate::all(&syncprobe::cli::command()).expect("generating every file");
     let problems = differences(&files, &completions_dir());
     assert!(problems.is_empty(), "{}", stale(&problems));
 }
 
 #[test]
 fn every_shell_and_the_man_pages_are_checked_in() {
-    let names: BTreeSet<String> = generate::all()
+    let names: BTreeSet<String> = generate::all(&syncprobe::cli::command())
         .unwrap()
         .into_iter()
         .map(|f| f.file_name)
@@ -86,7 +86,7 @@ async fn the_generate_command_writes_what_the_check_compares() {
     let output = run_cli(&["generate", "all", "--out-dir", out_dir.to_str().unwrap()]).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stdout(&output), "", "files, not stdout");
-    let files = generate::all().unwrap();
+    let files = generate::all(&syncprobe::cli::command()).unwrap();
     let problems = differences(&files, &out_dir);
     assert!(problems.is_empty(), "{problems:?}");
 
@@ -202,7 +202,7 @@ async fn bash_completes_subcommands_and_flags() {
     let script = dir.path().join("syncprobe.bash");
     std::fs::write(
         &script,
-        generate::completion(clap_complete::Shell::Bash).content,
+        generate::completion(&syncprobe::cli::command(), clap_complete::Shell::Bash).content,
     )
     .unwrap();
 

@@ -3,7 +3,7 @@
 //! headers, the URL from the environment).
 
 use serde_json::{Value, json};
-use syncprobe::commands::connect::ConnectSummary;
+use syncprobe::report::connect::ConnectSummary;
 use syncprobe::report::json::{Close, Open};
 
 use crate::fake::{self, FakeServer, HttpServer, SilentServer};

@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use syncprobe::commands::enqueue::EnqueueSummary;
-use syncprobe::commands::smoke::{SmokeSummary, StepStatus};
 use syncprobe::protocol::Timestamp;
+use syncprobe::report::enqueue::EnqueueSummary;
+use syncprobe::report::smoke::{SmokeSummary, StepStatus};
 use tokio::sync::broadcast;
 
 use crate::support::*;

@@ -2,7 +2,7 @@
 //! report, and errors classified by kind (refused upgrades, server closes).
 
 use serde_json::{Value, json};
-use syncprobe::commands::load::LoadReport;
+use syncprobe::report::load::LoadReport;
 
 use crate::fake::*;
 use crate::support::*;

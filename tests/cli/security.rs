@@ -991,7 +991,7 @@ async fn wss_with_a_self_signed_certificate_and_cacert() {
     ])
     .await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let summary: syncprobe::commands::smoke::SmokeSummary = summary_of(&records(&output));
+    let summary: syncprobe::report::smoke::SmokeSummary = summary_of(&records(&output));
     assert!(
         summary.ok && summary.url.starts_with("wss://"),
         "{summary:?}"
@@ -1306,13 +1306,13 @@ async fn smoke_passes_with_a_token_and_fails_clearly_without() {
     ])
     .await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let summary: syncprobe::commands::smoke::SmokeSummary = summary_of(&records(&output));
+    let summary: syncprobe::report::smoke::SmokeSummary = summary_of(&records(&output));
     assert!(summary.ok);
     assert!(
         summary
             .steps
             .iter()
-            .all(|s| s.status == syncprobe::commands::smoke::StepStatus::Passed),
+            .all(|s| s.status == syncprobe::report::smoke::StepStatus::Passed),
         "{:?}",
         summary.steps
     );
@@ -1345,7 +1345,7 @@ async fn load_with_a_token() {
     ])
     .await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let report: syncprobe::commands::load::LoadReport = summary_of(&records(&output));
+    let report: syncprobe::report::load::LoadReport = summary_of(&records(&output));
     assert_eq!(report.summary.connections_opened, 5);
     assert_eq!(report.summary.frames_delivered, 25);
 }
@@ -1390,7 +1390,7 @@ async fn token_mints_what_serve_accepts() {
     )
     .await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let summary: syncprobe::commands::token::TokenSummary = summary_of(&records(&output));
+    let summary: syncprobe::report::token::TokenSummary = summary_of(&records(&output));
     assert_eq!(summary.claims["org"], json!(["org-t", "org-u"]));
     assert_eq!(summary.algorithm, "HS256");
     let exp = summary.claims["exp"].as_u64().unwrap();

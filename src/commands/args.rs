@@ -1,0 +1,205 @@
+//! Flag groups and value parsers that several subcommands share, and their
+//! conversion into the plain values the library takes. The library never sees a
+//! clap type: [`ConnectionArgs`] becomes a [`client::Addressing`] and a
+//! [`ClientOptions`] here.
+//!
+//! Conventions for flags (keep new ones in line):
+//! - long flags are kebab-case; short flags only for the common ones (`-q`, `-v`, `-H`);
+//! - value names are upper case (`--timeout DURATION`, `--listen ADDR`);
+//! - durations are written `500ms`, `5s`, `2m` and parsed by [`parse_duration`] only;
+//! - every setting that a deployment or CI job would fix has a `SYNCPROBE_*` variable;
+//!   secret values (`SYNCPROBE_TOKEN`) are hidden from `--help`;
+//! - a flag's help says its default and its unit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+
+use crate::client::{self, Addressing, ClientOptions, Endpoint, tls};
+
+/// How client subcommands reach a backend: addressing, credentials, TLS, timeouts.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectionArgs {
+    /// Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000;
+    /// for `smoke`, the bundled server on a free port]
+    #[arg(long, value_name = "URL", env = "SYNCPROBE_URL")]
+    pub url: Option<String>,
+    /// Path of the sync socket; {org} is replaced by the organization id
+    #[arg(long, value_name = "TEMPLATE", default_value = crate::protocol::DEFAULT_SYNC_PATH)]
+    pub path: String,
+    /// Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// Extra request header, `Name: value` (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Bearer token for the upgrade and REST calls
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SYNCPROBE_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Read the bearer token from a file (surrounding whitespace is ignored)
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Where the token goes on the upgrade: an Authorization header, or the `token`
+    /// query parameter as browsers must
+    #[arg(long, value_name = "WHERE", default_value = "header")]
+    pub token_in: TokenInArg,
+    /// Origin header for the upgrade
+    #[arg(long, value_name = "ORIGIN")]
+    pub origin: Option<String>,
+    /// WebSocket subprotocol to request (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub subprotocol: Vec<String>,
+    /// Extra PEM file of CA certificates to trust (for wss:// and https://)
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Accept any TLS certificate (testing only)
+    #[arg(long)]
+    pub insecure: bool,
+    /// Deadline for DNS, TCP, TLS and the upgrade together
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+/// `--token-in`: the flag's spelling of [`client::TokenIn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenInArg {
+    Header,
+    Query,
+}
+
+impl ConnectionArgs {
+    /// Where the socket and the REST API are, as the library takes it.
+    pub fn addressing(&self) -> Addressing {
+        Addressing {
+            url: self.url.clone(),
+            path: self.path.clone(),
+            api_url: self.api_url.clone(),
+        }
+    }
+
+    /// Resolves `target` (an organization id or a full socket URL) against the flags.
+    pub fn endpoint(&self, target: &str) -> anyhow::Result<Endpoint> {
+        client::resolve(target, &self.addressing())
+    }
+
+    /// Credentials, headers and TLS for every socket and REST call of a run; reads
+    /// `--token-file` and `--cacert`.
+    pub fn client_options(&self) -> anyhow::Result<ClientOptions> {
+        let token = match (&self.token, &self.token_file) {
+            (Some(token), _) => Some(token.trim().to_string()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("failed to read the token file {}", path.display()))?;
+                let token = text.trim().to_string();
+                if token.is_empty() {
+                    bail!("the token file {} is empty", path.display());
+                }
+                Some(token)
+            }
+            (None, None) => None,
+        };
+        Ok(ClientOptions {
+            token: token.filter(|t| !t.is_empty()),
+            token_in: match self.token_in {
+                TokenInArg::Header => client::TokenIn::Header,
+                TokenInArg::Query => client::TokenIn::Query,
+            },
+            origin: self.origin.clone(),
+            subprotocols: self.subprotocol.clone(),
+            headers: self.headers.clone(),
+            tls: Arc::new(tls::Tls::new(self.cacert.clone(), self.insecure)?),
+            connect_timeout: self.connect_timeout,
+            ws_config: None,
+        })
+    }
+}
+
+/// Parses `Name: value` (also `Name:value`), checking both halves with the `http`
+/// crate's own rules.
+pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not a header: write it as 'Name: value'"))?;
+    let (name, value) = (name.trim(), value.trim());
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a valid header name"))?;
+    HeaderValue::from_str(value).map_err(|_| format!("{value:?} is not a valid header value"))?;
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// Parses `500ms`, `5s`, `2m`, `1h30m`; a bare `0` means zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e} (write durations like 500ms, 5s or 2m)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    }
+
+    fn args(extra: &[&str]) -> ConnectionArgs {
+        let mut argv = vec!["x"];
+        argv.extend_from_slice(extra);
+        Wrapper::try_parse_from(argv).unwrap().connection
+    }
+
+    #[test]
+    fn connection_flags_become_plain_values() {
+        let a = args(&[
+            "--url",
+            "http://h:1",
+            "--path",
+            "/s/{org}",
+            "--token-in",
+            "query",
+        ]);
+        let addressing = a.addressing();
+        assert_eq!(addressing.url.as_deref(), Some("http://h:1"));
+        assert_eq!(addressing.path, "/s/{org}");
+        let e = a.endpoint("o").unwrap();
+        assert_eq!(e.socket.as_str(), "ws://h:1/s/o");
+        assert_eq!(a.client_options().unwrap().token_in, client::TokenIn::Query);
+    }
+
+    #[test]
+    fn headers() {
+        assert_eq!(
+            parse_header("X-Trace: abc"),
+            Ok(("X-Trace".into(), "abc".into()))
+        );
+        assert_eq!(parse_header("a:b:c"), Ok(("a".into(), "b:c".into())));
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("bad name: x").is_err());
+        assert!(parse_header(": x").is_err());
+        assert!(parse_header("X-Bad: a\u{7f}b").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("5").unwrap_err().contains("500ms"));
+        assert!(parse_duration("soon").is_err());
+    }
+}
