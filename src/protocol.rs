@@ -187,6 +187,26 @@ pub struct Connected {
     pub extra: Map<String, Value>,
 }
 
+impl Connected {
+    /// Which part of the protocol the server speaks, as its CONNECTED shows it.
+    pub fn part(&self) -> ProtocolPart {
+        if self.seq.is_some() && self.epoch.is_some() {
+            ProtocolPart::Part2
+        } else {
+            ProtocolPart::Part1
+        }
+    }
+}
+
+/// Part 1: what existing backends speak (no `seq`, no resume). Part 2: the
+/// additions of `syncprobe serve` (`seq` and `epoch` on CONNECTED, resume, publish).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtocolPart {
+    Part1,
+    Part2,
+}
+
 /// `details` of a `SYNC_SUCCESS`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

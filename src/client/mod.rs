@@ -4,7 +4,9 @@
 //! policy ([`backoff`]).
 
 pub mod backoff;
+pub mod error;
 pub mod http;
+pub mod session;
 pub mod tls;
 pub mod ws;
 

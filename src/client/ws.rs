@@ -16,14 +16,12 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
-use super::TokenIn;
-use super::{ClientOptions, Endpoint};
+use super::error::{BODY_PREVIEW, PeerClosed, UpgradeRefused, failed};
+use super::{ClientOptions, Endpoint, TokenIn};
 use crate::exit::Failure;
 
 pub type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// How much of a refused upgrade's body is shown.
-const BODY_PREVIEW: usize = 300;
 /// How long a client-initiated close waits for the server's answer.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -90,8 +88,8 @@ pub fn masked(url: &Url) -> String {
     shown.to_string()
 }
 
-fn connect_failure(message: String) -> anyhow::Error {
-    Failure::Connect(message).into()
+fn connect_failure(message: String, cause: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
+    failed(Failure::Connect(message), cause)
 }
 
 fn timeout_failure(step: &str, url: &str, limit: Duration) -> anyhow::Error {
@@ -129,7 +127,7 @@ pub async fn open(
     )
     .await
     .map_err(|_| timeout_failure("DNS resolution", &shown, limit))?
-    .map_err(|e| connect_failure(format!("failed to resolve {host} for {shown}: {e}")))?
+    .map_err(|e| connect_failure(format!("failed to resolve {host} for {shown}"), e))?
     .collect();
     let mut last_error = None;
     let mut tcp = None;
@@ -146,14 +144,13 @@ pub async fn open(
     let tcp = match (tcp, last_error) {
         (Some(tcp), _) => tcp,
         (None, Some(e)) => {
-            return Err(connect_failure(format!(
-                "failed to connect to {shown}: {e}"
-            )));
+            return Err(connect_failure(format!("failed to connect to {shown}"), e));
         }
         (None, None) => {
-            return Err(connect_failure(format!(
+            return Err(Failure::Connect(format!(
                 "failed to resolve {host} for {shown}: no addresses"
-            )));
+            ))
+            .into());
         }
     };
     // Events are small and latency matters more than packet count.
@@ -161,12 +158,12 @@ pub async fn open(
 
     let stream = if url.scheme() == "wss" {
         let name = rustls::pki_types::ServerName::try_from(bare_host.clone())
-            .map_err(|e| connect_failure(format!("{host} is not a valid TLS server name: {e}")))?;
+            .map_err(|e| connect_failure(format!("{host} is not a valid TLS server name"), e))?;
         let connector = tokio_rustls::TlsConnector::from(options.tls.config()?);
         let tls = tokio::time::timeout_at(deadline, connector.connect(name, tcp))
             .await
             .map_err(|_| timeout_failure("the TLS handshake", &shown, limit))?
-            .map_err(|e| connect_failure(format!("TLS handshake with {host} failed: {e}")))?;
+            .map_err(|e| connect_failure(format!("TLS handshake with {host} failed"), e))?;
         MaybeTlsStream::Rustls(tls)
     } else {
         MaybeTlsStream::Plain(tcp)
@@ -221,7 +218,6 @@ pub async fn open(
 fn upgrade_failure(error: tungstenite::Error, url: &str) -> anyhow::Error {
     match error {
         tungstenite::Error::Http(response) => {
-            let status = response.status();
             let body = response
                 .body()
                 .as_deref()
@@ -230,18 +226,17 @@ fn upgrade_failure(error: tungstenite::Error, url: &str) -> anyhow::Error {
                         .trim()
                         .to_string()
                 })
-                .filter(|b| !b.is_empty());
-            let mut message = format!(
-                "the server refused the WebSocket upgrade at {url}: HTTP {} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            );
-            if let Some(body) = body {
-                message.push_str(&format!(": {body}"));
-            }
-            connect_failure(message.trim_end().to_string())
+                .unwrap_or_default();
+            let refused = UpgradeRefused {
+                status: response.status().as_u16(),
+                body,
+            };
+            connect_failure(
+                format!("the server refused the WebSocket upgrade at {url}"),
+                refused,
+            )
         }
-        other => connect_failure(format!("the WebSocket upgrade at {url} failed: {other}")),
+        other => connect_failure(format!("the WebSocket upgrade at {url} failed"), other),
     }
 }
 
@@ -282,15 +277,16 @@ pub async fn next(stream: &mut Stream) -> anyhow::Result<Incoming> {
                 ) {
                     return Ok(Incoming::Closed(None));
                 }
-                return Err(
-                    Failure::Protocol(format!("reading from the socket failed: {e}")).into(),
-                );
+                return Err(failed(
+                    Failure::Protocol("reading from the socket failed".into()),
+                    e,
+                ));
             }
             Some(Err(e)) => {
-                return Err(Failure::Protocol(format!(
-                    "the server broke the WebSocket protocol: {e}"
-                ))
-                .into());
+                return Err(failed(
+                    Failure::Protocol("the server broke the WebSocket protocol".into()),
+                    e,
+                ));
             }
         };
         return Ok(match message {
@@ -313,7 +309,7 @@ pub async fn ping(stream: &mut Stream, payload: Vec<u8>) -> anyhow::Result<()> {
     stream
         .send(Message::Ping(payload.into()))
         .await
-        .map_err(|e| Failure::Protocol(format!("sending a ping failed: {e}")).into())
+        .map_err(|e| failed(Failure::Protocol("sending a ping failed".into()), e))
 }
 
 /// Closes with `code`/`reason` and waits (briefly) for the server's close frame;
@@ -369,17 +365,22 @@ pub async fn expect_connected(
     let raw = match first {
         Incoming::Text { text, .. } => text,
         Incoming::Closed(Some((code, reason))) => {
-            return Err(Failure::Protocol(format!(
-                "the server closed the connection before CONNECTED (code {code}, reason: {})",
-                if reason.is_empty() { "-" } else { &reason }
-            ))
-            .into());
+            return Err(failed(
+                Failure::Protocol("the server closed the connection before CONNECTED".into()),
+                PeerClosed {
+                    code: Some(code),
+                    reason,
+                },
+            ));
         }
         Incoming::Closed(None) => {
-            return Err(Failure::Protocol(
-                "the server dropped the connection before CONNECTED".into(),
-            )
-            .into());
+            return Err(failed(
+                Failure::Protocol("the server dropped the connection before CONNECTED".into()),
+                PeerClosed {
+                    code: None,
+                    reason: String::new(),
+                },
+            ));
         }
         Incoming::Binary(len) => {
             return Err(Failure::Protocol(format!(

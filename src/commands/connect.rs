@@ -7,10 +7,12 @@ use clap::Args;
 use tokio::time::Instant;
 
 use super::args::{ConnectionArgs, parse_duration};
+use crate::client::error::{PeerClosed, failed};
+use crate::client::session::{Closed, Session, Started};
 use crate::client::ws;
 use crate::exit::{Exit, Failure};
-use crate::report::connect::ConnectSummary;
-use crate::report::human::{self, EventStyle};
+use crate::report::connect::{self as report, ConnectSummary};
+use crate::report::human::EventStyle;
 use crate::report::{Reporter, json};
 
 #[derive(Debug, Args)]
@@ -36,125 +38,114 @@ pub struct ConnectArgs {
 pub async fn run(args: ConnectArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let endpoint = args.connection.endpoint(&args.target)?;
     let options = args.connection.client_options()?;
-    reporter.say(&format!(
-        "Testing WebSocket connection to: {}\n",
-        human::paint(
-            human::BOLD,
-            ws::masked(&ws::socket_url(&endpoint, None, &options))
-        )
-    ));
+    reporter.say(&report::banner(&ws::masked(&ws::socket_url(
+        &endpoint, None, &options,
+    ))));
     // Ctrl-C is handled from the start (exit 130), not left to the default kill; one
     // future for the whole run, so a signal between two waits is not lost.
     let interrupt = super::interrupted();
     tokio::pin!(interrupt);
-    let started = Instant::now();
-    let mut opened = tokio::select! {
-        // Polled first, so the handlers are in place before anything else happens.
-        biased;
-        _ = &mut interrupt => return Err(Failure::Interrupted.into()),
-        opened = ws::open(&endpoint, None, &options) => opened?,
-    };
-    reporter.open(&json::Open {
-        url: opened.display_url.clone(),
-        organization_id: endpoint.org.clone(),
-        open_ms: millis(opened.open_time),
-        subprotocol: opened.subprotocol.clone(),
-        attempt: 0,
-    });
-    let first = tokio::select! {
-        _ = &mut interrupt => {
-            let (code, reason) = ws::close(&mut opened.stream, 1000, "normal")
-                .await
-                .unwrap_or((1000, "normal".into()));
-            reporter.close(&json::Close { code: Some(code), reason, initiator: "client".into() });
+    let on_open = |opened: &ws::Opened| reporter.open(&json::Open::of(opened, &endpoint.org, 0));
+    let started = Session::start(
+        &endpoint,
+        None,
+        &options,
+        args.timeout,
+        on_open,
+        &mut interrupt,
+    );
+    let mut session = match started.await? {
+        Started::Ready(session) => session,
+        Started::Interrupted(closed) => {
+            if let Some(closed) = closed {
+                reporter.close(&closed);
+            }
             return Err(Failure::Interrupted.into());
         }
-        first = ws::expect_connected(&mut opened.stream, &endpoint.org, args.timeout) => first?,
     };
-    let connected_ms = millis(started.elapsed());
+    let first = &session.connected;
     reporter.event(&first.raw, Some(&first.frame), EventStyle::Pretty);
-    reporter.say(&format!(
-        "\n{} Connection confirmed! CONNECTED after {}",
-        human::paint(human::GREEN, "✓"),
-        human::ms(connected_ms)
-    ));
+    reporter.say(&report::confirmed(millis(session.connected_time)));
 
-    let mut held = 0;
-    let mut interrupted = false;
+    let mut held = Held::default();
     if !args.hold.is_zero() {
-        reporter.say(&format!(
-            "Holding the connection for {}…",
-            humantime::format_duration(args.hold)
-        ));
-        let until = Instant::now() + args.hold;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => break,
-                _ = &mut interrupt => { interrupted = true; break; }
-                incoming = ws::next(&mut opened.stream) => match incoming? {
-                    ws::Incoming::Text { text, .. } => {
-                        held += 1;
-                        let frame = crate::protocol::ServerFrame::parse(&text).ok();
-                        reporter.event(&text, frame.as_ref(), EventStyle::Pretty);
-                    }
-                    ws::Incoming::Binary(len) => reporter.warn(&format!("ignored a binary frame of {len} bytes")),
-                    ws::Incoming::Pong(_) => {}
-                    ws::Incoming::Closed(frame) => {
-                        let (code, reason) = frame.map_or((None, String::new()), |(c, r)| (Some(c), r));
-                        reporter.close(&json::Close { code, reason: reason.clone(), initiator: "server".into() });
-                        return Err(Failure::Protocol(format!(
-                            "the server closed the connection during --hold (code {}, reason: {})",
-                            code.map_or("none".into(), |c| c.to_string()),
-                            if reason.is_empty() { "-" } else { &reason }
-                        )).into());
-                    }
-                }
-            }
-        }
+        reporter.say(&report::holding(args.hold));
+        held = hold(&mut session, args.hold, &mut interrupt, reporter).await?;
     }
-
-    let answer = ws::close(&mut opened.stream, 1000, "normal").await;
-    let (code, reason) = answer.unwrap_or((1000, "normal".into()));
-    reporter.close(&json::Close {
-        code: Some(code),
-        reason,
-        initiator: "client".into(),
-    });
-    let connected = &first.connected;
-    let summary = ConnectSummary {
-        ok: true,
-        url: opened.display_url.clone(),
-        organization_id: endpoint.org.clone(),
-        open_ms: millis(opened.open_time),
-        connected_ms,
-        protocol: if connected.seq.is_some() && connected.epoch.is_some() {
-            "part2"
-        } else {
-            "part1"
-        }
-        .into(),
-        seq: connected.seq,
-        epoch: connected.epoch.clone(),
-        events_during_hold: held,
-    };
-    reporter.summary(json::Summary::Connect(&summary), || {
-        format!(
-            "{} {} accepted the connection: open {}, CONNECTED {} ({})\n",
-            human::paint(human::GREEN, "ok:"),
-            summary.url,
-            human::ms(summary.open_ms),
-            human::ms(summary.connected_ms),
-            if summary.protocol == "part2" {
-                format!("sequence numbers from seq {}", summary.seq.unwrap_or(0))
-            } else {
-                "no sequence numbers: a Part 1 backend".to_string()
-            }
-        )
-    });
-    if interrupted {
+    let closed = session.close(1000, "normal").await;
+    reporter.close(&closed);
+    let summary = summary_of(&session, held.frames);
+    reporter.summary(json::Summary::Connect(&summary), || report::summary(&summary));
+    if held.interrupted {
         return Err(Failure::Interrupted.into());
     }
     Ok(Exit::Success)
+}
+
+#[derive(Default)]
+struct Held {
+    frames: u64,
+    interrupted: bool,
+}
+
+/// `--hold`: shows what arrives until `limit` passes or Ctrl-C; a server close ends
+/// the run with a protocol error.
+async fn hold(
+    session: &mut Session,
+    limit: Duration,
+    interrupt: &mut (impl Future<Output = ()> + Unpin),
+    reporter: &Reporter,
+) -> anyhow::Result<Held> {
+    let until = Instant::now() + limit;
+    let mut held = Held::default();
+    loop {
+        let incoming = tokio::select! {
+            _ = tokio::time::sleep_until(until) => return Ok(held),
+            _ = &mut *interrupt => {
+                held.interrupted = true;
+                return Ok(held);
+            }
+            incoming = session.next() => incoming?,
+        };
+        match incoming {
+            ws::Incoming::Text { text, .. } => {
+                held.frames += 1;
+                let frame = crate::protocol::ServerFrame::parse(&text).ok();
+                reporter.event(&text, frame.as_ref(), EventStyle::Pretty);
+            }
+            ws::Incoming::Binary(len) => {
+                reporter.warn(&format!("ignored a binary frame of {len} bytes"))
+            }
+            ws::Incoming::Pong(_) => {}
+            ws::Incoming::Closed(frame) => {
+                let closed = Closed::by_server(frame);
+                reporter.close(&closed);
+                let cause = PeerClosed {
+                    code: closed.code,
+                    reason: closed.reason,
+                };
+                return Err(failed(
+                    Failure::Protocol("the server closed the connection during --hold".into()),
+                    cause,
+                ));
+            }
+        }
+    }
+}
+
+fn summary_of(session: &Session, held: u64) -> ConnectSummary {
+    let connected = &session.connected.connected;
+    ConnectSummary {
+        ok: true,
+        url: session.url.clone(),
+        organization_id: connected.organization_id.clone(),
+        open_ms: millis(session.open_time),
+        connected_ms: millis(session.connected_time),
+        protocol: connected.part(),
+        seq: connected.seq,
+        epoch: connected.epoch.clone(),
+        events_during_hold: held,
+    }
 }
 
 fn millis(d: Duration) -> f64 {

@@ -318,7 +318,7 @@ pub async fn run(args: EnqueueArgs, reporter: &Reporter) -> anyhow::Result<Exit>
     reporter.close(&json::Close {
         code: Some(code),
         reason,
-        initiator: "client".into(),
+        initiator: crate::client::session::Initiator::Client,
     });
     report_queued(reporter, &endpoint.org, &followed.response, &followed.items);
     if let Some(path) = &args.junit {

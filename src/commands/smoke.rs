@@ -396,7 +396,7 @@ async fn smoke(
             reporter.close(&json::Close {
                 code: Some(code),
                 reason: reason.clone(),
-                initiator: "client".into(),
+                initiator: crate::client::session::Initiator::Client,
             });
             Ok(format!("closed with 1000; the server answered {code}"))
         }

@@ -376,7 +376,7 @@ impl Watch<'_> {
                     self.reporter.close(&json::Close {
                         code,
                         reason,
-                        initiator: "server".into(),
+                        initiator: crate::client::session::Initiator::Server,
                     });
                     if !self.args.reconnect {
                         return End::ServerClosed(frame);
@@ -494,7 +494,7 @@ impl Watch<'_> {
         self.reporter.close(&json::Close {
             code: Some(code),
             reason,
-            initiator: "client".into(),
+            initiator: crate::client::session::Initiator::Client,
         });
         end
     }

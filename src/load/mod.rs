@@ -241,26 +241,22 @@ impl Shared {
     }
 }
 
-/// The error kinds a load run counts, from syncprobe's own error texts.
+/// The error kinds a load run counts, from the causes the client attached.
 pub fn classify(error: &anyhow::Error) -> String {
-    let text = format!("{error:#}");
-    if let Some(at) = text.find("HTTP ") {
-        let status: String = text[at + 5..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
+    use crate::client::error::{PeerClosed, find, http_status, io_kind};
+    if let Some(status) = http_status(error) {
         return format!("upgrade refused: HTTP {status}");
     }
-    if let Some(at) = text.find("(code ") {
-        let code: String = text[at + 6..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
+    if let Some(PeerClosed { code: Some(code), .. }) = find::<PeerClosed>(error) {
         return format!("closed with {code} before CONNECTED");
     }
     match exit_for(error) {
         crate::exit::Exit::Timeout => "timeout".into(),
-        crate::exit::Exit::Connect if text.contains("refused") => "connection refused".into(),
+        crate::exit::Exit::Connect
+            if io_kind(error) == Some(std::io::ErrorKind::ConnectionRefused) =>
+        {
+            "connection refused".into()
+        }
         crate::exit::Exit::Connect => "connect failed".into(),
         _ => "protocol error".into(),
     }
@@ -817,30 +813,42 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_classified_from_their_text() {
-        let e = |f: Failure| anyhow::Error::new(f);
+    fn errors_are_classified_by_their_cause() {
+        use crate::client::error::{PeerClosed, UpgradeRefused, failed};
+        let refused = UpgradeRefused {
+            status: 503,
+            body: String::new(),
+        };
         assert_eq!(
-            classify(&e(Failure::Connect(
-                "the server refused the WebSocket upgrade at ws://x: HTTP 503 Service Unavailable"
-                    .into()
-            ))),
+            classify(&failed(Failure::Connect("upgrade".into()), refused)),
             "upgrade refused: HTTP 503"
         );
+        // The text alone does not count: "HTTP 503" in a message is not a status.
         assert_eq!(
-            classify(&e(Failure::Protocol(
-                "the server closed the connection before CONNECTED (code 4503, reason: cap)".into()
-            ))),
+            classify(&anyhow::Error::new(Failure::Protocol("saw HTTP 503 (code 1)".into()))),
+            "protocol error"
+        );
+        let closed = PeerClosed {
+            code: Some(4503),
+            reason: "cap".into(),
+        };
+        assert_eq!(
+            classify(&failed(Failure::Protocol("before CONNECTED".into()), closed)),
             "closed with 4503 before CONNECTED"
         );
         assert_eq!(
-            classify(&e(Failure::Timeout("timed out".into()))),
+            classify(&anyhow::Error::new(Failure::Timeout("timed out".into()))),
             "timeout"
         );
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(
-            classify(&e(Failure::Connect(
-                "failed to connect to ws://x: Connection refused (os error 111)".into()
-            ))),
+            classify(&failed(Failure::Connect("failed to connect".into()), io)),
             "connection refused"
+        );
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            classify(&failed(Failure::Connect("failed to connect".into()), io)),
+            "connect failed"
         );
     }
 }

@@ -1,9 +1,14 @@
-//! The records of `connect`.
+//! The records of `connect` and their text.
 
-use serde::Serialize;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::human::{self, BOLD, GREEN, paint};
+use crate::protocol::ProtocolPart;
 
 /// The `summary` record of `connect`.
-#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectSummary {
     pub ok: bool,
@@ -14,9 +19,43 @@ pub struct ConnectSummary {
     /// From the first DNS query to CONNECTED.
     pub connected_ms: f64,
     /// `part2` when CONNECTED carries `seq` and `epoch`, else `part1`.
-    pub protocol: String,
+    pub protocol: ProtocolPart,
     pub seq: Option<u64>,
     pub epoch: Option<String>,
     /// Frames received during `--hold`.
     pub events_during_hold: u64,
+}
+
+/// `Testing WebSocket connection to: URL`, as the seed's script says it.
+pub fn banner(url: &str) -> String {
+    format!("Testing WebSocket connection to: {}\n", paint(BOLD, url))
+}
+
+pub fn confirmed(connected_ms: f64) -> String {
+    format!(
+        "\n{} Connection confirmed! CONNECTED after {}",
+        paint(GREEN, "✓"),
+        human::ms(connected_ms)
+    )
+}
+
+pub fn holding(hold: Duration) -> String {
+    format!(
+        "Holding the connection for {}…",
+        humantime::format_duration(hold)
+    )
+}
+
+pub fn summary(s: &ConnectSummary) -> String {
+    format!(
+        "{} {} accepted the connection: open {}, CONNECTED {} ({})\n",
+        paint(GREEN, "ok:"),
+        s.url,
+        human::ms(s.open_ms),
+        human::ms(s.connected_ms),
+        match s.protocol {
+            ProtocolPart::Part2 => format!("sequence numbers from seq {}", s.seq.unwrap_or(0)),
+            ProtocolPart::Part1 => "no sequence numbers: a Part 1 backend".to_string(),
+        }
+    )
 }

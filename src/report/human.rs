@@ -79,7 +79,7 @@ pub fn close(close: &super::json::Close) -> String {
     format!(
         "{} WebSocket connection closed by the {} (code: {code}, reason: {reason})\n",
         paint(DIM, "•"),
-        close.initiator
+        close.initiator.as_str()
     )
 }
 
@@ -165,18 +165,23 @@ pub fn error(err: &anyhow::Error) -> String {
     text
 }
 
-/// Follow-up advice for causes people commonly hit.
+/// Follow-up advice for causes people commonly hit, found from the error's typed
+/// causes (never from its text).
 fn hints(err: &anyhow::Error) -> Vec<&'static str> {
-    let text = format!("{err:#}");
+    use crate::client::error::{http_status, io_kind};
+    use std::io::ErrorKind;
     let mut hints = Vec::new();
-    if text.contains("Connection refused") || text.contains("connection refused") {
-        hints.push("is the backend running? `syncprobe serve` starts a local one");
+    match io_kind(err) {
+        Some(ErrorKind::ConnectionRefused) => {
+            hints.push("is the backend running? `syncprobe serve` starts a local one")
+        }
+        Some(ErrorKind::AddrInUse) => hints.push(
+            "another process holds that port; pick another with --listen 127.0.0.1:PORT (0 = any free port)",
+        ),
+        _ => {}
     }
-    if text.contains("HTTP 401") {
+    if http_status(err) == Some(401) {
         hints.push("pass a token with --token or --token-file (`syncprobe token` mints one for `serve --jwt-secret`)");
-    }
-    if text.contains("Address already in use") {
-        hints.push("another process holds that port; pick another with --listen 127.0.0.1:PORT (0 = any free port)");
     }
     hints
 }

@@ -111,16 +111,22 @@ pub struct Open {
     pub attempt: u32,
 }
 
-/// A socket closed.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Close {
-    /// The close code, when a close frame was exchanged.
-    pub code: Option<u16>,
-    pub reason: String,
-    /// `client` or `server`.
-    pub initiator: String,
+impl Open {
+    /// The record of `opened`, the `attempt`-th connection to `org`.
+    pub fn of(opened: &crate::client::ws::Opened, org: &str, attempt: u32) -> Open {
+        Open {
+            url: opened.display_url.clone(),
+            organization_id: org.to_string(),
+            open_ms: opened.open_time.as_secs_f64() * 1000.0,
+            subprotocol: opened.subprotocol.clone(),
+            attempt,
+        }
+    }
 }
+
+/// A socket closed: `code` (when a close frame was exchanged), `reason`, and
+/// `initiator` (`client` or `server`).
+pub use crate::client::session::Closed as Close;
 
 #[derive(Serialize)]
 pub struct Warning<'a> {

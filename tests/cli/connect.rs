@@ -52,7 +52,7 @@ async fn json_records_are_open_event_close_summary() {
 
     let summary: ConnectSummary = typed(&records[3]["data"]);
     assert!(summary.ok);
-    assert_eq!(summary.protocol, "part2");
+    assert_eq!(summary.protocol, syncprobe::protocol::ProtocolPart::Part2);
     assert_eq!(summary.organization_id, "org-rio");
     assert_eq!(summary.seq, Some(0));
     assert_eq!(summary.epoch.as_deref(), Some(epoch));
@@ -67,7 +67,7 @@ async fn a_part1_backend_is_recognised() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let records = records(&output);
     let summary: ConnectSummary = summary_of(&records);
-    assert_eq!(summary.protocol, "part1");
+    assert_eq!(summary.protocol, syncprobe::protocol::ProtocolPart::Part1);
     assert_eq!((summary.seq, summary.epoch), (None, None));
     let events = data_of(&records, "event");
     assert_eq!(events.len(), 1);
