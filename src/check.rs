@@ -15,9 +15,7 @@ use serde_json::Value;
 
 use crate::expect::{Matcher, Mode, Pattern, Status};
 use crate::protocol::{Connected, EventType, ServerFrame, SyncEvent, Timestamp};
-
-/// Most missing `seq` numbers remembered individually (to recognise late arrivals).
-const MAX_TRACKED_MISSING: usize = 100_000;
+use crate::seq::{Arrival, SeqTracker};
 
 /// What to expect of the stream.
 #[derive(Clone)]
@@ -254,12 +252,7 @@ pub struct StreamCheck {
     malformed: u64,
     connections: u32,
     epoch: Option<String>,
-    expected: Option<u64>,
-    last_seq: Option<u64>,
-    missing: BTreeSet<u64>,
-    gaps: u64,
-    duplicates: u64,
-    late: u64,
+    seqs: SeqTracker,
     epoch_changes: u64,
     truncations: u64,
     loss_windows: Vec<LossWindow>,
@@ -287,12 +280,7 @@ impl StreamCheck {
             malformed: 0,
             connections: 0,
             epoch: None,
-            expected: None,
-            last_seq: None,
-            missing: BTreeSet::new(),
-            gaps: 0,
-            duplicates: 0,
-            late: 0,
+            seqs: SeqTracker::expecting(None),
             epoch_changes: 0,
             truncations: 0,
             loss_windows: Vec::new(),
@@ -305,7 +293,7 @@ impl StreamCheck {
     /// Where to resume from after a disconnection: the last `seq` and its epoch,
     /// when the server numbers its events.
     pub fn resume_point(&self) -> Option<(u64, Option<String>)> {
-        let seq = self.expected.map(|e| e - 1).or(self.last_seq)?;
+        let seq = self.seqs.expected().map(|e| e - 1).or(self.seqs.last())?;
         Some((seq, self.epoch.clone()))
     }
 
@@ -337,7 +325,7 @@ impl StreamCheck {
             findings.push(Finding::EpochChanged {
                 from: self.epoch.clone().unwrap_or_default(),
                 to: new_epoch.clone().unwrap_or_default(),
-                last_seq: self.last_seq,
+                last_seq: self.seqs.last(),
             });
         }
         if connected.history_truncated == Some(true) {
@@ -349,15 +337,12 @@ impl StreamCheck {
             }
         }
         self.epoch = new_epoch;
-        self.expected = match (resumed_from, connected.history_truncated, epoch_changed) {
+        match (resumed_from, connected.history_truncated, epoch_changed) {
             // Counting starts afresh with whatever the server replays.
-            (_, Some(true), _) | (_, _, true) => {
-                self.missing.clear();
-                None
-            }
-            (Some(since), _, _) => Some(since + 1),
-            (None, _, _) => connected.seq.map(|s| s + 1),
-        };
+            (_, Some(true), _) | (_, _, true) => self.seqs.restart(None, true),
+            (Some(since), _, _) => self.seqs.restart(Some(since + 1), false),
+            (None, _, _) => self.seqs.restart(connected.seq.map(|s| s + 1), false),
+        }
         let mut verdict = Verdict::Continue;
         if self.connections == 1
             && let Some(matcher) = &mut self.whole
@@ -464,32 +449,11 @@ impl StreamCheck {
     }
 
     fn track_seq(&mut self, seq: u64, findings: &mut Vec<Finding>) {
-        self.last_seq = Some(self.last_seq.map_or(seq, |l| l.max(seq)));
-        let Some(expected) = self.expected else {
-            self.expected = Some(seq + 1);
-            return;
-        };
-        if seq == expected {
-            self.expected = Some(seq + 1);
-        } else if seq > expected {
-            self.gaps += 1;
-            findings.push(Finding::Gap {
-                from: expected,
-                to: seq - 1,
-            });
-            for missing in expected..seq {
-                if self.missing.len() >= MAX_TRACKED_MISSING {
-                    break;
-                }
-                self.missing.insert(missing);
-            }
-            self.expected = Some(seq + 1);
-        } else if self.missing.remove(&seq) {
-            self.late += 1;
-            findings.push(Finding::Late(seq));
-        } else {
-            self.duplicates += 1;
-            findings.push(Finding::Duplicate(seq));
+        match self.seqs.on(seq) {
+            Arrival::InOrder => {}
+            Arrival::Gap { from, to } => findings.push(Finding::Gap { from, to }),
+            Arrival::Late => findings.push(Finding::Late(seq)),
+            Arrival::Duplicate => findings.push(Finding::Duplicate(seq)),
         }
     }
 
@@ -726,13 +690,13 @@ impl StreamCheck {
                 explanation,
             }
         });
-        let seq = (self.epoch.is_some() || self.last_seq.is_some()).then(|| SeqSummary {
+        let seq = (self.epoch.is_some() || self.seqs.last().is_some()).then(|| SeqSummary {
             epoch: self.epoch.clone(),
-            last_seq: self.last_seq,
-            gaps: self.gaps,
-            missing: self.missing.len() as u64,
-            duplicates: self.duplicates,
-            late: self.late,
+            last_seq: self.seqs.last(),
+            gaps: self.seqs.gaps,
+            missing: self.seqs.missing().len() as u64,
+            duplicates: self.seqs.duplicates,
+            late: self.seqs.late,
             epoch_changes: self.epoch_changes,
             truncations: self.truncations,
         });

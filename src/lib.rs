@@ -19,4 +19,5 @@ pub mod lifecycle;
 pub mod load;
 pub mod protocol;
 pub mod report;
+pub mod seq;
 pub mod server;

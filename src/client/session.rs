@@ -65,7 +65,7 @@ pub struct Session {
 
 /// How [`Session::start`] ended, when it did not fail.
 pub enum Started {
-    Ready(Session),
+    Ready(Box<Session>),
     /// `interrupt` fired: before the upgrade completed (`None`), or while waiting
     /// for CONNECTED, in which case the socket was closed with 1000 (`Some`).
     Interrupted(Option<Closed>),
@@ -101,14 +101,14 @@ impl Session {
             let closed = close(&mut opened.stream, 1000, "normal").await;
             return Ok(Started::Interrupted(Some(closed)));
         };
-        Ok(Started::Ready(Session {
+        Ok(Started::Ready(Box::new(Session {
             stream: opened.stream,
             url: opened.display_url,
             open_time: opened.open_time,
             connected_time: started.elapsed(),
             subprotocol: opened.subprotocol,
             connected,
-        }))
+        })))
     }
 
     /// Reads the next frame that matters.

@@ -88,7 +88,10 @@ pub fn masked(url: &Url) -> String {
     shown.to_string()
 }
 
-fn connect_failure(message: String, cause: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
+fn connect_failure(
+    message: String,
+    cause: impl std::error::Error + Send + Sync + 'static,
+) -> anyhow::Error {
     failed(Failure::Connect(message), cause)
 }
 

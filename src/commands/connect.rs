@@ -55,7 +55,7 @@ pub async fn run(args: ConnectArgs, reporter: &Reporter) -> anyhow::Result<Exit>
         &mut interrupt,
     );
     let mut session = match started.await? {
-        Started::Ready(session) => session,
+        Started::Ready(session) => *session,
         Started::Interrupted(closed) => {
             if let Some(closed) = closed {
                 reporter.close(&closed);
@@ -75,7 +75,9 @@ pub async fn run(args: ConnectArgs, reporter: &Reporter) -> anyhow::Result<Exit>
     let closed = session.close(1000, "normal").await;
     reporter.close(&closed);
     let summary = summary_of(&session, held.frames);
-    reporter.summary(json::Summary::Connect(&summary), || report::summary(&summary));
+    reporter.summary(json::Summary::Connect(&summary), || {
+        report::summary(&summary)
+    });
     if held.interrupted {
         return Err(Failure::Interrupted.into());
     }

@@ -27,6 +27,7 @@ use crate::client::http::Api;
 use crate::client::{ClientOptions, Endpoint, ws};
 use crate::exit::{Failure, exit_for};
 use crate::protocol::{PublishRequest, WriteSyncRequest};
+use crate::seq::SeqTracker;
 
 /// Latency samples buffered per connection before they reach the shared histograms.
 pub const FLUSH_EVERY: usize = 256;
@@ -247,7 +248,10 @@ pub fn classify(error: &anyhow::Error) -> String {
     if let Some(status) = http_status(error) {
         return format!("upgrade refused: HTTP {status}");
     }
-    if let Some(PeerClosed { code: Some(code), .. }) = find::<PeerClosed>(error) {
+    if let Some(PeerClosed {
+        code: Some(code), ..
+    }) = find::<PeerClosed>(error)
+    {
         return format!("closed with {code} before CONNECTED");
     }
     match exit_for(error) {
@@ -259,45 +263,6 @@ pub fn classify(error: &anyhow::Error) -> String {
         }
         crate::exit::Exit::Connect => "connect failed".into(),
         _ => "protocol error".into(),
-    }
-}
-
-/// A subscriber's view of `seq`.
-#[derive(Default)]
-struct Seqs {
-    expected: Option<u64>,
-    missing: Vec<u64>,
-    unique: u64,
-    duplicated: u64,
-    reordered: u64,
-}
-
-impl Seqs {
-    fn on(&mut self, seq: u64) {
-        match self.expected {
-            Some(expected) if seq < expected => match self.missing.binary_search(&seq) {
-                Ok(at) => {
-                    self.missing.remove(at);
-                    self.reordered += 1;
-                    self.unique += 1;
-                }
-                Err(_) => self.duplicated += 1,
-            },
-            Some(expected) => {
-                for gap in expected..seq {
-                    if self.missing.len() >= MAX_MISSING {
-                        break;
-                    }
-                    self.missing.push(gap);
-                }
-                self.unique += 1;
-                self.expected = Some(seq + 1);
-            }
-            None => {
-                self.unique += 1;
-                self.expected = Some(seq + 1);
-            }
-        }
     }
 }
 
@@ -315,7 +280,7 @@ struct ConnResult {
     org: usize,
     /// `seq` in its CONNECTED (`None`: a server without numbering).
     start_seq: Option<u64>,
-    seqs: Seqs,
+    seqs: SeqTracker,
     first_us: Option<u64>,
     last_us: Option<u64>,
 }
@@ -375,10 +340,7 @@ async fn connection(
     shared.ever.fetch_add(1, Ordering::Relaxed);
 
     let start_seq = first.connected.seq;
-    let mut seqs = Seqs {
-        expected: start_seq.map(|s| s + 1),
-        ..Default::default()
-    };
+    let mut seqs = SeqTracker::expecting(start_seq.map(|s| s + 1)).remembering(MAX_MISSING);
     let mut batch: Vec<(u32, u64)> = Vec::with_capacity(FLUSH_EVERY);
     let (mut first_us, mut last_us) = (None, None);
     let (mut precise, mut coarse) = (0u64, 0u64);
@@ -703,15 +665,15 @@ pub async fn run(
         completeness.expected += expected;
         completeness.received += r.seqs.unique;
         completeness.missing += missing;
-        completeness.duplicated += r.seqs.duplicated;
-        completeness.reordered += r.seqs.reordered;
-        if missing == 0 && r.seqs.duplicated == 0 && r.seqs.reordered == 0 {
+        completeness.duplicated += r.seqs.duplicates;
+        completeness.reordered += r.seqs.late;
+        if missing == 0 && r.seqs.duplicates == 0 && r.seqs.late == 0 {
             completeness.complete_subscribers += 1;
         }
     }
     let frames: u64 = results
         .iter()
-        .map(|r| r.seqs.unique + r.seqs.duplicated)
+        .map(|r| r.seqs.unique + r.seqs.duplicates)
         .sum::<u64>()
         .max(shared.delivered.load(Ordering::Relaxed));
     let span_s = if last_us > source_started_us {
@@ -787,19 +749,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seqs_count_gaps_late_arrivals_and_duplicates() {
-        let mut s = Seqs {
-            expected: Some(1),
-            ..Default::default()
-        };
-        for seq in [1, 2, 5, 3, 3, 6] {
-            s.on(seq);
-        }
-        assert_eq!((s.unique, s.duplicated, s.reordered), (5, 1, 1));
-        assert_eq!(s.missing, [4]);
-    }
-
-    #[test]
     fn percentiles_are_in_milliseconds() {
         let mut h = histogram();
         for us in 1..=1000 {
@@ -825,7 +774,9 @@ mod tests {
         );
         // The text alone does not count: "HTTP 503" in a message is not a status.
         assert_eq!(
-            classify(&anyhow::Error::new(Failure::Protocol("saw HTTP 503 (code 1)".into()))),
+            classify(&anyhow::Error::new(Failure::Protocol(
+                "saw HTTP 503 (code 1)".into()
+            ))),
             "protocol error"
         );
         let closed = PeerClosed {
@@ -833,7 +784,10 @@ mod tests {
             reason: "cap".into(),
         };
         assert_eq!(
-            classify(&failed(Failure::Protocol("before CONNECTED".into()), closed)),
+            classify(&failed(
+                Failure::Protocol("before CONNECTED".into()),
+                closed
+            )),
             "closed with 4503 before CONNECTED"
         );
         assert_eq!(
