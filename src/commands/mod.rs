@@ -61,23 +61,36 @@ pub async fn run(
     }
 }
 
-/// Resolves when the user presses Ctrl-C or the process gets SIGTERM.
-pub async fn interrupted() {
+/// Resolves when the user presses Ctrl-C or the process gets SIGTERM. The handlers
+/// are installed when this is called, not when the future is first polled, so a
+/// signal that arrives right after `serve` announced its address (or anywhere
+/// between a command's start and its first wait) is not lost to the default action.
+pub fn interrupted() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+        let handlers = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        );
+        async move {
+            match handlers {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -293,8 +293,11 @@ pub async fn run(args: ServeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
         .local_addr()
         .context("failed to read the bound address")?;
     let (state, router) = server::app(config);
+    // Signal handlers first: a supervisor may stop the server as soon as it is told
+    // the address.
+    let interrupt = super::interrupted();
     reporter.listening(addr, &format!("{scheme}://{addr}"));
-    let serving = server::serve_app(listener, state.clone(), router, super::interrupted());
+    let serving = server::serve_app(listener, state.clone(), router, interrupt);
     tokio::pin!(serving);
     let mut hangups = hangups();
     loop {

@@ -14,7 +14,8 @@ use super::args::parse_duration;
 use crate::exit::Exit;
 use crate::protocol::Timestamp;
 use crate::report::Reporter;
-use crate::report::token::TokenSummary;
+use crate::report::json;
+use crate::report::token::{self as report, TokenSummary};
 use crate::server::security::{ALL_ORGS, ORG_CLAIM};
 
 #[derive(Debug, Args)]

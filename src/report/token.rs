@@ -15,3 +15,8 @@ pub struct TokenSummary {
     pub claims: Map<String, Value>,
     pub expires_at: Timestamp,
 }
+
+/// The token alone on its line, ready for `--token "$(syncprobe token …)"`.
+pub fn summary(s: &TokenSummary) -> String {
+    format!("{}\n", s.token)
+}

@@ -8,6 +8,7 @@ mod enqueue;
 mod fake;
 mod interop;
 mod load;
+mod records;
 mod security;
 mod serve;
 mod support;

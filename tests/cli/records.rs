@@ -1,0 +1,439 @@
+//! The `--json` format of every subcommand, record by record: each line is
+//! deserialised into the closed list of record types, and each record's shape (its
+//! field names, recursively, and each field's JSON kind) is compared with the shape
+//! the format had when it was documented, so a renamed, dropped or retyped field in
+//! any subcommand's output fails here. Event records carry the server's frame
+//! untouched and are checked for that instead.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::support::*;
+
+/// The record types of README "--json", and nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "lowercase")]
+enum Record {
+    Listening(Value),
+    Open(Value),
+    Event(Value),
+    Close(Value),
+    Step(Value),
+    Progress(Value),
+    Summary(Value),
+    Warning(Value),
+    Error(Value),
+}
+
+impl Record {
+    fn kind(&self) -> &'static str {
+        match self {
+            Record::Listening(_) => "listening",
+            Record::Open(_) => "open",
+            Record::Event(_) => "event",
+            Record::Close(_) => "close",
+            Record::Step(_) => "step",
+            Record::Progress(_) => "progress",
+            Record::Summary(_) => "summary",
+            Record::Warning(_) => "warning",
+            Record::Error(_) => "error",
+        }
+    }
+
+    fn data(&self) -> &Value {
+        match self {
+            Record::Listening(d)
+            | Record::Open(d)
+            | Record::Event(d)
+            | Record::Close(d)
+            | Record::Step(d)
+            | Record::Progress(d)
+            | Record::Summary(d)
+            | Record::Warning(d)
+            | Record::Error(d) => d,
+        }
+    }
+}
+
+/// Object keys whose own keys are data (event types, error kinds, claim names), not
+/// field names: their values' shapes are not descended into.
+const DATA_KEYED: &[&str] = &["byType", "errors", "claims", "byKind"];
+
+/// `path:kind` for every field under `value` (`items[]` for array elements);
+/// `null` is its own kind, so an optional field that is absent in one run and set
+/// in another is compared by name only.
+fn shape(value: &Value, path: &str, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                let p = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                if DATA_KEYED.contains(&key.as_str()) {
+                    out.insert(format!("{p}:map"));
+                    continue;
+                }
+                shape(v, &p, out);
+            }
+            if map.is_empty() {
+                out.insert(format!("{path}:object"));
+            }
+        }
+        Value::Array(items) => match items.first() {
+            Some(first) if !first.is_object() => {
+                out.insert(format!("{path}[]:{}", kind(first)));
+            }
+            Some(_) => items
+                .iter()
+                .for_each(|i| shape(i, &format!("{path}[]"), out)),
+            None => {
+                out.insert(format!("{path}:array"));
+            }
+        },
+        other => {
+            out.insert(format!("{path}:{}", kind(other)));
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Field names only (kinds dropped): what must never change.
+fn names(shape: &BTreeSet<String>) -> BTreeSet<String> {
+    shape
+        .iter()
+        .map(|s| s.rsplit_once(':').map_or(s.clone(), |(p, _)| p.to_string()))
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn parse(stdout: &str) -> Vec<Record> {
+    stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a known record: {line:?}: {e}"))
+        })
+        .collect()
+}
+
+/// The field names of every record of `kind` in `records`, united.
+fn fields_of(records: &[Record], kind: &str) -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    for r in records.iter().filter(|r| r.kind() == kind) {
+        let mut s = BTreeSet::new();
+        shape(r.data(), "", &mut s);
+        all.extend(names(&s));
+    }
+    all
+}
+
+fn set(fields: &[&str]) -> BTreeSet<String> {
+    fields.iter().map(|s| s.to_string()).collect()
+}
+
+fn kinds(records: &[Record]) -> BTreeSet<&'static str> {
+    records.iter().map(Record::kind).collect()
+}
+
+/// Every event record is a frame the server sent, with its `type`.
+fn events_are_frames(records: &[Record]) {
+    for r in records.iter().filter(|r| r.kind() == "event") {
+        assert!(r.data()["type"].is_string(), "{:?}", r.data());
+    }
+}
+
+const OPEN: &[&str] = &["url", "organizationId", "openMs", "attempt"];
+const CLOSE: &[&str] = &["code", "reason", "initiator"];
+
+#[tokio::test]
+async fn connect_records() {
+    let server = TestServer::start().await;
+    let out = run_cli(&["connect", "org-rec", "--url", &server.base(), "--json"]).await;
+    let records = parse(&stdout(&out));
+    assert_eq!(
+        kinds(&records),
+        BTreeSet::from(["open", "event", "close", "summary"])
+    );
+    events_are_frames(&records);
+    assert_eq!(fields_of(&records, "open"), set(OPEN));
+    assert_eq!(fields_of(&records, "close"), set(CLOSE));
+    assert_eq!(
+        fields_of(&records, "summary"),
+        set(&[
+            "ok",
+            "url",
+            "organizationId",
+            "openMs",
+            "connectedMs",
+            "protocol",
+            "seq",
+            "epoch",
+            "eventsDuringHold"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn errors_have_a_message_and_the_exit_code() {
+    let out = run_cli(&["connect", "o", "--url", "ws://127.0.0.1:1", "--json"]).await;
+    let records = parse(&stdout(&out));
+    assert_eq!(fields_of(&records, "error"), set(&["message", "exitCode"]));
+    assert_eq!(records.last().unwrap().data()["exitCode"], 3);
+}
+
+#[tokio::test]
+async fn serve_announces_where_it_listens() {
+    let mut run = spawn_cli(&["serve", "--listen", "127.0.0.1:0", "--json"]);
+    let listening = run
+        .wait_for("listening", |r| r["type"] == "listening")
+        .await;
+    let record: Record = serde_json::from_value(listening).unwrap();
+    assert_eq!(fields_of(&[record], "listening"), set(&["addr", "url"]));
+    run.interrupt().await;
+    assert_eq!(run.finish().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn token_summary() {
+    let out = run_cli(&["token", "--secret", "s3cret", "--org", "org-a", "--json"]).await;
+    let records = parse(&stdout(&out));
+    assert_eq!(
+        fields_of(&records, "summary"),
+        set(&["token", "algorithm", "claims", "expiresAt"])
+    );
+}
+
+const ITEM_TRACE: &[&str] = &[
+    "items[].pfaId",
+    "items[].events[]",
+    "items[].queuedMs",
+    "items[].processingMs",
+    "items[].terminalMs",
+    "items[].outcome",
+    "items[].details",
+];
+
+#[tokio::test]
+async fn enqueue_records() {
+    let server = TestServer::start().await;
+    let out = run_cli(&[
+        "enqueue",
+        "org-rec",
+        "--url",
+        &server.base(),
+        "--count",
+        "2",
+        "--outcome",
+        "mixed",
+        "--wait",
+        "--json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = parse(&stdout(&out));
+    assert_eq!(
+        kinds(&records),
+        BTreeSet::from(["open", "event", "close", "summary"])
+    );
+    events_are_frames(&records);
+    let mut expected = set(&[
+        "ok",
+        "organizationId",
+        "jobId",
+        "queuedCount",
+        "message",
+        "queued[].id",
+        "queued[].pfaId",
+    ]);
+    expected.extend(set(ITEM_TRACE));
+    assert_eq!(fields_of(&records, "summary"), expected);
+}
+
+#[tokio::test]
+async fn smoke_records() {
+    let out = run_cli(&["smoke", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = parse(&stdout(&out));
+    assert!(kinds(&records).is_superset(&BTreeSet::from(["step", "summary"])));
+    assert_eq!(
+        fields_of(&records, "step"),
+        set(&["name", "status", "ms", "message"])
+    );
+    let mut expected = set(&[
+        "ok",
+        "server",
+        "url",
+        "organizationId",
+        "protocol",
+        "durationMs",
+        "steps[].name",
+        "steps[].status",
+        "steps[].ms",
+        "steps[].message",
+    ]);
+    expected.extend(set(ITEM_TRACE));
+    assert_eq!(fields_of(&records, "summary"), expected);
+}
+
+#[tokio::test]
+async fn watch_sync_records() {
+    let server = TestServer::start().await;
+    let mut run = spawn_cli(&[
+        "watch-sync",
+        "org-rec",
+        "--url",
+        &server.base(),
+        "--count",
+        "3",
+        "--json",
+    ]);
+    run.wait_for_connected().await;
+    enqueue_one(&server, "org-rec").await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let records: Vec<Record> = finished
+        .records
+        .iter()
+        .map(|r| serde_json::from_value(r.clone()).unwrap())
+        .collect();
+    assert_eq!(
+        kinds(&records),
+        BTreeSet::from(["open", "event", "close", "summary"])
+    );
+    events_are_frames(&records);
+    assert_eq!(fields_of(&records, "open"), set(OPEN));
+    assert_eq!(fields_of(&records, "close"), set(CLOSE));
+    assert_eq!(
+        fields_of(&records, "summary"),
+        set(&[
+            "outcome",
+            "durationMs",
+            "organizationId",
+            "frames",
+            "events",
+            "byType",
+            "items[].pfaId",
+            "items[].state",
+            "items[].terminal",
+            "items[].events[]",
+            "items[].queuedToTerminalMs",
+            "items[].details",
+            "unfinished",
+            "queuedToTerminalMs.min",
+            "queuedToTerminalMs.avg",
+            "queuedToTerminalMs.max",
+            "queuedToTerminalMs.count",
+            "deliveryLatencyMs.min",
+            "deliveryLatencyMs.avg",
+            "deliveryLatencyMs.max",
+            "deliveryLatencyMs.count",
+            "latencySource",
+            "seq.epoch",
+            "seq.lastSeq",
+            "seq.gaps",
+            "seq.missing",
+            "seq.duplicates",
+            "seq.late",
+            "seq.epochChanges",
+            "seq.truncations",
+            "reconnects",
+            "lossWindows",
+            "malformed",
+            "unknownTypes",
+            "expectation",
+        ])
+    );
+}
+
+async fn enqueue_one(server: &TestServer, org: &str) {
+    let body = serde_json::json!({"organizationId": org, "count": 1}).to_string();
+    let (status, answer) = post(&server.http("/api/pems/write-sync"), &body).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test]
+async fn load_records() {
+    let out = run_cli(&["load", "-c", "4", "--events", "5", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = parse(&stdout(&out));
+    assert!(kinds(&records).contains("summary"), "{records:?}");
+    let fields = fields_of(&records, "summary");
+    if let Some(progress) = records.iter().find(|r| r.kind() == "progress") {
+        let mut s = BTreeSet::new();
+        shape(progress.data(), "", &mut s);
+        assert_eq!(
+            names(&s),
+            set(&[
+                "elapsedMs",
+                "open",
+                "requested",
+                "delivered",
+                "p99Ms",
+                "errors"
+            ])
+        );
+    }
+    assert_eq!(fields, set(LOAD_SUMMARY));
+}
+
+const LOAD_SUMMARY: &[&str] = &[
+    "ok",
+    "durationMs",
+    "organizations",
+    "connectionsRequested",
+    "connectionsOpened",
+    "connectionsFailed",
+    "connectRate",
+    "eventsPublished",
+    "framesDelivered",
+    "deliveredPerSec",
+    "clientCpuUsPerFrame",
+    "latencySource",
+    "errors",
+    "thresholds",
+    "connectMs.count",
+    "connectMs.mean",
+    "connectMs.p50",
+    "connectMs.p90",
+    "connectMs.p95",
+    "connectMs.p99",
+    "connectMs.p999",
+    "connectMs.max",
+    "connectedMs.count",
+    "connectedMs.mean",
+    "connectedMs.p50",
+    "connectedMs.p90",
+    "connectedMs.p95",
+    "connectedMs.p99",
+    "connectedMs.p999",
+    "connectedMs.max",
+    "latencyMs.count",
+    "latencyMs.mean",
+    "latencyMs.p50",
+    "latencyMs.p90",
+    "latencyMs.p95",
+    "latencyMs.p99",
+    "latencyMs.p999",
+    "latencyMs.max",
+    "completeness.subscribers",
+    "completeness.completeSubscribers",
+    "completeness.expected",
+    "completeness.received",
+    "completeness.missing",
+    "completeness.duplicated",
+    "completeness.reordered",
+];
