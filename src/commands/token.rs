@@ -77,9 +77,7 @@ pub async fn run(args: TokenArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
         bail!("the secret is empty");
     }
     let summary = mint(&args, secret.as_bytes(), SystemTime::now())?;
-    reporter.summary(crate::report::json::Summary::Token(&summary), || {
-        format!("{}\n", summary.token)
-    });
+    reporter.summary(json::Summary::Token(&summary), || report::summary(&summary));
     Ok(Exit::Success)
 }
 
