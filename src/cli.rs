@@ -7,7 +7,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::commands::Command;
 use crate::exit::TableText;
-use crate::report::{Color, Reporter, Verbosity};
+use crate::report::{Color, Verbosity};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,7 +51,8 @@ pub enum ColorWhen {
 }
 
 impl ColorWhen {
-    fn color(self) -> Color {
+    /// The flag's value, as the reporter takes it.
+    pub fn color(self) -> Color {
         match self {
             ColorWhen::Auto => Color::Auto,
             ColorWhen::Always => Color::Always,
@@ -61,14 +62,13 @@ impl ColorWhen {
 }
 
 impl GlobalArgs {
-    /// The reporter these flags ask for.
-    pub fn reporter(&self) -> Reporter {
-        let verbosity = match (self.quiet, self.verbose) {
+    /// `-q` / `-v`, as the reporter takes them.
+    pub fn verbosity(&self) -> Verbosity {
+        match (self.quiet, self.verbose) {
             (true, _) => Verbosity::Quiet,
             (false, 0) => Verbosity::Normal,
             _ => Verbosity::Verbose,
-        };
-        Reporter::with_options(self.json, self.color.color(), verbosity)
+        }
     }
 }
 

@@ -4,10 +4,12 @@
 use std::process::ExitCode;
 
 use syncprobe::exit::{Exit, exit_for};
+use syncprobe::report::Reporter;
 
 fn main() -> ExitCode {
     let cli = syncprobe::cli::parse();
-    let reporter = cli.global.reporter();
+    let global = &cli.global;
+    let reporter = Reporter::with_options(global.json, global.color.color(), global.verbosity());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
