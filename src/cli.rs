@@ -99,8 +99,16 @@ fn after_help() -> String {
 }
 
 /// The full clap command, with the exit-code table and environment after `--help`.
+/// `--help` names each flag's variable but never shows its current value: a URL
+/// may carry a password, a variable may hold a secret.
 pub fn command() -> clap::Command {
-    Cli::command().after_long_help(after_help())
+    hide_env_values(Cli::command().after_long_help(after_help()))
+}
+
+fn hide_env_values(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| arg.hide_env_values(true))
+        .mut_subcommands(hide_env_values)
 }
 
 /// Parses `std::env::args`, exiting with clap's usage code (2) on bad input.
@@ -165,6 +173,21 @@ mod tests {
         let cli = Cli::try_parse_from(["syncprobe", "serve", "--json", "-q"]).unwrap();
         assert!(cli.global.json && cli.global.quiet);
         assert!(Cli::try_parse_from(["syncprobe", "serve", "-q", "-v"]).is_err());
+    }
+
+    #[test]
+    fn help_never_shows_the_value_of_a_variable() {
+        fn check(command: &clap::Command) {
+            for arg in command.get_arguments() {
+                if arg.get_env().is_some() {
+                    assert!(arg.is_hide_env_values_set(), "{}", arg.get_id());
+                }
+            }
+            command.get_subcommands().for_each(check);
+        }
+        let command = command();
+        check(&command);
+        assert!(command.get_subcommands().count() > 5);
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl Api {
         body: Option<&(impl Serialize + Sync)>,
     ) -> anyhow::Result<T> {
         let url = self.endpoint.rest(path);
-        let shown = url.to_string();
+        let shown = super::redact(&url);
         let request = match body {
             Some(body) => self.client.post(url).json(body),
             None => self.client.get(url),

@@ -13,7 +13,9 @@ pub mod ws;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+
+use crate::exit::Failure;
 use url::Url;
 
 /// The backend client subcommands talk to when neither `--url` nor `SYNCPROBE_URL`
@@ -100,25 +102,67 @@ fn with_trailing_slash(mut url: Url) -> Url {
     url
 }
 
+fn usage(message: String) -> anyhow::Error {
+    Failure::Usage(message).into()
+}
+
+/// Parses a URL given by the user (`what` names where: `--url`, the target), as a
+/// usage error when it cannot address a backend.
+fn parse_given(given: &str, what: &str) -> anyhow::Result<Url> {
+    let shown = redact_text(given);
+    let trimmed = given.trim();
+    if trimmed.is_empty() {
+        return Err(usage(format!(
+            "{what} is empty: give a URL such as {DEFAULT_URL}"
+        )));
+    }
+    if !trimmed.contains("://") {
+        return Err(usage(format!(
+            "{what} {shown:?} has no scheme: did you mean ws://{}?",
+            redact_text(trimmed)
+        )));
+    }
+    let url = Url::parse(trimmed)
+        .map_err(|e| usage(format!("{what} {shown:?} is not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "ws" | "wss" | "http" | "https") {
+        return Err(usage(format!(
+            "{what} {shown:?} has the scheme {}: use ws, wss, http or https",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(usage(format!("{what} {shown:?} has no host")));
+    }
+    Ok(url)
+}
+
 /// Resolves `target` (an organization id or a full socket URL) against the flags.
+/// Anything that cannot address a backend is a usage error (exit 2).
 ///
 /// - `org-rio` → `{--url}{--path}` with `{org}` replaced, REST API at `--url`.
 /// - `ws://host:3000/api/ws/sync/org-rio` → that socket; the organization is the last
 ///   path segment, the REST API the part of the path before the `--path` template.
 pub fn resolve(target: &str, args: &Addressing) -> anyhow::Result<Endpoint> {
     if !args.path.contains("{org}") {
-        bail!("--path {:?} has no {{org}} placeholder", args.path);
+        return Err(usage(format!(
+            "--path {:?} has no {{org}} placeholder",
+            args.path
+        )));
     }
     let (org, socket, derived_api) = if target.contains("://") {
-        let mut socket =
-            Url::parse(target).with_context(|| format!("{target:?} is not a valid URL"))?;
+        let mut socket = parse_given(target, "the target")?;
         to_ws_scheme(&mut socket)?;
         let org = socket
             .path_segments()
             .and_then(|mut segments| segments.rfind(|s| !s.is_empty()))
             .map(percent_decode)
-            .filter(|s| !s.is_empty())
-            .with_context(|| format!("{target} has no organization id in its path"))?;
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                usage(format!(
+                    "{} has no organization id in its path",
+                    redact(&socket)
+                ))
+            })?;
         let prefix = args.path.split("{org}").next().unwrap_or("");
         let mut api = socket.clone();
         let path = socket.path();
@@ -131,14 +175,10 @@ pub fn resolve(target: &str, args: &Addressing) -> anyhow::Result<Endpoint> {
         (org, socket, with_trailing_slash(api))
     } else {
         if target.trim().is_empty() {
-            bail!("the organization id is empty");
+            return Err(usage("the organization id is empty".into()));
         }
         let given = args.url.as_deref().unwrap_or(DEFAULT_URL);
-        let mut base =
-            Url::parse(given).with_context(|| format!("--url {given:?} is not a valid URL"))?;
-        if base.cannot_be_a_base() || base.host_str().is_none() {
-            bail!("--url {given:?} has no host");
-        }
+        let mut base = parse_given(given, "--url")?;
         to_ws_scheme(&mut base)?;
         let mut socket = base.clone();
         let encoded = percent_encoding::utf8_percent_encode(target, SEGMENT).to_string();
@@ -154,14 +194,79 @@ pub fn resolve(target: &str, args: &Addressing) -> anyhow::Result<Endpoint> {
     };
     let api = match &args.api_url {
         Some(given) => {
-            let mut api = Url::parse(given)
-                .with_context(|| format!("--api-url {given:?} is not a valid URL"))?;
+            let mut api = parse_given(given, "--api-url")?;
             to_http_scheme(&mut api)?;
             with_trailing_slash(api)
         }
         None => derived_api,
     };
     Ok(Endpoint { org, socket, api })
+}
+
+/// Query parameters whose values are secrets, masked wherever a URL is shown.
+pub const SECRET_PARAMS: &[&str] = &["token", "access_token"];
+
+/// `url` as shown to people: the password of its userinfo and the values of
+/// [`SECRET_PARAMS`] replaced by `***`.
+pub fn redact(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    if url
+        .query_pairs()
+        .any(|(k, _)| SECRET_PARAMS.contains(&k.as_ref()))
+    {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if SECRET_PARAMS.contains(&k.as_ref()) {
+                    "***".to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    shown.to_string()
+}
+
+/// [`redact`] for text that may not parse as a URL: a `user:password@` before the
+/// host and `token=` / `access_token=` values are masked all the same.
+pub fn redact_text(text: &str) -> String {
+    if let Ok(url) = Url::parse(text) {
+        return redact(&url);
+    }
+    let mut shown = text.to_string();
+    if let Some(scheme_end) = shown.find("://") {
+        let rest = &shown[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@')
+            && let Some(colon) = rest[..at].find(':')
+        {
+            let start = scheme_end + 3 + colon + 1;
+            shown.replace_range(start..scheme_end + 3 + at, "***");
+        }
+    }
+    for param in SECRET_PARAMS {
+        let key = format!("{param}=");
+        let mut from = 0;
+        while let Some(found) = shown[from..].find(&key) {
+            let start = from + found;
+            let boundary = start == 0 || matches!(shown.as_bytes()[start - 1], b'?' | b'&');
+            let value_start = start + key.len();
+            let value_end = shown[value_start..]
+                .find(['&', '#'])
+                .map_or(shown.len(), |i| value_start + i);
+            if boundary {
+                shown.replace_range(value_start..value_end, "***");
+            }
+            from = value_start.min(shown.len());
+        }
+    }
+    shown
 }
 
 /// A path segment decoded as a path segment (RFC 3986): `+` and `&` stay themselves,
@@ -295,13 +400,45 @@ mod tests {
     }
 
     #[test]
-    fn bad_targets_are_explained() {
-        let err = |t: &str, extra: &[&str]| format!("{:#}", resolve(t, &args(extra)).unwrap_err());
-        assert!(err("ftp://h/x", &[]).contains("unsupported URL scheme"));
+    fn bad_targets_are_usage_errors_that_say_why() {
+        let err = |t: &str, extra: &[&str]| {
+            let e = resolve(t, &args(extra)).unwrap_err();
+            assert_eq!(crate::exit::exit_for(&e), crate::exit::Exit::Usage, "{e:#}");
+            format!("{e:#}")
+        };
+        assert!(err("ftp://h/x", &[]).contains("the scheme ftp: use ws, wss"));
+        assert!(err("o", &["--url", "ftp://h"]).contains("the scheme ftp"));
         assert!(err("ws://h/", &[]).contains("no organization id"));
+        assert!(err("ws://h/%20", &[]).contains("no organization id"));
         assert!(err("", &[]).contains("empty"));
-        assert!(err("o", &["--url", "not a url"]).contains("not a valid URL"));
+        assert!(err("  ", &[]).contains("empty"));
+        assert!(err("o", &["--url", ""]).contains("--url is empty"));
+        assert!(err("o", &["--url", "ws://"]).contains("not a valid URL"));
+        assert!(err("o", &["--url", "not a url"]).contains("no scheme"));
+        assert_eq!(
+            err("o", &["--url", "localhost:3000"]),
+            "--url \"localhost:3000\" has no scheme: did you mean ws://localhost:3000?"
+        );
         assert!(err("o", &["--path", "/no/placeholder"]).contains("{org}"));
+        assert!(err("o", &["--api-url", "h:1"]).contains("--api-url"));
+        // A password in a bad URL is not repeated.
+        let shown = err("o", &["--url", "ftp://u:hunter2@h"]);
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn secrets_are_masked_in_shown_urls() {
+        let url = Url::parse("wss://u:pw@h/s?token=abc&x=1&access_token=def").unwrap();
+        assert_eq!(
+            redact(&url),
+            "wss://u:***@h/s?token=***&x=1&access_token=***"
+        );
+        assert_eq!(
+            redact_text("ws://u:pw@h:1:2/?token=abc"),
+            "ws://u:***@h:1:2/?token=***"
+        );
+        assert_eq!(redact_text("ws://h/?mytoken=1"), "ws://h/?mytoken=1");
+        assert_eq!(redact(&Url::parse("ws://h/o").unwrap()), "ws://h/o");
     }
 
     #[test]

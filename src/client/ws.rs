@@ -67,25 +67,9 @@ pub fn socket_url(
     url
 }
 
-/// `url` with any `token` query value masked, for display.
+/// `url` as shown to people: URL passwords and token parameters masked.
 pub fn masked(url: &Url) -> String {
-    if !url.query_pairs().any(|(k, _)| k == "token") {
-        return url.to_string();
-    }
-    let mut shown = url.clone();
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| {
-            let v = if k == "token" {
-                "***".to_string()
-            } else {
-                v.into_owned()
-            };
-            (k.into_owned(), v)
-        })
-        .collect();
-    shown.query_pairs_mut().clear().extend_pairs(pairs);
-    shown.to_string()
+    super::redact(url)
 }
 
 fn connect_failure(
