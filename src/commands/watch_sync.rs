@@ -330,6 +330,15 @@ impl Heartbeat {
         }
     }
 
+    /// Resolves when a ping is due (never without `--ping-interval`).
+    async fn due(&mut self) {
+        if self.enabled {
+            self.ticker.tick().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// The payload of the next ping, now outstanding.
     fn next_ping(&mut self) -> Vec<u8> {
         self.sent += 1;
@@ -474,10 +483,17 @@ impl Watch<'_> {
         self.reporter
             .warn(&report::reconnect_failed(delays.attempts(), &e, delay));
         tokio::select! {
-            _ = &mut self.interrupt => Some(End::Interrupted),
-            _ = sleep_until(self.timeout_at) => Some(End::Timeout),
-            _ = sleep_until(self.duration_at) => Some(End::Finished(Limit::Duration)),
+            end = self.stopped() => Some(end),
             _ = tokio::time::sleep(delay) => None,
+        }
+    }
+
+    /// Resolves at Ctrl-C, `--timeout` or `--duration`, whichever comes first.
+    async fn stopped(&mut self) -> End {
+        tokio::select! {
+            _ = &mut self.interrupt => End::Interrupted,
+            _ = sleep_until(self.timeout_at) => End::Timeout,
+            _ = sleep_until(self.duration_at) => End::Finished(Limit::Duration),
         }
     }
 
@@ -525,10 +541,8 @@ impl Watch<'_> {
         let mut heartbeat = Heartbeat::new(self.args.ping_interval).await;
         loop {
             let lost = tokio::select! {
-                _ = &mut self.interrupt => Some(Lost::End(End::Interrupted)),
-                _ = sleep_until(self.timeout_at) => Some(Lost::End(End::Timeout)),
-                _ = sleep_until(self.duration_at) => Some(Lost::End(End::Finished(Limit::Duration))),
-                _ = heartbeat.ticker.tick(), if heartbeat.enabled => self.ping(session, &mut heartbeat).await,
+                end = self.stopped() => Some(Lost::End(end)),
+                _ = heartbeat.due() => self.ping(session, &mut heartbeat).await,
                 incoming = session.next() => self.on_incoming(incoming, &mut heartbeat),
             };
             if let Some(lost) = lost {

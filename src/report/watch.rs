@@ -69,7 +69,7 @@ impl WatchOutcome {
 
 impl fmt::Display for WatchOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
