@@ -163,7 +163,7 @@ impl Stats {
 pub struct ItemSummary {
     pub pfa_id: String,
     /// The last event type seen for it.
-    pub state: String,
+    pub state: EventType,
     pub terminal: bool,
     pub events: Vec<String>,
     /// From SYNC_QUEUED to the terminal event, by the server's timestamps.
@@ -171,7 +171,7 @@ pub struct ItemSummary {
     pub details: String,
     /// With `--per-item`: `satisfied`, `pending` or `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expectation: Option<String>,
+    pub expectation: Option<Status>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
 }
@@ -205,10 +205,10 @@ pub struct LossWindow {
 #[serde(rename_all = "camelCase")]
 pub struct ExpectationSummary {
     pub pattern: String,
-    pub mode: String,
+    pub mode: Mode,
     pub per_item: bool,
     /// `satisfied`, `pending` (not met when the run ended) or `failed`.
-    pub status: String,
+    pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
 }
@@ -622,6 +622,11 @@ impl StreamCheck {
         self.events
     }
 
+    /// Connections that reached CONNECTED so far (the first and every reconnection).
+    pub fn connections(&self) -> u32 {
+        self.connections
+    }
+
     /// Items seen so far and whether each has ended.
     pub fn item_states(&self) -> Vec<(String, Option<EventType>)> {
         self.order
@@ -639,31 +644,7 @@ impl StreamCheck {
         let items: Vec<ItemSummary> = self
             .order
             .iter()
-            .map(|pfa| {
-                let item = &self.items[pfa];
-                let duration = match (&item.queued_at, &item.terminal) {
-                    (Some(q), Some((_, t))) => Some(t.millis() - q.millis()),
-                    _ => None,
-                };
-                let (expectation, explanation) = match &item.matcher {
-                    Some(m) => {
-                        let status = status_name(&m.status());
-                        let explanation = (m.status() != Status::Satisfied).then(|| m.explain());
-                        (Some(status.to_string()), explanation)
-                    }
-                    None => (None, None),
-                };
-                ItemSummary {
-                    pfa_id: pfa.clone(),
-                    state: item.types.last().cloned().unwrap_or_default(),
-                    terminal: item.terminal.is_some(),
-                    events: item.types.clone(),
-                    queued_to_terminal_ms: duration,
-                    details: item.last_details.clone(),
-                    expectation,
-                    explanation,
-                }
-            })
+            .map(|pfa| item_summary(pfa, &self.items[pfa]))
             .collect();
         let durations: Vec<f64> = items
             .iter()
@@ -671,22 +652,22 @@ impl StreamCheck {
             .collect();
         let expectation = self.config.expect.as_ref().map(|e| {
             let status = if self.failed.is_some() && !self.satisfied() {
-                "failed"
+                Status::Failed
             } else if self.satisfied() {
-                "satisfied"
+                Status::Satisfied
             } else {
-                "pending"
+                Status::Pending
             };
             let explanation = match status {
-                "failed" => self.failed.clone(),
-                "pending" => Some(self.explain_unmet()),
-                _ => None,
+                Status::Failed => self.failed.clone(),
+                Status::Pending => Some(self.explain_unmet()),
+                Status::Satisfied => None,
             };
             ExpectationSummary {
                 pattern: e.pattern.source().to_string(),
-                mode: e.mode.as_str().to_string(),
+                mode: e.mode,
                 per_item: e.per_item,
-                status: status.into(),
+                status,
                 explanation,
             }
         });
@@ -731,11 +712,28 @@ impl StreamCheck {
     }
 }
 
-fn status_name(status: &Status) -> &'static str {
-    match status {
-        Status::Satisfied => "satisfied",
-        Status::Pending => "pending",
-        Status::Failed => "failed",
+fn item_summary(pfa: &str, item: &Item) -> ItemSummary {
+    let duration = match (&item.queued_at, &item.terminal) {
+        (Some(q), Some((_, t))) => Some(t.millis() - q.millis()),
+        _ => None,
+    };
+    let (expectation, explanation) = match &item.matcher {
+        Some(m) => {
+            let explanation = (m.status() != Status::Satisfied).then(|| m.explain());
+            (Some(m.status()), explanation)
+        }
+        None => (None, None),
+    };
+    ItemSummary {
+        pfa_id: pfa.to_string(),
+        // An item exists once one of its events was considered, so it has a type.
+        state: EventType::from(item.types.last().map_or("", String::as_str)),
+        terminal: item.terminal.is_some(),
+        events: item.types.clone(),
+        queued_to_terminal_ms: duration,
+        details: item.last_details.clone(),
+        expectation,
+        explanation,
     }
 }
 
@@ -750,11 +748,15 @@ fn preview(raw: &str) -> String {
 
 /// The value at a dotted path (`details.error`, `details.conflictingFields.0`).
 pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(value, |v, key| match v {
-        Value::Object(map) => map.get(key),
-        Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
-        _ => None,
-    })
+    value.pointer(&json_pointer(path))
+}
+
+/// The JSON pointer (RFC 6901) of a dotted path: `details.error` is
+/// `/details/error`; `~` and `/` inside a key are escaped as `~0` and `~1`.
+pub fn json_pointer(path: &str) -> String {
+    path.split('.')
+        .map(|key| format!("/{}", key.replace('~', "~0").replace('/', "~1")))
+        .collect()
 }
 
 /// `--where` equality: strings compare as text, other values by their JSON text.
@@ -982,7 +984,7 @@ mod tests {
             feed(&mut c, &event("SYNC_CONFLICT", "p", None)).verdict,
             Verdict::Satisfied
         );
-        assert_eq!(c.summary().expectation.unwrap().status, "satisfied");
+        assert_eq!(c.summary().expectation.unwrap().status, Status::Satisfied);
     }
 
     #[test]
@@ -1015,7 +1017,7 @@ mod tests {
         );
         let summary = c.summary();
         assert_eq!(summary.unfinished, Vec::<String>::new());
-        assert_eq!(summary.items[1].state, "SYNC_FAILED");
+        assert_eq!(summary.items[1].state, EventType::Failed);
         assert_eq!(summary.items[1].details, "timeout (retries 3)");
     }
 
@@ -1070,5 +1072,11 @@ mod tests {
         assert_eq!(lookup(&v, "details.fields.1"), Some(&json!("y")));
         assert!(matches_value(lookup(&v, "details.n").unwrap(), "5"));
         assert_eq!(lookup(&v, "details.missing"), None);
+        assert_eq!(json_pointer("details.error"), "/details/error");
+        assert_eq!(json_pointer("a~b.c/d"), "/a~0b/c~1d");
+        let odd = json!({"a~b": {"c/d": 1}});
+        assert_eq!(lookup(&odd, "a~b.c/d"), Some(&json!(1)));
+        assert_eq!(lookup(&v, "details.fields.x"), None, "not an index");
+        assert_eq!(lookup(&v, "details.n.0"), None, "not a container");
     }
 }

@@ -52,6 +52,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 /// Largest count accepted in `{n}`, `{n,}` and `{n,m}`.
 pub const MAX_REPEAT: u32 = 1000;
 
@@ -743,7 +745,9 @@ fn quoted(c: char) -> String {
 // ---------------------------------------------------------------------------------
 
 /// How the events must line up with the pattern; see the module documentation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Serialised as `subsequence` or `strict`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Events that do not fit are skipped.
     #[default]
@@ -781,7 +785,10 @@ impl FromStr for Mode {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a match stands; serialised as `pending`, `satisfied` or `failed` (the
+/// expectation status of the summaries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The pattern is not complete yet, but can still be.
     Pending,
@@ -789,6 +796,22 @@ pub enum Status {
     Satisfied,
     /// Strict mode only: an event did not fit. Final.
     Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Satisfied => "satisfied",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// Which event matched which atom, as a shared linked list: live states fork from a
@@ -1830,5 +1853,19 @@ mod tests {
         assert!("loose".parse::<Mode>().is_err());
         assert_eq!(Mode::default(), Mode::Subsequence);
         assert_eq!(Mode::Strict.to_string(), "strict");
+    }
+
+    #[test]
+    fn mode_and_status_serialise_as_their_names() {
+        for mode in [Mode::Subsequence, Mode::Strict] {
+            let json = serde_json::to_string(&mode).unwrap();
+            assert_eq!(json, format!("\"{}\"", mode.as_str()));
+            assert_eq!(serde_json::from_str::<Mode>(&json).unwrap(), mode);
+        }
+        for status in [Status::Pending, Status::Satisfied, Status::Failed] {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! expectations, reconnect and resume, and summarise. Replaces the seed's
 //! `test-websocket-sync-events.ts ORG`.
 
+use std::cell::Cell;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,13 +15,14 @@ use tokio::time::Instant;
 
 use super::args::{ConnectionArgs, parse_duration};
 use crate::check::{self, CheckConfig, Expectation, StreamCheck, Verdict};
-use crate::client::backoff::Backoff;
+use crate::client::backoff::{Backoff, Delays};
+use crate::client::session::{Closed, Session, Started};
 use crate::client::{ClientOptions, Endpoint, ws};
 use crate::exit::{Exit, Failure};
 use crate::expect::{Mode, Pattern};
 use crate::protocol::{EventType, Timestamp};
-use crate::report::human::{self, EventStyle};
-use crate::report::watch::WatchSummary;
+use crate::report::human::EventStyle;
+use crate::report::watch::{self as report, Disconnect, WatchOutcome, WatchSummary};
 use crate::report::{Reporter, json, junit};
 
 /// Wait for an expectation or `--count` when `--timeout` is not given.
@@ -119,10 +121,43 @@ enum End {
     Failed(String),
     Protocol(String),
     Timeout,
-    Finished(&'static str),
+    Finished(Limit),
     Interrupted,
     ServerClosed(Option<(u16, String)>),
     GaveUp(anyhow::Error),
+}
+
+/// The limits that end a watch without a verdict of their own.
+#[derive(Clone, Copy, Debug)]
+enum Limit {
+    Count,
+    Duration,
+}
+
+impl Limit {
+    fn outcome(self) -> WatchOutcome {
+        match self {
+            Limit::Count => WatchOutcome::Count,
+            Limit::Duration => WatchOutcome::Duration,
+        }
+    }
+
+    /// The flag that set it.
+    fn flag(self) -> &'static str {
+        match self {
+            Limit::Count => "count",
+            Limit::Duration => "duration",
+        }
+    }
+}
+
+/// The end a verdict calls for, if any.
+fn ended(verdict: Verdict) -> Option<End> {
+    match verdict {
+        Verdict::Satisfied => Some(End::Satisfied),
+        Verdict::Failed(message) => Some(End::Failed(message)),
+        Verdict::Continue => None,
+    }
 }
 
 /// `--record FILE`: one line per received frame.
@@ -183,6 +218,28 @@ impl Recorder {
 pub async fn run(args: WatchSyncArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let endpoint = args.connection.endpoint(&args.target)?;
     let options = args.connection.client_options()?;
+    let config = check_config(&args, &endpoint.org)?;
+    let recorder = args.record.as_ref().map(Recorder::create).transpose()?;
+    let started = Instant::now();
+    let waits_for_something = args.expect.is_some() || args.count.is_some();
+    let mut watch = Watch {
+        args: &args,
+        endpoint,
+        options,
+        reporter,
+        check: StreamCheck::new(config),
+        recorder,
+        started,
+        timeout_at: waits_for_something.then(|| started + args.timeout.unwrap_or(DEFAULT_TIMEOUT)),
+        duration_at: args.duration.map(|d| started + d),
+        interrupt: Box::pin(super::interrupted()),
+    };
+    let end = watch.run().await;
+    watch.finish(end)
+}
+
+/// The stream check the flags ask for.
+fn check_config(args: &WatchSyncArgs, org: &str) -> anyhow::Result<CheckConfig> {
     let expect = args.expect.clone().map(|pattern| Expectation {
         pattern,
         mode: if args.strict {
@@ -207,26 +264,14 @@ pub async fn run(args: WatchSyncArgs, reporter: &Reporter) -> anyhow::Result<Exi
         .iter()
         .map(|t| EventType::from(crate::expect::event_type_name(t).as_str()))
         .collect();
-    let config = CheckConfig {
-        org: endpoint.org.clone(),
+    Ok(CheckConfig {
+        org: org.to_string(),
         lenient: args.lenient,
         items: args.item.clone(),
         wheres: args.wheres.clone(),
         fail_on,
         expect,
-    };
-    let mut recorder = args.record.as_ref().map(Recorder::create).transpose()?;
-    let mut watch = Watch {
-        args: &args,
-        endpoint,
-        options,
-        reporter,
-        check: StreamCheck::new(config),
-        started: Instant::now(),
-        interrupt: Box::pin(super::interrupted()),
-    };
-    let end = watch.run(&mut recorder).await;
-    watch.finish(end)
+    })
 }
 
 struct Watch<'a> {
@@ -235,29 +280,88 @@ struct Watch<'a> {
     options: ClientOptions,
     reporter: &'a Reporter,
     check: StreamCheck,
+    recorder: Option<Recorder>,
     started: Instant,
+    /// `--timeout`, when there is something to wait for.
+    timeout_at: Option<Instant>,
+    /// `--duration`.
+    duration_at: Option<Instant>,
     /// Ctrl-C, one future for the whole run: a signal that arrives between two waits
     /// (while a frame is handled) is kept for the next wait instead of being lost.
     interrupt: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+/// How one attempt to connect went.
+enum Attempt {
+    Ready(Box<Session>),
+    /// Opening the socket failed on a reconnection: wait, then try again.
+    Failed(anyhow::Error),
+    /// CONNECTED was wrong on a reconnection (already warned): try again at once.
+    Again,
+    End(End),
 }
 
 /// What ended one connection.
 enum Lost {
     End(End),
     /// The connection was lost; reconnect if allowed.
-    Disconnected(Option<(u16, String)>, String),
+    Disconnected(Disconnect),
+}
+
+/// `--ping-interval`: the pings sent and the one awaiting its pong.
+struct Heartbeat {
+    enabled: bool,
+    ticker: tokio::time::Interval,
+    sent: u64,
+    outstanding: Option<(u64, Instant)>,
+}
+
+impl Heartbeat {
+    async fn new(every: Option<Duration>) -> Heartbeat {
+        let every = every.filter(|d| !d.is_zero());
+        let mut ticker = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
+        // The first tick is immediate; the first ping is due one interval in.
+        ticker.tick().await;
+        Heartbeat {
+            enabled: every.is_some(),
+            ticker,
+            sent: 0,
+            outstanding: None,
+        }
+    }
+
+    /// Resolves when a ping is due (never without `--ping-interval`).
+    async fn due(&mut self) {
+        if self.enabled {
+            self.ticker.tick().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// The payload of the next ping, now outstanding.
+    fn next_ping(&mut self) -> Vec<u8> {
+        self.sent += 1;
+        self.outstanding = Some((self.sent, Instant::now()));
+        self.sent.to_be_bytes().to_vec()
+    }
+
+    /// The round trip, when `payload` answers the outstanding ping.
+    fn answered(&mut self, payload: &[u8]) -> Option<Duration> {
+        let (id, sent) = self.outstanding?;
+        if payload != id.to_be_bytes() {
+            return None;
+        }
+        self.outstanding = None;
+        Some(sent.elapsed())
+    }
 }
 
 impl Watch<'_> {
-    fn waits_for_something(&self) -> bool {
-        self.args.expect.is_some() || self.args.count.is_some()
-    }
-
-    async fn run(&mut self, recorder: &mut Option<Recorder>) -> End {
-        let timeout_at = self
-            .waits_for_something()
-            .then(|| self.started + self.args.timeout.unwrap_or(DEFAULT_TIMEOUT));
-        let duration_at = self.args.duration.map(|d| self.started + d);
+    async fn run(&mut self) -> End {
+        let url = ws::socket_url(&self.endpoint, None, &self.options);
+        self.reporter
+            .say(&report::banner(&self.endpoint.org, &ws::masked(&url)));
         let backoff = Backoff {
             base: self.args.reconnect_base,
             cap: self.args.reconnect_cap,
@@ -267,11 +371,6 @@ impl Watch<'_> {
         let mut delays = backoff.delays(rand::rng());
         let mut disconnected_at: Option<Timestamp> = None;
         let mut first = true;
-        self.reporter.say(&format!(
-            "Watching sync events of {} at {}\n",
-            human::paint(human::BOLD, &self.endpoint.org),
-            ws::masked(&ws::socket_url(&self.endpoint, None, &self.options))
-        ));
         loop {
             let resume = if first {
                 None
@@ -280,277 +379,306 @@ impl Watch<'_> {
                     .resume_point()
                     .map(|(since, epoch)| ws::ResumeFrom { since, epoch })
             };
-            let opened = tokio::select! {
-                // Polled first, so the handlers are in place before anything else happens.
-                biased;
-                _ = &mut self.interrupt => return End::Interrupted,
-                _ = sleep_until(timeout_at) => return End::Timeout,
-                _ = sleep_until(duration_at) => return End::Finished("duration"),
-                opened = ws::open(&self.endpoint, resume.as_ref(), &self.options) => opened,
+            let mut session = match self.connect(resume.as_ref(), first).await {
+                Attempt::Ready(session) => session,
+                Attempt::Failed(e) => match self.wait_to_retry(&mut delays, e).await {
+                    Some(end) => return end,
+                    None => continue,
+                },
+                Attempt::Again => continue,
+                Attempt::End(end) => return end,
             };
-            let mut opened = match opened {
-                Ok(opened) => opened,
-                Err(e) if first => return End::GaveUp(e),
-                Err(e) => {
-                    let Some(delay) = delays.next() else {
-                        return End::GaveUp(e.context("reconnecting failed; giving up"));
-                    };
-                    self.reporter.warn(&format!(
-                        "reconnect attempt {} failed: {e:#}; next in {}",
-                        delays.attempts(),
-                        fmt_duration(delay)
-                    ));
-                    tokio::select! {
-                        _ = &mut self.interrupt => return End::Interrupted,
-                        _ = sleep_until(timeout_at) => return End::Timeout,
-                        _ = sleep_until(duration_at) => return End::Finished("duration"),
-                        _ = tokio::time::sleep(delay) => continue,
-                    }
-                }
+            let verdict = match self.on_session(&session, resume.as_ref(), disconnected_at.take()) {
+                Ok(verdict) => verdict,
+                Err(end) => return end,
             };
-            self.reporter.open(&json::Open {
-                url: opened.display_url.clone(),
-                organization_id: self.endpoint.org.clone(),
-                open_ms: opened.open_time.as_secs_f64() * 1000.0,
-                subprotocol: opened.subprotocol.clone(),
-                attempt: self.check.summary().reconnects + u32::from(!first),
-            });
-            let connected_limit = self.args.timeout.unwrap_or(CONNECTED_TIMEOUT);
-            let connected = tokio::select! {
-                _ = &mut self.interrupt => return End::Interrupted,
-                c = ws::expect_connected(&mut opened.stream, &self.endpoint.org, connected_limit) => c,
-            };
-            let connected = match connected {
-                Ok(c) => c,
-                Err(e) => {
-                    let exit = crate::exit::exit_for(&e);
-                    if first || exit != Exit::Protocol {
-                        return match exit {
-                            Exit::Timeout => End::GaveUp(e),
-                            _ => End::Protocol(format!("{e:#}")),
-                        };
-                    }
-                    self.reporter.warn(&format!("{e:#}"));
-                    continue;
-                }
-            };
-            if let Some(recorder) = recorder
-                && let Err(e) = recorder.write(&connected.raw, SystemTime::now())
-            {
-                return End::GaveUp(e);
-            }
-            let (findings, verdict) = self
-                .check
-                .on_connected(&connected.connected, resume.as_ref().map(|r| r.since));
-            if let Some(from) = disconnected_at.take()
-                && connected.connected.seq.is_none()
-            {
-                self.check.loss_window(from, Timestamp::now(), "reconnected to a server without seq: events sent while disconnected were not seen");
-                self.reporter.warn("reconnected to a server without sequence numbers: events sent while disconnected may have been missed");
-            }
-            self.reporter
-                .event(&connected.raw, Some(&connected.frame), EventStyle::Line);
-            for finding in findings {
-                self.reporter.warn(&finding.message());
-            }
             delays.reset();
             first = false;
-            match verdict {
-                Verdict::Satisfied => {
-                    return self.close_with(&mut opened.stream, End::Satisfied).await;
-                }
-                Verdict::Failed(m) => {
-                    return self.close_with(&mut opened.stream, End::Failed(m)).await;
-                }
-                Verdict::Continue => {}
+            if let Some(end) = ended(verdict) {
+                return self.close_with(&mut session, end).await;
             }
-            match self
-                .read(&mut opened.stream, recorder, timeout_at, duration_at)
-                .await
-            {
-                Lost::End(end) => return self.close_with(&mut opened.stream, end).await,
-                Lost::Disconnected(frame, why) => {
-                    let (code, reason) = frame
-                        .clone()
-                        .map_or((None, String::new()), |(c, r)| (Some(c), r));
-                    self.reporter.close(&json::Close {
-                        code,
-                        reason,
-                        initiator: crate::client::session::Initiator::Server,
-                    });
+            match self.read(&mut session).await {
+                Lost::End(end) => return self.close_with(&mut session, end).await,
+                Lost::Disconnected(why) => {
+                    self.reporter.close(&Closed::by_server(why.frame()));
                     if !self.args.reconnect {
-                        return End::ServerClosed(frame);
+                        return End::ServerClosed(why.frame());
                     }
                     disconnected_at = Some(Timestamp::now());
-                    self.reporter.warn(&format!("{why}; reconnecting"));
+                    self.reporter.warn(&report::reconnecting(&why));
                 }
             }
+        }
+    }
+
+    /// Opens a session (the first, or a reconnection resuming from `resume`). Ctrl-C
+    /// ends it at any point; `--timeout` and `--duration` only while the socket is
+    /// being opened (the wait for CONNECTED has its own limit).
+    async fn connect(&mut self, resume: Option<&ws::ResumeFrom>, first: bool) -> Attempt {
+        let opened = Cell::new(false);
+        let mut stopped = None;
+        let attempt = self.check.connections();
+        let started = {
+            let stop = stop(
+                &mut self.interrupt,
+                [self.timeout_at, self.duration_at],
+                &opened,
+                &mut stopped,
+            );
+            tokio::pin!(stop);
+            let (reporter, org) = (self.reporter, &self.endpoint.org);
+            let on_open = |o: &ws::Opened| {
+                opened.set(true);
+                reporter.open(&json::Open::of(o, org, attempt));
+            };
+            let within = self.args.timeout.unwrap_or(CONNECTED_TIMEOUT);
+            Session::start(
+                &self.endpoint,
+                resume,
+                &self.options,
+                within,
+                on_open,
+                &mut stop,
+            )
+            .await
+        };
+        match started {
+            Ok(Started::Ready(session)) => Attempt::Ready(session),
+            Ok(Started::Interrupted(closed)) => {
+                if let Some(closed) = closed {
+                    self.reporter.close(&closed);
+                }
+                Attempt::End(stopped.unwrap_or(End::Interrupted))
+            }
+            Err(e) if !opened.get() && first => Attempt::End(End::GaveUp(e)),
+            Err(e) if !opened.get() => Attempt::Failed(e),
+            Err(e) => self.connected_failed(e, first),
+        }
+    }
+
+    /// CONNECTED was missing or wrong: the end of the watch, except for a protocol
+    /// error on a reconnection (a server restarting), which is tried again.
+    fn connected_failed(&self, e: anyhow::Error, first: bool) -> Attempt {
+        let exit = crate::exit::exit_for(&e);
+        if first || exit != Exit::Protocol {
+            return Attempt::End(match exit {
+                Exit::Timeout => End::GaveUp(e),
+                _ => End::Protocol(format!("{e:#}")),
+            });
+        }
+        self.reporter.warn(&format!("{e:#}"));
+        Attempt::Again
+    }
+
+    /// After a failed reconnection: waits for the next backoff delay (`None`), or
+    /// ends the watch when the attempts are used up or something else ends it.
+    async fn wait_to_retry(
+        &mut self,
+        delays: &mut Delays<impl rand::Rng>,
+        e: anyhow::Error,
+    ) -> Option<End> {
+        let Some(delay) = delays.next() else {
+            return Some(End::GaveUp(e.context("reconnecting failed; giving up")));
+        };
+        self.reporter
+            .warn(&report::reconnect_failed(delays.attempts(), &e, delay));
+        tokio::select! {
+            end = self.stopped() => Some(end),
+            _ = tokio::time::sleep(delay) => None,
+        }
+    }
+
+    /// Resolves at Ctrl-C, `--timeout` or `--duration`, whichever comes first.
+    async fn stopped(&mut self) -> End {
+        tokio::select! {
+            _ = &mut self.interrupt => End::Interrupted,
+            _ = sleep_until(self.timeout_at) => End::Timeout,
+            _ = sleep_until(self.duration_at) => End::Finished(Limit::Duration),
+        }
+    }
+
+    /// A session's CONNECTED: recorded, checked, shown; `disconnected_at` is when
+    /// the previous connection was lost.
+    fn on_session(
+        &mut self,
+        session: &Session,
+        resume: Option<&ws::ResumeFrom>,
+        disconnected_at: Option<Timestamp>,
+    ) -> Result<Verdict, End> {
+        let connected = &session.connected;
+        self.record(&connected.raw, SystemTime::now())?;
+        let (findings, verdict) = self
+            .check
+            .on_connected(&connected.connected, resume.map(|r| r.since));
+        if let Some(from) = disconnected_at
+            && connected.connected.seq.is_none()
+        {
+            self.check.loss_window(
+                from,
+                Timestamp::now(),
+                "reconnected to a server without seq: events sent while disconnected were not seen",
+            );
+            self.reporter.warn(report::UNNUMBERED_RECONNECT);
+        }
+        self.reporter
+            .event(&connected.raw, Some(&connected.frame), EventStyle::Line);
+        for finding in findings {
+            self.reporter.warn(&finding.message());
+        }
+        Ok(verdict)
+    }
+
+    /// `--record`: a write error ends the watch.
+    fn record(&mut self, raw: &str, at: SystemTime) -> Result<(), End> {
+        match &mut self.recorder {
+            Some(recorder) => recorder.write(raw, at).map_err(End::GaveUp),
+            None => Ok(()),
         }
     }
 
     /// Reads one connection until something ends it.
-    async fn read(
-        &mut self,
-        stream: &mut ws::Stream,
-        recorder: &mut Option<Recorder>,
-        timeout_at: Option<Instant>,
-        duration_at: Option<Instant>,
-    ) -> Lost {
-        let ping_every = self.args.ping_interval.filter(|d| !d.is_zero());
-        let mut ticker = tokio::time::interval(ping_every.unwrap_or(Duration::from_secs(3600)));
-        ticker.tick().await;
-        let mut outstanding: Option<(u64, Instant)> = None;
-        let mut pings = 0u64;
+    async fn read(&mut self, session: &mut Session) -> Lost {
+        let mut heartbeat = Heartbeat::new(self.args.ping_interval).await;
         loop {
-            tokio::select! {
-                _ = &mut self.interrupt => return Lost::End(End::Interrupted),
-                _ = sleep_until(timeout_at) => return Lost::End(End::Timeout),
-                _ = sleep_until(duration_at) => return Lost::End(End::Finished("duration")),
-                _ = ticker.tick(), if ping_every.is_some() => {
-                    if outstanding.is_some() {
-                        return self.dead("the server stopped answering pings");
-                    }
-                    pings += 1;
-                    outstanding = Some((pings, Instant::now()));
-                    if ws::ping(stream, pings.to_be_bytes().to_vec()).await.is_err() {
-                        return self.dead("sending a ping failed");
-                    }
-                }
-                incoming = ws::next(stream) => {
-                    let incoming = match incoming {
-                        Ok(incoming) => incoming,
-                        Err(e) => return Lost::End(End::Protocol(format!("{e:#}"))),
-                    };
-                    match incoming {
-                        ws::Incoming::Text { text, at } => {
-                            if let Some(recorder) = recorder
-                                && let Err(e) = recorder.write(&text, at)
-                            {
-                                return Lost::End(End::GaveUp(e));
-                            }
-                            let outcome = match self.check.on_frame(&text, at) {
-                                Ok(outcome) => outcome,
-                                Err(violation) => return Lost::End(End::Protocol(violation.0)),
-                            };
-                            if outcome.considered {
-                                self.reporter.event(&text, outcome.frame.as_ref(), EventStyle::Line);
-                            }
-                            for finding in &outcome.findings {
-                                self.reporter.warn(&finding.message());
-                            }
-                            match outcome.verdict {
-                                Verdict::Satisfied => return Lost::End(End::Satisfied),
-                                Verdict::Failed(m) => return Lost::End(End::Failed(m)),
-                                Verdict::Continue => {}
-                            }
-                            if self.args.count.is_some_and(|n| self.check.events() >= n) {
-                                return Lost::End(End::Finished("count"));
-                            }
-                        }
-                        ws::Incoming::Binary(len) => {
-                            let message = format!("a binary frame of {len} bytes: the protocol sends JSON text frames only");
-                            if !self.args.lenient {
-                                return Lost::End(End::Protocol(message));
-                            }
-                            self.reporter.warn(&message);
-                        }
-                        ws::Incoming::Pong(payload) => {
-                            if let Some((id, sent)) = outstanding
-                                && payload == id.to_be_bytes()
-                            {
-                                self.reporter.debug(&format!("pong in {}", human::ms(sent.elapsed().as_secs_f64() * 1000.0)));
-                                outstanding = None;
-                            }
-                        }
-                        ws::Incoming::Closed(frame) => {
-                            let why = match &frame {
-                                Some((code, reason)) => format!("the server closed the connection (code {code}, reason: {})", if reason.is_empty() { "-" } else { reason }),
-                                None => "the connection was lost without a close frame".to_string(),
-                            };
-                            return Lost::Disconnected(frame, why);
-                        }
-                    }
-                }
+            let lost = tokio::select! {
+                end = self.stopped() => Some(Lost::End(end)),
+                _ = heartbeat.due() => self.ping(session, &mut heartbeat).await,
+                incoming = session.next() => self.on_incoming(incoming, &mut heartbeat),
+            };
+            if let Some(lost) = lost {
+                return lost;
             }
         }
     }
 
-    fn dead(&self, why: &str) -> Lost {
+    /// A ping is due: the previous one must have been answered.
+    async fn ping(&self, session: &mut Session, heartbeat: &mut Heartbeat) -> Option<Lost> {
+        if heartbeat.outstanding.is_some() {
+            return Some(self.dead(Disconnect::PingUnanswered));
+        }
+        let payload = heartbeat.next_ping();
+        match ws::ping(&mut session.stream, payload).await {
+            Ok(()) => None,
+            Err(_) => Some(self.dead(Disconnect::PingFailed)),
+        }
+    }
+
+    fn on_incoming(
+        &mut self,
+        incoming: anyhow::Result<ws::Incoming>,
+        heartbeat: &mut Heartbeat,
+    ) -> Option<Lost> {
+        let incoming = match incoming {
+            Ok(incoming) => incoming,
+            Err(e) => return Some(Lost::End(End::Protocol(format!("{e:#}")))),
+        };
+        match incoming {
+            ws::Incoming::Text { text, at } => self.on_text(&text, at).map(Lost::End),
+            ws::Incoming::Binary(len) => {
+                let message = report::binary_frame(len);
+                if !self.args.lenient {
+                    return Some(Lost::End(End::Protocol(message)));
+                }
+                self.reporter.warn(&message);
+                None
+            }
+            ws::Incoming::Pong(payload) => {
+                if let Some(round_trip) = heartbeat.answered(&payload) {
+                    self.reporter.debug(&report::pong(round_trip));
+                }
+                None
+            }
+            ws::Incoming::Closed(frame) => Some(Lost::Disconnected(Disconnect::of(frame))),
+        }
+    }
+
+    /// A text frame after CONNECTED: recorded, checked, shown when it passes the
+    /// filters; the end it calls for, if any.
+    fn on_text(&mut self, text: &str, at: SystemTime) -> Option<End> {
+        if let Err(end) = self.record(text, at) {
+            return Some(end);
+        }
+        let outcome = match self.check.on_frame(text, at) {
+            Ok(outcome) => outcome,
+            Err(violation) => return Some(End::Protocol(violation.0)),
+        };
+        if outcome.considered {
+            self.reporter
+                .event(text, outcome.frame.as_ref(), EventStyle::Line);
+        }
+        for finding in &outcome.findings {
+            self.reporter.warn(&finding.message());
+        }
+        if let Some(end) = ended(outcome.verdict) {
+            return Some(end);
+        }
+        self.args
+            .count
+            .is_some_and(|n| self.check.events() >= n)
+            .then_some(End::Finished(Limit::Count))
+    }
+
+    fn dead(&self, why: Disconnect) -> Lost {
         if self.args.reconnect {
-            Lost::Disconnected(None, why.to_string())
+            Lost::Disconnected(why)
         } else {
             Lost::End(End::Protocol(format!("{why} (dead connection)")))
         }
     }
 
     /// Closes our side with 1000 and reports it.
-    async fn close_with(&self, stream: &mut ws::Stream, end: End) -> End {
+    async fn close_with(&self, session: &mut Session, end: End) -> End {
         if matches!(end, End::Protocol(_)) {
             // The connection may be unusable; do not wait on it.
             return end;
         }
-        let answer = ws::close(stream, 1000, "normal").await;
-        let (code, reason) = answer.unwrap_or((1000, "normal".into()));
-        self.reporter.close(&json::Close {
-            code: Some(code),
-            reason,
-            initiator: crate::client::session::Initiator::Client,
-        });
+        let closed = session.close(1000, "normal").await;
+        self.reporter.close(&closed);
         end
     }
 
+    fn expectation_unmet(&self) -> bool {
+        self.args.expect.is_some() && !self.check.satisfied()
+    }
+
+    fn outcome(&self, end: &End) -> WatchOutcome {
+        match end {
+            End::Satisfied => WatchOutcome::Satisfied,
+            End::Failed(_) => WatchOutcome::Failed,
+            End::Protocol(_) => WatchOutcome::ProtocolError,
+            End::Timeout => WatchOutcome::Timeout,
+            End::Finished(_) if self.expectation_unmet() => WatchOutcome::Failed,
+            End::Finished(limit) => limit.outcome(),
+            End::Interrupted => WatchOutcome::Interrupted,
+            End::ServerClosed(_) => WatchOutcome::Closed,
+            End::GaveUp(_) => WatchOutcome::GaveUp,
+        }
+    }
+
+    /// Reports the summary (and `--junit`), then turns the end into the exit.
     fn finish(&self, end: End) -> anyhow::Result<Exit> {
-        let expectation_unmet = self.args.expect.is_some() && !self.check.satisfied();
-        let outcome = match &end {
-            End::Satisfied => "satisfied",
-            End::Failed(_) => "failed",
-            End::Protocol(_) => "protocol-error",
-            End::Timeout => "timeout",
-            End::Finished(_) if expectation_unmet => "failed",
-            End::Finished(why) => why,
-            End::Interrupted => "interrupted",
-            End::ServerClosed(_) => "closed",
-            End::GaveUp(_) => "gave-up",
-        };
         let summary = WatchSummary {
-            outcome: outcome.to_string(),
+            outcome: self.outcome(&end),
             duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
             check: self.check.summary(),
         };
-        self.reporter.summary(json::Summary::Watch(&summary), || {
-            human::watch_summary(&summary.check, outcome)
-        });
+        self.reporter
+            .summary(json::Summary::Watch(&summary), || report::summary(&summary));
         if let Some(path) = &self.args.junit {
             self.write_junit(path, &summary)?;
         }
-        let what = if self.args.expect.is_some() {
-            "the expected events"
-        } else {
-            "the events"
-        };
         match end {
             End::Satisfied => Ok(Exit::Success),
-            End::Finished(_) if !expectation_unmet => Ok(Exit::Success),
-            End::Finished(why) => Err(Failure::Expectation(format!(
-                "the expectation was not met when the watch ended (--{why}):\n{}",
+            End::Finished(_) if !self.expectation_unmet() => Ok(Exit::Success),
+            End::Finished(limit) => Err(Failure::Expectation(format!(
+                "the expectation was not met when the watch ended (--{}):\n{}",
+                limit.flag(),
                 self.check.explain_unmet()
             ))
             .into()),
             End::Failed(message) => Err(Failure::Expectation(message).into()),
             End::Protocol(message) => Err(Failure::Protocol(message).into()),
-            End::Timeout => {
-                let limit = self.args.timeout.unwrap_or(DEFAULT_TIMEOUT);
-                let mut message = format!(
-                    "timed out after {} waiting for {what}",
-                    humantime::format_duration(limit)
-                );
-                if self.args.expect.is_some() {
-                    message.push_str(&format!(":\n{}", self.check.explain_unmet()));
-                } else if let Some(count) = self.args.count {
-                    message.push_str(&format!(": {} of {count} arrived", self.check.events()));
-                }
-                Err(Failure::Timeout(message).into())
-            }
+            End::Timeout => Err(self.timed_out()),
             End::Interrupted => Err(Failure::Interrupted.into()),
             End::ServerClosed(frame) => {
                 let how = match frame {
@@ -568,9 +696,27 @@ impl Watch<'_> {
             End::GaveUp(e) => Err(e),
         }
     }
-}
 
-impl Watch<'_> {
+    /// The error for `--timeout`: what was awaited and how far it got.
+    fn timed_out(&self) -> anyhow::Error {
+        let limit = self.args.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let what = if self.args.expect.is_some() {
+            "the expected events"
+        } else {
+            "the events"
+        };
+        let mut message = format!(
+            "timed out after {} waiting for {what}",
+            humantime::format_duration(limit)
+        );
+        if self.args.expect.is_some() {
+            message.push_str(&format!(":\n{}", self.check.explain_unmet()));
+        } else if let Some(count) = self.args.count {
+            message.push_str(&format!(": {} of {count} arrived", self.check.events()));
+        }
+        Failure::Timeout(message).into()
+    }
+
     /// One case for the run as a whole (its expectation, or a clean end), one per item.
     fn write_junit(&self, path: &std::path::Path, summary: &WatchSummary) -> anyhow::Result<()> {
         let classname = format!("watch-sync.{}", self.endpoint.org);
@@ -578,7 +724,6 @@ impl Watch<'_> {
             Some(e) => format!("expect {}", e.pattern),
             None => "watch".to_string(),
         };
-        let ok = matches!(summary.outcome.as_str(), "satisfied" | "count" | "duration");
         let explanation = summary
             .check
             .expectation
@@ -588,7 +733,7 @@ impl Watch<'_> {
             name,
             classname: classname.clone(),
             time: Duration::from_secs_f64(summary.duration_ms / 1000.0),
-            outcome: if ok {
+            outcome: if summary.outcome.is_success() {
                 junit::Outcome::Passed
             } else {
                 junit::Outcome::Failed {
@@ -607,13 +752,34 @@ impl Watch<'_> {
     }
 }
 
+/// Resolves when Ctrl-C arrives, or when one of `deadlines` passes before the socket
+/// is `opened`, saying in `stopped` which it was.
+async fn stop(
+    interrupt: &mut (impl Future<Output = ()> + Unpin),
+    [timeout_at, duration_at]: [Option<Instant>; 2],
+    opened: &Cell<bool>,
+    stopped: &mut Option<End>,
+) {
+    let end = tokio::select! {
+        biased;
+        _ = interrupt => End::Interrupted,
+        _ = before_open(timeout_at, opened) => End::Timeout,
+        _ = before_open(duration_at, opened) => End::Finished(Limit::Duration),
+    };
+    *stopped = Some(end);
+}
+
+/// Resolves at `at` unless the socket is open by then.
+async fn before_open(at: Option<Instant>, opened: &Cell<bool>) {
+    sleep_until(at).await;
+    if opened.get() {
+        std::future::pending::<()>().await;
+    }
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-fn fmt_duration(d: Duration) -> String {
-    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
 }

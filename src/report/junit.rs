@@ -74,7 +74,7 @@ pub fn item_cases(
             let failure = if let Some(explanation) = item
                 .explanation
                 .as_ref()
-                .filter(|_| item.expectation.as_deref() != Some("satisfied"))
+                .filter(|_| item.expectation != Some(crate::expect::Status::Satisfied))
             {
                 Some(("expectation not met".to_string(), explanation.clone()))
             } else if !item.terminal {
@@ -84,7 +84,7 @@ pub fn item_cases(
                 ))
             } else {
                 expected_terminal
-                    .filter(|e| *e != item.state)
+                    .filter(|e| *e != item.state.as_str())
                     .map(|expected| {
                         (
                             format!("ended {} instead of {expected}", item.state),

@@ -1,17 +1,385 @@
-//! The records of `watch-sync`.
+//! The records of `watch-sync` and their text: the banner, the lines about lost and
+//! re-established connections, the pong round trips, and the end-of-run summary.
+
+use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::check;
+use super::human::{BOLD, DIM, GREEN, RED, YELLOW, ms, paint, style_of};
+use crate::check::{self, ItemSummary, Summary};
+use crate::expect::Status;
 
 /// The `summary` record of `watch-sync`.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WatchSummary {
-    /// `satisfied`, `failed`, `timeout`, `interrupted`, `protocol-error`,
-    /// `closed`, `gave-up`, `count`, `duration`.
-    pub outcome: String,
+    pub outcome: WatchOutcome,
     pub duration_ms: f64,
     #[serde(flatten)]
     pub check: check::Summary,
+}
+
+/// How a watch ended, as the summary's `outcome` says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WatchOutcome {
+    /// The expectation held.
+    Satisfied,
+    /// The expectation failed, `--fail-on` fired, or it was unmet at `--count`/`--duration`.
+    Failed,
+    /// `--timeout` passed before the expectation or `--count` was reached.
+    Timeout,
+    /// Ctrl-C.
+    Interrupted,
+    ProtocolError,
+    /// The server closed the connection and `--reconnect` was not given.
+    Closed,
+    /// Connecting or reconnecting failed for good (or another runtime error).
+    GaveUp,
+    /// `--count` events arrived.
+    Count,
+    /// `--duration` passed.
+    Duration,
+}
+
+impl WatchOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchOutcome::Satisfied => "satisfied",
+            WatchOutcome::Failed => "failed",
+            WatchOutcome::Timeout => "timeout",
+            WatchOutcome::Interrupted => "interrupted",
+            WatchOutcome::ProtocolError => "protocol-error",
+            WatchOutcome::Closed => "closed",
+            WatchOutcome::GaveUp => "gave-up",
+            WatchOutcome::Count => "count",
+            WatchOutcome::Duration => "duration",
+        }
+    }
+
+    /// The ends that exit 0.
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            WatchOutcome::Satisfied | WatchOutcome::Count | WatchOutcome::Duration
+        )
+    }
+}
+
+impl fmt::Display for WatchOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Why a connection was lost (and, with `--reconnect`, is being re-established).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Disconnect {
+    /// The server's close frame.
+    Closed { code: u16, reason: String },
+    /// The connection ended without a close frame.
+    Dropped,
+    /// A ping was still unanswered when the next one was due.
+    PingUnanswered,
+    /// A ping could not be sent.
+    PingFailed,
+}
+
+impl Disconnect {
+    /// From the close frame the server sent, if any.
+    pub fn of(frame: Option<(u16, String)>) -> Disconnect {
+        match frame {
+            Some((code, reason)) => Disconnect::Closed { code, reason },
+            None => Disconnect::Dropped,
+        }
+    }
+
+    /// The close frame, for the `close` record.
+    pub fn frame(&self) -> Option<(u16, String)> {
+        match self {
+            Disconnect::Closed { code, reason } => Some((*code, reason.clone())),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Disconnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Disconnect::Closed { code, reason } => write!(
+                f,
+                "the server closed the connection (code {code}, reason: {})",
+                or_dash(reason)
+            ),
+            Disconnect::Dropped => f.write_str("the connection was lost without a close frame"),
+            Disconnect::PingUnanswered => f.write_str("the server stopped answering pings"),
+            Disconnect::PingFailed => f.write_str("sending a ping failed"),
+        }
+    }
+}
+
+/// `Watching sync events of ORG at URL`.
+pub fn banner(org: &str, url: &str) -> String {
+    format!("Watching sync events of {} at {url}\n", paint(BOLD, org))
+}
+
+/// The warning for a lost connection that is being re-established.
+pub fn reconnecting(why: &Disconnect) -> String {
+    format!("{why}; reconnecting")
+}
+
+/// The warning for a failed reconnect attempt, `next` being the wait before the
+/// following one.
+pub fn reconnect_failed(attempt: u32, error: &anyhow::Error, next: Duration) -> String {
+    let next = humantime::format_duration(Duration::from_millis(next.as_millis() as u64));
+    format!("reconnect attempt {attempt} failed: {error:#}; next in {next}")
+}
+
+/// The warning for a reconnection to a server that does not number its events.
+pub const UNNUMBERED_RECONNECT: &str = "reconnected to a server without sequence numbers: events sent while disconnected may have been missed";
+
+/// A binary frame (a warning with `--lenient`, else the protocol error).
+pub fn binary_frame(len: usize) -> String {
+    format!("a binary frame of {len} bytes: the protocol sends JSON text frames only")
+}
+
+/// The `-v` line for an answered ping.
+pub fn pong(round_trip: Duration) -> String {
+    format!("pong in {}", ms(round_trip.as_secs_f64() * 1000.0))
+}
+
+/// The end-of-run summary, one part per section.
+pub fn summary(s: &WatchSummary) -> String {
+    let c = &s.check;
+    [
+        headline(s.outcome, c),
+        by_type(c),
+        items(&c.items),
+        unfinished(c),
+        durations(c),
+        seq(c),
+        connections(c),
+        oddities(c),
+        expectation(c),
+    ]
+    .concat()
+}
+
+fn headline(outcome: WatchOutcome, s: &Summary) -> String {
+    let verdict = match outcome {
+        o if o.is_success() => paint(GREEN, o),
+        WatchOutcome::Interrupted | WatchOutcome::Closed => paint(YELLOW, outcome),
+        _ => paint(RED, outcome),
+    };
+    format!(
+        "\n{} {verdict}: {} frames, {} events\n",
+        paint(BOLD, "Summary"),
+        s.frames,
+        s.events
+    )
+}
+
+fn by_type(s: &Summary) -> String {
+    if s.by_type.is_empty() {
+        return String::new();
+    }
+    let counts: Vec<String> = s.by_type.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    format!("  by type: {}\n", counts.join(", "))
+}
+
+fn items(items: &[ItemSummary]) -> String {
+    if items.is_empty() {
+        return String::new();
+    }
+    let width = items
+        .iter()
+        .map(|i| i.pfa_id.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = format!("  items ({}):\n", items.len());
+    for item in items {
+        out.push_str(&item_line(item, width));
+    }
+    out
+}
+
+fn item_line(item: &ItemSummary, width: usize) -> String {
+    let duration = item
+        .queued_to_terminal_ms
+        .map_or(String::new(), |d| format!("  {d} ms queued→terminal"));
+    let state = item.state.as_str();
+    let state = paint(style_of(state), format!("{state:<15}"));
+    let pending = if item.terminal {
+        String::new()
+    } else {
+        paint(YELLOW, "  (no terminal event)")
+    };
+    let expectation = match item.expectation {
+        Some(Status::Satisfied) => format!("  {}", paint(GREEN, "✓")),
+        Some(other) => format!("  {}", paint(RED, other)),
+        None => String::new(),
+    };
+    format!(
+        "    {:<width$}  {state} after {} events{duration}{pending}{expectation}\n",
+        item.pfa_id,
+        item.events.len()
+    )
+}
+
+fn unfinished(s: &Summary) -> String {
+    if s.unfinished.is_empty() {
+        return String::new();
+    }
+    format!(
+        "  {} {}\n",
+        paint(YELLOW, "no terminal event:"),
+        s.unfinished.join(", ")
+    )
+}
+
+fn durations(s: &Summary) -> String {
+    let mut out = String::new();
+    if let Some(d) = &s.queued_to_terminal_ms {
+        out.push_str(&format!(
+            "  queued→terminal: min {:.0} ms, avg {:.1} ms, max {:.0} ms ({} items)\n",
+            d.min, d.avg, d.max, d.count
+        ));
+    }
+    if let (Some(l), Some(source)) = (&s.delivery_latency_ms, &s.latency_source) {
+        out.push_str(&format!(
+            "  delivery latency: avg {:.2} ms, max {:.2} ms, from {source}\n",
+            l.avg, l.max
+        ));
+    }
+    out
+}
+
+fn seq(s: &Summary) -> String {
+    let Some(seq) = &s.seq else {
+        return format!(
+            "  {}\n",
+            paint(DIM, "seq: none (a Part 1 server): gaps cannot be detected")
+        );
+    };
+    let healthy =
+        seq.gaps == 0 && seq.duplicates == 0 && seq.truncations == 0 && seq.epoch_changes == 0;
+    let line = format!(
+        "  seq: last {}, gaps {}, missing {}, duplicates {}, late {}, truncations {}, epoch changes {}",
+        seq.last_seq.map_or("-".into(), |s| s.to_string()),
+        seq.gaps,
+        seq.missing,
+        seq.duplicates,
+        seq.late,
+        seq.truncations,
+        seq.epoch_changes
+    );
+    format!("{}\n", if healthy { line } else { paint(YELLOW, line) })
+}
+
+fn connections(s: &Summary) -> String {
+    let mut out = String::new();
+    if s.reconnects > 0 {
+        out.push_str(&format!("  reconnects: {}\n", s.reconnects));
+    }
+    for window in &s.loss_windows {
+        out.push_str(&format!(
+            "  {} {} → {}: {}\n",
+            paint(YELLOW, "possible loss"),
+            window.from,
+            window.to,
+            window.reason
+        ));
+    }
+    out
+}
+
+fn oddities(s: &Summary) -> String {
+    let mut out = String::new();
+    if s.malformed > 0 {
+        out.push_str(&format!(
+            "  {} {}\n",
+            paint(RED, "malformed frames:"),
+            s.malformed
+        ));
+    }
+    if !s.unknown_types.is_empty() {
+        out.push_str(&format!(
+            "  unknown types: {}\n",
+            s.unknown_types.join(", ")
+        ));
+    }
+    out
+}
+
+fn expectation(s: &Summary) -> String {
+    let Some(e) = &s.expectation else {
+        return String::new();
+    };
+    let status = match e.status {
+        Status::Satisfied => paint(GREEN, e.status),
+        other => paint(RED, other),
+    };
+    let scope = if e.per_item { ", per item" } else { "" };
+    format!(
+        "  expectation ({}{scope}): {} → {status}\n",
+        e.mode, e.pattern
+    )
+}
+
+fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_serialise_as_today() {
+        let all = [
+            WatchOutcome::Satisfied,
+            WatchOutcome::Failed,
+            WatchOutcome::Timeout,
+            WatchOutcome::Interrupted,
+            WatchOutcome::ProtocolError,
+            WatchOutcome::Closed,
+            WatchOutcome::GaveUp,
+            WatchOutcome::Count,
+            WatchOutcome::Duration,
+        ];
+        for outcome in all {
+            let json = serde_json::to_string(&outcome).unwrap();
+            assert_eq!(json, format!("\"{}\"", outcome.as_str()));
+            assert_eq!(
+                serde_json::from_str::<WatchOutcome>(&json).unwrap(),
+                outcome
+            );
+        }
+        assert_eq!(
+            serde_json::to_string(&WatchOutcome::ProtocolError).unwrap(),
+            "\"protocol-error\""
+        );
+        assert_eq!(
+            serde_json::to_string(&WatchOutcome::GaveUp).unwrap(),
+            "\"gave-up\""
+        );
+    }
+
+    #[test]
+    fn disconnects_say_why() {
+        assert_eq!(
+            reconnecting(&Disconnect::of(Some((1001, String::new())))),
+            "the server closed the connection (code 1001, reason: -); reconnecting"
+        );
+        assert_eq!(
+            Disconnect::of(None).to_string(),
+            "the connection was lost without a close frame"
+        );
+        assert_eq!(
+            Disconnect::of(Some((4000, "bye".into()))).frame(),
+            Some((4000, "bye".into()))
+        );
+        assert_eq!(Disconnect::PingUnanswered.frame(), None);
+    }
 }

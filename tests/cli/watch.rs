@@ -4,26 +4,16 @@
 //! every frame, Part 1 compatibility, `seq` continuity, reconnection with and
 //! without loss, heartbeats, and `--record`.
 
-use serde::Deserialize;
 use serde_json::{Value, json};
-use syncprobe::check::Summary;
-use syncprobe::protocol::Timestamp;
+use syncprobe::expect::{Mode, Status};
+use syncprobe::protocol::{EventType, Timestamp};
 use syncprobe::report::json::{Close, Open};
+use syncprobe::report::watch::{WatchOutcome, WatchSummary};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::fake::{self, CutProxy, FakeServer};
 use crate::support::*;
-
-/// The `summary` record of `watch-sync`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WatchSummary {
-    outcome: String,
-    duration_ms: f64,
-    #[serde(flatten)]
-    check: Summary,
-}
 
 /// The frames of every `event` record, CONNECTED included.
 fn events(records: &[Value]) -> Vec<&Value> {
@@ -84,10 +74,10 @@ async fn an_expected_lifecycle_is_satisfied() {
         ]
     );
     let summary: WatchSummary = summary_of(&finished.records);
-    assert_eq!(summary.outcome, "satisfied");
+    assert_eq!(summary.outcome, WatchOutcome::Satisfied);
     let expectation = summary.check.expectation.expect("an expectation summary");
-    assert_eq!(expectation.status, "satisfied");
-    assert_eq!(expectation.mode, "subsequence");
+    assert_eq!(expectation.status, Status::Satisfied);
+    assert_eq!(expectation.mode, Mode::Subsequence);
     let close: Close = typed(data_of(&finished.records, "close")[0]);
     assert_eq!(
         (close.code, close.initiator.as_str()),
@@ -127,8 +117,8 @@ async fn a_strict_divergence_exits_1_and_is_explained() {
     assert!(err.contains("event 3 was SYNC_SUCCESS"), "{err}");
     assert!(err.contains("expected SYNC_PROCESSING"), "{err}");
     let summary: WatchSummary = summary_of(&finished.records);
-    assert_eq!(summary.outcome, "failed");
-    assert_eq!(summary.check.expectation.unwrap().status, "failed");
+    assert_eq!(summary.outcome, WatchOutcome::Failed);
+    assert_eq!(summary.check.expectation.unwrap().status, Status::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,25 +154,19 @@ async fn per_item_expectations_hold_for_interleaved_items() {
     let finished = run.finish().await;
     assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
     let summary: WatchSummary = summary_of(&finished.records);
-    assert_eq!(summary.outcome, "satisfied");
-    let mut items: Vec<(&str, &str, Option<&str>)> = summary
+    assert_eq!(summary.outcome, WatchOutcome::Satisfied);
+    let mut items: Vec<(&str, EventType, Option<Status>)> = summary
         .check
         .items
         .iter()
-        .map(|i| {
-            (
-                i.pfa_id.as_str(),
-                i.state.as_str(),
-                i.expectation.as_deref(),
-            )
-        })
+        .map(|i| (i.pfa_id.as_str(), i.state.clone(), i.expectation))
         .collect();
-    items.sort();
+    items.sort_by_key(|i| i.0);
     assert_eq!(
         items,
         [
-            (pfas[0], "SYNC_SUCCESS", Some("satisfied")),
-            (pfas[1], "SYNC_CONFLICT", Some("satisfied"))
+            (pfas[0], EventType::Success, Some(Status::Satisfied)),
+            (pfas[1], EventType::Conflict, Some(Status::Satisfied))
         ]
     );
 }
@@ -216,7 +200,7 @@ async fn fail_on_stops_at_the_forbidden_event() {
     );
     assert!(finished.stderr.contains("--fail-on"), "{}", finished.stderr);
     let summary: WatchSummary = summary_of(&finished.records);
-    assert_eq!(summary.outcome, "failed");
+    assert_eq!(summary.outcome, WatchOutcome::Failed);
     assert_eq!(summary.check.by_type.get("SYNC_FAILED"), Some(&1));
     assert_eq!(summary.check.by_type.get("SYNC_PROCESSING"), Some(&4));
 }
@@ -267,7 +251,7 @@ async fn item_and_where_filters_count_only_matching_events() {
         (Some("pfa-a"), Some("timeout"), Some(4))
     );
     let summary: WatchSummary = summary_of(&finished.records);
-    assert_eq!(summary.outcome, "count");
+    assert_eq!(summary.outcome, WatchOutcome::Count);
     assert_eq!(summary.check.events, 1);
     assert_eq!(summary.check.frames, 5);
     assert_eq!(
@@ -305,8 +289,8 @@ async fn an_unmet_expectation_times_out_with_exit_4() {
         stderr(&output)
     );
     let summary: WatchSummary = summary_of(&records(&output));
-    assert_eq!(summary.outcome, "timeout");
-    assert_eq!(summary.check.expectation.unwrap().status, "pending");
+    assert_eq!(summary.outcome, WatchOutcome::Timeout);
+    assert_eq!(summary.check.expectation.unwrap().status, Status::Pending);
     assert!(summary.duration_ms >= 300.0, "{}", summary.duration_ms);
 }
 
@@ -343,8 +327,8 @@ async fn count_stops_after_that_many_events() {
     assert_eq!(pfas, ["pfa-1", "pfa-2", "pfa-3"]);
     let summary: WatchSummary = summary_of(&records);
     assert_eq!(
-        (summary.outcome.as_str(), summary.check.events),
-        ("count", 3)
+        (summary.outcome, summary.check.events),
+        (WatchOutcome::Count, 3)
     );
 }
 
@@ -363,7 +347,7 @@ async fn duration_ends_a_watch_without_expectation_successfully() {
     .await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let summary: WatchSummary = summary_of(&records(&output));
-    assert_eq!(summary.outcome, "duration");
+    assert_eq!(summary.outcome, WatchOutcome::Duration);
     assert!(summary.duration_ms >= 300.0, "{}", summary.duration_ms);
     assert_eq!(summary.check.events, 0);
 }
@@ -428,7 +412,7 @@ async fn protocol_violations_exit_5() {
         assert_eq!(output.status.code(), Some(5), "{what}: {err}");
         assert!(err.contains(complaint), "{what}: {err}");
         let summary: WatchSummary = summary_of(&records(&output));
-        assert_eq!(summary.outcome, "protocol-error", "{what}");
+        assert_eq!(summary.outcome, WatchOutcome::ProtocolError, "{what}");
     }
 }
 
@@ -535,10 +519,10 @@ async fn a_part1_backend_satisfies_expectations_without_seq() {
     let data = data_of(&records, "summary")[0];
     assert!(data["seq"].is_null(), "{data}");
     let summary: WatchSummary = summary_of(&records);
-    assert_eq!(summary.outcome, "satisfied");
+    assert_eq!(summary.outcome, WatchOutcome::Satisfied);
     assert_eq!(summary.check.seq, None);
     assert_eq!(summary.check.items.len(), 1);
-    assert_eq!(summary.check.items[0].state, "SYNC_SUCCESS");
+    assert_eq!(summary.check.items[0].state, EventType::Success);
     assert_eq!(summary.check.items[0].details, "newVersion=2");
     assert!(warnings(&records).is_empty(), "{records:?}");
 }
@@ -757,7 +741,7 @@ async fn a_server_close_without_reconnect_exits_5_naming_the_code() {
         (Some(4403), "server")
     );
     let summary: WatchSummary = summary_of(&records);
-    assert_eq!(summary.outcome, "closed");
+    assert_eq!(summary.outcome, WatchOutcome::Closed);
 }
 
 #[tokio::test]
@@ -831,7 +815,7 @@ async fn a_server_that_stops_answering_pings_is_dead() {
     assert_eq!(output.status.code(), Some(5), "{err}");
     assert!(err.contains("stopped answering pings"), "{err}");
     let summary: WatchSummary = summary_of(&records(&output));
-    assert_eq!(summary.outcome, "protocol-error");
+    assert_eq!(summary.outcome, WatchOutcome::ProtocolError);
 }
 
 #[tokio::test]
@@ -885,7 +869,7 @@ async fn ctrl_c_ends_the_watch_with_a_summary_and_exit_130() {
     let finished = run.finish().await;
     assert_eq!(finished.code(), Some(130), "{}", finished.stderr);
     let summary: WatchSummary = summary_of(&finished.records);
-    assert_eq!(summary.outcome, "interrupted");
+    assert_eq!(summary.outcome, WatchOutcome::Interrupted);
     let close: Close = typed(data_of(&finished.records, "close")[0]);
     assert_eq!(
         (close.code, close.initiator.as_str()),
