@@ -13,6 +13,7 @@ pub mod client;
 pub mod commands;
 pub mod exit;
 pub mod expect;
+pub mod follow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lifecycle;

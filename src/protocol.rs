@@ -457,15 +457,19 @@ impl Serialize for ServerFrame {
     }
 }
 
-/// The outcome a test asks `serve` to simulate for queued items (Part 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The outcome a test asks `serve` to simulate for queued items (Part 2). With
+/// `Mixed`, items cycle through success, conflict, failed and retry-then-success.
+///
+/// `enqueue --outcome` takes it as is (`clap::ValueEnum`, the same kebab-case
+/// spellings); the variants carry no doc comments, which clap would show as help
+/// of each value (and in the checked-in completions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     Success,
     Conflict,
     Failed,
     RetryThenSuccess,
-    /// Items cycle through success, conflict, failed and retry-then-success.
     Mixed,
 }
 

@@ -15,16 +15,17 @@ use clap::Args;
 use tokio::time::Instant;
 
 use super::args::{ConnectionArgs, parse_duration};
-use super::enqueue::{self, FollowError};
-use crate::check::{CheckConfig, StreamCheck};
+use crate::check::{SeqSummary, StreamCheck};
+use crate::client::error::http_status;
 use crate::client::http::Api;
-use crate::client::{self, ws};
+use crate::client::session::{Session, Started};
+use crate::client::{ClientOptions, Endpoint, ws};
 use crate::exit::{Exit, Failure, exit_for};
 use crate::expect::{Matcher, Mode, Pattern, Status};
+use crate::follow::{self, FollowError, Followed};
 use crate::lifecycle::ItemTrace;
-use crate::protocol::{Outcome, SyncStatus, WriteSyncRequest};
-use crate::report::human::{self, paint};
-use crate::report::smoke::{SmokeSummary, Step, StepStatus};
+use crate::protocol::{EventType, Outcome, ProtocolPart, SyncStatus, WriteSyncRequest};
+use crate::report::smoke::{self as report, ServerKind, SmokeSummary, Step, StepStatus};
 use crate::report::{Reporter, json, junit};
 
 /// The lifecycle every item must follow.
@@ -59,15 +60,124 @@ pub struct SmokeArgs {
     pub connection: ConnectionArgs,
 }
 
-struct Steps<'a> {
-    reporter: &'a Reporter,
-    done: Vec<Step>,
-    failure: Option<anyhow::Error>,
+/// The steps, in order.
+const CONNECT: &str = "connect";
+const ENQUEUE: &str = "enqueue";
+const LIFECYCLE_STEP: &str = "lifecycle";
+const SEQ: &str = "seq";
+const SYNC_STATUS: &str = "sync-status";
+const STATS: &str = "stats";
+const CLOSE: &str = "close";
+
+pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let mut connection = args.connection.clone();
+    let kind = if connection.url.is_none() && !args.target.contains("://") {
+        ServerKind::Embedded
+    } else {
+        ServerKind::Url
+    };
+    let server = match kind {
+        ServerKind::Embedded => {
+            let server = crate::server::Embedded::start(crate::server::Config::default())?;
+            connection.url = Some(format!("ws://{}", server.addr));
+            reporter.note(&report::bundled_server(server.addr));
+            Some(server)
+        }
+        ServerKind::Url => None,
+    };
+    let result = smoke(&args, &connection, kind, reporter, started).await;
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    result
 }
 
-impl Steps<'_> {
+/// The steps, one after the other; each step that cannot run says why it is skipped.
+async fn smoke(
+    args: &SmokeArgs,
+    connection: &ConnectionArgs,
+    kind: ServerKind,
+    reporter: &Reporter,
+    started: Instant,
+) -> anyhow::Result<Exit> {
+    let endpoint = connection.endpoint(&args.target)?;
+    let options = connection.client_options()?;
+    let api = Api::new(&endpoint, &options, args.timeout)?;
+    let url = ws::masked(&ws::socket_url(&endpoint, None, &options));
+    reporter.say(&report::banner(&endpoint.org, &url));
+    let mut smoke = Smoke {
+        args,
+        reporter,
+        endpoint,
+        api,
+        kind,
+        steps: Vec::new(),
+        failure: None,
+        protocol: None,
+        items: Vec::new(),
+    };
+    let Some(mut session) = smoke.connect(&options).await else {
+        return smoke.finish(started);
+    };
+    let before = smoke.api.sync_status(&smoke.endpoint.org).await;
+    let queued = match smoke.enqueue(&mut session).await {
+        Some(posted) => {
+            smoke.lifecycle(&posted);
+            smoke.seq(&posted.followed.check);
+            posted.followed.response.queued_count
+        }
+        None => 0,
+    };
+    smoke.sync_status(before, queued).await;
+    smoke.stats().await;
+    smoke.close(&mut session).await;
+    smoke.finish(started)
+}
+
+/// A run of the steps: what they share and what they found.
+struct Smoke<'a> {
+    args: &'a SmokeArgs,
+    reporter: &'a Reporter,
+    endpoint: Endpoint,
+    api: Api,
+    kind: ServerKind,
+    steps: Vec<Step>,
+    /// The first failure, which the run ends with.
+    failure: Option<anyhow::Error>,
+    protocol: Option<ProtocolPart>,
+    items: Vec<ItemTrace>,
+}
+
+/// What the enqueue step hands to the next: the follow, and when the POST started.
+struct Posted {
+    followed: Followed,
+    at: Instant,
+}
+
+/// How a step ended, when it did not pass.
+enum StepEnd {
+    Failed(anyhow::Error),
+    Skipped(String),
+}
+
+impl From<anyhow::Error> for StepEnd {
+    fn from(e: anyhow::Error) -> Self {
+        StepEnd::Failed(e)
+    }
+}
+
+fn expectation(message: String) -> StepEnd {
+    StepEnd::Failed(Failure::Expectation(message).into())
+}
+
+fn skipped(reason: impl Into<String>) -> StepEnd {
+    StepEnd::Skipped(reason.into())
+}
+
+impl Smoke<'_> {
     fn record(&mut self, name: &str, started: Instant, result: Result<String, StepEnd>) {
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let ms = millis(started.elapsed());
         let (status, message, exit_code) = match result {
             Ok(message) => (StepStatus::Passed, message, None),
             Err(StepEnd::Skipped(reason)) => (StepStatus::Skipped, reason, None),
@@ -88,33 +198,247 @@ impl Steps<'_> {
             exit_code,
         };
         self.reporter.step(&step);
-        self.done.push(step);
+        self.steps.push(step);
     }
 
     fn skip_rest(&mut self, names: &[&str], reason: &str) {
         for name in names {
-            self.record(
-                name,
-                Instant::now(),
-                Err(StepEnd::Skipped(reason.to_string())),
-            );
+            self.record(name, Instant::now(), Err(skipped(reason)));
         }
     }
-}
 
-enum StepEnd {
-    Failed(anyhow::Error),
-    Skipped(String),
-}
-
-impl From<anyhow::Error> for StepEnd {
-    fn from(e: anyhow::Error) -> Self {
-        StepEnd::Failed(e)
+    /// Step connect: the socket opens and CONNECTED is right. Without a socket the
+    /// other steps are skipped.
+    async fn connect(&mut self, options: &ClientOptions) -> Option<Session> {
+        let t = Instant::now();
+        let org = self.endpoint.org.clone();
+        // No Ctrl-C handling here: the default (the process ends) is kept.
+        let mut never = std::future::pending();
+        let started = Session::start(
+            &self.endpoint,
+            None,
+            options,
+            self.args.timeout,
+            |_| {},
+            &mut never,
+        );
+        let session = match started.await {
+            Ok(Started::Ready(session)) => *session,
+            other => {
+                let error = other.err().unwrap_or_else(|| Failure::Interrupted.into());
+                self.record(CONNECT, t, Err(error.into()));
+                let rest = [ENQUEUE, LIFECYCLE_STEP, SEQ, SYNC_STATUS, STATS, CLOSE];
+                self.skip_rest(&rest, "the socket could not be opened");
+                return None;
+            }
+        };
+        let part = session.connected.connected.part();
+        self.protocol = Some(part);
+        self.reporter.open(&json::Open {
+            url: session.url.clone(),
+            organization_id: org.clone(),
+            open_ms: millis(session.open_time),
+            subprotocol: session.subprotocol.clone(),
+            attempt: 0,
+        });
+        let which = match part {
+            ProtocolPart::Part2 => "Part 2: seq and epoch",
+            ProtocolPart::Part1 => "Part 1: no seq",
+        };
+        let message = format!(
+            "CONNECTED for {org} in {:.1} ms ({which})",
+            millis(t.elapsed())
+        );
+        self.record(CONNECT, t, Ok(message));
+        Some(session)
     }
-}
 
-fn expectation(message: String) -> StepEnd {
-    StepEnd::Failed(Failure::Expectation(message).into())
+    /// Step enqueue: `--items` items are queued (named, on a Part 2 server) and
+    /// followed. `None` when nothing was queued or the follow broke; then the
+    /// steps that need the items are recorded too.
+    async fn enqueue(&mut self, session: &mut Session) -> Option<Posted> {
+        let part2 = self.protocol == Some(ProtocolPart::Part2);
+        let request = self.request(part2);
+        let t = Instant::now();
+        let deadline = Instant::now() + self.args.timeout;
+        let reporter = self.reporter;
+        let on = |seen: follow::Seen<'_>| crate::report::enqueue::seen(reporter, seen);
+        let followed = follow::follow(session, &self.api, &request, deadline, on).await;
+        let followed = match followed {
+            Ok(f) => f,
+            Err(FollowError::Timeout(f)) if f.answered_ms.is_some() => *f,
+            Err(error) => {
+                self.not_followed(t, error);
+                return None;
+            }
+        };
+        let queued = followed.response.queued_count;
+        if queued == 0 {
+            let reason = format!(
+                "the backend queued nothing ({}): a Part 1 backend queues only pending modifications",
+                followed.response.message.as_deref().unwrap_or("no message")
+            );
+            self.record(ENQUEUE, t, Err(skipped(reason)));
+            self.skip_rest(&[LIFECYCLE_STEP, SEQ], "nothing was queued");
+            return None;
+        }
+        let answered = followed.answered_ms.unwrap_or_default();
+        let job = followed.response.job_id.as_deref().unwrap_or("-");
+        let result = if part2 && queued != u64::from(self.args.items) {
+            Err(expectation(format!(
+                "asked for {} items, the backend queued {queued}",
+                self.args.items
+            )))
+        } else {
+            Ok(format!(
+                "{queued} items queued (job {job}), answered in {answered:.1} ms"
+            ))
+        };
+        self.record(ENQUEUE, t, result);
+        Some(Posted { followed, at: t })
+    }
+
+    /// The write-sync of the enqueue step: named items on a Part 2 server, so
+    /// they can be told from others.
+    fn request(&self, part2: bool) -> WriteSyncRequest {
+        let run_id = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+        WriteSyncRequest {
+            organization_id: self.endpoint.org.clone(),
+            count: Some(self.args.items),
+            pfa_ids: part2.then(|| {
+                (1..=self.args.items)
+                    .map(|i| format!("smoke-{run_id}-{i}"))
+                    .collect()
+            }),
+            outcome: Some(Outcome::Success),
+            ..Default::default()
+        }
+    }
+
+    /// The enqueue step when the follow stopped before the answer, or broke.
+    fn not_followed(&mut self, t: Instant, error: FollowError) {
+        match error {
+            FollowError::Timeout(_) => {
+                let error = Failure::Timeout(format!(
+                    "no answer to POST /api/pems/write-sync within {}",
+                    humantime::format_duration(self.args.timeout)
+                ));
+                self.record(ENQUEUE, t, Err(StepEnd::Failed(error.into())));
+                self.skip_rest(&[LIFECYCLE_STEP, SEQ], "nothing was queued");
+            }
+            FollowError::Post(e) => {
+                self.record(ENQUEUE, t, Err(e.into()));
+                self.skip_rest(&[LIFECYCLE_STEP, SEQ], "nothing was queued");
+            }
+            FollowError::Stream(e) => {
+                self.record(ENQUEUE, t, Ok("the POST was sent".into()));
+                self.record(LIFECYCLE_STEP, t, Err(e.into()));
+                self.skip_rest(&[SEQ], "the event stream broke");
+            }
+        }
+    }
+
+    /// Step lifecycle: every queued item went `QUEUED PROCESSING+ TERMINAL` and
+    /// succeeded, within `--timeout` of the POST.
+    fn lifecycle(&mut self, posted: &Posted) {
+        let f = &posted.followed;
+        let queued = f.response.queued_count;
+        let timed_out =
+            f.items.iter().any(|i| i.outcome.is_none()) || (f.items.len() as u64) < queued;
+        self.items = f.items.clone();
+        let result = check_lifecycle(&f.items, queued, timed_out, self.args.timeout);
+        self.record(LIFECYCLE_STEP, posted.at, result);
+    }
+
+    /// Step seq: contiguous, on a server that numbers its events.
+    fn seq(&mut self, check: &StreamCheck) {
+        let t = Instant::now();
+        let result = match check.summary().seq {
+            None => Err(skipped(
+                "the backend sends no seq (Part 1): gaps cannot be detected",
+            )),
+            Some(seq) => check_seq(&seq),
+        };
+        self.record(SEQ, t, result);
+    }
+
+    /// Step sync-status: the figures moved by the items that ended.
+    async fn sync_status(&mut self, before: anyhow::Result<SyncStatus>, queued: u64) {
+        let t = Instant::now();
+        let result = match before {
+            Err(e) => Err(StepEnd::Failed(
+                e.context("GET /api/pems/sync-status before enqueueing failed"),
+            )),
+            Ok(_) if queued == 0 => {
+                Err(skipped("nothing was queued, so the figures need not move"))
+            }
+            Ok(before) => sync_status_moved(&self.api, &self.endpoint.org, &before, queued).await,
+        };
+        self.record(SYNC_STATUS, t, result);
+    }
+
+    /// Step stats: `/api/ws/stats` lists the open connection.
+    async fn stats(&mut self) {
+        let t = Instant::now();
+        let org = &self.endpoint.org;
+        let result = match self.api.stats().await {
+            Ok(stats) => check_stats(&stats, org),
+            Err(e) if http_status(&e) == Some(404) => {
+                Err(skipped("the backend has no /api/ws/stats (Part 1)"))
+            }
+            Err(e) => Err(e.into()),
+        };
+        self.record(STATS, t, result);
+    }
+
+    /// Step close: the server answers the close handshake.
+    async fn close(&mut self, session: &mut Session) {
+        let t = Instant::now();
+        let result = match ws::close(&mut session.stream, 1000, "normal").await {
+            Some((code, reason)) => {
+                self.reporter.close(&json::Close {
+                    code: Some(code),
+                    reason,
+                    initiator: crate::client::session::Initiator::Client,
+                });
+                Ok(format!("closed with 1000; the server answered {code}"))
+            }
+            None => Err(StepEnd::Failed(
+                Failure::Protocol("the server did not answer the close handshake".into()).into(),
+            )),
+        };
+        self.record(CLOSE, t, result);
+    }
+
+    /// The JUnit file, the summary, and the run's end: the first failure, if any.
+    fn finish(self, started: Instant) -> anyhow::Result<Exit> {
+        let summary = SmokeSummary {
+            ok: self.failure.is_none(),
+            server: self.kind,
+            url: self.endpoint.socket.to_string(),
+            organization_id: self.endpoint.org.clone(),
+            protocol: self.protocol,
+            steps: self.steps,
+            items: self.items,
+            duration_ms: millis(started.elapsed()),
+        };
+        if let Some(path) = &self.args.junit {
+            let mut cases = junit::step_cases(&summary.steps, "smoke");
+            let success = EventType::Success.to_string();
+            cases.extend(junit::trace_cases(
+                &summary.items,
+                "smoke.items",
+                Some(&success),
+            ));
+            junit::write(path, "syncprobe smoke", &cases)?;
+        }
+        self.reporter
+            .summary(json::Summary::Smoke(&summary), || report::summary(&summary));
+        match self.failure {
+            None => Ok(Exit::Success),
+            Some(error) => Err(error),
+        }
+    }
 }
 
 /// Completed + failed + conflicts: every finished item, whatever its outcome.
@@ -127,328 +451,21 @@ fn finished(status: &SyncStatus) -> u64 {
     status.completed + status.failed + conflicts
 }
 
-pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
-    let started = Instant::now();
-    let mut connection = args.connection.clone();
-    let embedded = connection.url.is_none() && !args.target.contains("://");
-    let server = if embedded {
-        let server = crate::server::Embedded::start(crate::server::Config::default())?;
-        connection.url = Some(format!("ws://{}", server.addr));
-        reporter.note(&format!(
-            "no --url given: testing the bundled server, started on ws://{}",
-            server.addr
-        ));
-        Some(server)
-    } else {
-        None
-    };
-    let result = smoke(&args, &connection, embedded, reporter, started).await;
-    if let Some(server) = server {
-        server.stop().await;
-    }
-    result
-}
-
-async fn smoke(
-    args: &SmokeArgs,
-    connection: &ConnectionArgs,
-    embedded: bool,
-    reporter: &Reporter,
-    started: Instant,
-) -> anyhow::Result<Exit> {
-    let endpoint = connection.endpoint(&args.target)?;
-    let options = connection.client_options()?;
-    let api = Api::new(&endpoint, &options, args.timeout)?;
-    let org = endpoint.org.clone();
-    reporter.say(&format!(
-        "Smoke test of {} at {}\n",
-        paint(human::BOLD, &org),
-        ws::masked(&ws::socket_url(&endpoint, None, &options))
-    ));
-    let mut steps = Steps {
-        reporter,
-        done: Vec::new(),
-        failure: None,
-    };
-    let mut protocol = None;
-    let mut traces = Vec::new();
-
-    // connect
-    let t = Instant::now();
-    let opened = async {
-        let mut opened = ws::open(&endpoint, None, &options).await?;
-        let first = ws::expect_connected(&mut opened.stream, &org, args.timeout).await?;
-        anyhow::Ok((opened, first))
-    }
-    .await;
-    let (mut opened, first) = match opened {
-        Ok(pair) => pair,
-        Err(e) => {
-            steps.record("connect", t, Err(e.into()));
-            steps.skip_rest(
-                &[
-                    "enqueue",
-                    "lifecycle",
-                    "seq",
-                    "sync-status",
-                    "stats",
-                    "close",
-                ],
-                "the socket could not be opened",
-            );
-            return finish(args, steps, traces, &endpoint, embedded, protocol, started);
-        }
-    };
-    let part2 = first.connected.seq.is_some() && first.connected.epoch.is_some();
-    protocol = Some(if part2 { "part2" } else { "part1" }.to_string());
-    reporter.open(&json::Open {
-        url: opened.display_url.clone(),
-        organization_id: org.clone(),
-        open_ms: opened.open_time.as_secs_f64() * 1000.0,
-        subprotocol: opened.subprotocol.clone(),
-        attempt: 0,
-    });
-    steps.record(
-        "connect",
-        t,
-        Ok(format!(
-            "CONNECTED for {org} in {:.1} ms ({})",
-            t.elapsed().as_secs_f64() * 1000.0,
-            if part2 {
-                "Part 2: seq and epoch"
-            } else {
-                "Part 1: no seq"
-            }
-        )),
-    );
-
-    let before = api.sync_status(&org).await;
-
-    // enqueue + lifecycle
-    let run_id = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
-    let request = WriteSyncRequest {
-        organization_id: org.clone(),
-        count: Some(args.items),
-        pfa_ids: part2.then(|| {
-            (1..=args.items)
-                .map(|i| format!("smoke-{run_id}-{i}"))
-                .collect()
-        }),
-        outcome: Some(Outcome::Success),
-        ..Default::default()
-    };
-    let mut check = StreamCheck::new(CheckConfig {
-        org: org.clone(),
-        ..Default::default()
-    });
-    check.on_connected(&first.connected, None);
-    let t = Instant::now();
-    let deadline = Instant::now() + args.timeout;
-    let followed = enqueue::follow(
-        &mut opened.stream,
-        &api,
-        &request,
-        check,
-        reporter,
-        deadline,
-    )
-    .await;
-    let mut seq_summary = None;
-    let mut queued = 0;
-    let followed = match followed {
-        Ok(f) => Some(f),
-        Err(FollowError::Timeout(f)) if f.answered_ms.is_some() => Some(*f),
-        Err(FollowError::Timeout(_)) => {
-            let error = Failure::Timeout(format!(
-                "no answer to POST /api/pems/write-sync within {}",
-                humantime::format_duration(args.timeout)
-            ));
-            steps.record("enqueue", t, Err(StepEnd::Failed(error.into())));
-            steps.skip_rest(&["lifecycle", "seq"], "nothing was queued");
-            None
-        }
-        Err(FollowError::Post(e)) => {
-            steps.record("enqueue", t, Err(e.into()));
-            steps.skip_rest(&["lifecycle", "seq"], "nothing was queued");
-            None
-        }
-        Err(FollowError::Stream(e)) => {
-            steps.record("enqueue", t, Ok("the POST was sent".into()));
-            steps.record("lifecycle", t, Err(e.into()));
-            steps.skip_rest(&["seq"], "the event stream broke");
-            None
-        }
-    };
-    if let Some(f) = followed {
-        let timed_out = f.items.iter().any(|i| i.outcome.is_none())
-            || (f.items.len() as u64) < f.response.queued_count;
-        queued = f.response.queued_count;
-        if queued == 0 {
-            let reason = format!(
-                "the backend queued nothing ({}): a Part 1 backend queues only pending modifications",
-                f.response.message.as_deref().unwrap_or("no message")
-            );
-            steps.record("enqueue", t, Err(StepEnd::Skipped(reason)));
-            steps.skip_rest(&["lifecycle", "seq"], "nothing was queued");
-        } else {
-            let answered = f.answered_ms.unwrap_or_default();
-            let job = f.response.job_id.as_deref().unwrap_or("-");
-            let enqueue_result = if part2 && queued != u64::from(args.items) {
-                Err(expectation(format!(
-                    "asked for {} items, the backend queued {queued}",
-                    args.items
-                )))
-            } else {
-                Ok(format!(
-                    "{queued} items queued (job {job}), answered in {answered:.1} ms"
-                ))
-            };
-            steps.record("enqueue", t, enqueue_result);
-            traces = f.items.clone();
-            steps.record(
-                "lifecycle",
-                t,
-                lifecycle(&f.items, queued, timed_out, args.timeout),
-            );
-            seq_summary = Some(f.check.summary().seq);
-        }
-    }
-
-    // seq
-    let t = Instant::now();
-    match seq_summary {
-        None => {}
-        Some(None) => steps.record(
-            "seq",
-            t,
-            Err(StepEnd::Skipped(
-                "the backend sends no seq (Part 1): gaps cannot be detected".into(),
-            )),
-        ),
-        Some(Some(seq)) => {
-            let result = if seq.gaps == 0
-                && seq.duplicates == 0
-                && seq.truncations == 0
-                && seq.epoch_changes == 0
-            {
-                Ok(format!(
-                    "contiguous up to seq {} in epoch {}",
-                    seq.last_seq.map_or("-".into(), |s| s.to_string()),
-                    seq.epoch.as_deref().unwrap_or("-")
-                ))
-            } else {
-                Err(expectation(format!(
-                    "seq is not contiguous: {} gaps ({} events missing), {} duplicates",
-                    seq.gaps, seq.missing, seq.duplicates
-                )))
-            };
-            steps.record("seq", t, result);
-        }
-    }
-
-    // sync-status
-    let t = Instant::now();
-    let status_result = match before {
-        Err(e) => Err(StepEnd::Failed(
-            e.context("GET /api/pems/sync-status before enqueueing failed"),
-        )),
-        Ok(_) if queued == 0 => Err(StepEnd::Skipped(
-            "nothing was queued, so the figures need not move".into(),
-        )),
-        Ok(before) => sync_status_moved(&api, &org, &before, queued).await,
-    };
-    steps.record("sync-status", t, status_result);
-
-    // stats
-    let t = Instant::now();
-    let stats_result = match api.stats().await {
-        Ok(stats) => {
-            let listed = stats
-                .get("organizations")
-                .and_then(|o| o.get(&org))
-                .and_then(|n| n.as_u64())
-                .unwrap_or(0);
-            if listed >= 1 {
-                Ok(format!(
-                    "lists {listed} connection(s) for {org}, {} in total",
-                    stats
-                        .get("totalConnections")
-                        .and_then(|n| n.as_u64())
-                        .unwrap_or(0)
-                ))
-            } else {
-                Err(expectation(format!(
-                    "/api/ws/stats does not list the open connection of {org}: {stats}"
-                )))
-            }
-        }
-        Err(e) if format!("{e:#}").contains("HTTP 404") => Err(StepEnd::Skipped(
-            "the backend has no /api/ws/stats (Part 1)".into(),
-        )),
-        Err(e) => Err(e.into()),
-    };
-    steps.record("stats", t, stats_result);
-
-    // close
-    let t = Instant::now();
-    let close_result = match ws::close(&mut opened.stream, 1000, "normal").await {
-        Some((code, reason)) => {
-            reporter.close(&json::Close {
-                code: Some(code),
-                reason: reason.clone(),
-                initiator: crate::client::session::Initiator::Client,
-            });
-            Ok(format!("closed with 1000; the server answered {code}"))
-        }
-        None => Err(StepEnd::Failed(
-            Failure::Protocol("the server did not answer the close handshake".into()).into(),
-        )),
-    };
-    steps.record("close", t, close_result);
-    finish(args, steps, traces, &endpoint, embedded, protocol, started)
-}
-
 /// Every item followed `QUEUED PROCESSING+ TERMINAL` and ended in success.
-fn lifecycle(
+fn check_lifecycle(
     items: &[ItemTrace],
     queued: u64,
     timed_out: bool,
     limit: Duration,
 ) -> Result<String, StepEnd> {
     if timed_out {
-        let unfinished: Vec<String> = items
-            .iter()
-            .filter(|i| i.outcome.is_none())
-            .map(|i| {
-                format!(
-                    "{} ({})",
-                    i.pfa_id,
-                    if i.events.is_empty() {
-                        "nothing".into()
-                    } else {
-                        i.events.join(" ")
-                    }
-                )
-            })
-            .collect();
-        let missing = queued.saturating_sub(items.len() as u64);
-        let mut message = format!("timed out after {}: ", humantime::format_duration(limit));
-        if !unfinished.is_empty() {
-            message.push_str(&format!("no terminal event for {}", unfinished.join(", ")));
-        }
-        if missing > 0 {
-            message.push_str(&format!(
-                "{}{missing} queued items never announced",
-                if unfinished.is_empty() { "" } else { "; " }
-            ));
-        }
-        return Err(StepEnd::Failed(Failure::Timeout(message).into()));
+        return Err(unfinished(items, queued, limit));
     }
     let pattern = Arc::new(Pattern::parse(LIFECYCLE).expect("the lifecycle pattern is valid"));
     for item in items {
         let mut matcher = Matcher::new(&pattern, Mode::Strict);
         for event in &item.events {
-            matcher.push(event);
+            matcher.push(event.as_str());
         }
         if matcher.status() != Status::Satisfied {
             return Err(expectation(format!(
@@ -457,11 +474,11 @@ fn lifecycle(
                 matcher.explain()
             )));
         }
-        if item.outcome.as_deref() != Some("SYNC_SUCCESS") {
+        if item.outcome != Some(EventType::Success) {
             return Err(expectation(format!(
                 "item {} ended {} but success was asked for ({})",
                 item.pfa_id,
-                item.outcome.as_deref().unwrap_or("-"),
+                item.outcome.as_ref().map_or("-", EventType::as_str),
                 item.details
             )));
         }
@@ -473,6 +490,69 @@ fn lifecycle(
     Ok(format!(
         "{} items went {LIFECYCLE} and succeeded; slowest {slowest:.1} ms after the POST",
         items.len()
+    ))
+}
+
+/// The lifecycle step timed out: which items did not end, how many never showed.
+fn unfinished(items: &[ItemTrace], queued: u64, limit: Duration) -> StepEnd {
+    let unfinished: Vec<String> = items
+        .iter()
+        .filter(|i| i.outcome.is_none())
+        .map(|i| {
+            let seen = if i.events.is_empty() {
+                "nothing".into()
+            } else {
+                i.events_text(" ")
+            };
+            format!("{} ({seen})", i.pfa_id)
+        })
+        .collect();
+    let missing = queued.saturating_sub(items.len() as u64);
+    let mut message = format!("timed out after {}: ", humantime::format_duration(limit));
+    if !unfinished.is_empty() {
+        message.push_str(&format!("no terminal event for {}", unfinished.join(", ")));
+    }
+    if missing > 0 {
+        message.push_str(&format!(
+            "{}{missing} queued items never announced",
+            if unfinished.is_empty() { "" } else { "; " }
+        ));
+    }
+    StepEnd::Failed(Failure::Timeout(message).into())
+}
+
+fn check_seq(seq: &SeqSummary) -> Result<String, StepEnd> {
+    if seq.gaps == 0 && seq.duplicates == 0 && seq.truncations == 0 && seq.epoch_changes == 0 {
+        Ok(format!(
+            "contiguous up to seq {} in epoch {}",
+            seq.last_seq.map_or("-".into(), |s| s.to_string()),
+            seq.epoch.as_deref().unwrap_or("-")
+        ))
+    } else {
+        Err(expectation(format!(
+            "seq is not contiguous: {} gaps ({} events missing), {} duplicates",
+            seq.gaps, seq.missing, seq.duplicates
+        )))
+    }
+}
+
+fn check_stats(stats: &serde_json::Value, org: &str) -> Result<String, StepEnd> {
+    let listed = stats
+        .get("organizations")
+        .and_then(|o| o.get(org))
+        .and_then(|n| n.as_u64())
+        .unwrap_or(0);
+    if listed == 0 {
+        return Err(expectation(format!(
+            "/api/ws/stats does not list the open connection of {org}: {stats}"
+        )));
+    }
+    let total = stats
+        .get("totalConnections")
+        .and_then(|n| n.as_u64())
+        .unwrap_or(0);
+    Ok(format!(
+        "lists {listed} connection(s) for {org}, {total} in total"
     ))
 }
 
@@ -517,75 +597,6 @@ async fn sync_status_moved(
     }
 }
 
-fn finish(
-    args: &SmokeArgs,
-    steps: Steps,
-    traces: Vec<ItemTrace>,
-    endpoint: &client::Endpoint,
-    embedded: bool,
-    protocol: Option<String>,
-    started: Instant,
-) -> anyhow::Result<Exit> {
-    let Steps {
-        reporter,
-        done,
-        failure,
-    } = steps;
-    let summary = SmokeSummary {
-        ok: failure.is_none(),
-        server: if embedded { "embedded" } else { "url" }.into(),
-        url: endpoint.socket.to_string(),
-        organization_id: endpoint.org.clone(),
-        protocol,
-        steps: done.clone(),
-        items: traces.clone(),
-        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-    };
-    if let Some(path) = &args.junit {
-        let mut cases: Vec<junit::Case> = done
-            .iter()
-            .map(|step| junit::Case {
-                name: step.name.clone(),
-                classname: "smoke".into(),
-                time: Duration::from_secs_f64(step.ms / 1000.0),
-                outcome: match step.status {
-                    StepStatus::Passed => junit::Outcome::Passed,
-                    StepStatus::Skipped => junit::Outcome::Skipped {
-                        reason: step.message.clone(),
-                    },
-                    StepStatus::Failed => junit::Outcome::Failed {
-                        message: format!("step {} failed", step.name),
-                        details: step.message.clone(),
-                    },
-                },
-            })
-            .collect();
-        cases.extend(enqueue::trace_cases(
-            &traces,
-            "smoke.items",
-            Some("SYNC_SUCCESS"),
-        ));
-        junit::write(path, "syncprobe smoke", &cases)?;
-    }
-    reporter.summary(json::Summary::Smoke(&summary), || {
-        let count = |s: StepStatus| done.iter().filter(|d| d.status == s).count();
-        let (passed, failed, skipped) = (
-            count(StepStatus::Passed),
-            count(StepStatus::Failed),
-            count(StepStatus::Skipped),
-        );
-        let verdict = if failed == 0 {
-            paint(human::GREEN, "smoke passed")
-        } else {
-            paint(human::RED, "smoke FAILED")
-        };
-        format!(
-            "\n{verdict}: {passed} passed, {failed} failed, {skipped} skipped in {:.0} ms\n",
-            summary.duration_ms
-        )
-    });
-    match failure {
-        None => Ok(Exit::Success),
-        Some(error) => Err(error),
-    }
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }

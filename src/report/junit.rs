@@ -8,6 +8,10 @@ use std::time::Duration;
 use anyhow::Context;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
+use super::smoke::{Step, StepStatus};
+use crate::lifecycle::ItemTrace;
+use crate::protocol::EventType;
+
 /// The result of one test case.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -59,48 +63,118 @@ pub fn write(path: &Path, suite: &str, cases: &[Case]) -> anyhow::Result<()> {
         .with_context(|| format!("failed to write the JUnit file {}", path.display()))
 }
 
-/// Test cases for the items of a stream check: passed when the item ended (with the
-/// expected outcome, if one is given) or satisfied its per-item expectation.
+/// What a JUnit case needs of an item, whichever view it comes from.
+struct ItemResult<'a> {
+    name: &'a str,
+    /// The event types received, space-separated.
+    received: String,
+    /// How it ended: `None` when no terminal event arrived.
+    ended: Option<&'a str>,
+    /// Why its own expectation is not met, if it has one that is not.
+    unmet: Option<&'a str>,
+    time: Duration,
+}
+
+impl<'a> From<&'a crate::check::ItemSummary> for ItemResult<'a> {
+    fn from(item: &'a crate::check::ItemSummary) -> Self {
+        let unmet = item
+            .explanation
+            .as_deref()
+            .filter(|_| item.expectation != Some(crate::expect::Status::Satisfied));
+        ItemResult {
+            name: &item.pfa_id,
+            received: item.events.join(" "),
+            ended: item.terminal.then_some(item.state.as_str()),
+            unmet,
+            time: Duration::from_millis(item.queued_to_terminal_ms.unwrap_or(0).max(0) as u64),
+        }
+    }
+}
+
+impl<'a> From<&'a ItemTrace> for ItemResult<'a> {
+    fn from(item: &'a ItemTrace) -> Self {
+        ItemResult {
+            name: &item.pfa_id,
+            received: item.events_text(" "),
+            ended: item.outcome.as_ref().map(EventType::as_str),
+            unmet: None,
+            time: Duration::from_secs_f64(item.terminal_ms.unwrap_or(0.0) / 1000.0),
+        }
+    }
+}
+
+/// One case per item: passed when the item ended (with `expected`, if given) and
+/// its own expectation, if any, is met.
+fn item_results<'a>(
+    items: impl IntoIterator<Item = ItemResult<'a>>,
+    classname: &str,
+    expected: Option<&str>,
+) -> Vec<Case> {
+    items
+        .into_iter()
+        .map(|item| {
+            let outcome = match (item.unmet, item.ended, expected) {
+                (Some(explanation), _, _) => Outcome::Failed {
+                    message: "expectation not met".into(),
+                    details: explanation.to_string(),
+                },
+                (None, None, _) => Outcome::Failed {
+                    message: "no terminal event".into(),
+                    details: format!("expected a terminal event\nreceived: {}", item.received),
+                },
+                (None, Some(got), Some(want)) if got != want => Outcome::Failed {
+                    message: format!("ended {got} instead of {want}"),
+                    details: format!("expected: {want}\nreceived: {}", item.received),
+                },
+                _ => Outcome::Passed,
+            };
+            Case {
+                name: item.name.to_string(),
+                classname: classname.to_string(),
+                time: item.time,
+                outcome,
+            }
+        })
+        .collect()
+}
+
+/// Test cases for the items of a stream check (`watch-sync`): an item's own
+/// expectation (`--per-item`) decides first.
 pub fn item_cases(
     summary: &crate::check::Summary,
     classname: &str,
     expected_terminal: Option<&str>,
 ) -> Vec<Case> {
-    summary
-        .items
+    item_results(
+        summary.items.iter().map(ItemResult::from),
+        classname,
+        expected_terminal,
+    )
+}
+
+/// Test cases for followed items (`enqueue --wait`, `smoke`).
+pub fn trace_cases(items: &[ItemTrace], classname: &str, expected: Option<&str>) -> Vec<Case> {
+    item_results(items.iter().map(ItemResult::from), classname, expected)
+}
+
+/// Test cases for `smoke`'s steps: a skipped step is a skipped case.
+pub fn step_cases(steps: &[Step], classname: &str) -> Vec<Case> {
+    steps
         .iter()
-        .map(|item| {
-            let received = item.events.join(" ");
-            let failure = if let Some(explanation) = item
-                .explanation
-                .as_ref()
-                .filter(|_| item.expectation != Some(crate::expect::Status::Satisfied))
-            {
-                Some(("expectation not met".to_string(), explanation.clone()))
-            } else if !item.terminal {
-                Some((
-                    "no terminal event".to_string(),
-                    format!("expected a terminal event\nreceived: {received}"),
-                ))
-            } else {
-                expected_terminal
-                    .filter(|e| *e != item.state.as_str())
-                    .map(|expected| {
-                        (
-                            format!("ended {} instead of {expected}", item.state),
-                            format!("expected: {expected}\nreceived: {received}"),
-                        )
-                    })
-            };
-            Case {
-                name: item.pfa_id.clone(),
-                classname: classname.to_string(),
-                time: Duration::from_millis(item.queued_to_terminal_ms.unwrap_or(0).max(0) as u64),
-                outcome: match failure {
-                    Some((message, details)) => Outcome::Failed { message, details },
-                    None => Outcome::Passed,
+        .map(|step| Case {
+            name: step.name.clone(),
+            classname: classname.to_string(),
+            time: Duration::from_secs_f64(step.ms / 1000.0),
+            outcome: match step.status {
+                StepStatus::Passed => Outcome::Passed,
+                StepStatus::Skipped => Outcome::Skipped {
+                    reason: step.message.clone(),
                 },
-            }
+                StepStatus::Failed => Outcome::Failed {
+                    message: format!("step {} failed", step.name),
+                    details: step.message.clone(),
+                },
+            },
         })
         .collect()
 }

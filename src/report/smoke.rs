@@ -4,6 +4,17 @@ use serde::{Deserialize, Serialize};
 
 use super::human::{self, paint};
 use crate::lifecycle::ItemTrace;
+use crate::protocol::ProtocolPart;
+
+/// Which server a smoke test ran against.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    /// The bundled server, started in-process on a free port.
+    Embedded,
+    /// A server given by `--url` (or `SYNCPROBE_URL`, or a full socket URL).
+    Url,
+}
 
 /// How a step ended.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -34,11 +45,12 @@ pub struct Step {
 pub struct SmokeSummary {
     pub ok: bool,
     /// `embedded` (the bundled server, started in-process) or `url`.
-    pub server: String,
+    pub server: ServerKind,
     pub url: String,
     pub organization_id: String,
     /// `part2` when CONNECTED carried `seq` and `epoch`, `part1` otherwise.
-    pub protocol: Option<String>,
+    /// Absent when the socket could not be opened.
+    pub protocol: Option<ProtocolPart>,
     pub steps: Vec<Step>,
     pub items: Vec<ItemTrace>,
     pub duration_ms: f64,
@@ -56,5 +68,34 @@ pub fn step_line(step: &Step) -> String {
         step.name,
         paint(human::DIM, format!("{:.1} ms", step.ms)),
         step.message
+    )
+}
+
+/// Said before the first step when no `--url` was given.
+pub fn bundled_server(addr: std::net::SocketAddr) -> String {
+    format!("no --url given: testing the bundled server, started on ws://{addr}")
+}
+
+/// The heading: which organization, at which socket URL (secrets masked).
+pub fn banner(org: &str, url: &str) -> String {
+    format!("Smoke test of {} at {url}\n", paint(human::BOLD, org))
+}
+
+/// The verdict and the step counts.
+pub fn summary(s: &SmokeSummary) -> String {
+    let count = |status: StepStatus| s.steps.iter().filter(|d| d.status == status).count();
+    let (passed, failed, skipped) = (
+        count(StepStatus::Passed),
+        count(StepStatus::Failed),
+        count(StepStatus::Skipped),
+    );
+    let verdict = if failed == 0 {
+        paint(human::GREEN, "smoke passed")
+    } else {
+        paint(human::RED, "smoke FAILED")
+    };
+    format!(
+        "\n{verdict}: {passed} passed, {failed} failed, {skipped} skipped in {:.0} ms\n",
+        s.duration_ms
     )
 }

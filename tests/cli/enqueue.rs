@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use syncprobe::protocol::Timestamp;
+use syncprobe::protocol::{EventType, ProtocolPart, Timestamp};
 use syncprobe::report::enqueue::EnqueueSummary;
-use syncprobe::report::smoke::{SmokeSummary, StepStatus};
+use syncprobe::report::smoke::{ServerKind, SmokeSummary, StepStatus};
 use tokio::sync::broadcast;
 
 use crate::support::*;
@@ -209,33 +209,37 @@ async fn enqueue_wait_follows_every_outcome() {
         (
             "success",
             "success",
-            vec!["SYNC_QUEUED", "SYNC_PROCESSING", "SYNC_SUCCESS"],
+            vec![EventType::Queued, EventType::Processing, EventType::Success],
         ),
         (
             "conflict",
             "conflict",
-            vec!["SYNC_QUEUED", "SYNC_PROCESSING", "SYNC_CONFLICT"],
+            vec![
+                EventType::Queued,
+                EventType::Processing,
+                EventType::Conflict,
+            ],
         ),
         (
             "retry-then-success",
             "success",
             vec![
-                "SYNC_QUEUED",
-                "SYNC_PROCESSING",
-                "SYNC_PROCESSING",
-                "SYNC_SUCCESS",
+                EventType::Queued,
+                EventType::Processing,
+                EventType::Processing,
+                EventType::Success,
             ],
         ),
         (
             "failed",
             "failed",
             vec![
-                "SYNC_QUEUED",
-                "SYNC_PROCESSING",
-                "SYNC_PROCESSING",
-                "SYNC_PROCESSING",
-                "SYNC_PROCESSING",
-                "SYNC_FAILED",
+                EventType::Queued,
+                EventType::Processing,
+                EventType::Processing,
+                EventType::Processing,
+                EventType::Processing,
+                EventType::Failed,
             ],
         ),
     ];
@@ -321,12 +325,12 @@ async fn events_right_after_the_post_are_never_missed() {
         assert_eq!(s.items.len(), 50);
         for item in &s.items {
             assert_eq!(
-                item.events.first().map(String::as_str),
-                Some("SYNC_QUEUED"),
+                item.events.first(),
+                Some(&EventType::Queued),
                 "run {run}: {} missed its QUEUED",
                 item.pfa_id
             );
-            assert_eq!(item.outcome.as_deref(), Some("SYNC_SUCCESS"));
+            assert_eq!(item.outcome, Some(EventType::Success));
         }
     }
 }
@@ -527,8 +531,8 @@ async fn smoke_embedded_passes_every_step() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let s: SmokeSummary = summary(&output);
     assert!(s.ok);
-    assert_eq!(s.server, "embedded");
-    assert_eq!(s.protocol.as_deref(), Some("part2"));
+    assert_eq!(s.server, ServerKind::Embedded);
+    assert_eq!(s.protocol, Some(ProtocolPart::Part2));
     assert_eq!(steps_of(&s), STEPS.map(|n| (n, StepStatus::Passed)));
     assert_eq!(s.items.len(), 3);
     let step_records = typed(&output)
@@ -559,13 +563,13 @@ async fn smoke_against_a_separately_started_server() {
     .await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let s: SmokeSummary = summary(&output);
-    assert_eq!((s.server.as_str(), s.items.len()), ("url", 5));
+    assert_eq!((s.server, s.items.len()), (ServerKind::Url, 5));
     let status = get_json(&server.http("/api/pems/sync-status?organizationId=org-rio")).await;
     assert_eq!(status["completed"], 5, "smoke really queued on this server");
     // The environment variable is honoured the same way.
     let output = run_cli_env(&["smoke", "--json"], &[("SYNCPROBE_URL", &server.base())]).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(summary::<SmokeSummary>(&output).server, "url");
+    assert_eq!(summary::<SmokeSummary>(&output).server, ServerKind::Url);
 }
 
 async fn smoke_fails_at(fault: Fault, step: &str, code: i32) -> String {
@@ -638,7 +642,7 @@ async fn smoke_skips_what_a_part1_backend_cannot_do() {
     .await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let s: SmokeSummary = summary(&output);
-    assert_eq!(s.protocol.as_deref(), Some("part1"));
+    assert_eq!(s.protocol, Some(ProtocolPart::Part1));
     let expected = [
         ("connect", StepStatus::Passed),
         ("enqueue", StepStatus::Passed),

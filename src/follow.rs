@@ -1,0 +1,301 @@
+//! Post and follow: queue writes through `POST /api/pems/write-sync` on a socket
+//! that is already past CONNECTED, and follow every queued item to its terminal
+//! event. `enqueue --wait` and `smoke` both go through it.
+//!
+//! The socket is opened first so no event can be missed: the server announces
+//! SYNC_QUEUED before it answers. Events that arrive before the answer are kept
+//! until the answer says which items are ours, then handed on in arrival order.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::check::{CheckConfig, Finding, StreamCheck};
+use crate::client::http::Api;
+use crate::client::session::{Session, Started};
+use crate::client::ws::{self, Opened};
+use crate::client::{ClientOptions, Endpoint};
+use crate::exit::Failure;
+use crate::lifecycle::{ItemTrace, Lifecycle};
+use crate::protocol::{EventType, ServerFrame, SyncEvent, WriteSyncRequest, WriteSyncResponse};
+
+/// What following a write-sync produced.
+pub struct Followed {
+    pub response: WriteSyncResponse,
+    /// From sending the POST to its answer, when it came.
+    pub answered_ms: Option<f64>,
+    /// Our items, in the answer's order (Part 2) or their arrival order (Part 1).
+    pub items: Vec<ItemTrace>,
+    pub check: StreamCheck,
+}
+
+/// Why following stopped before every item ended.
+pub enum FollowError {
+    /// The deadline passed; what was seen so far.
+    Timeout(Box<Followed>),
+    /// The POST failed (no answer, or an error answer).
+    Post(anyhow::Error),
+    /// The socket broke the protocol or closed.
+    Stream(anyhow::Error),
+}
+
+/// What the follower hands on as it goes, for the caller to show.
+pub enum Seen<'a> {
+    /// An event of one of our items.
+    Event {
+        raw: &'a str,
+        frame: Option<&'a ServerFrame>,
+    },
+    /// Something the stream check noticed.
+    Finding(&'a Finding),
+}
+
+/// Opens the socket and checks CONNECTED ([`Session::start`]), all before
+/// `deadline`.
+pub async fn open(
+    endpoint: &Endpoint,
+    options: &ClientOptions,
+    deadline: Instant,
+    on_open: impl FnOnce(&Opened),
+    interrupt: &mut (impl Future<Output = ()> + Unpin),
+) -> anyhow::Result<Started> {
+    let opened = Cell::new(false);
+    let on_open = |o: &Opened| {
+        opened.set(true);
+        on_open(o);
+    };
+    let within = deadline.saturating_duration_since(Instant::now());
+    let start = Session::start(endpoint, None, options, within, on_open, interrupt);
+    match tokio::time::timeout_at(deadline, start).await {
+        Ok(started) => started,
+        Err(_) if opened.get() => Err(Failure::Timeout(format!(
+            "no CONNECTED within {} of opening the socket (raise --timeout?)",
+            humantime::format_duration(within)
+        ))
+        .into()),
+        Err(_) => Err(Failure::Timeout("timed out opening the socket".into()).into()),
+    }
+}
+
+/// Posts `request` on `session` and follows every queued item to its terminal
+/// event, until `deadline`; `on` sees our items' events and the check's findings.
+///
+/// Items are the answer's `items` (Part 2). A Part 1 answer names none: then the
+/// first `queuedCount` items whose SYNC_QUEUED arrives after the POST are followed.
+pub async fn follow(
+    session: &mut Session,
+    api: &Api,
+    request: &WriteSyncRequest,
+    deadline: Instant,
+    mut on: impl FnMut(Seen<'_>),
+) -> Result<Followed, FollowError> {
+    let mut state = Following::new(session, &request.organization_id);
+    let post = api.write_sync(request);
+    tokio::pin!(post);
+    loop {
+        if state.done() {
+            return Ok(state.followed());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return Err(state.timed_out()),
+            answer = &mut post, if state.response.is_none() => state.answered(answer, &mut on)?,
+            incoming = session.next() => state.incoming(incoming, &mut on)?,
+        }
+    }
+}
+
+/// The state of one follow.
+struct Following {
+    check: StreamCheck,
+    sent: Instant,
+    response: Option<WriteSyncResponse>,
+    answered_ms: Option<f64>,
+    items: HashMap<String, Lifecycle>,
+    /// pfaIds in the order their first event, a SYNC_QUEUED, arrived.
+    queued_order: Vec<String>,
+    /// Events that arrived before the answer said which items are ours.
+    early: Vec<(String, Option<ServerFrame>)>,
+    ours: Option<Vec<String>>,
+}
+
+impl Following {
+    fn new(session: &Session, org: &str) -> Following {
+        let mut check = StreamCheck::new(CheckConfig {
+            org: org.to_string(),
+            ..Default::default()
+        });
+        check.on_connected(&session.connected.connected, None);
+        Following {
+            check,
+            sent: Instant::now(),
+            response: None,
+            answered_ms: None,
+            items: HashMap::new(),
+            queued_order: Vec::new(),
+            early: Vec::new(),
+            ours: None,
+        }
+    }
+
+    /// The answer came, and every item it queued has ended.
+    fn done(&self) -> bool {
+        let (Some(response), Some(ours)) = (&self.response, &self.ours) else {
+            return false;
+        };
+        ours.len() as u64 >= response.queued_count
+            && ours
+                .iter()
+                .all(|p| self.items.get(p).is_some_and(|i| i.outcome().is_some()))
+    }
+
+    fn answered(
+        &mut self,
+        answer: anyhow::Result<WriteSyncResponse>,
+        on: &mut impl FnMut(Seen<'_>),
+    ) -> Result<(), FollowError> {
+        let answer = answer.map_err(FollowError::Post)?;
+        self.answered_ms = Some(millis(self.sent.elapsed()));
+        let names: Vec<String> = match &answer.items {
+            Some(items) => items.iter().map(|i| i.pfa_id.clone()).collect(),
+            // Part 1: ours are the first queued after the POST, in arrival order.
+            None => self
+                .queued_order
+                .iter()
+                .take(answer.queued_count as usize)
+                .cloned()
+                .collect(),
+        };
+        for (raw, frame) in self.early.drain(..) {
+            if event_of(frame.as_ref()).is_some_and(|e| names.contains(&e.pfa_id)) {
+                on(Seen::Event {
+                    raw: &raw,
+                    frame: frame.as_ref(),
+                });
+            }
+        }
+        self.ours = Some(names);
+        self.response = Some(answer);
+        Ok(())
+    }
+
+    fn incoming(
+        &mut self,
+        incoming: anyhow::Result<ws::Incoming>,
+        on: &mut impl FnMut(Seen<'_>),
+    ) -> Result<(), FollowError> {
+        let (text, at) = match incoming.map_err(FollowError::Stream)? {
+            ws::Incoming::Text { text, at } => (text, at),
+            ws::Incoming::Binary(len) => {
+                return Err(protocol_error(format!(
+                    "a binary frame of {len} bytes: the protocol sends JSON text frames only"
+                )));
+            }
+            ws::Incoming::Pong(_) => return Ok(()),
+            ws::Incoming::Closed(frame) => return Err(closed_early(frame)),
+        };
+        let outcome = self
+            .check
+            .on_frame(&text, at)
+            .map_err(|v| protocol_error(v.0))?;
+        for finding in &outcome.findings {
+            on(Seen::Finding(finding));
+        }
+        let Some(ServerFrame::Event(event)) = &outcome.frame else {
+            return Ok(());
+        };
+        self.track(event);
+        if self.ours.is_none() {
+            self.early.push((text, outcome.frame.clone()));
+        } else if self.claims(event) {
+            on(Seen::Event {
+                raw: &text,
+                frame: outcome.frame.as_ref(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds `event` to its item's lifecycle.
+    fn track(&mut self, event: &SyncEvent) {
+        let after = millis(self.sent.elapsed());
+        let is_new = !self.items.contains_key(&event.pfa_id);
+        self.items
+            .entry(event.pfa_id.clone())
+            .or_insert_with(|| Lifecycle::new(&event.pfa_id))
+            .on_event(event, Some(after));
+        if is_new && event.kind == EventType::Queued {
+            self.queued_order.push(event.pfa_id.clone());
+        }
+    }
+
+    /// Whether `event` (after the answer) belongs to one of our items. After a
+    /// Part 1 answer, late SYNC_QUEUED events still join until the count is reached.
+    fn claims(&mut self, event: &SyncEvent) -> bool {
+        let (Some(names), Some(response)) = (&mut self.ours, &self.response) else {
+            return false;
+        };
+        let joins = response.items.is_none()
+            && event.kind == EventType::Queued
+            && (names.len() as u64) < response.queued_count
+            && !names.contains(&event.pfa_id);
+        if joins {
+            names.push(event.pfa_id.clone());
+        }
+        names.contains(&event.pfa_id)
+    }
+
+    fn followed(mut self) -> Followed {
+        let names = self.ours.take().unwrap_or_default();
+        let items = names
+            .iter()
+            .map(|p| self.items.remove(p).unwrap_or_else(|| Lifecycle::new(p)))
+            .map(|item| item.trace())
+            .collect();
+        let response = self.response.take().unwrap_or(WriteSyncResponse {
+            success: false,
+            job_id: None,
+            queued_count: 0,
+            estimated_completion_time: None,
+            message: None,
+            items: None,
+        });
+        Followed {
+            response,
+            answered_ms: self.answered_ms,
+            items,
+            check: self.check,
+        }
+    }
+
+    fn timed_out(self) -> FollowError {
+        FollowError::Timeout(Box::new(self.followed()))
+    }
+}
+
+fn event_of(frame: Option<&ServerFrame>) -> Option<&SyncEvent> {
+    match frame {
+        Some(ServerFrame::Event(e)) => Some(e),
+        _ => None,
+    }
+}
+
+fn protocol_error(message: String) -> FollowError {
+    FollowError::Stream(Failure::Protocol(message).into())
+}
+
+fn closed_early(frame: Option<(u16, String)>) -> FollowError {
+    let how = match frame {
+        None => "without a close frame".to_string(),
+        Some((code, reason)) if reason.is_empty() => format!("with code {code} (reason: -)"),
+        Some((code, reason)) => format!("with code {code} (reason: {reason})"),
+    };
+    protocol_error(format!(
+        "the server closed the connection {how} before every item ended"
+    ))
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
