@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::expect::{Matcher, Mode, Pattern, Status};
+use crate::lifecycle::{Fit, Lifecycle};
 use crate::protocol::{Connected, EventType, ServerFrame, SyncEvent, Timestamp};
 use crate::seq::{Arrival, SeqTracker};
 
@@ -123,12 +124,10 @@ pub struct FrameOutcome {
     pub verdict: Verdict,
 }
 
+/// An item: its lifecycle, and with `--per-item` its own matcher.
 #[derive(Clone, Debug)]
 struct Item {
-    types: Vec<String>,
-    queued_at: Option<Timestamp>,
-    terminal: Option<(EventType, Timestamp)>,
-    last_details: String,
+    lifecycle: Lifecycle,
     matcher: Option<Matcher>,
 }
 
@@ -499,33 +498,19 @@ impl StreamCheck {
             .items
             .entry(event.pfa_id.clone())
             .or_insert_with(|| Item {
-                types: Vec::new(),
-                queued_at: None,
-                terminal: None,
-                last_details: String::new(),
+                lifecycle: Lifecycle::new(&event.pfa_id),
                 matcher: per_item.as_ref().map(|e| Matcher::new(&e.pattern, e.mode)),
             });
-        if item.terminal.is_some() && event.kind != EventType::Queued {
+        if item.lifecycle.on_event(event, None) == Fit::AfterTerminal {
             findings.push(Finding::AfterTerminal {
                 pfa_id: event.pfa_id.clone(),
                 kind: kind.clone(),
             });
         }
-        if event.kind == EventType::Queued {
-            // A new lifecycle of the same record.
-            item.queued_at = Some(event.timestamp);
-            item.terminal = None;
-        }
-        if event.kind.is_terminal() {
-            item.terminal = Some((event.kind.clone(), event.timestamp));
-        }
-        item.types.push(kind.clone());
-        item.last_details = event.short_details();
         if self.config.fail_on.contains(&event.kind) {
-            let details = if item.last_details.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", item.last_details)
+            let details = match item.lifecycle.details() {
+                "" => String::new(),
+                details => format!(" ({details})"),
             };
             let message = format!(
                 "{kind} arrived for {}{details}, and --fail-on forbids it",
@@ -631,12 +616,7 @@ impl StreamCheck {
     pub fn item_states(&self) -> Vec<(String, Option<EventType>)> {
         self.order
             .iter()
-            .map(|p| {
-                (
-                    p.clone(),
-                    self.items[p].terminal.as_ref().map(|(k, _)| k.clone()),
-                )
-            })
+            .map(|p| (p.clone(), self.items[p].lifecycle.ended().cloned()))
             .collect()
     }
 
@@ -713,10 +693,6 @@ impl StreamCheck {
 }
 
 fn item_summary(pfa: &str, item: &Item) -> ItemSummary {
-    let duration = match (&item.queued_at, &item.terminal) {
-        (Some(q), Some((_, t))) => Some(t.millis() - q.millis()),
-        _ => None,
-    };
     let (expectation, explanation) = match &item.matcher {
         Some(m) => {
             let explanation = (m.status() != Status::Satisfied).then(|| m.explain());
@@ -724,14 +700,15 @@ fn item_summary(pfa: &str, item: &Item) -> ItemSummary {
         }
         None => (None, None),
     };
+    let lifecycle = &item.lifecycle;
     ItemSummary {
         pfa_id: pfa.to_string(),
         // An item exists once one of its events was considered, so it has a type.
-        state: EventType::from(item.types.last().map_or("", String::as_str)),
-        terminal: item.terminal.is_some(),
-        events: item.types.clone(),
-        queued_to_terminal_ms: duration,
-        details: item.last_details.clone(),
+        state: lifecycle.state().cloned().unwrap_or_else(|| EventType::from("")),
+        terminal: lifecycle.ended().is_some(),
+        events: lifecycle.events().iter().map(|k| k.to_string()).collect(),
+        queued_to_terminal_ms: lifecycle.queued_to_terminal_ms(),
+        details: lifecycle.details().to_string(),
         expectation,
         explanation,
     }
