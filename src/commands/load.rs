@@ -1,8 +1,9 @@
 //! `load`: open many sync sockets over one or more organizations, drive events through
 //! them, and measure connect time, fan-out latency and completeness, against
-//! thresholds. The engine is `crate::load`; this file holds the flags and the output.
+//! thresholds. The engine is `crate::load`, the text `crate::report::load`; this file
+//! holds the flags and hands the engine's values to the reporter.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,13 +11,12 @@ use clap::{Args, ValueEnum};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::args::{ConnectionArgs, parse_duration};
-use crate::client::{self};
+use crate::client::{self, ClientOptions};
 use crate::exit::{Exit, Failure};
 use crate::load::threshold::{self, Threshold};
-use crate::load::{self as engine, Plan, Source};
-use crate::report::Reporter;
-use crate::report::human::{self, paint};
-use crate::report::load::LoadReport;
+use crate::load::{self as engine, LoadSummary, Plan, Shared, Source};
+use crate::report::load::{self as report, LoadReport};
+use crate::report::{Reporter, html, json};
 
 /// Buffers of each load socket: frames are small, and 10,000 sockets must stay cheap.
 const READ_BUFFER: usize = 8 * 1024;
@@ -103,18 +103,7 @@ pub async fn run(args: LoadArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
         if embedded { args.connections } else { 0 },
     )?;
     let server = if embedded {
-        let server = crate::server::Embedded::start(crate::server::Config {
-            // Loading its own server, `load` must not be refused by the default caps.
-            max_connections: 0,
-            max_connections_per_org: 0,
-            ..crate::server::Config::default()
-        })?;
-        connection.url = Some(format!("ws://{}", server.addr));
-        reporter.note(&format!(
-            "no --url given: loading the bundled server, started in this process on ws://{} (figures include its CPU; run `syncprobe serve` separately to measure a server alone)",
-            server.addr
-        ));
-        Some(server)
+        Some(bundled_server(&mut connection, reporter)?)
     } else {
         None
     };
@@ -125,6 +114,22 @@ pub async fn run(args: LoadArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     result
 }
 
+/// Starts the bundled server and points `connection` at it.
+fn bundled_server(
+    connection: &mut ConnectionArgs,
+    reporter: &Reporter,
+) -> anyhow::Result<crate::server::Embedded> {
+    let server = crate::server::Embedded::start(crate::server::Config {
+        // Loading its own server, `load` must not be refused by the default caps.
+        max_connections: 0,
+        max_connections_per_org: 0,
+        ..crate::server::Config::default()
+    })?;
+    connection.url = Some(format!("ws://{}", server.addr));
+    reporter.note(&report::bundled(server.addr));
+    Ok(server)
+}
+
 async fn load(
     args: &LoadArgs,
     connection: &ConnectionArgs,
@@ -133,23 +138,54 @@ async fn load(
     if args.connections == 0 {
         return Err(Failure::Usage("--connections must be at least 1".into()).into());
     }
-    let orgs: Vec<String> = if args.org_list.is_empty() {
+    let plan = plan(args, connection)?;
+    let options = load_options(connection)?;
+    reporter.say(&report::banner(
+        connection.url.as_deref().unwrap_or(client::DEFAULT_URL),
+        args.connections,
+        plan.endpoints.len(),
+    ));
+    let api_timeout = args.drain_timeout + Duration::from_secs(60);
+    let on_progress = |p: &engine::Progress| reporter.progress(&report::progress_line(p), p);
+    let outcome = engine::run(
+        &plan,
+        &options,
+        api_timeout,
+        super::interrupted(),
+        on_progress,
+    )
+    .await;
+    reporter.finish_progress();
+    let (summary, shared) = match outcome {
+        Ok(pair) => pair,
+        Err(e) => return Err(interrupted(e, reporter)),
+    };
+    let verdicts = threshold::evaluate(&args.thresholds, &summary);
+    if let Some(path) = &args.report {
+        write_report(path, &summary, &verdicts, &shared)?;
+        reporter.note(&report::report_written(path));
+    }
+    let report = LoadReport::finished(summary, verdicts);
+    summarize(reporter, &report);
+    verdict(&report)
+}
+
+/// The organizations to load: `--org`, or PREFIX-1 … PREFIX-K.
+fn organizations(args: &LoadArgs) -> Vec<String> {
+    if args.org_list.is_empty() {
         (1..=args.orgs)
             .map(|i| format!("{}-{i}", args.org_prefix))
             .collect()
     } else {
         args.org_list.clone()
-    };
-    let endpoints = orgs
+    }
+}
+
+fn plan(args: &LoadArgs, connection: &ConnectionArgs) -> anyhow::Result<Plan> {
+    let endpoints = organizations(args)
         .iter()
         .map(|o| connection.endpoint(o))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut options = connection.client_options()?;
-    options.ws_config = Some(
-        WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
-            .write_buffer_size(0),
-    );
     let source = match (args.passive, args.via) {
         (true, _) => Source::Passive,
         (false, Via::Publish) => Source::Publish {
@@ -158,7 +194,7 @@ async fn load(
         },
         (false, Via::Queue) => Source::Queue { items: args.events },
     };
-    let plan = Plan {
+    Ok(Plan {
         endpoints,
         connections: args.connections,
         ramp_rate: args.ramp_rate,
@@ -167,115 +203,66 @@ async fn load(
         source,
         drain_timeout: args.drain_timeout,
         connected_timeout: args.timeout,
-    };
-    reporter.say(&format!(
-        "Loading {} with {} connections over {} organization(s)\n",
-        connection.url.as_deref().unwrap_or(client::DEFAULT_URL),
-        args.connections,
-        orgs.len()
-    ));
-    let api_timeout = args.drain_timeout + Duration::from_secs(60);
-    let outcome = engine::run(&plan, &options, api_timeout, super::interrupted(), |p| {
-        let line = format!(
-            "open {}/{} | delivered {} | p99 {:.2} ms | errors {}",
-            p.open, p.requested, p.delivered, p.p99_ms, p.errors
-        );
-        reporter.progress(&line, p);
     })
-    .await;
-    reporter.finish_progress();
-    let (summary, shared) = match outcome {
-        Ok(pair) => pair,
-        Err(e) => match e.downcast::<engine::Interrupted>() {
-            Ok(engine::Interrupted(summary)) => {
-                report(
-                    reporter,
-                    &LoadReport {
-                        ok: false,
-                        summary: *summary,
-                        thresholds: Vec::new(),
-                    },
-                );
-                return Err(Failure::Interrupted.into());
-            }
-            Err(e) => return Err(e),
-        },
-    };
-    let verdicts = threshold::evaluate(&args.thresholds, &summary);
-    if let Some(path) = &args.report {
-        let (latency, timeline) = shared.latency_detail();
-        let html = crate::load::html::render(&summary, &verdicts, &latency, &timeline);
-        std::fs::write(path, html)
-            .with_context(|| format!("failed to write the report {}", path.display()))?;
-        reporter.note(&format!("report written to {}", path.display()));
-    }
-    let ok = verdicts.iter().all(|v| v.ok) && summary.connections_opened > 0;
-    let none_opened = summary.connections_opened == 0;
-    let errors: Vec<String> = summary
-        .errors
-        .iter()
-        .map(|(k, n)| format!("{k}: {n}"))
-        .collect();
-    report(
-        reporter,
-        &LoadReport {
-            ok,
-            summary,
-            thresholds: verdicts.clone(),
-        },
+}
+
+/// The client options, with the small socket buffers of a load client.
+fn load_options(connection: &ConnectionArgs) -> anyhow::Result<ClientOptions> {
+    let mut options = connection.client_options()?;
+    options.ws_config = Some(
+        WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(0),
     );
-    if none_opened {
-        let errors = errors.join(", ");
-        return Err(Failure::Connect(format!(
-            "none of the {} connections opened ({errors})",
-            args.connections
-        ))
-        .into());
-    }
-    if ok {
-        Ok(Exit::Success)
-    } else {
-        let breached: Vec<String> = verdicts
-            .into_iter()
-            .filter(|v| !v.ok)
-            .map(|v| v.message)
-            .collect();
-        Err(Failure::Expectation(breached.join("; ")).into())
+    Ok(options)
+}
+
+/// A run stopped by Ctrl-C reports what it measured; any other error ends it as is.
+fn interrupted(error: anyhow::Error, reporter: &Reporter) -> anyhow::Error {
+    match error.downcast::<engine::Interrupted>() {
+        Ok(engine::Interrupted(summary)) => {
+            summarize(reporter, &LoadReport::interrupted(*summary));
+            Failure::Interrupted.into()
+        }
+        Err(e) => e,
     }
 }
 
-fn report(reporter: &Reporter, report: &LoadReport) {
-    reporter.summary(crate::report::json::Summary::Load(report), || {
-        let s = &report.summary;
-        let p = |p: &engine::Percentiles| format!("p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3} ms", p.p50, p.p90, p.p99, p.max);
-        let mut text = format!("\n{}\n", paint(human::BOLD, "Load summary"));
-        let mut row = |k: &str, v: String| text.push_str(&format!("  {:<20} {v}\n", k));
-        row("connections", format!("{} opened / {} requested, {} failed, {} org(s)", s.connections_opened, s.connections_requested, s.connections_failed, s.organizations));
-        row("connect rate", format!("{:.0} connections/s", s.connect_rate));
-        row("connect time", p(&s.connect_ms));
-        row("time to CONNECTED", p(&s.connected_ms));
-        row("fan-out latency", format!("{}  ({} samples, from {})", p(&s.latency_ms), s.latency_ms.count, s.latency_source.as_deref().unwrap_or("-")));
-        row("delivered", format!("{} frames, {:.0} frames/s", s.frames_delivered, s.delivered_per_sec));
-        match &s.completeness {
-            Some(c) => {
-                let line = format!("{} missing, {} duplicated, {} reordered of {} deliveries ({} / {} subscribers complete)", c.missing, c.duplicated, c.reordered, c.expected, c.complete_subscribers, c.subscribers);
-                let clean = c.missing == 0 && c.duplicated == 0 && c.reordered == 0;
-                row("completeness", if clean { paint(human::GREEN, line) } else { paint(human::RED, line) });
-            }
-            None => row("completeness", "not measurable: the server sends no seq".into()),
-        }
-        if s.errors.is_empty() {
-            row("errors", "none".into());
-        } else {
-            row("errors", paint(human::RED, s.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect::<Vec<_>>().join(", ")));
-        }
-        if let Some(cpu) = s.client_cpu_us_per_frame {
-            row("client CPU", format!("{cpu:.3} µs per delivered frame"));
-        }
-        for v in &report.thresholds {
-            let mark = if v.ok { paint(human::GREEN, "✓") } else { paint(human::RED, "✗") };
-            text.push_str(&format!("  {mark} {}\n", v.message));
-        }
-        text
-    });
+fn write_report(
+    path: &Path,
+    summary: &LoadSummary,
+    verdicts: &[threshold::Verdict],
+    shared: &Shared,
+) -> anyhow::Result<()> {
+    let (latency, timeline) = shared.latency_detail();
+    let page = html::render(summary, verdicts, &latency, &timeline);
+    std::fs::write(path, page)
+        .with_context(|| format!("failed to write the report {}", path.display()))
+}
+
+fn summarize(reporter: &Reporter, report: &LoadReport) {
+    reporter.summary(json::Summary::Load(report), || report::summary(report));
+}
+
+/// Exit 0 when the run passed; 3 when no connection opened; 1 on a breached threshold.
+fn verdict(report: &LoadReport) -> anyhow::Result<Exit> {
+    let s = &report.summary;
+    if s.connections_opened == 0 {
+        return Err(Failure::Connect(format!(
+            "none of the {} connections opened ({})",
+            s.connections_requested,
+            report::errors_list(&s.errors)
+        ))
+        .into());
+    }
+    if report.ok {
+        return Ok(Exit::Success);
+    }
+    let breached: Vec<&str> = report
+        .thresholds
+        .iter()
+        .filter(|v| !v.ok)
+        .map(|v| v.message.as_str())
+        .collect();
+    Err(Failure::Expectation(breached.join("; ")).into())
 }

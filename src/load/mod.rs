@@ -1,45 +1,47 @@
 //! The load engine behind `syncprobe load`: many sync sockets, an event source, and
 //! the measurements (HDR histograms of connect time, time to CONNECTED and fan-out
-//! latency; completeness per subscriber; errors by kind).
-//!
-//! The per-frame path is kept cheap so the client is never the bottleneck: the frame
-//! is read in place (a borrowed serde view of `seq` and `publishedAtUs` only), latency
-//! samples go to a small per-connection buffer that is flushed into the shared
-//! histograms every [`FLUSH_EVERY`] frames, and counters are per connection until then.
+//! latency; completeness per subscriber; errors by kind). A run goes through named
+//! phases: connect, event source, drain, stop, final `seq` probe, summary.
+//! The subscribers themselves (and the cheap per-frame path) are in [`subscriber`].
 
-pub mod html;
+pub mod error;
+mod subscriber;
 pub mod threshold;
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
+use futures_util::FutureExt;
+use futures_util::future::Fuse;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, Interval};
 use tokio_util::sync::CancellationToken;
 
+pub use self::error::{ErrorKind, classify};
+pub use self::subscriber::FLUSH_EVERY;
+use self::subscriber::{ConnResult, Subscription};
 use crate::client::http::Api;
-use crate::client::{ClientOptions, Endpoint, ws};
-use crate::exit::{Failure, exit_for};
+use crate::client::session::{Session, Started};
+use crate::client::ws::Opened;
+use crate::client::{ClientOptions, Endpoint};
+use crate::exit::Failure;
 use crate::protocol::{PublishRequest, WriteSyncRequest};
-use crate::seq::SeqTracker;
 
-/// Latency samples buffered per connection before they reach the shared histograms.
-pub const FLUSH_EVERY: usize = 256;
-/// Longest a connection keeps samples and counts before flushing them, in µs.
-const FLUSH_AFTER_US: u64 = 100_000;
 /// Highest latency recorded, in µs (longer ones are clamped).
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 /// Tries, and the pause between them, of the final `seq` probe.
 const PROBE_ATTEMPTS: u32 = 20;
 const PROBE_RETRY: Duration = Duration::from_millis(100);
-/// Most missing `seq` numbers remembered per subscriber (to recognise late arrivals).
-const MAX_MISSING: usize = 10_000;
+/// How often the progress callback runs.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// How often the drain looks at the delivered count (frames are flushed in batches).
+const DRAIN_LOOK: Duration = Duration::from_millis(20);
 
 /// Where the events come from.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +52,38 @@ pub enum Source {
     Queue { items: u64 },
     /// Someone else produces the events.
     Passive,
+}
+
+/// Events a source produces, in all and for each subscriber.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Produced {
+    published: Option<u64>,
+    per_subscriber: Option<u64>,
+}
+
+impl Source {
+    /// What the source produces over `orgs` organizations (`None`: not known).
+    fn produced(&self, orgs: u64) -> Produced {
+        let per_org = match *self {
+            Source::Publish { events, .. } => events,
+            Source::Queue { items } => items * 3,
+            Source::Passive => return Produced::default(),
+        };
+        Produced {
+            published: Some(per_org * orgs),
+            per_subscriber: Some(per_org),
+        }
+    }
+
+    /// Paced publishing goes on after the server answered: how long for.
+    fn pacing(&self) -> Duration {
+        match *self {
+            Source::Publish { events, rate } if rate > 0.0 => {
+                Duration::from_secs_f64(events as f64 / rate)
+            }
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 /// What to run.
@@ -118,6 +152,48 @@ pub struct Completeness {
     pub complete_subscribers: u64,
 }
 
+impl Completeness {
+    /// Nothing missing, duplicated or out of order.
+    pub fn is_clean(&self) -> bool {
+        self.missing == 0 && self.duplicated == 0 && self.reordered == 0
+    }
+}
+
+/// Which server stamp the latencies were measured from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LatencySource {
+    /// `publishedAtUs`, µs precision.
+    #[serde(rename = "publishedAtUs")]
+    PublishedAtUs,
+    /// `timestamp`, 1 ms resolution.
+    #[serde(rename = "timestamp (1 ms resolution)")]
+    Timestamp,
+    /// Some frames had `publishedAtUs`, others only `timestamp`.
+    #[serde(rename = "publishedAtUs where present, else timestamp (1 ms resolution)")]
+    Mixed,
+}
+
+impl LatencySource {
+    /// From the counts of frames measured from each stamp.
+    fn of(precise: u64, coarse: u64) -> Option<LatencySource> {
+        match (precise, coarse) {
+            (0, 0) => None,
+            (_, 0) => Some(LatencySource::PublishedAtUs),
+            (0, _) => Some(LatencySource::Timestamp),
+            _ => Some(LatencySource::Mixed),
+        }
+    }
+
+    /// As written in the summary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatencySource::PublishedAtUs => "publishedAtUs",
+            LatencySource::Timestamp => "timestamp (1 ms resolution)",
+            LatencySource::Mixed => "publishedAtUs where present, else timestamp (1 ms resolution)",
+        }
+    }
+}
+
 /// Everything a run measured.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -134,8 +210,8 @@ pub struct LoadSummary {
     pub connect_rate: f64,
     /// Receive time minus publish time, per delivered frame.
     pub latency_ms: Percentiles,
-    /// `publishedAtUs` (µs precision), `timestamp` (1 ms resolution), or none.
-    pub latency_source: Option<String>,
+    /// The stamp latencies were measured from (`None`: no frame carried one).
+    pub latency_source: Option<LatencySource>,
     pub events_published: Option<u64>,
     pub frames_delivered: u64,
     /// Frames delivered per second, from the first publish to the last delivery.
@@ -143,7 +219,7 @@ pub struct LoadSummary {
     /// `None` against a server without `seq` (completeness cannot be measured).
     pub completeness: Option<Completeness>,
     /// Errors by kind: `upgrade refused: HTTP 503`, `timeout`, `closed with 4429`, …
-    pub errors: BTreeMap<String, u64>,
+    pub errors: BTreeMap<ErrorKind, u64>,
     /// Client CPU time (user + system) per delivered frame, in µs.
     pub client_cpu_us_per_frame: Option<f64>,
     pub duration_ms: f64,
@@ -164,13 +240,14 @@ pub struct Progress {
 /// State shared by every connection task.
 pub struct Shared {
     started: Instant,
+    requested: u64,
     /// Connections open now.
     open: AtomicU64,
     /// Connections that reached CONNECTED, open or not any more.
     ever: AtomicU64,
     failed: AtomicU64,
     delivered: AtomicU64,
-    errors: Mutex<BTreeMap<String, u64>>,
+    errors: Mutex<BTreeMap<ErrorKind, u64>>,
     connect: Mutex<Histogram<u64>>,
     connected: Mutex<Histogram<u64>>,
     latency: Mutex<Histogram<u64>>,
@@ -184,10 +261,19 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
 }
 
+fn record(histogram: &Mutex<Histogram<u64>>, time: Duration) {
+    let us = time.as_micros() as u64;
+    histogram
+        .lock()
+        .expect("histogram lock")
+        .saturating_record(us.max(1));
+}
+
 impl Shared {
-    fn new() -> Shared {
+    fn new(requested: u64) -> Shared {
         Shared {
             started: Instant::now(),
+            requested,
             open: AtomicU64::new(0),
             ever: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -202,7 +288,7 @@ impl Shared {
         }
     }
 
-    fn error(&self, kind: String) {
+    fn error(&self, kind: ErrorKind) {
         *self
             .errors
             .lock()
@@ -211,7 +297,26 @@ impl Shared {
             .or_default() += 1;
     }
 
-    pub fn progress(&self, requested: u64) -> Progress {
+    /// A subscriber reached CONNECTED.
+    fn opened(&self, session: &Session) {
+        record(&self.connect, session.open_time);
+        record(&self.connected, session.connected_time);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.ever.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A subscriber never reached CONNECTED.
+    fn failed(&self, kind: ErrorKind) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.error(kind);
+    }
+
+    /// Every connection is up or has failed.
+    fn all_settled(&self) -> bool {
+        self.ever.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed) >= self.requested
+    }
+
+    pub fn progress(&self) -> Progress {
         let p99 = self
             .latency
             .lock()
@@ -221,7 +326,7 @@ impl Shared {
         Progress {
             elapsed_ms: self.started.elapsed().as_secs_f64() * 1000.0,
             open: self.open.load(Ordering::Relaxed),
-            requested,
+            requested: self.requested,
             delivered: self.delivered.load(Ordering::Relaxed),
             p99_ms: p99,
             errors: self.failed.load(Ordering::Relaxed)
@@ -242,200 +347,9 @@ impl Shared {
     }
 }
 
-/// The error kinds a load run counts, from the causes the client attached.
-pub fn classify(error: &anyhow::Error) -> String {
-    use crate::client::error::{PeerClosed, find, http_status, io_kind};
-    if let Some(status) = http_status(error) {
-        return format!("upgrade refused: HTTP {status}");
-    }
-    if let Some(PeerClosed {
-        code: Some(code), ..
-    }) = find::<PeerClosed>(error)
-    {
-        return format!("closed with {code} before CONNECTED");
-    }
-    match exit_for(error) {
-        crate::exit::Exit::Timeout => "timeout".into(),
-        crate::exit::Exit::Connect
-            if io_kind(error) == Some(std::io::ErrorKind::ConnectionRefused) =>
-        {
-            "connection refused".into()
-        }
-        crate::exit::Exit::Connect => "connect failed".into(),
-        _ => "protocol error".into(),
-    }
-}
-
-/// The fields the load client reads from each frame; everything else is skipped.
-#[derive(Deserialize)]
-struct Lite {
-    seq: Option<u64>,
-    #[serde(rename = "publishedAtUs")]
-    published_at_us: Option<u64>,
-    timestamp: Option<crate::protocol::Timestamp>,
-}
-
-/// What one connection saw.
-struct ConnResult {
-    org: usize,
-    /// `seq` in its CONNECTED (`None`: a server without numbering).
-    start_seq: Option<u64>,
-    seqs: SeqTracker,
-    first_us: Option<u64>,
-    last_us: Option<u64>,
-}
-
 fn unix_us(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
-}
-
-/// Opens one connection and reads until `stop`.
-async fn connection(
-    org: usize,
-    endpoint: Endpoint,
-    options: ClientOptions,
-    shared: Arc<Shared>,
-    pending: Arc<Semaphore>,
-    stop: CancellationToken,
-    connected_timeout: Duration,
-) -> Option<ConnResult> {
-    let permit = pending.acquire_owned().await.ok()?;
-    let began = Instant::now();
-    let opened = tokio::select! {
-        _ = stop.cancelled() => return None,
-        opened = ws::open(&endpoint, None, &options) => opened,
-    };
-    let mut opened = match opened {
-        Ok(opened) => opened,
-        Err(e) => {
-            shared.failed.fetch_add(1, Ordering::Relaxed);
-            shared.error(classify(&e));
-            return None;
-        }
-    };
-    let open_us = began.elapsed().as_micros() as u64;
-    let first =
-        match ws::expect_connected(&mut opened.stream, &endpoint.org, connected_timeout).await {
-            Ok(first) => first,
-            Err(e) => {
-                shared.failed.fetch_add(1, Ordering::Relaxed);
-                shared.error(classify(&e));
-                return None;
-            }
-        };
-    let connected_us = began.elapsed().as_micros() as u64;
-    drop(permit);
-    shared
-        .connect
-        .lock()
-        .expect("connect lock")
-        .saturating_record(open_us.max(1));
-    shared
-        .connected
-        .lock()
-        .expect("connected lock")
-        .saturating_record(connected_us.max(1));
-    shared.open.fetch_add(1, Ordering::Relaxed);
-    shared.ever.fetch_add(1, Ordering::Relaxed);
-
-    let start_seq = first.connected.seq;
-    let mut seqs = SeqTracker::expecting(start_seq.map(|s| s + 1)).remembering(MAX_MISSING);
-    let mut batch: Vec<(u32, u64)> = Vec::with_capacity(FLUSH_EVERY);
-    let (mut first_us, mut last_us) = (None, None);
-    let (mut precise, mut coarse) = (0u64, 0u64);
-    let mut delivered = 0u64;
-    let mut flushed_us = 0u64;
-    let started = shared.started;
-    let flush = |batch: &mut Vec<(u32, u64)>, delivered: &mut u64| {
-        if batch.is_empty() && *delivered == 0 {
-            return;
-        }
-        shared.delivered.fetch_add(*delivered, Ordering::Relaxed);
-        *delivered = 0;
-        let mut latency = shared.latency.lock().expect("latency lock");
-        for (_, us) in batch.iter() {
-            latency.saturating_record((*us).clamp(1, MAX_LATENCY_US));
-        }
-        drop(latency);
-        let mut timeline = shared.timeline.lock().expect("timeline lock");
-        for (second, us) in batch.drain(..) {
-            let second = second as usize;
-            while timeline.len() <= second {
-                timeline.push(histogram());
-            }
-            timeline[second].saturating_record(us.clamp(1, MAX_LATENCY_US));
-        }
-    };
-    loop {
-        let message = tokio::select! {
-            _ = stop.cancelled() => {
-                // Best effort: the server learns we are done, without waiting for it.
-                let _ = tokio::time::timeout(Duration::from_millis(200), opened.stream.close(None)).await;
-                break;
-            }
-            message = opened.stream.next() => message,
-        };
-        match message {
-            Some(Ok(Message::Text(text))) => {
-                let now = SystemTime::now();
-                let now_us = unix_us(now);
-                delivered += 1;
-                first_us.get_or_insert(now_us);
-                last_us = Some(now_us);
-                let Ok(lite) = serde_json::from_str::<Lite>(text.as_str()) else {
-                    shared.error("malformed frame".into());
-                    continue;
-                };
-                if let Some(seq) = lite.seq {
-                    seqs.on(seq);
-                }
-                let latency = match (lite.published_at_us, lite.timestamp) {
-                    (Some(published), _) => {
-                        precise += 1;
-                        Some(now_us.saturating_sub(published))
-                    }
-                    (None, Some(t)) => {
-                        coarse += 1;
-                        Some((now_us / 1000).saturating_sub(t.millis().max(0) as u64) * 1000)
-                    }
-                    _ => None,
-                };
-                if let Some(us) = latency {
-                    let second = started.elapsed().as_secs() as u32;
-                    batch.push((second, us));
-                }
-                if batch.len() >= FLUSH_EVERY || now_us.saturating_sub(flushed_us) >= FLUSH_AFTER_US
-                {
-                    flush(&mut batch, &mut delivered);
-                    flushed_us = now_us;
-                }
-            }
-            Some(Ok(Message::Close(frame))) => {
-                let code = frame.map_or("no code".to_string(), |f| u16::from(f.code).to_string());
-                shared.error(format!("closed by the server with {code}"));
-                break;
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
-                if !stop.is_cancelled() {
-                    shared.error("connection lost".into());
-                }
-                break;
-            }
-        }
-    }
-    flush(&mut batch, &mut delivered);
-    shared.precise.fetch_add(precise, Ordering::Relaxed);
-    shared.coarse.fetch_add(coarse, Ordering::Relaxed);
-    shared.open.fetch_sub(1, Ordering::Relaxed);
-    Some(ConnResult {
-        org,
-        start_seq,
-        seqs,
-        first_us,
-        last_us,
-    })
 }
 
 /// CPU time (user + system) of this process so far.
@@ -467,282 +381,380 @@ pub fn ensure_file_limit(connections: usize, extra: usize) -> anyhow::Result<u64
     Ok(got)
 }
 
+/// A run stopped by Ctrl-C, with what it measured until then.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted(pub Box<LoadSummary>);
+
 /// Runs `plan`, calling `on_progress` about four times a second.
 pub async fn run(
     plan: &Plan,
     options: &ClientOptions,
     api_timeout: Duration,
-    interrupted: impl std::future::Future<Output = ()>,
-    mut on_progress: impl FnMut(&Progress),
+    interrupted: impl Future<Output = ()>,
+    on_progress: impl FnMut(&Progress),
 ) -> anyhow::Result<(LoadSummary, Arc<Shared>)> {
-    let shared = Arc::new(Shared::new());
-    let stop = CancellationToken::new();
-    let pending = Arc::new(Semaphore::new(plan.max_pending.max(1)));
-    let requested = plan.connections as u64;
-    let mut tasks = tokio::task::JoinSet::new();
-    tokio::pin!(interrupted);
-    let mut ticker = tokio::time::interval(Duration::from_millis(250));
-    let mut interrupted_now = false;
-
-    // Connect phase.
-    let connect_started = Instant::now();
-    for i in 0..plan.connections {
-        if plan.ramp_rate > 0.0 {
-            let at = connect_started + Duration::from_secs_f64(i as f64 / plan.ramp_rate);
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at) => break,
-                    _ = ticker.tick() => on_progress(&shared.progress(requested)),
-                    _ = &mut interrupted => { interrupted_now = true; break; }
-                }
-            }
-        }
-        if interrupted_now {
-            break;
-        }
-        let org = i % plan.endpoints.len();
-        tasks.spawn(connection(
-            org,
-            plan.endpoints[org].clone(),
-            options.clone(),
-            shared.clone(),
-            pending.clone(),
-            stop.clone(),
-            plan.connected_timeout,
-        ));
-    }
-    // Wait until every connection is up or has failed.
-    while !interrupted_now
-        && shared.ever.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed) < requested
-    {
-        tokio::select! {
-            _ = ticker.tick() => on_progress(&shared.progress(requested)),
-            _ = &mut interrupted => interrupted_now = true,
-        }
-    }
-    let connect_secs = connect_started.elapsed().as_secs_f64();
+    let interrupt = std::pin::pin!(interrupted.fuse());
+    let mut driver = Driver::new(plan, options, interrupt, on_progress);
+    let connect_secs = driver.connect_phase().await;
     let cpu_before = cpu_time();
     let source_started = Instant::now();
     let source_started_us = unix_us(SystemTime::now());
+    let produced = driver.event_source(api_timeout).await?;
+    driver.drain(source_started, produced.per_subscriber).await;
+    let cpu = cpu_before
+        .zip(cpu_time())
+        .map(|(before, after)| after - before);
+    let results = driver.stop_all().await;
+    let final_seqs = final_seqs(plan, options).await;
+    driver.progress();
+    let measured = Measured {
+        results,
+        final_seqs,
+        published: produced.published,
+        connect_secs,
+        cpu,
+        source_started_us,
+    };
+    let summary = summarize(plan, &driver.shared, &measured);
+    if driver.interrupted {
+        return Err(anyhow::Error::new(Interrupted(Box::new(summary))));
+    }
+    Ok((summary, driver.shared))
+}
 
-    // Event phase.
-    let mut published: Option<u64> = None;
-    let mut per_subscriber: Option<u64> = None;
-    // With no subscriber left there is nothing to deliver to: skip the source.
-    let anyone = shared.open.load(Ordering::Relaxed) > 0;
-    if !interrupted_now && anyone {
-        let apis: Vec<Api> = plan
-            .endpoints
-            .iter()
-            .map(|e| Api::new(e, options, api_timeout))
-            .collect::<anyhow::Result<_>>()?;
-        let mut requests = tokio::task::JoinSet::new();
-        match &plan.source {
+/// What woke a wait of the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wake {
+    /// The deadline passed.
+    Due,
+    /// Time to report progress (done).
+    Tick,
+    /// Ctrl-C (recorded).
+    Interrupted,
+}
+
+/// The state of a run between its phases.
+struct Driver<'a, I, P> {
+    plan: &'a Plan,
+    options: &'a ClientOptions,
+    shared: Arc<Shared>,
+    /// Tells every subscriber to close.
+    stop: CancellationToken,
+    tasks: JoinSet<Option<ConnResult>>,
+    ticker: Interval,
+    interrupt: Pin<&'a mut Fuse<I>>,
+    on_progress: P,
+    interrupted: bool,
+}
+
+impl<'a, I, P> Driver<'a, I, P>
+where
+    I: Future<Output = ()>,
+    P: FnMut(&Progress),
+{
+    fn new(
+        plan: &'a Plan,
+        options: &'a ClientOptions,
+        interrupt: Pin<&'a mut Fuse<I>>,
+        on_progress: P,
+    ) -> Self {
+        Driver {
+            plan,
+            options,
+            shared: Arc::new(Shared::new(plan.connections as u64)),
+            stop: CancellationToken::new(),
+            tasks: JoinSet::new(),
+            ticker: tokio::time::interval(PROGRESS_EVERY),
+            interrupt,
+            on_progress,
+            interrupted: false,
+        }
+    }
+
+    fn progress(&mut self) {
+        (self.on_progress)(&self.shared.progress());
+    }
+
+    /// Waits until `until` (`None`: a tick or Ctrl-C), reporting progress on ticks
+    /// and recording Ctrl-C.
+    async fn wait(&mut self, until: Option<Instant>) -> Wake {
+        let deadline = until.unwrap_or_else(Instant::now);
+        let wake = tokio::select! {
+            _ = tokio::time::sleep_until(deadline), if until.is_some() => Wake::Due,
+            _ = self.ticker.tick() => Wake::Tick,
+            _ = &mut self.interrupt => Wake::Interrupted,
+        };
+        match wake {
+            Wake::Tick => self.progress(),
+            Wake::Interrupted => self.interrupted = true,
+            Wake::Due => {}
+        }
+        wake
+    }
+
+    /// Opens the connections (at `ramp_rate`, if set) and waits until each is up or
+    /// has failed; returns how long that took, in seconds.
+    async fn connect_phase(&mut self) -> f64 {
+        let started = Instant::now();
+        let pending = Arc::new(Semaphore::new(self.plan.max_pending.max(1)));
+        for i in 0..self.plan.connections {
+            if self.plan.ramp_rate > 0.0 {
+                let at = started + Duration::from_secs_f64(i as f64 / self.plan.ramp_rate);
+                while self.wait(Some(at)).await == Wake::Tick {}
+            }
+            if self.interrupted {
+                break;
+            }
+            self.spawn(i % self.plan.endpoints.len(), &pending);
+        }
+        while !self.interrupted && !self.shared.all_settled() {
+            self.wait(None).await;
+        }
+        started.elapsed().as_secs_f64()
+    }
+
+    fn spawn(&mut self, org: usize, pending: &Arc<Semaphore>) {
+        let subscription = Subscription {
+            org,
+            endpoint: self.plan.endpoints[org].clone(),
+            options: self.options.clone(),
+            shared: self.shared.clone(),
+            pending: pending.clone(),
+            stop: self.stop.clone(),
+            connected_within: self.plan.connected_timeout,
+        };
+        self.tasks.spawn(subscription.run());
+    }
+
+    /// Asks the source for its events; skipped after Ctrl-C, and with no subscriber
+    /// left (there is nothing to deliver to).
+    async fn event_source(&mut self, api_timeout: Duration) -> anyhow::Result<Produced> {
+        let anyone = self.shared.open.load(Ordering::Relaxed) > 0;
+        if self.interrupted || !anyone {
+            return Ok(Produced::default());
+        }
+        if let Err(e) = produce(self.plan, self.options, api_timeout).await {
+            self.stop.cancel();
+            return Err(e);
+        }
+        Ok(self.plan.source.produced(self.plan.endpoints.len() as u64))
+    }
+
+    /// Waits for the last deliveries (up to `drain_timeout` after the source is done)
+    /// and for `hold` to pass.
+    async fn drain(&mut self, source_started: Instant, per_subscriber: Option<u64>) {
+        let drain_until = source_started + self.plan.source.pacing() + self.plan.drain_timeout;
+        let hold_until = source_started + self.plan.hold;
+        while !self.interrupted && !self.drained(per_subscriber, drain_until, hold_until) {
+            self.wait(Some(Instant::now() + DRAIN_LOOK)).await;
+        }
+    }
+
+    fn drained(&self, per_subscriber: Option<u64>, drain_until: Instant, hold: Instant) -> bool {
+        let now = Instant::now();
+        let open = self.shared.open.load(Ordering::Relaxed);
+        let delivered = match per_subscriber {
+            Some(n) => {
+                self.shared.delivered.load(Ordering::Relaxed) >= n * open || now >= drain_until
+            }
+            None => true,
+        };
+        (delivered || open == 0) && now >= hold
+    }
+
+    /// Closes every subscriber and collects what each saw.
+    async fn stop_all(&mut self) -> Vec<ConnResult> {
+        self.stop.cancel();
+        let mut results = Vec::new();
+        while let Some(result) = self.tasks.join_next().await {
+            if let Ok(Some(r)) = result {
+                results.push(r);
+            }
+        }
+        results
+    }
+}
+
+/// One request per organization to the source; the first failure ends the run.
+async fn produce(
+    plan: &Plan,
+    options: &ClientOptions,
+    api_timeout: Duration,
+) -> anyhow::Result<()> {
+    let apis: Vec<Api> = plan
+        .endpoints
+        .iter()
+        .map(|e| Api::new(e, options, api_timeout))
+        .collect::<anyhow::Result<_>>()?;
+    let mut requests = JoinSet::new();
+    for (api, endpoint) in apis.into_iter().zip(&plan.endpoints) {
+        let org = endpoint.org.clone();
+        match plan.source {
             Source::Publish { events, rate } => {
-                for (api, endpoint) in apis.iter().zip(&plan.endpoints) {
-                    let (api, body) = (
-                        api.clone(),
-                        PublishRequest {
-                            organization_id: endpoint.org.clone(),
-                            kind: "SYNC_QUEUED".into(),
-                            pfa_id: Some("pfa-load".into()),
-                            details: None,
-                            count: Some(*events),
-                            rate_per_sec: Some(*rate),
-                        },
-                    );
-                    requests.spawn(async move { api.publish(&body).await.map(drop) });
-                }
-                published = Some(events * plan.endpoints.len() as u64);
-                per_subscriber = Some(*events);
+                let body = publish_request(org, events, rate);
+                requests.spawn(async move { api.publish(&body).await.map(drop) });
             }
             Source::Queue { items } => {
-                for (api, endpoint) in apis.iter().zip(&plan.endpoints) {
-                    let (api, body) = (
-                        api.clone(),
-                        WriteSyncRequest {
-                            organization_id: endpoint.org.clone(),
-                            count: Some(*items as u32),
-                            outcome: Some(crate::protocol::Outcome::Success),
-                            ..Default::default()
-                        },
-                    );
-                    requests.spawn(async move { api.write_sync(&body).await.map(drop) });
-                }
-                published = Some(items * 3 * plan.endpoints.len() as u64);
-                per_subscriber = Some(items * 3);
+                let body = queue_request(org, items);
+                requests.spawn(async move { api.write_sync(&body).await.map(drop) });
             }
             Source::Passive => {}
         }
-        while let Some(result) = requests.join_next().await {
-            if let Ok(Err(e)) = result {
-                stop.cancel();
-                return Err(e.context("the event source failed"));
-            }
+    }
+    while let Some(result) = requests.join_next().await {
+        if let Ok(Err(e)) = result {
+            return Err(e.context("the event source failed"));
         }
     }
-    // Paced publishing goes on after the answer: allow for its length.
-    let pacing = match &plan.source {
-        Source::Publish { events, rate } if *rate > 0.0 => {
-            Duration::from_secs_f64(*events as f64 / rate)
-        }
-        _ => Duration::ZERO,
-    };
-    let drain_until = source_started + pacing + plan.drain_timeout;
-    let hold_until = source_started + plan.hold;
-    loop {
-        if interrupted_now {
-            break;
-        }
-        let open = shared.open.load(Ordering::Relaxed);
-        let done = match per_subscriber {
-            Some(n) => {
-                shared.delivered.load(Ordering::Relaxed) >= n * open
-                    || Instant::now() >= drain_until
-            }
-            None => true,
-        } || open == 0;
-        if done && Instant::now() >= hold_until {
-            break;
-        }
-        tokio::select! {
-            _ = ticker.tick() => on_progress(&shared.progress(requested)),
-            _ = &mut interrupted => interrupted_now = true,
-            // Frames are flushed in batches; look again soon.
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
-    }
-    let cpu_after = cpu_time();
+    Ok(())
+}
 
-    stop.cancel();
-    let mut results = Vec::new();
-    while let Some(result) = tasks.join_next().await {
-        if let Ok(Some(r)) = result {
-            results.push(r);
-        }
+fn publish_request(org: String, events: u64, rate: f64) -> PublishRequest {
+    PublishRequest {
+        organization_id: org,
+        kind: "SYNC_QUEUED".into(),
+        pfa_id: Some("pfa-load".into()),
+        details: None,
+        count: Some(events),
+        rate_per_sec: Some(rate),
     }
-    // The organizations' final seq, from a fresh CONNECTED each, once the subscribers
-    // are gone (a server may cap connections per organization). A refusal is retried
-    // briefly while the server notices the closes.
-    let mut final_seq: Vec<Option<u64>> = Vec::new();
+}
+
+fn queue_request(org: String, items: u64) -> WriteSyncRequest {
+    WriteSyncRequest {
+        organization_id: org,
+        count: Some(items as u32),
+        outcome: Some(crate::protocol::Outcome::Success),
+        ..Default::default()
+    }
+}
+
+/// The organizations' final seq, from a fresh CONNECTED each, once the subscribers
+/// are gone (a server may cap connections per organization). A refusal is retried
+/// briefly while the server notices the closes.
+async fn final_seqs(plan: &Plan, options: &ClientOptions) -> Vec<Option<u64>> {
+    let mut seqs = Vec::with_capacity(plan.endpoints.len());
     for endpoint in &plan.endpoints {
         let mut seq = None;
         for _ in 0..PROBE_ATTEMPTS {
-            seq = async {
-                let mut opened = ws::open(endpoint, None, options).await.ok()?;
-                let first =
-                    ws::expect_connected(&mut opened.stream, &endpoint.org, plan.connected_timeout)
-                        .await
-                        .ok()?;
-                let _ = ws::close(&mut opened.stream, 1000, "normal").await;
-                first.connected.seq
-            }
-            .await;
+            seq = probe(endpoint, options, plan.connected_timeout).await;
             if seq.is_some() {
                 break;
             }
             tokio::time::sleep(PROBE_RETRY).await;
         }
-        final_seq.push(seq);
+        seqs.push(seq);
     }
-    on_progress(&shared.progress(requested));
+    seqs
+}
 
-    let mut completeness = Completeness::default();
-    let mut measurable = !results.is_empty();
+/// One session: open, CONNECTED, close; its `seq`.
+async fn probe(endpoint: &Endpoint, options: &ClientOptions, within: Duration) -> Option<u64> {
+    let mut never = std::future::pending();
+    let started = Session::start(endpoint, None, options, within, |_: &Opened| {}, &mut never);
+    let Ok(Started::Ready(mut session)) = started.await else {
+        return None;
+    };
+    session.close(1000, "normal").await;
+    session.connected.connected.seq
+}
+
+/// What the phases produced, for the summary.
+struct Measured {
+    results: Vec<ConnResult>,
+    /// Per organization, its final `seq`.
+    final_seqs: Vec<Option<u64>>,
+    published: Option<u64>,
+    connect_secs: f64,
+    /// Client CPU time from the event source to the end of the drain.
+    cpu: Option<Duration>,
+    source_started_us: u64,
+}
+
+/// Each subscriber against its organization's final `seq`; `None` when any cannot
+/// be measured (a server without `seq`), or no subscriber is left.
+fn completeness(results: &[ConnResult], final_seqs: &[Option<u64>]) -> Option<Completeness> {
+    let mut c = Completeness::default();
+    for r in results {
+        let (start, end) = (r.start_seq?, final_seqs[r.org]?);
+        let expected = end.saturating_sub(start);
+        let missing = expected.saturating_sub(r.seqs.unique);
+        c.subscribers += 1;
+        c.expected += expected;
+        c.received += r.seqs.unique;
+        c.missing += missing;
+        c.duplicated += r.seqs.duplicates;
+        c.reordered += r.seqs.late;
+        if missing == 0 && r.seqs.duplicates == 0 && r.seqs.late == 0 {
+            c.complete_subscribers += 1;
+        }
+    }
+    (!results.is_empty()).then_some(c)
+}
+
+/// Seconds from the first publish (or, failing that, the first delivery) to the
+/// last delivery.
+fn delivery_span(results: &[ConnResult], source_started_us: u64) -> f64 {
     let (mut first_us, mut last_us) = (u64::MAX, 0u64);
-    for r in &results {
+    for r in results {
         if let (Some(f), Some(l)) = (r.first_us, r.last_us) {
             first_us = first_us.min(f);
             last_us = last_us.max(l);
         }
-        let (Some(start), Some(end)) = (r.start_seq, final_seq[r.org]) else {
-            measurable = false;
-            continue;
-        };
-        let expected = end.saturating_sub(start);
-        let missing = expected.saturating_sub(r.seqs.unique);
-        completeness.subscribers += 1;
-        completeness.expected += expected;
-        completeness.received += r.seqs.unique;
-        completeness.missing += missing;
-        completeness.duplicated += r.seqs.duplicates;
-        completeness.reordered += r.seqs.late;
-        if missing == 0 && r.seqs.duplicates == 0 && r.seqs.late == 0 {
-            completeness.complete_subscribers += 1;
-        }
     }
+    if last_us > source_started_us {
+        (last_us - source_started_us) as f64 / 1e6
+    } else if first_us < last_us {
+        (last_us - first_us) as f64 / 1e6
+    } else {
+        0.0
+    }
+}
+
+fn per_second(count: u64, secs: f64) -> f64 {
+    if secs > 0.0 { count as f64 / secs } else { 0.0 }
+}
+
+fn summarize(plan: &Plan, shared: &Shared, measured: &Measured) -> LoadSummary {
+    let results = &measured.results;
     let frames: u64 = results
         .iter()
         .map(|r| r.seqs.unique + r.seqs.duplicates)
         .sum::<u64>()
         .max(shared.delivered.load(Ordering::Relaxed));
-    let span_s = if last_us > source_started_us {
-        (last_us - source_started_us) as f64 / 1e6
-    } else {
-        0.0
-    };
-    let span_s = if span_s > 0.0 {
-        span_s
-    } else if first_us < last_us {
-        (last_us - first_us) as f64 / 1e6
-    } else {
-        0.0
-    };
-    let cpu = match (cpu_before, cpu_after) {
-        (Some(a), Some(b)) if frames > 0 => Some((b - a).as_secs_f64() * 1e6 / frames as f64),
-        _ => None,
-    };
-    let (precise, coarse) = (
-        shared.precise.load(Ordering::Relaxed),
-        shared.coarse.load(Ordering::Relaxed),
-    );
+    let cpu = measured
+        .cpu
+        .filter(|_| frames > 0)
+        .map(|cpu| cpu.as_secs_f64() * 1e6 / frames as f64);
     // Each lock is taken and released on its own line: guards in one struct literal
     // would live to its end, and a second lock of the same mutex would deadlock.
     let connect_ms = Percentiles::of(&shared.connect.lock().expect("connect lock"));
     let connected_ms = Percentiles::of(&shared.connected.lock().expect("connected lock"));
     let latency_ms = Percentiles::of(&shared.latency.lock().expect("latency lock"));
     let errors = shared.errors.lock().expect("errors lock").clone();
-    let summary = LoadSummary {
-        connections_requested: requested,
+    LoadSummary {
+        connections_requested: shared.requested,
         connections_opened: connect_ms.count,
         connections_failed: shared.failed.load(Ordering::Relaxed),
         organizations: plan.endpoints.len() as u64,
-        connect_rate: if connect_secs > 0.0 {
-            connect_ms.count as f64 / connect_secs
-        } else {
-            0.0
-        },
+        connect_rate: per_second(connect_ms.count, measured.connect_secs),
         connect_ms,
         connected_ms,
         latency_ms,
-        latency_source: match (precise, coarse) {
-            (0, 0) => None,
-            (_, 0) => Some("publishedAtUs".into()),
-            (0, _) => Some("timestamp (1 ms resolution)".into()),
-            _ => Some("publishedAtUs where present, else timestamp (1 ms resolution)".into()),
-        },
-        events_published: published,
+        latency_source: LatencySource::of(
+            shared.precise.load(Ordering::Relaxed),
+            shared.coarse.load(Ordering::Relaxed),
+        ),
+        events_published: measured.published,
         frames_delivered: frames,
-        delivered_per_sec: if span_s > 0.0 {
-            frames as f64 / span_s
-        } else {
-            0.0
-        },
-        completeness: measurable.then_some(completeness),
+        delivered_per_sec: per_second(frames, delivery_span(results, measured.source_started_us)),
+        completeness: completeness(results, &measured.final_seqs),
         errors,
         client_cpu_us_per_frame: cpu,
         duration_ms: shared.started.elapsed().as_secs_f64() * 1000.0,
-    };
-    if interrupted_now {
-        return Err(anyhow::Error::new(Interrupted(Box::new(summary))));
     }
-    Ok((summary, shared))
 }
-
-/// A run stopped by Ctrl-C, with what it measured until then.
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted")]
-pub struct Interrupted(pub Box<LoadSummary>);
 
 #[cfg(test)]
 mod tests {
@@ -762,47 +774,41 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_classified_by_their_cause() {
-        use crate::client::error::{PeerClosed, UpgradeRefused, failed};
-        let refused = UpgradeRefused {
-            status: 503,
-            body: String::new(),
+    fn latency_sources_are_written_as_before() {
+        for (precise, coarse, text) in [
+            (1, 0, "publishedAtUs"),
+            (0, 1, "timestamp (1 ms resolution)"),
+            (
+                1,
+                1,
+                "publishedAtUs where present, else timestamp (1 ms resolution)",
+            ),
+        ] {
+            let source = LatencySource::of(precise, coarse).unwrap();
+            assert_eq!(source.as_str(), text);
+            assert_eq!(serde_json::to_value(source).unwrap(), text);
+            let back: LatencySource = serde_json::from_value(text.into()).unwrap();
+            assert_eq!(back, source);
+        }
+        assert_eq!(LatencySource::of(0, 0), None);
+    }
+
+    #[test]
+    fn sources_say_what_they_produce() {
+        let publish = Source::Publish {
+            events: 10,
+            rate: 5.0,
         };
         assert_eq!(
-            classify(&failed(Failure::Connect("upgrade".into()), refused)),
-            "upgrade refused: HTTP 503"
+            publish.produced(3),
+            Produced {
+                published: Some(30),
+                per_subscriber: Some(10)
+            }
         );
-        // The text alone does not count: "HTTP 503" in a message is not a status.
-        assert_eq!(
-            classify(&anyhow::Error::new(Failure::Protocol(
-                "saw HTTP 503 (code 1)".into()
-            ))),
-            "protocol error"
-        );
-        let closed = PeerClosed {
-            code: Some(4503),
-            reason: "cap".into(),
-        };
-        assert_eq!(
-            classify(&failed(
-                Failure::Protocol("before CONNECTED".into()),
-                closed
-            )),
-            "closed with 4503 before CONNECTED"
-        );
-        assert_eq!(
-            classify(&anyhow::Error::new(Failure::Timeout("timed out".into()))),
-            "timeout"
-        );
-        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert_eq!(
-            classify(&failed(Failure::Connect("failed to connect".into()), io)),
-            "connection refused"
-        );
-        let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
-        assert_eq!(
-            classify(&failed(Failure::Connect("failed to connect".into()), io)),
-            "connect failed"
-        );
+        assert_eq!(publish.pacing(), Duration::from_secs(2));
+        assert_eq!(Source::Queue { items: 4 }.produced(2).published, Some(24));
+        assert_eq!(Source::Passive.produced(2), Produced::default());
+        assert_eq!(Source::Passive.pacing(), Duration::ZERO);
     }
 }

@@ -1,9 +1,16 @@
-//! The records of `load`.
+//! The records of `load`, and its text for people: the banner, the notes, the
+//! progress line, the summary table and the threshold lines. (The HTML report is
+//! [`super::html`].)
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::load::LoadSummary;
+use super::human::{self, paint};
 use crate::load::threshold::Verdict;
+use crate::load::{ErrorKind, LatencySource, LoadSummary, Percentiles, Progress};
 
 /// The `summary` record of `load`.
 #[derive(Serialize, Deserialize, Debug)]
@@ -13,4 +20,142 @@ pub struct LoadReport {
     #[serde(flatten)]
     pub summary: LoadSummary,
     pub thresholds: Vec<Verdict>,
+}
+
+impl LoadReport {
+    /// A finished run: it passed when every threshold held and a connection opened.
+    pub fn finished(summary: LoadSummary, thresholds: Vec<Verdict>) -> LoadReport {
+        LoadReport {
+            ok: thresholds.iter().all(|v| v.ok) && summary.connections_opened > 0,
+            summary,
+            thresholds,
+        }
+    }
+
+    /// A run stopped by Ctrl-C: not passed, thresholds not evaluated.
+    pub fn interrupted(summary: LoadSummary) -> LoadReport {
+        LoadReport {
+            ok: false,
+            summary,
+            thresholds: Vec::new(),
+        }
+    }
+}
+
+/// The first line of a run.
+pub fn banner(url: &str, connections: usize, organizations: usize) -> String {
+    format!("Loading {url} with {connections} connections over {organizations} organization(s)\n")
+}
+
+/// The note of a run against the bundled server.
+pub fn bundled(addr: SocketAddr) -> String {
+    format!(
+        "no --url given: loading the bundled server, started in this process on ws://{addr} (figures include its CPU; run `syncprobe serve` separately to measure a server alone)"
+    )
+}
+
+pub fn report_written(path: &Path) -> String {
+    format!("report written to {}", path.display())
+}
+
+/// The live progress line.
+pub fn progress_line(p: &Progress) -> String {
+    format!(
+        "open {}/{} | delivered {} | p99 {:.2} ms | errors {}",
+        p.open, p.requested, p.delivered, p.p99_ms, p.errors
+    )
+}
+
+/// `kind: count, kind: count`, plain.
+pub fn errors_list(errors: &BTreeMap<ErrorKind, u64>) -> String {
+    errors
+        .iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn percentiles(p: &Percentiles) -> String {
+    format!(
+        "p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3} ms",
+        p.p50, p.p90, p.p99, p.max
+    )
+}
+
+/// `  ✓ p99<50ms holds: …` or `  ✗ … breached: …`.
+pub fn verdict_line(v: &Verdict) -> String {
+    let mark = if v.ok {
+        paint(human::GREEN, "✓")
+    } else {
+        paint(human::RED, "✗")
+    };
+    format!("  {mark} {}\n", v.message)
+}
+
+/// The summary table, then the threshold lines.
+pub fn summary(report: &LoadReport) -> String {
+    let s = &report.summary;
+    let mut text = format!("\n{}\n", paint(human::BOLD, "Load summary"));
+    let mut row = |k: &str, v: String| text.push_str(&format!("  {k:<20} {v}\n"));
+    row(
+        "connections",
+        format!(
+            "{} opened / {} requested, {} failed, {} org(s)",
+            s.connections_opened, s.connections_requested, s.connections_failed, s.organizations
+        ),
+    );
+    row(
+        "connect rate",
+        format!("{:.0} connections/s", s.connect_rate),
+    );
+    row("connect time", percentiles(&s.connect_ms));
+    row("time to CONNECTED", percentiles(&s.connected_ms));
+    row(
+        "fan-out latency",
+        format!(
+            "{}  ({} samples, from {})",
+            percentiles(&s.latency_ms),
+            s.latency_ms.count,
+            s.latency_source.map_or("-", LatencySource::as_str)
+        ),
+    );
+    row(
+        "delivered",
+        format!(
+            "{} frames, {:.0} frames/s",
+            s.frames_delivered, s.delivered_per_sec
+        ),
+    );
+    row("completeness", completeness(s));
+    let errors = if s.errors.is_empty() {
+        "none".into()
+    } else {
+        paint(human::RED, errors_list(&s.errors))
+    };
+    row("errors", errors);
+    if let Some(cpu) = s.client_cpu_us_per_frame {
+        row("client CPU", format!("{cpu:.3} µs per delivered frame"));
+    }
+    for v in &report.thresholds {
+        text.push_str(&verdict_line(v));
+    }
+    text
+}
+
+fn completeness(s: &LoadSummary) -> String {
+    let Some(c) = &s.completeness else {
+        return "not measurable: the server sends no seq".into();
+    };
+    let line = format!(
+        "{} missing, {} duplicated, {} reordered of {} deliveries ({} / {} subscribers complete)",
+        c.missing, c.duplicated, c.reordered, c.expected, c.complete_subscribers, c.subscribers
+    );
+    paint(
+        if c.is_clean() {
+            human::GREEN
+        } else {
+            human::RED
+        },
+        line,
+    )
 }

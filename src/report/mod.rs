@@ -9,6 +9,7 @@
 pub mod color;
 pub mod connect;
 pub mod enqueue;
+pub mod html;
 pub mod human;
 pub mod json;
 pub mod junit;

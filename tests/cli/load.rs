@@ -2,6 +2,7 @@
 //! report, and errors classified by kind (refused upgrades, server closes).
 
 use serde_json::{Value, json};
+use syncprobe::load::{ErrorKind, LatencySource};
 use syncprobe::report::load::LoadReport;
 
 use crate::fake::*;
@@ -51,7 +52,7 @@ async fn completeness_is_exact_over_several_organizations() {
     assert_eq!(s.frames_delivered, 200 * 50);
     assert_eq!(s.events_published, Some(150));
     assert_eq!(s.latency_ms.count, 200 * 50);
-    assert_eq!(s.latency_source.as_deref(), Some("publishedAtUs"));
+    assert_eq!(s.latency_source, Some(LatencySource::PublishedAtUs));
     assert!(s.errors.is_empty(), "{:?}", s.errors);
     assert_eq!(r.thresholds.len(), 3);
     assert!(r.thresholds.iter().all(|v| v.ok));
@@ -82,10 +83,7 @@ async fn the_queue_source_delivers_every_lifecycle() {
     let s = report_of(&output).summary;
     let c = s.completeness.unwrap();
     assert_eq!((c.expected, c.missing), (20 * 15, 0));
-    assert_eq!(
-        s.latency_source.as_deref(),
-        Some("timestamp (1 ms resolution)")
-    );
+    assert_eq!(s.latency_source, Some(LatencySource::Timestamp));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,7 +213,7 @@ async fn refused_upgrades_are_counted_by_status() {
     let s = report_of(&output).summary;
     assert_eq!((s.connections_opened, s.connections_failed), (0, 5));
     assert_eq!(
-        s.errors.get("upgrade refused: HTTP 503"),
+        s.errors.get(&ErrorKind::UpgradeRefused(503)),
         Some(&5),
         "{:?}",
         s.errors
@@ -251,7 +249,7 @@ async fn server_closes_are_counted_by_code() {
     let s = report_of(&output).summary;
     assert_eq!(s.connections_opened, 6);
     assert_eq!(
-        s.errors.get("closed by the server with 4429"),
+        s.errors.get(&ErrorKind::ClosedByServer(Some(4429))),
         Some(&6),
         "{:?}",
         s.errors

@@ -1,4 +1,4 @@
-//! `--report FILE.html`: one self-contained page (inline CSS and SVG, no scripts, no
+//! `load --report FILE.html`: one self-contained page (inline CSS and SVG, no scripts, no
 //! network) with the run's figures, a latency histogram and latency over time. It is
 //! also well-formed XML, so tests can parse it.
 
@@ -6,8 +6,8 @@ use std::fmt::Write;
 
 use hdrhistogram::Histogram;
 
-use super::LoadSummary;
-use super::threshold::Verdict;
+use crate::load::threshold::Verdict;
+use crate::load::{LatencySource, LoadSummary, Percentiles};
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -130,6 +130,21 @@ pub fn render(
     latency: &Histogram<u64>,
     timeline: &[Histogram<u64>],
 ) -> String {
+    let rows = figures(summary);
+    let mut checks = String::new();
+    for v in verdicts {
+        let _ = write!(
+            checks,
+            r#"<li class="{}">{}</li>"#,
+            if v.ok { "ok" } else { "bad" },
+            escape(&v.message)
+        );
+    }
+    page(summary.duration_ms, &rows, &checks, latency, timeline)
+}
+
+/// The rows of the figures table.
+fn figures(summary: &LoadSummary) -> String {
     let mut rows = String::new();
     let mut row = |k: &str, v: String| {
         let _ = write!(
@@ -153,7 +168,7 @@ pub fn render(
         "connect rate",
         format!("{:.0} connections/s", summary.connect_rate),
     );
-    let p = |p: &super::Percentiles| {
+    let p = |p: &Percentiles| {
         format!(
             "p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
             p.p50, p.p95, p.p99, p.max
@@ -166,7 +181,7 @@ pub fn render(
         format!(
             "{} (from {})",
             p(&summary.latency_ms),
-            summary.latency_source.as_deref().unwrap_or("-")
+            summary.latency_source.map_or("-", LatencySource::as_str)
         ),
     );
     row(
@@ -198,26 +213,22 @@ pub fn render(
     let errors = if summary.errors.is_empty() {
         "none".to_string()
     } else {
-        summary
-            .errors
-            .iter()
-            .map(|(k, n)| format!("{k}: {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        super::load::errors_list(&summary.errors)
     };
     row("errors", errors);
     if let Some(cpu) = summary.client_cpu_us_per_frame {
         row("client CPU", format!("{cpu:.3} µs per frame"));
     }
-    let mut checks = String::new();
-    for v in verdicts {
-        let _ = write!(
-            checks,
-            r#"<li class="{}">{}</li>"#,
-            if v.ok { "ok" } else { "bad" },
-            escape(&v.message)
-        );
-    }
+    rows
+}
+
+fn page(
+    duration_ms: f64,
+    rows: &str,
+    checks: &str,
+    latency: &Histogram<u64>,
+    timeline: &[Histogram<u64>],
+) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html xmlns="http://www.w3.org/1999/xhtml" lang="en">
@@ -237,7 +248,7 @@ pub fn render(
 </body>
 </html>
 "#,
-        duration = summary.duration_ms / 1000.0,
+        duration = duration_ms / 1000.0,
         histogram = histogram_svg(latency),
         timeline = timeline_svg(timeline),
     )

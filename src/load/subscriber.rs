@@ -1,0 +1,256 @@
+//! One load subscriber: open through the session helper (open, CONNECTED), read
+//! until told to stop, close.
+//!
+//! The per-frame path is kept cheap so the client is never the bottleneck: the frame
+//! is read in place (a borrowed serde view of `seq` and `publishedAtUs` only), latency
+//! samples go to a small per-connection buffer that is flushed into the shared
+//! histograms every [`FLUSH_EVERY`] frames, and counters are per connection until then.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_util::sync::CancellationToken;
+
+use super::error::{ErrorKind, classify};
+use super::{MAX_LATENCY_US, Shared, histogram, unix_us};
+use crate::client::session::{Session, Started};
+use crate::client::ws::{Opened, Stream};
+use crate::client::{ClientOptions, Endpoint};
+use crate::seq::SeqTracker;
+
+/// Latency samples buffered per connection before they reach the shared histograms.
+pub const FLUSH_EVERY: usize = 256;
+/// Longest a connection keeps samples and counts before flushing them, in µs.
+const FLUSH_AFTER_US: u64 = 100_000;
+/// Most missing `seq` numbers remembered per subscriber (to recognise late arrivals).
+const MAX_MISSING: usize = 10_000;
+/// How long a subscriber told to stop waits for the server to answer its close:
+/// best effort, the server learns we are done without our waiting for it.
+const STOP_CLOSE_WAIT: Duration = Duration::from_millis(200);
+
+/// What one connection saw.
+pub(super) struct ConnResult {
+    pub org: usize,
+    /// `seq` in its CONNECTED (`None`: a server without numbering).
+    pub start_seq: Option<u64>,
+    pub seqs: SeqTracker,
+    pub first_us: Option<u64>,
+    pub last_us: Option<u64>,
+}
+
+/// One subscriber to open: which organization, and what it shares with the run.
+pub(super) struct Subscription {
+    pub org: usize,
+    pub endpoint: Endpoint,
+    pub options: ClientOptions,
+    pub shared: Arc<Shared>,
+    /// Handshakes in flight at once.
+    pub pending: Arc<Semaphore>,
+    pub stop: CancellationToken,
+    pub connected_within: Duration,
+}
+
+impl Subscription {
+    /// Opens the connection and reads until `stop`; `None` when it never reached
+    /// CONNECTED (counted as failed) or was stopped before.
+    pub async fn run(self) -> Option<ConnResult> {
+        let mut session = self.subscribe().await?;
+        let start_seq = session.connected.connected.seq;
+        let mut reader = Reader::new(&self.shared, start_seq);
+        if reader.read(&mut session.stream, &self.stop).await {
+            let _ = tokio::time::timeout(STOP_CLOSE_WAIT, session.close(1000, "normal")).await;
+        }
+        Some(reader.finish(self.org, start_seq))
+    }
+
+    /// Open → CONNECTED, under the handshake semaphore; `stop` cancels it.
+    async fn subscribe(&self) -> Option<Box<Session>> {
+        let _permit = self.pending.acquire().await.ok()?;
+        let stop = self.stop.cancelled();
+        tokio::pin!(stop);
+        let started = Session::start(
+            &self.endpoint,
+            None,
+            &self.options,
+            self.connected_within,
+            |_: &Opened| {},
+            &mut stop,
+        )
+        .await;
+        match started {
+            Ok(Started::Ready(session)) => {
+                self.shared.opened(&session);
+                Some(session)
+            }
+            Ok(Started::Interrupted(_)) => None,
+            Err(e) => {
+                self.shared.failed(classify(&e));
+                None
+            }
+        }
+    }
+}
+
+/// The fields the load client reads from each frame; everything else is skipped.
+#[derive(Deserialize)]
+struct Lite {
+    seq: Option<u64>,
+    #[serde(rename = "publishedAtUs")]
+    published_at_us: Option<u64>,
+    timestamp: Option<crate::protocol::Timestamp>,
+}
+
+/// The per-connection counters and sample buffer of a subscriber's reads.
+struct Reader<'a> {
+    shared: &'a Shared,
+    seqs: SeqTracker,
+    /// (second of the run, latency in µs), flushed in batches.
+    batch: Vec<(u32, u64)>,
+    first_us: Option<u64>,
+    last_us: Option<u64>,
+    precise: u64,
+    coarse: u64,
+    /// Frames not yet added to the shared count.
+    delivered: u64,
+    flushed_us: u64,
+}
+
+impl<'a> Reader<'a> {
+    fn new(shared: &'a Shared, start_seq: Option<u64>) -> Reader<'a> {
+        Reader {
+            shared,
+            seqs: SeqTracker::expecting(start_seq.map(|s| s + 1)).remembering(MAX_MISSING),
+            batch: Vec::with_capacity(FLUSH_EVERY),
+            first_us: None,
+            last_us: None,
+            precise: 0,
+            coarse: 0,
+            delivered: 0,
+            flushed_us: 0,
+        }
+    }
+
+    /// Reads until `stop` (`true`) or until the connection ends (`false`).
+    async fn read(&mut self, stream: &mut Stream, stop: &CancellationToken) -> bool {
+        loop {
+            let message = tokio::select! {
+                _ = stop.cancelled() => return true,
+                message = stream.next() => message,
+            };
+            if self.on(message, stop).is_break() {
+                return false;
+            }
+        }
+    }
+
+    fn on(
+        &mut self,
+        message: Option<Result<Message, tungstenite::Error>>,
+        stop: &CancellationToken,
+    ) -> ControlFlow<()> {
+        match message {
+            Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
+            Some(Ok(Message::Close(frame))) => {
+                let code = frame.map(|f| u16::from(f.code));
+                self.shared.error(ErrorKind::ClosedByServer(code));
+                return ControlFlow::Break(());
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                if !stop.is_cancelled() {
+                    self.shared.error(ErrorKind::ConnectionLost);
+                }
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The hot path: no allocation, one borrowed parse.
+    fn on_text(&mut self, text: &str) {
+        let now_us = unix_us(SystemTime::now());
+        self.delivered += 1;
+        self.first_us.get_or_insert(now_us);
+        self.last_us = Some(now_us);
+        let Ok(lite) = serde_json::from_str::<Lite>(text) else {
+            self.shared.error(ErrorKind::MalformedFrame);
+            return;
+        };
+        if let Some(seq) = lite.seq {
+            self.seqs.on(seq);
+        }
+        if let Some(us) = self.latency(&lite, now_us) {
+            let second = self.shared.started.elapsed().as_secs() as u32;
+            self.batch.push((second, us));
+        }
+        if self.batch.len() >= FLUSH_EVERY
+            || now_us.saturating_sub(self.flushed_us) >= FLUSH_AFTER_US
+        {
+            self.flush();
+            self.flushed_us = now_us;
+        }
+    }
+
+    /// Receive time minus publish time: `publishedAtUs` when present, else the
+    /// millisecond `timestamp`.
+    fn latency(&mut self, lite: &Lite, now_us: u64) -> Option<u64> {
+        match (lite.published_at_us, &lite.timestamp) {
+            (Some(published), _) => {
+                self.precise += 1;
+                Some(now_us.saturating_sub(published))
+            }
+            (None, Some(t)) => {
+                self.coarse += 1;
+                Some((now_us / 1000).saturating_sub(t.millis().max(0) as u64) * 1000)
+            }
+            _ => None,
+        }
+    }
+
+    /// Moves the buffered samples and counts into the shared figures.
+    fn flush(&mut self) {
+        if self.batch.is_empty() && self.delivered == 0 {
+            return;
+        }
+        let shared = self.shared;
+        shared
+            .delivered
+            .fetch_add(self.delivered, Ordering::Relaxed);
+        self.delivered = 0;
+        let mut latency = shared.latency.lock().expect("latency lock");
+        for (_, us) in &self.batch {
+            latency.saturating_record((*us).clamp(1, MAX_LATENCY_US));
+        }
+        drop(latency);
+        let mut timeline = shared.timeline.lock().expect("timeline lock");
+        for (second, us) in self.batch.drain(..) {
+            let second = second as usize;
+            while timeline.len() <= second {
+                timeline.push(histogram());
+            }
+            timeline[second].saturating_record(us.clamp(1, MAX_LATENCY_US));
+        }
+    }
+
+    /// The last flush, and what the connection saw.
+    fn finish(mut self, org: usize, start_seq: Option<u64>) -> ConnResult {
+        self.flush();
+        let shared = self.shared;
+        shared.precise.fetch_add(self.precise, Ordering::Relaxed);
+        shared.coarse.fetch_add(self.coarse, Ordering::Relaxed);
+        shared.open.fetch_sub(1, Ordering::Relaxed);
+        ConnResult {
+            org,
+            start_seq,
+            seqs: self.seqs,
+            first_us: self.first_us,
+            last_us: self.last_us,
+        }
+    }
+}
