@@ -547,7 +547,7 @@ fn rest_body(body: &[u8]) {
     }
 }
 
-fn check_rejection(rejection: &routes::Rejection, body: &[u8]) {
+fn check_rejection(rejection: &crate::server::error::Rejection, body: &[u8]) {
     let shown = String::from_utf8_lossy(body);
     assert_eq!(rejection.status().as_u16(), 400, "{shown}");
     let answer = rejection.body();

@@ -10,6 +10,7 @@
 //! origins, organizations, limits, caps), [`tls`] serving `wss://`.
 
 pub mod bus;
+pub mod error;
 pub mod metrics;
 pub mod queue;
 pub mod routes;

@@ -17,11 +17,11 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::bus::Draft;
+use super::error::{Rejection, api_error};
 use super::queue::NewItem;
 use super::security::{self, Grant, Refusal};
 use crate::protocol::{
-    ApiError, EventType, Outcome, PublishResponse, QueuedItem, ServerFrame, Timestamp,
-    WriteSyncResponse,
+    EventType, Outcome, PublishResponse, QueuedItem, ServerFrame, Timestamp, WriteSyncResponse,
 };
 
 /// Most items one write-sync request may queue.
@@ -31,50 +31,12 @@ pub const MAX_PUBLISH: u64 = 1_000_000;
 /// Fastest pace a publish request may ask for.
 pub const MAX_RATE: f64 = 1_000_000.0;
 
-/// A JSON error answer in the protocol's shape.
-pub fn api_error(
-    status: StatusCode,
-    error: &str,
-    message: &str,
-    details: Option<Value>,
-) -> Response {
-    let body = ApiError {
-        error: error.to_string(),
-        message: message.to_string(),
-        details,
-    };
-    (status, Json(body)).into_response()
-}
-
-/// An error answer not yet turned into a response.
-#[derive(Debug)]
-pub struct Rejection {
-    status: StatusCode,
-    body: Box<ApiError>,
-}
-
-impl Rejection {
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    pub fn body(&self) -> &ApiError {
-        &self.body
-    }
-}
-
 impl From<Refusal> for Rejection {
     fn from(refusal: Refusal) -> Self {
-        Rejection {
-            status: refusal.status,
-            body: Box::new(ApiError {
-                error: refusal.error.to_string(),
-                details: refusal
-                    .field
-                    .map(|field| json!([{ "field": field, "message": refusal.message }])),
-                message: refusal.message,
-            }),
-        }
+        let details = refusal
+            .field
+            .map(|field| json!([{ "field": field, "message": refusal.message }]));
+        Rejection::new(refusal.status, refusal.error, refusal.message, details)
     }
 }
 
@@ -87,12 +49,6 @@ fn authorize(state: &AppState, grant: &MaybeGrant, org: &str) -> Result<(), Reje
         state.metrics.error(refusal.reason);
         Rejection::from(refusal)
     })
-}
-
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
-    }
 }
 
 /// Collects field problems; turns into one `400 VALIDATION_ERROR`.
@@ -121,14 +77,12 @@ impl Problems {
             })
             .collect::<Vec<_>>()
             .join("; ");
-        Err(Rejection {
-            status: StatusCode::BAD_REQUEST,
-            body: Box::new(ApiError {
-                error: "VALIDATION_ERROR".into(),
-                message,
-                details: Some(Value::Array(self.0)),
-            }),
-        })
+        Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            message,
+            Some(Value::Array(self.0)),
+        ))
     }
 }
 

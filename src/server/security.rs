@@ -47,7 +47,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite;
 
-use super::routes::api_error;
+use super::error::api_error;
 use super::{AppState, Config, Shared};
 use crate::protocol::{
     CLOSE_CAPACITY, CLOSE_IDLE_TIMEOUT, CLOSE_MESSAGE_TOO_BIG, CLOSE_ORG_NOT_ALLOWED,

@@ -22,8 +22,8 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::AppState;
 use super::bus::{Frame, Resume};
+use super::error::api_error;
 use super::metrics::OrgLabels;
-use super::routes::api_error;
 use super::security::{self, Admission, ClientFrame, Closing, SessionGuard};
 use crate::protocol::{CLOSE_GOING_AWAY, CLOSE_MISSING_ORG, CLOSE_TOO_SLOW, ServerFrame};
 
