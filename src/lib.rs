@@ -8,6 +8,7 @@
 //! [`protocol`] the wire types of `shared/PROTOCOL.md`.
 
 pub mod check;
+pub mod claims;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -11,11 +11,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::claims::{ORG_CLAIM, org_claim};
 use crate::cli::parse_duration;
 use crate::exit::Exit;
 use crate::protocol::Timestamp;
 use crate::report::Reporter;
-use crate::server::security::{ALL_ORGS, ORG_CLAIM};
 
 #[derive(Debug, Args)]
 #[command(
@@ -102,14 +102,7 @@ pub fn mint(args: &TokenArgs, secret: &[u8], now: SystemTime) -> anyhow::Result<
         .as_secs();
     let exp = iat.saturating_add(args.ttl.as_secs().max(1));
     let mut claims = Map::new();
-    let org = if args.orgs.len() == 1 {
-        Value::from(args.orgs[0].clone())
-    } else if args.orgs.iter().any(|o| o == ALL_ORGS) {
-        Value::from(ALL_ORGS)
-    } else {
-        Value::from(args.orgs.clone())
-    };
-    claims.insert(ORG_CLAIM.into(), org);
+    claims.insert(ORG_CLAIM.into(), org_claim(&args.orgs));
     claims.insert("iat".into(), iat.into());
     claims.insert("exp".into(), exp.into());
     if let Some(delay) = args.not_before {
@@ -143,7 +136,7 @@ pub fn mint(args: &TokenArgs, secret: &[u8], now: SystemTime) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::security::{JwtConfig, verify};
+    use crate::claims::{JwtConfig, verify};
     use clap::Parser;
 
     fn args(extra: &[&str]) -> TokenArgs {

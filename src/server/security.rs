@@ -31,40 +31,32 @@ use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use base64::Engine;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite;
 
 use super::error::api_error;
 use super::{AppState, Config, Shared};
+use crate::claims::{self, TokenError};
+pub use crate::claims::{
+    ALL_ORGS, DEFAULT_LEEWAY, Grant, JwtConfig, MAX_LEEWAY, ORG_CLAIM, OrgGrant,
+};
 use crate::protocol::{
     CLOSE_CAPACITY, CLOSE_IDLE_TIMEOUT, CLOSE_MESSAGE_TOO_BIG, CLOSE_ORG_NOT_ALLOWED,
     CLOSE_RATE_LIMITED, CLOSE_TOKEN_EXPIRED,
 };
 
-/// The claim naming the organizations a token allows: a string or an array of
-/// strings; `"*"` allows every organization (and the admin endpoint).
-pub const ORG_CLAIM: &str = "org";
-/// The organization wildcard in [`ORG_CLAIM`].
-pub const ALL_ORGS: &str = "*";
 /// Longest organization id the syntax rule accepts.
 pub const MAX_ORG_ID_LEN: usize = 128;
-/// Tolerance for clock differences when checking `exp` and `nbf`.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
-/// Largest leeway accepted: more would make expiry meaningless.
-pub const MAX_LEEWAY: Duration = Duration::from_secs(3600);
 /// Client frames per second per connection.
 pub const DEFAULT_RATE: u32 = 100;
 /// Client frames a connection may send at once before the rate applies.
@@ -124,92 +116,6 @@ impl RateLimit {
     fn quota(self) -> Option<Quota> {
         let rate = NonZeroU32::new(self.per_second)?;
         Some(Quota::per_second(rate).allow_burst(NonZeroU32::new(self.burst).unwrap_or(rate)))
-    }
-}
-
-/// How tokens are verified. Build it with [`JwtConfig::hs256`] or
-/// [`JwtConfig::public_key_pem`]; the key never appears in `Debug` output.
-#[derive(Clone)]
-pub struct JwtConfig {
-    algorithm: Algorithm,
-    key: DecodingKey,
-    /// When set, the token's `iss` must equal it.
-    pub issuer: Option<String>,
-    /// When set, the token's `aud` must contain it; when not, `aud` is not checked.
-    pub audience: Option<String>,
-    /// Tolerance for `exp` and `nbf` (at most [`MAX_LEEWAY`]).
-    pub leeway: Duration,
-}
-
-impl fmt::Debug for JwtConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtConfig")
-            .field("algorithm", &self.algorithm)
-            .field("key", &"[redacted]")
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("leeway", &self.leeway)
-            .finish()
-    }
-}
-
-impl JwtConfig {
-    fn new(algorithm: Algorithm, key: DecodingKey) -> JwtConfig {
-        JwtConfig {
-            algorithm,
-            key,
-            issuer: None,
-            audience: None,
-            leeway: DEFAULT_LEEWAY,
-        }
-    }
-
-    /// HS256 with a shared secret.
-    pub fn hs256(secret: &[u8]) -> anyhow::Result<JwtConfig> {
-        if secret.is_empty() {
-            bail!("the JWT secret is empty");
-        }
-        Ok(JwtConfig::new(
-            Algorithm::HS256,
-            DecodingKey::from_secret(secret),
-        ))
-    }
-
-    /// RS256 for an RSA public key, ES256 for an EC P-256 public key (PEM).
-    pub fn public_key_pem(pem: &[u8]) -> anyhow::Result<JwtConfig> {
-        if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
-            return Ok(JwtConfig::new(Algorithm::RS256, key));
-        }
-        match DecodingKey::from_ec_pem(pem) {
-            Ok(key) => Ok(JwtConfig::new(Algorithm::ES256, key)),
-            Err(e) => bail!("not an RSA or EC (P-256) public key in PEM format: {e}"),
-        }
-    }
-
-    /// The one algorithm tokens must be signed with.
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
-
-    fn validation(&self) -> Validation {
-        let mut validation = Validation::new(self.algorithm);
-        validation.leeway = self.leeway.min(MAX_LEEWAY).as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        let mut required = vec!["exp"];
-        if let Some(issuer) = &self.issuer {
-            validation.set_issuer(&[issuer]);
-            required.push("iss");
-        }
-        match &self.audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&required);
-        validation
     }
 }
 
@@ -420,155 +326,20 @@ impl Refusal {
 // ---------------------------------------------------------------------------------
 // Tokens
 
-/// What a verified token allows.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Grant {
-    pub orgs: OrgGrant,
-    /// `exp` plus the leeway: the session ends (4401) at this instant.
-    pub expires_at: SystemTime,
-    pub subject: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OrgGrant {
-    All,
-    Only(Vec<String>),
-}
-
-impl Grant {
-    pub fn allows(&self, org: &str) -> bool {
-        match &self.orgs {
-            OrgGrant::All => true,
-            OrgGrant::Only(orgs) => orgs.iter().any(|o| o == org),
-        }
-    }
-
-    pub fn allows_all(&self) -> bool {
-        self.orgs == OrgGrant::All
-    }
-}
-
-/// The `alg` a token's header names, read without trusting anything else in it.
-fn header_alg(token: &str) -> Option<String> {
-    let header = token.split('.').next()?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header.trim_end_matches('='))
-        .ok()?;
-    let value: Value = serde_json::from_slice(&bytes).ok()?;
-    value.get("alg")?.as_str().map(String::from)
-}
-
-fn org_grant(claims: &Value) -> Result<OrgGrant, String> {
-    let shape = format!(
-        "the {ORG_CLAIM} claim must be an organization id or an array of them (\"*\" for all)"
-    );
-    match claims.get(ORG_CLAIM) {
-        None | Some(Value::Null) => Err(format!("the token has no {ORG_CLAIM} claim: {shape}")),
-        Some(Value::String(org)) if org == ALL_ORGS => Ok(OrgGrant::All),
-        Some(Value::String(org)) => Ok(OrgGrant::Only(vec![org.clone()])),
-        Some(Value::Array(items)) => {
-            let orgs: Option<Vec<String>> =
-                items.iter().map(|v| v.as_str().map(String::from)).collect();
-            let orgs = orgs.ok_or(shape)?;
-            if orgs.iter().any(|o| o == ALL_ORGS) {
-                Ok(OrgGrant::All)
-            } else {
-                Ok(OrgGrant::Only(orgs))
-            }
-        }
-        Some(_) => Err(shape),
-    }
-}
-
-/// Expiry times beyond this (about the year 2242) are taken as this.
-const LATEST_EXP: f64 = 8_589_934_592.0;
-
-fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
-
-/// Verifies a token: signature with the configured algorithm only, `exp` (required),
-/// `nbf`, issuer and audience when configured, and the shape of the `org` claim.
+/// Verifies a token; a refusal is 401, or 403 for an organization claim of the
+/// wrong shape.
 pub fn verify(jwt: &JwtConfig, token: &str) -> Result<Grant, Refusal> {
-    let ours = format!("{:?}", jwt.algorithm);
-    match header_alg(token) {
-        None => {
-            return Err(Refusal::unauthorized(
-                "malformed_token",
-                "the token is malformed: expected a JWT (three base64url parts with a JSON header)",
-            ));
+    claims::verify(jwt, token).map_err(Refusal::from)
+}
+
+impl From<TokenError> for Refusal {
+    fn from(error: TokenError) -> Self {
+        let reason = error.reason();
+        match error {
+            TokenError::BadOrgClaim(message) => Refusal::forbidden(reason, message),
+            other => Refusal::unauthorized(reason, other.to_string()),
         }
-        Some(alg) if alg.eq_ignore_ascii_case("none") => {
-            return Err(Refusal::unauthorized(
-                "alg_none",
-                "unsigned tokens (alg none) are refused",
-            ));
-        }
-        Some(alg) if alg != ours => {
-            return Err(Refusal::unauthorized(
-                "bad_algorithm",
-                format!("the token is signed with {alg}; this server accepts {ours} only"),
-            ));
-        }
-        Some(_) => {}
     }
-    let data = jsonwebtoken::decode::<Value>(token, &jwt.key, &jwt.validation()).map_err(|e| {
-        let (reason, message) = match e.kind() {
-            ErrorKind::ExpiredSignature => ("token_expired", "the token expired".to_string()),
-            ErrorKind::ImmatureSignature => (
-                "token_not_yet_valid",
-                "the token is not valid yet (nbf)".to_string(),
-            ),
-            ErrorKind::InvalidSignature => (
-                "bad_signature",
-                "the token's signature does not verify".to_string(),
-            ),
-            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => (
-                "bad_algorithm",
-                format!("this server accepts {ours} tokens only"),
-            ),
-            ErrorKind::MissingRequiredClaim(claim) => {
-                ("missing_claim", format!("the token has no {claim} claim"))
-            }
-            ErrorKind::InvalidClaimFormat(claim) => (
-                "malformed_token",
-                format!("the token's {claim} claim is not a number"),
-            ),
-            ErrorKind::InvalidIssuer => (
-                "bad_issuer",
-                format!(
-                    "the token's issuer (iss) is not {}",
-                    jwt.issuer.as_deref().unwrap_or("-")
-                ),
-            ),
-            ErrorKind::InvalidAudience => (
-                "bad_audience",
-                format!(
-                    "the token's audience (aud) does not include {}",
-                    jwt.audience.as_deref().unwrap_or("-")
-                ),
-            ),
-            _ => ("malformed_token", format!("the token is malformed: {e}")),
-        };
-        Refusal::unauthorized(reason, message)
-    })?;
-    let claims = data.claims;
-    // `exp` to the sub-second, so that a session closed at expiry and a token checked
-    // at the same instant agree (the library compares whole seconds).
-    let leeway = jwt.leeway.min(MAX_LEEWAY).as_secs_f64();
-    let exp = claims.get("exp").and_then(Value::as_f64).unwrap_or(0.0);
-    if now_secs() >= exp + leeway {
-        return Err(Refusal::unauthorized("token_expired", "the token expired"));
-    }
-    let orgs = org_grant(&claims).map_err(|m| Refusal::forbidden("bad_org_claim", m))?;
-    Ok(Grant {
-        orgs,
-        expires_at: UNIX_EPOCH + Duration::from_secs_f64((exp + leeway).clamp(0.0, LATEST_EXP)),
-        subject: claims.get("sub").and_then(Value::as_str).map(String::from),
-    })
 }
 
 /// The bearer token of a request: `Authorization: Bearer …` first, then (when
@@ -1223,7 +994,10 @@ async fn changed(allowed: &mut Option<watch::Receiver<AllowedOrgs>>, org: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{EncodingKey, Header, encode};
+    use base64::Engine;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use serde_json::Value;
+    use std::time::UNIX_EPOCH;
 
     const SECRET: &[u8] = b"a test secret of some length";
 
@@ -1237,7 +1011,10 @@ mod tests {
     }
 
     fn now() -> u64 {
-        now_secs() as u64
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
     }
 
     fn config() -> JwtConfig {
