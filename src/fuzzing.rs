@@ -29,7 +29,7 @@ use crate::server::metrics::Metrics;
 use crate::server::queue::{Queue, WorkerConfig};
 use crate::server::routes::{self, MAX_ITEMS, MAX_PUBLISH, MAX_RATE};
 use crate::server::security::{
-    self, ClientFrame, Closing, JwtConfig, OriginPattern, RateLimit, Security, SessionGuard,
+    self, ClientFrame, Closing, JwtConfig, OriginPattern, RateLimit, Security,
 };
 use crate::server::{Config, ws};
 
@@ -301,7 +301,7 @@ pub fn frames(data: &[u8]) {
         1 => query.push_str(&format!("&token={presented}")),
         _ => {}
     }
-    if let Ok(admission) = security::admit(state, &headers, Some(&query), &org) {
+    if let Ok(admission) = state.security.admit(&headers, Some(&query), &org) {
         assert!(security::check_org_syntax(&org).is_ok(), "{org:?} admitted");
         assert!(
             ["org-a", "org-b"].contains(&org.as_str()),
@@ -401,8 +401,8 @@ fn client_frames(wire: &[u8]) {
         }),
         ..Config::default()
     };
-    let rules = Security::new(&config);
-    let mut guard = SessionGuard::new(&rules, "org-fuzz", None);
+    let rules = Security::new(&config, Arc::new(Metrics::new()));
+    let mut guard = rules.session_guard("org-fuzz", None);
     let mut socket = WebSocket::from_raw_socket(
         Wire { input: wire },
         Role::Server,

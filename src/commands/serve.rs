@@ -303,7 +303,7 @@ pub async fn run(args: ServeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
                 result?;
                 break;
             }
-            Some(()) = hangups.recv() => match server::security::reload_orgs(&state) {
+            Some(()) = hangups.recv() => match state.security.reload_orgs() {
                 Ok(reloaded) => reporter.note(&format!(
                     "SIGHUP: reloaded the organization allow-list: {} organizations, closing {} connection(s)",
                     reloaded.organizations, reloaded.closing

@@ -4,7 +4,7 @@
 //! `{"error":"VALIDATION_ERROR","message":…,"details":[{"field":…,"message":…}]}`.
 //! The validators are pure functions of the body ([`validate_write_sync`],
 //! [`validate_publish`]), so they can be fuzzed. With JWT configured, the
-//! organization of a request must be one its token allows (`security.rs`).
+//! organization of a request must be one its token allows (`security/`).
 
 use std::time::Duration;
 
@@ -15,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
 
-use super::AppState;
 use super::bus::Draft;
-use super::error::{Rejection, api_error};
+use super::error::{Refusal, Rejection, api_error};
 use super::queue::NewItem;
-use super::security::{self, Grant, Refusal};
+use super::state::AppState;
+use crate::claims::Grant;
 use crate::protocol::{
     EventType, Outcome, PublishResponse, QueuedItem, ServerFrame, Timestamp, WriteSyncResponse,
 };
@@ -31,24 +31,18 @@ pub const MAX_PUBLISH: u64 = 1_000_000;
 /// Fastest pace a publish request may ask for.
 pub const MAX_RATE: f64 = 1_000_000.0;
 
-impl From<Refusal> for Rejection {
-    fn from(refusal: Refusal) -> Self {
-        let details = refusal
-            .field
-            .map(|field| json!([{ "field": field, "message": refusal.message }]));
-        Rejection::new(refusal.status, refusal.error, refusal.message, details)
-    }
-}
-
 /// The grant of the request's token, if JWT is configured.
 type MaybeGrant = Option<Extension<Grant>>;
 
-/// The organization checks of `security.rs`, counted as an error when they refuse.
+/// The organization checks of `security/`, counted as an error when they refuse.
 fn authorize(state: &AppState, grant: &MaybeGrant, org: &str) -> Result<(), Rejection> {
-    security::authorize_org(state, grant.as_ref().map(|g| &g.0), org).map_err(|refusal| {
-        state.metrics.error(refusal.reason);
-        Rejection::from(refusal)
-    })
+    state
+        .security
+        .authorize_org(grant.as_ref().map(|g| &g.0), org)
+        .map_err(|refusal| {
+            state.metrics.error(refusal.reason);
+            Rejection::from(refusal)
+        })
 }
 
 /// Collects field problems; turns into one `400 VALIDATION_ERROR`.
@@ -549,9 +543,11 @@ pub async fn reload_orgs(State(state): State<AppState>, grant: MaybeGrant) -> Re
         } else {
             "the admin API needs a token whose org claim is \"*\""
         };
-        return Refusal::forbidden("admin_forbidden", message).respond(&state);
+        return state
+            .security
+            .refuse(Refusal::forbidden("admin_forbidden", message));
     }
-    match security::reload_orgs(&state) {
+    match state.security.reload_orgs() {
         Ok(reloaded) => Json(json!({
             "success": true,
             "organizations": reloaded.organizations,

@@ -5,8 +5,8 @@
 //! it, up to [`MAX_BATCH`] frames, in one flush), so a busy organization costs few
 //! syscalls. Client frames are read and ignored, malformed ones too.
 //!
-//! The security rules (`security.rs`) hook in at two places: the upgrade handlers
-//! call `security::admit`/`authenticate`, and the session loop hands every client
+//! The security rules (`security/`) hook in at two places: the upgrade handlers
+//! call `Security::admit`/`authenticate`, and the session loop hands every client
 //! frame to a `SessionGuard` and has one branch for the closes it decides (rate,
 //! size, idle, token expiry, organization no longer allowed).
 
@@ -20,11 +20,11 @@ use axum::response::Response;
 use futures_util::SinkExt;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use super::AppState;
 use super::bus::{Frame, Resume};
 use super::error::api_error;
 use super::metrics::OrgLabels;
-use super::security::{self, Admission, ClientFrame, Closing, SessionGuard};
+use super::security::{Admission, ClientFrame, Closing, SessionGuard, frame_limit};
+use super::state::AppState;
 use crate::protocol::{CLOSE_GOING_AWAY, CLOSE_MISSING_ORG, CLOSE_TOO_SLOW, ServerFrame};
 
 /// Most frames written per flush.
@@ -49,7 +49,7 @@ fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(state.config.max_message_size)
-        .max_frame_size(security::frame_limit(state.config.max_message_size))
+        .max_frame_size(frame_limit(state.config.max_message_size))
 }
 
 /// `/api/ws/sync` with no organization: accept, then close with 4000 as Part 1 does.
@@ -63,10 +63,11 @@ pub async fn missing_org(
         Ok(ws) => ws,
         Err(rejection) => return upgrade_failed(rejection),
     };
-    if let Err(refusal) =
-        security::authenticate(&state, &headers, Some(query.as_deref().unwrap_or("")))
+    if let Err(refusal) = state
+        .security
+        .authenticate(&headers, Some(query.as_deref().unwrap_or("")))
     {
-        return refusal.respond(&state);
+        return state.security.refuse(refusal);
     }
     state.metrics.error("missing_org");
     configure(ws, &state).on_upgrade(|mut socket| async move {
@@ -86,9 +87,9 @@ pub async fn sync(
         Ok(ws) => ws,
         Err(rejection) => return upgrade_failed(rejection),
     };
-    let admission = match security::admit(&state, &headers, query.as_deref(), &org) {
+    let admission = match state.security.admit(&headers, query.as_deref(), &org) {
         Ok(admission) => admission,
-        Err(refusal) => return refusal.respond(&state),
+        Err(refusal) => return state.security.refuse(refusal),
     };
     let resume = match parse_resume(query.as_deref().unwrap_or("")) {
         Ok(resume) => resume,
@@ -166,7 +167,7 @@ async fn run(
     }
     // Holds this socket's place under the connection caps until it ends.
     let _permit = admission.permit;
-    let mut guard = SessionGuard::new(&state.security, &org, admission.grant.as_ref());
+    let mut guard = state.security.session_guard(&org, admission.grant.as_ref());
     let gauge = state
         .metrics
         .connections
@@ -370,10 +371,11 @@ pub async fn echo(
         Ok(ws) => ws,
         Err(rejection) => return upgrade_failed(rejection),
     };
-    if let Err(refusal) =
-        security::authenticate(&state, &headers, Some(query.as_deref().unwrap_or("")))
+    if let Err(refusal) = state
+        .security
+        .authenticate(&headers, Some(query.as_deref().unwrap_or("")))
     {
-        return refusal.respond(&state);
+        return state.security.refuse(refusal);
     }
     let shutdown = state.shutdown.clone();
     let tasks = state.tasks.clone();
