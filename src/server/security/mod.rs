@@ -30,6 +30,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use tower_http::cors::CorsLayer;
 
 pub use self::caps::{
     CapResponse, DEFAULT_IP_BURST, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ORG,
@@ -57,6 +58,7 @@ use super::metrics::Metrics;
 pub struct Security {
     pub jwt: Option<JwtConfig>,
     origins: Vec<OriginPattern>,
+    cors: CorsLayer,
     org_syntax: OrgIdSyntax,
     allow: Option<AllowFile>,
     caps: Arc<Caps>,
@@ -91,6 +93,7 @@ impl Security {
         Security {
             jwt: config.jwt.clone(),
             origins: config.allowed_origins.clone(),
+            cors: origin::cors(),
             org_syntax: config.org_id_syntax,
             allow: config.org_allow_list.as_ref().map(AllowFile::new),
             caps: Arc::new(Caps::new(
@@ -121,6 +124,11 @@ impl Security {
 
     pub fn origin_allowed(&self, origin: &str) -> bool {
         self.origins.iter().any(|p| p.matches(origin))
+    }
+
+    /// The CORS layer for requests from allowed origins.
+    pub fn cors(&self) -> &CorsLayer {
+        &self.cors
     }
 
     /// Whether an upgrade attempt from `ip` is within the per-IP limit.

@@ -1,8 +1,28 @@
 //! The Origin allow-list: [`OriginPattern`] (exact origins and wildcard subdomains),
-//! checked on upgrades and REST calls by the middleware.
+//! checked on upgrades and REST calls by the middleware, and the CORS answers for
+//! the origins on it ([`cors`], tower-http's `CorsLayer`).
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
+
+use axum::http::{Method, header};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// How long browsers may cache a CORS preflight answer.
+const CORS_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// CORS for a request whose origin is already known to be on the allow-list: the
+/// origin mirrored and `Vary: origin`, and for preflights the methods and headers
+/// the REST API takes.
+pub fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(CORS_MAX_AGE)
+        .vary([header::ORIGIN])
+}
 
 /// One entry of the Origin allow-list: `https://app.example.com`,
 /// `http://localhost:5173`, or `https://*.example.com` (any subdomain, at any
