@@ -7,6 +7,7 @@
 //! bundled reference server, [`client`] holds connecting and HTTP calls, and
 //! [`protocol`] the wire types of `shared/PROTOCOL.md`.
 
+pub mod backoff;
 pub mod check;
 pub mod claims;
 pub mod cli;

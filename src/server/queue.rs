@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bus::{Bus, Draft};
+use crate::backoff::capped_exponential;
 use crate::protocol::{EventType, Health, Outcome, SyncStatus, Timestamp};
 
 /// Worker settings.
@@ -33,12 +34,10 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// The delay before retry number `retry` (1-based).
+    /// The delay before retry number `retry` (1-based): no jitter and no cap, so a
+    /// test can count on it.
     pub fn backoff(&self, retry: u32) -> Duration {
-        self.retry_base.saturating_mul(
-            1u32.checked_shl(retry.saturating_sub(1))
-                .unwrap_or(u32::MAX),
-        )
+        capped_exponential(self.retry_base, Duration::MAX, retry.saturating_sub(1))
     }
 }
 
