@@ -24,7 +24,10 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket, WebSocketConfig}
 
 use crate::expect::{Matcher, Mode, Pattern, Status};
 use crate::protocol::ServerFrame;
-use crate::server::bus::{Bus, BusConfig, Resume};
+use futures_util::FutureExt;
+
+use crate::server::bus::{BusFuture, EventBus, Resume};
+use crate::server::in_process::{BusConfig, InProcessBus};
 use crate::server::metrics::Metrics;
 use crate::server::queue::{Queue, WorkerConfig};
 use crate::server::routes::{self, MAX_ITEMS, MAX_PUBLISH, MAX_RATE};
@@ -313,20 +316,18 @@ pub fn frames(data: &[u8]) {
     }
 
     // CONNECTED for any organization id is a frame a strict client accepts.
-    let bus = Bus::new(
+    let bus = InProcessBus::new(
         BusConfig {
             history: 4,
             lag_limit: 4,
         },
         Arc::new(Metrics::new()),
     );
-    let connected = bus.subscribe(
-        &org,
-        Some(&Resume {
-            since: 0,
-            epoch: None,
-        }),
-    );
+    let resume = Resume {
+        since: 0,
+        epoch: None,
+    };
+    let connected = at_once(bus.subscribe(&org, Some(&resume)));
     let text = serde_json::to_string(&ServerFrame::Connected(connected.connected))
         .expect("CONNECTED serialises");
     ServerFrame::parse(&text).unwrap_or_else(|e| panic!("our CONNECTED is invalid: {e}: {text}"));
@@ -482,7 +483,7 @@ fn rest_body(body: &[u8]) {
             assert!(plan.priority <= 10);
             assert!(plan.items.len() as u64 <= MAX_ITEMS);
             if plan.items.len() <= ENQUEUE_LIMIT {
-                let bus = Arc::new(Bus::new(
+                let bus = Arc::new(InProcessBus::new(
                     BusConfig {
                         history: ENQUEUE_LIMIT,
                         lag_limit: ENQUEUE_LIMIT,
@@ -499,19 +500,22 @@ fn rest_body(body: &[u8]) {
                     bus.clone(),
                 );
                 let n = plan.items.len();
-                let queued = queue.enqueue(&plan.org, plan.priority, plan.items);
+                let queued = queue
+                    .enqueue(&plan.org, plan.priority, plan.items)
+                    .now_or_never()
+                    .expect("the in-process queue never waits")
+                    .expect("the in-process bus never fails");
                 assert_eq!(queued.len(), n);
-                let replay = bus.subscribe(
-                    &plan.org,
-                    Some(&Resume {
-                        since: 0,
-                        epoch: None,
-                    }),
-                );
+                let resume = Resume {
+                    since: 0,
+                    epoch: None,
+                };
+                let replay = at_once(bus.subscribe(&plan.org, Some(&resume)));
                 assert_eq!(replay.replay.len(), n);
                 for frame in &replay.replay {
-                    let parsed = ServerFrame::parse(&frame.text)
-                        .unwrap_or_else(|e| panic!("SYNC_QUEUED is invalid: {e}: {}", frame.text));
+                    let text = std::str::from_utf8(frame.bytes()).expect("frames are UTF-8");
+                    let parsed = ServerFrame::parse(text)
+                        .unwrap_or_else(|e| panic!("SYNC_QUEUED is invalid: {e}: {text}"));
                     assert_eq!(parsed.kind(), "SYNC_QUEUED");
                 }
             }
@@ -523,28 +527,34 @@ fn rest_body(body: &[u8]) {
             assert!((1..=MAX_PUBLISH).contains(&publish.count));
             assert!(publish.rate.is_finite() && (0.0..=MAX_RATE).contains(&publish.rate));
             assert_ne!(publish.draft.kind.as_str(), "CONNECTED");
-            let bus = Bus::new(
+            let bus = InProcessBus::new(
                 BusConfig {
                     history: 1,
                     lag_limit: 1,
                 },
                 Arc::new(Metrics::new()),
             );
-            bus.publish(&publish.org, publish.draft);
-            let replay = bus.subscribe(
-                &publish.org,
-                Some(&Resume {
-                    since: 0,
-                    epoch: None,
-                }),
-            );
-            let text = &replay.replay[0].text;
+            at_once(bus.publish(&publish.org, publish.draft));
+            let resume = Resume {
+                since: 0,
+                epoch: None,
+            };
+            let replay = at_once(bus.subscribe(&publish.org, Some(&resume)));
+            let text = std::str::from_utf8(replay.replay[0].bytes()).expect("frames are UTF-8");
             ServerFrame::parse(text).unwrap_or_else(|e| {
                 panic!("an accepted publish made an invalid frame: {e}: {text}")
             });
         }
         Err(rejection) => check_rejection(&rejection, body),
     }
+}
+
+/// A call of the in-process bus, which never waits nor fails (so the targets need
+/// no runtime).
+fn at_once<T>(call: BusFuture<'_, T>) -> T {
+    call.now_or_never()
+        .expect("the in-process bus never waits")
+        .expect("the in-process bus never fails")
 }
 
 fn check_rejection(rejection: &crate::server::error::Rejection, body: &[u8]) {

@@ -4,7 +4,8 @@
 //! tests and `smoke`'s embedded server all use a free port and readiness is simply
 //! "bind returned". HTTP and WebSocket share the one port.
 //!
-//! Layout: [`bus`] numbers and fans out events, [`queue`] is the write-sync queue and
+//! Layout: [`bus`] numbers and fans out events (the [`bus::EventBus`] trait;
+//! [`in_process`] its implementation for one process), [`queue`] is the write-sync queue and
 //! its worker, [`ws`] the socket handlers, [`routes`] the REST API, [`metrics`] the
 //! operations figures, [`security`] the rules switched on by configuration (JWT,
 //! origins, organizations, limits, caps), [`tls`] serving `wss://`, [`error`] the
@@ -17,6 +18,7 @@
 pub mod bus;
 mod config;
 pub mod error;
+pub mod in_process;
 pub mod metrics;
 pub mod queue;
 pub mod routes;
@@ -41,7 +43,8 @@ use tokio_util::task::TaskTracker;
 pub use self::config::Config;
 pub use self::state::{AppState, Shared};
 
-use self::bus::{Bus, BusConfig};
+use self::bus::EventBus;
+use self::in_process::{BusConfig, InProcessBus};
 use self::metrics::Metrics;
 use self::queue::Queue;
 use self::security::{Security, middleware};
@@ -49,7 +52,7 @@ use self::security::{Security, middleware};
 /// Builds the shared state and the router (without serving it).
 pub fn app(config: Config) -> (AppState, Router) {
     let metrics = Arc::new(Metrics::new());
-    let bus = Arc::new(Bus::new(
+    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::new(
         BusConfig {
             history: config.history,
             lag_limit: config.lag_limit,

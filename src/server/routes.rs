@@ -192,7 +192,7 @@ pub async fn write_sync(State(state): State<AppState>, grant: MaybeGrant, body: 
     if let Err(rejection) = authorize(&state, &grant, &plan.org) {
         return rejection.into_response();
     }
-    enqueue(&state, plan)
+    enqueue(&state, plan).await
 }
 
 /// A validated write-sync request: what to queue.
@@ -273,7 +273,18 @@ pub fn validate_write_sync(body: &[u8]) -> Result<WriteSyncPlan, Rejection> {
     })
 }
 
-fn enqueue(state: &AppState, plan: WriteSyncPlan) -> Response {
+/// The answer to a publish the bus refused (a shared bus out of reach).
+fn bus_failed(state: &AppState, error: &anyhow::Error) -> Response {
+    state.metrics.error("bus_failed");
+    api_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL_ERROR",
+        &format!("{error:#}"),
+        None,
+    )
+}
+
+async fn enqueue(state: &AppState, plan: WriteSyncPlan) -> Response {
     let WriteSyncPlan {
         org,
         priority,
@@ -291,7 +302,10 @@ fn enqueue(state: &AppState, plan: WriteSyncPlan) -> Response {
         };
         return Json(body).into_response();
     }
-    let queued = state.queue.enqueue(&org, priority, items);
+    let queued = match state.queue.enqueue(&org, priority, items).await {
+        Ok(queued) => queued,
+        Err(e) => return bus_failed(state, &e),
+    };
     let config = state.queue.config();
     let rounds = n.div_ceil(config.workers.max(1)) as u32;
     let estimate = config.processing_time * rounds + Duration::from_millis(100);
@@ -335,7 +349,7 @@ pub async fn sync_status(
         .filter(|o| !o.trim().is_empty())
     {
         Some(org) => match authorize(&state, &grant, &org) {
-            Ok(()) => Json(state.queue.status(&org)).into_response(),
+            Ok(()) => Json(state.queue.status(&org).await).into_response(),
             Err(rejection) => rejection.into_response(),
         },
         None => {
@@ -444,7 +458,10 @@ pub async fn publish(State(state): State<AppState>, grant: MaybeGrant, body: Byt
         let mut first = None;
         let mut last = 0;
         for _ in 0..publish.count {
-            last = state.bus.publish(&publish.org, publish.draft.clone());
+            last = match state.bus.publish(&publish.org, publish.draft.clone()).await {
+                Ok(seq) => seq,
+                Err(e) => return bus_failed(&state, &e),
+            };
             first.get_or_insert(last);
         }
         let body = PublishResponse {
@@ -466,8 +483,16 @@ pub async fn publish(State(state): State<AppState>, grant: MaybeGrant, body: Byt
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         for _ in 0..publish.count {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticks.tick() => { bus.publish(&publish.org, publish.draft.clone()); }
+                () = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            // A bus that fails ends the paced stream: the request was answered long ago.
+            if bus
+                .publish(&publish.org, publish.draft.clone())
+                .await
+                .is_err()
+            {
+                return;
             }
         }
     });
@@ -497,7 +522,7 @@ pub async fn stats(State(state): State<AppState>, grant: MaybeGrant) -> Response
         "connectionsOpened": state.metrics.connections_opened.get(),
         "eventsPublished": state.bus.published(),
         "framesSent": state.metrics.frames_sent.get(),
-        "queueBacklog": state.queue.backlog(),
+        "queueBacklog": state.queue.backlog().await,
         "uptimeSeconds": state.metrics.started.elapsed().as_secs_f64(),
     }))
     .into_response()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::bus::Bus;
+use super::bus::EventBus;
 use super::config::Config;
 use super::metrics::Metrics;
 use super::queue::Queue;
@@ -15,7 +15,8 @@ use super::security::Security;
 /// What every handler shares.
 pub struct Shared {
     pub config: Config,
-    pub bus: Arc<Bus>,
+    /// The event path; the handlers and the queue see only the trait.
+    pub bus: Arc<dyn EventBus>,
     pub queue: Arc<Queue>,
     pub metrics: Arc<Metrics>,
     pub security: Arc<Security>,
