@@ -15,6 +15,7 @@ pub mod client;
 pub mod commands;
 pub mod exit;
 pub mod expect;
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod load;

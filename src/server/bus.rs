@@ -4,8 +4,8 @@
 //! and the live stream ([`Subscription`]). The worker and the publish endpoint only
 //! publish; the socket handler only subscribes; none of them knows which bus it has.
 //!
-//! [`InProcessBus`](super::in_process::InProcessBus) is the first implementation (one
-//! process serves alone); a bus shared between instances (Redis) replaces the
+//! The in-process bus (`in_process.rs`) is the first implementation (one process
+//! serves alone); a bus shared between instances (Redis) replaces the
 //! numbering and history behind the same calls. Frames are plain bytes, serialised
 //! once per event and shared by reference with every subscriber; the socket handler
 //! turns them into WebSocket messages at the edge.
@@ -38,9 +38,6 @@ pub trait EventBus: Send + Sync {
         org: &'a str,
         resume: Option<&'a Resume>,
     ) -> BusFuture<'a, Subscription>;
-
-    /// The latest `seq` of `org` and its epoch (`None` before the bus has seen `org`).
-    fn position<'a>(&'a self, org: &'a str) -> BusFuture<'a, Option<Position>>;
 
     /// Events published through this server since it started, across organizations.
     fn published(&self) -> u64;
@@ -90,13 +87,6 @@ pub struct Draft {
 pub struct Resume {
     pub since: u64,
     pub epoch: Option<String>,
-}
-
-/// Where an organization's numbering stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Position {
-    pub seq: u64,
-    pub epoch: String,
 }
 
 /// What the live stream of a [`Subscription`] yields.

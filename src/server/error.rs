@@ -24,8 +24,8 @@ pub fn api_error(
 /// An error answer not yet turned into a response.
 #[derive(Debug)]
 pub struct Rejection {
-    status: StatusCode,
-    body: Box<ApiError>,
+    pub status: StatusCode,
+    pub body: Box<ApiError>,
 }
 
 impl Rejection {
@@ -38,14 +38,6 @@ impl Rejection {
                 details,
             }),
         }
-    }
-
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    pub fn body(&self) -> &ApiError {
-        &self.body
     }
 }
 

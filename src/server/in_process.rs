@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::Map;
 use tokio::sync::broadcast;
 
-use super::bus::{BusFuture, Draft, EventBus, Frame, Position, Resume, Subscription};
+use super::bus::{BusFuture, Draft, EventBus, Frame, Resume, Subscription};
 use super::metrics::Metrics;
 use crate::protocol::{Connected, SyncEvent, Timestamp};
 
@@ -152,16 +152,6 @@ impl InProcessBus {
         drop(history);
         Subscription::new(connected, replay, live, RoomGuard { room })
     }
-
-    fn position_now(&self, org: &str) -> Option<Position> {
-        let rooms = self.rooms.read().expect("rooms lock");
-        let room = rooms.get(org)?;
-        let seq = room.history.lock().expect("history lock").seq;
-        Some(Position {
-            seq,
-            epoch: room.epoch.clone(),
-        })
-    }
 }
 
 impl EventBus for InProcessBus {
@@ -175,10 +165,6 @@ impl EventBus for InProcessBus {
         resume: Option<&'a Resume>,
     ) -> BusFuture<'a, Subscription> {
         Box::pin(ready(Ok(self.subscribe_now(org, resume))))
-    }
-
-    fn position<'a>(&'a self, org: &'a str) -> BusFuture<'a, Option<Position>> {
-        Box::pin(ready(Ok(self.position_now(org))))
     }
 
     fn published(&self) -> u64 {
@@ -276,8 +262,12 @@ mod tests {
         now(bus.subscribe(org, resume))
     }
 
+    /// The latest `seq` and the epoch of an organization, if it has a room.
     fn position(bus: &InProcessBus, org: &str) -> Option<(u64, String)> {
-        now(bus.position(org)).map(|p| (p.seq, p.epoch))
+        let rooms = bus.rooms.read().unwrap();
+        let room = rooms.get(org)?;
+        let seq = room.history.lock().unwrap().seq;
+        Some((seq, room.epoch.clone()))
     }
 
     fn live_seq(sub: &mut Subscription) -> Option<u64> {

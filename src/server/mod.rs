@@ -4,28 +4,32 @@
 //! tests and `smoke`'s embedded server all use a free port and readiness is simply
 //! "bind returned". HTTP and WebSocket share the one port.
 //!
-//! Layout: [`bus`] numbers and fans out events (the [`bus::EventBus`] trait;
-//! [`in_process`] its implementation for one process), [`queue`] is the write-sync queue and
-//! its worker, [`ws`] the socket handlers, [`routes`] the REST API, [`metrics`] the
-//! operations figures, [`security`] the rules switched on by configuration (JWT,
-//! origins, organizations, limits, caps), [`tls`] serving `wss://`, [`error`] the
-//! JSON error answer. [`Config`] is every setting, [`Shared`] what the handlers share.
+//! Layout: `bus` is the event path behind the `EventBus` trait and `in_process` its
+//! implementation for one process, `queue` the write-sync queue and its worker, `ws`
+//! the socket handlers, `routes` the REST API, `metrics` the operations figures,
+//! [`security`] the rules switched on by configuration (JWT, origins, organizations,
+//! limits, caps), [`tls`] serving `wss://`, `error` the JSON error answer; [`Config`]
+//! is every setting, `Shared` (`state.rs`) what the handlers share.
 //!
-//! Imports point one way: this file → `routes`, `ws` → `state` → `security`, `queue`,
-//! `bus` → `config`, `error`, `metrics` (leaves; `config` only names the settings
-//! types of `queue` and of the `security` files).
+//! Imports point one way, from the handlers down to the leaves:
+//!
+//! ```text
+//! mod.rs → routes, ws → state → security → config → queue → bus
+//!                                security/* → error → metrics
+//!                                in_process → bus, metrics      (leaves: bus, metrics, tls)
+//! ```
 
-pub mod bus;
+pub(crate) mod bus;
 mod config;
-pub mod error;
-pub mod in_process;
-pub mod metrics;
-pub mod queue;
-pub mod routes;
+pub(crate) mod error;
+pub(crate) mod in_process;
+pub(crate) mod metrics;
+pub(crate) mod queue;
+pub(crate) mod routes;
 pub mod security;
 mod state;
 pub mod tls;
-pub mod ws;
+pub(crate) mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,7 +45,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::config::Config;
-pub use self::state::{AppState, Shared};
+pub use self::queue::WorkerConfig;
+pub(crate) use self::state::{AppState, Shared};
 
 use self::bus::EventBus;
 use self::in_process::{BusConfig, InProcessBus};
@@ -50,7 +55,7 @@ use self::queue::Queue;
 use self::security::{Security, middleware};
 
 /// Builds the shared state and the router (without serving it).
-pub fn app(config: Config) -> (AppState, Router) {
+pub(crate) fn app(config: Config) -> (AppState, Router) {
     let metrics = Arc::new(Metrics::new());
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::new(
         BusConfig {
@@ -110,7 +115,7 @@ pub async fn serve(
 
 /// [`serve`] for a state and router built by [`app`], so that the caller keeps a
 /// handle on the state (`syncprobe serve` reloads the allow-list on SIGHUP).
-pub async fn serve_app(
+pub(crate) async fn serve_app(
     listener: TcpListener,
     state: AppState,
     router: Router,

@@ -56,7 +56,7 @@ pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::Serv
 }
 
 /// A listener whose connections have completed their TLS handshake.
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     accepted: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: std::io::Result<SocketAddr>,
 }

@@ -32,20 +32,20 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use tower_http::cors::CorsLayer;
 
+// The settings of `Config` and their defaults: the public face of the rules.
 pub use self::caps::{
     CapResponse, DEFAULT_IP_BURST, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ORG,
     RateLimit,
 };
-pub use self::jwt::verify;
-pub use self::orgs::{MAX_ORG_ID_LEN, OrgAllowList, OrgIdSyntax, check_org_syntax};
+pub use self::orgs::{MAX_ORG_ID_LEN, OrgAllowList, OrgIdSyntax};
 pub use self::origin::OriginPattern;
 pub use self::session::{
-    ClientFrame, Closing, DEFAULT_BURST, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_RATE, SessionGuard, frame_limit,
+    DEFAULT_BURST, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_RATE,
 };
-pub use crate::claims::{
-    ALL_ORGS, DEFAULT_LEEWAY, Grant, JwtConfig, MAX_LEEWAY, ORG_CLAIM, OrgGrant,
-};
+pub use crate::claims::{DEFAULT_LEEWAY, JwtConfig, MAX_LEEWAY};
+
+pub(crate) use self::orgs::check_org_syntax;
+pub(crate) use self::session::{ClientFrame, Closing, SessionGuard, frame_limit};
 
 use self::caps::{Caps, IpLimit, Permit};
 use self::orgs::{AllowFile, malformed_org};
@@ -53,9 +53,10 @@ use self::session::SessionRules;
 use super::config::Config;
 use super::error::Refusal;
 use super::metrics::Metrics;
+use crate::claims::Grant;
 
 /// Every rule of a running server.
-pub struct Security {
+pub(crate) struct Security {
     pub jwt: Option<JwtConfig>,
     origins: Vec<OriginPattern>,
     cors: CorsLayer,
@@ -70,7 +71,7 @@ pub struct Security {
 }
 
 /// What an admitted sync socket carries into its session.
-pub struct Admission {
+pub(crate) struct Admission {
     pub grant: Option<Grant>,
     /// Held for the life of the socket.
     pub permit: Option<Permit>,
@@ -81,7 +82,7 @@ pub struct Admission {
 /// What a reload of the allow-list did.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Reloaded {
+pub(crate) struct Reloaded {
     /// Organizations now allowed.
     pub organizations: usize,
     /// Open connections being closed with 4403 because their organization left.
