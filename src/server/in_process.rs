@@ -354,6 +354,18 @@ mod tests {
     }
 
     #[test]
+    fn a_subscriber_that_falls_behind_the_ring_learns_by_how_much() {
+        let bus = bus(0);
+        let mut sub = subscribe(&bus, "a", None);
+        // The ring holds 16 (the test bus's lag limit): 20 events lose the first 4.
+        for _ in 0..20 {
+            publish(&bus, "a", draft("p"));
+        }
+        assert!(matches!(sub.try_recv(), Some(Received::Lagged(4))));
+        assert_eq!(live_seq(&mut sub), Some(5));
+    }
+
+    #[test]
     fn connections_are_counted_until_the_guard_drops() {
         let bus = bus(0);
         let one = subscribe(&bus, "a", None);

@@ -210,7 +210,8 @@ impl State {
         figures.last_sync_at = Some(Timestamp::now());
     }
 
-    /// The terminal event of an attempt that did not fail retryably.
+    /// The terminal event of an item's last attempt: failed (a retryable failure with
+    /// no retry left), conflict or success.
     fn terminal(&self, item: &Item, retryable_failure: bool) -> (EventType, serde_json::Value) {
         if retryable_failure {
             let details = json!({
@@ -469,6 +470,69 @@ mod tests {
         assert_eq!(drain(&mut s, now + Duration::from_millis(50)), ["late"]);
         assert_eq!(s.next_due(), None);
         assert_eq!(s.next_for("o", now), None);
+    }
+
+    /// A bus that accepts the first `accepted` publishes and refuses the rest.
+    struct FlakyBus {
+        accepted: std::sync::atomic::AtomicU64,
+    }
+
+    impl EventBus for FlakyBus {
+        fn publish<'a>(&'a self, _: &'a str, _: Draft) -> crate::server::bus::BusFuture<'a, u64> {
+            use std::sync::atomic::Ordering;
+            let left = self
+                .accepted
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            Box::pin(async move {
+                left.map(|_| 1)
+                    .map_err(|_| anyhow::anyhow!("the bus is out of reach"))
+            })
+        }
+
+        fn subscribe<'a>(
+            &'a self,
+            _: &'a str,
+            _: Option<&'a crate::server::bus::Resume>,
+        ) -> crate::server::bus::BusFuture<'a, crate::server::bus::Subscription> {
+            Box::pin(async { anyhow::bail!("the bus is out of reach") })
+        }
+
+        fn published(&self) -> u64 {
+            0
+        }
+
+        fn connections(&self) -> Vec<(String, usize)> {
+            Vec::new()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_bus_fails_the_enqueue_and_leaves_items_waiting() {
+        let cfg = WorkerConfig {
+            workers: 1,
+            processing_time: Duration::ZERO,
+            max_retries: 3,
+            retry_base: Duration::from_millis(10),
+        };
+        let bus = FlakyBus { accepted: 1.into() };
+        let queue = Queue::new(cfg, Arc::new(bus));
+        let new = || NewItem {
+            pfa_id: None,
+            outcome: Outcome::Success,
+        };
+        let error = queue.enqueue("o", 0, vec![new(), new()]).await.unwrap_err();
+        assert!(format!("{error:#}").contains("the bus is out of reach"));
+        assert_eq!(queue.status("o").await.total_queued, 1, "the announced one");
+        // Its PROCESSING cannot be announced either: it waits again, uncounted.
+        let cancel = CancellationToken::new();
+        let item = queue.next(&cancel).await.unwrap();
+        queue.attempt(item, &cancel).await;
+        let status = queue.status("o").await;
+        assert_eq!(
+            (status.total_queued, status.processing, status.completed),
+            (1, 0, 0)
+        );
+        assert!(status.next_sync_at.is_some());
     }
 
     #[test]

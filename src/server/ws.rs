@@ -3,7 +3,9 @@
 //!
 //! One task per socket. It writes events in batches (everything already queued for
 //! it, up to [`MAX_BATCH`] frames, in one flush), so a busy organization costs few
-//! syscalls. Client frames are read and ignored, malformed ones too.
+//! syscalls. Client frames are read and ignored, malformed ones too. The events come
+//! from the `EventBus` trait as shared bytes, which become WebSocket messages here,
+//! at the edge.
 //!
 //! The security rules (`security/`) hook in at two places: the upgrade handlers
 //! call `Security::admit`/`authenticate`, and the session loop hands every client
