@@ -540,7 +540,9 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::OK
     };
-    (code, Json(json!({ "status": status, "uptimeSeconds": state.metrics.started.elapsed().as_secs_f64() }))).into_response()
+    let uptime = state.metrics.started.elapsed().as_secs_f64();
+    let body = json!({ "status": status, "uptimeSeconds": uptime });
+    (code, Json(body)).into_response()
 }
 
 /// `GET /metrics` in the Prometheus (OpenMetrics) text format.
