@@ -1,5 +1,6 @@
 //! Fuzz entry points: what the server does with untrusted input, and the expectation
-//! parser. `fuzz/` (cargo-fuzz, nightly) calls these functions:
+//! parser. Compiled for tests and with the `fuzzing` feature only; `fuzz/` (cargo-fuzz,
+//! nightly) enables it and calls these functions:
 //!
 //! ```text
 //! cargo +nightly fuzz run frames        -- -max_total_time=60
@@ -12,26 +13,31 @@
 //! just on a crash: that is what makes a fuzzer find logic bugs.
 //!
 //! Raw bytes rarely make a JSON object with the right keys or a pattern with the
-//! right words, so each target also builds a structured input from the same bytes
-//! ([`Bytes`]): a fuzzer then explores both the parsers' edges and the logic behind.
+//! right words, so each target also reads a structured input out of the same bytes
+//! with `arbitrary::Unstructured` (the [`Arbitrary`] impls below): a fuzzer then
+//! explores both the parsers' edges and the logic behind.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use arbitrary::{Arbitrary, Unstructured};
+use futures_util::FutureExt;
 use serde_json::{Map, Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
 
 use crate::expect::{Matcher, Mode, Pattern, Status};
 use crate::protocol::ServerFrame;
-use crate::server::bus::{Bus, BusConfig, Resume};
+use crate::server::bus::{BusFuture, EventBus, Resume};
+use crate::server::error::Rejection;
+use crate::server::in_process::{BusConfig, InProcessBus};
 use crate::server::metrics::Metrics;
 use crate::server::queue::{Queue, WorkerConfig};
 use crate::server::routes::{self, MAX_ITEMS, MAX_PUBLISH, MAX_RATE};
 use crate::server::security::{
-    self, ClientFrame, Closing, JwtConfig, OriginPattern, RateLimit, Security, SessionGuard,
+    self, ClientFrame, Closing, JwtConfig, OriginPattern, RateLimit, Security,
 };
-use crate::server::{Config, ws};
+use crate::server::{Config, Shared, ws};
 
 /// The message limit the frame target configures: small, so inputs reach it.
 const FUZZ_MAX_MESSAGE: usize = 256;
@@ -39,155 +45,246 @@ const FUZZ_MAX_MESSAGE: usize = 256;
 const FUZZ_SECRET: &[u8] = b"fuzz-secret";
 /// Most items a write-sync input may queue for real (bigger plans are only validated).
 const ENQUEUE_LIMIT: usize = 32;
+/// Deepest nesting of the JSON values the REST target builds.
+const MAX_DEPTH: u32 = 3;
 
-/// Reads structure out of fuzz bytes; past the end everything is zero.
-pub struct Bytes<'a> {
-    data: &'a [u8],
-    pos: usize,
+// ---------------------------------------------------------------------------------
+// Structured inputs
+
+/// Up to `max` bytes of the input, as (lossy) text.
+fn text(u: &mut Unstructured, max: usize) -> arbitrary::Result<String> {
+    let len = u.int_in_range(0..=max)?;
+    let bytes = u.bytes(len.min(u.len()))?;
+    Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
-impl<'a> Bytes<'a> {
-    pub fn new(data: &'a [u8]) -> Bytes<'a> {
-        Bytes { data, pos: 0 }
-    }
+/// A number around the edges of the REST bodies' ranges.
+fn number(u: &mut Unstructured) -> arbitrary::Result<Value> {
+    Ok(match u.choose_index(8)? {
+        0 => json!(0),
+        1 => json!(u8::arbitrary(u)?),
+        2 => json!(-i64::from(u8::arbitrary(u)?)),
+        3 => json!(u64::MAX),
+        4 => json!(10_001),
+        5 => json!(1.5),
+        6 => json!(f64::from(u8::arbitrary(u)?) / 7.0),
+        _ => json!(1e300),
+    })
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.pos >= self.data.len()
-    }
+/// A JSON value shaped like what the REST bodies hold.
+fn value(u: &mut Unstructured, depth: u32) -> arbitrary::Result<Value> {
+    const WORDS: [&str; 12] = [
+        "org-rio",
+        "",
+        "   ",
+        "success",
+        "conflict",
+        "failed",
+        "retry-then-success",
+        "mixed",
+        "SYNC_SUCCESS",
+        "SYNC_CONFLICT",
+        "CONNECTED",
+        "SYNC_X",
+    ];
+    Ok(match u.choose_index(9)? {
+        0 => Value::Null,
+        1 => Value::Bool(bool::arbitrary(u)?),
+        2 => number(u)?,
+        3 => Value::from(*u.choose(&WORDS)?),
+        4 => Value::from(text(u, 40)?),
+        5 if depth < MAX_DEPTH => {
+            let n = u.int_in_range(0..=4)?;
+            Value::Array(
+                (0..n)
+                    .map(|_| value(u, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        6 if depth < MAX_DEPTH => Value::Object(object(u, depth + 1)?),
+        7 => {
+            let n = u.int_in_range(0..=3)?;
+            Value::Array(
+                (0..n)
+                    .map(|_| text(u, 12).map(Value::from))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        _ => Value::from(text(u, 8)?),
+    })
+}
 
-    pub fn byte(&mut self) -> u8 {
-        let b = self.data.get(self.pos).copied().unwrap_or(0);
-        self.pos += 1;
-        b
-    }
+/// A JSON object over the keys of the REST bodies and of event details.
+fn object(u: &mut Unstructured, depth: u32) -> arbitrary::Result<Map<String, Value>> {
+    const KEYS: [&str; 16] = [
+        "organizationId",
+        "modificationIds",
+        "pfaIds",
+        "count",
+        "priority",
+        "outcome",
+        "type",
+        "pfaId",
+        "details",
+        "ratePerSec",
+        "newVersion",
+        "conflictId",
+        "conflictingFields",
+        "error",
+        "retryCount",
+        "x",
+    ];
+    let n = u.int_in_range(0..=7)?;
+    (0..n)
+        .map(|_| Ok((u.choose(&KEYS)?.to_string(), value(u, depth)?)))
+        .collect()
+}
 
-    fn pick<'t, T>(&mut self, items: &'t [T]) -> &'t T {
-        &items[self.byte() as usize % items.len()]
-    }
-
-    /// Up to `max` raw bytes, as (lossy) text.
-    fn text(&mut self, max: usize) -> String {
-        let len = (self.byte() as usize).min(max);
-        let end = (self.pos + len).min(self.data.len());
-        let start = self.pos.min(end);
-        self.pos += len;
-        String::from_utf8_lossy(&self.data[start..end]).into_owned()
-    }
-
-    fn number(&mut self) -> Value {
-        match self.byte() % 8 {
-            0 => json!(0),
-            1 => json!(self.byte()),
-            2 => json!(-(self.byte() as i64)),
-            3 => json!(u64::MAX),
-            4 => json!(10_001),
-            5 => json!(1.5),
-            6 => json!(f64::from(self.byte()) / 7.0),
-            _ => json!(1e300),
+/// JWT claims around the edges the verifier must get right.
+fn claims(u: &mut Unstructured) -> arbitrary::Result<Map<String, Value>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let exp = [
+        Value::Null,
+        json!(now + 60),
+        json!(now - 60),
+        json!(now),
+        json!(u64::MAX),
+        json!(1e300),
+        json!(-5),
+        json!("soon"),
+        json!(now as f64 + 0.5),
+    ];
+    let nbf = [Value::Null, json!(now + 3600), json!(now - 10), json!("x")];
+    let org = [
+        Value::Null,
+        json!("org-a"),
+        json!("*"),
+        json!(["a", "*"]),
+        json!(["a", "b"]),
+        json!([1]),
+        json!({}),
+        json!([]),
+    ];
+    let mut claims = Map::new();
+    for (name, choices) in [("exp", &exp[..]), ("nbf", &nbf[..]), ("org", &org[..])] {
+        let value = u.choose(choices)?.clone();
+        // Null means "left out", mostly; now and then an explicit null.
+        if !value.is_null() || u.ratio(1, 4)? {
+            claims.insert(name.to_string(), value);
         }
     }
+    if u.ratio(1, 4)? {
+        claims.insert("sub".into(), value(u, MAX_DEPTH - 1)?);
+    }
+    Ok(claims)
+}
 
-    /// JWT claims around the edges the verifier must get right.
-    fn claims(&mut self) -> Map<String, Value> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let exp = [
-            Value::Null,
-            json!(now + 60),
-            json!(now - 60),
-            json!(now),
-            json!(u64::MAX),
-            json!(1e300),
-            json!(-5),
-            json!("soon"),
-            json!(now as f64 + 0.5),
+/// Where an upgrade carries its token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum TokenPlace {
+    #[default]
+    Header,
+    Query,
+    Nowhere,
+}
+
+/// The inputs of a sync socket upgrade, as an attacker controls them.
+#[derive(Clone, Debug, Default)]
+struct Upgrade {
+    query: String,
+    org: String,
+    origin: String,
+    /// Arbitrary text presented as a token.
+    token: String,
+    /// Claims the target signs with the right secret.
+    claims: Map<String, Value>,
+    /// Upgrade to `org` (`None`), or to one of `org-a`, `org-b`, `org-c` (only the
+    /// first two are on the allow-list).
+    listed_org: Option<u8>,
+    /// Present the signed claims rather than `token`.
+    signed: bool,
+    place: TokenPlace,
+}
+
+impl<'a> Arbitrary<'a> for Upgrade {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Upgrade {
+            query: text(u, 64)?,
+            org: text(u, 140)?,
+            origin: text(u, 64)?,
+            token: text(u, 200)?,
+            claims: claims(u)?,
+            listed_org: match u.choose_index(4)? {
+                0 => None,
+                n => Some(n as u8 - 1),
+            },
+            signed: bool::arbitrary(u)?,
+            place: *u.choose(&[TokenPlace::Header, TokenPlace::Query, TokenPlace::Nowhere])?,
+        })
+    }
+}
+
+/// An expectation pattern and an event stream to match it against.
+#[derive(Debug)]
+struct Expectation {
+    raw: String,
+    /// A pattern assembled from the language's words.
+    built: String,
+    events: Vec<String>,
+}
+
+impl<'a> Arbitrary<'a> for Expectation {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        const WORDS: [&str; 24] = [
+            "QUEUED",
+            "PROCESSING",
+            "SUCCESS",
+            "CONFLICT",
+            "FAILED",
+            "TERMINAL",
+            "CONNECTED",
+            "_",
+            "sync_queued",
+            "(",
+            ")",
+            "|",
+            "+",
+            "*",
+            "?",
+            "{2}",
+            "{1,3}",
+            "{0,}",
+            "{1000}",
+            "{3,1}",
+            ",",
+            " ",
+            "{",
+            "(_)",
         ];
-        let nbf = [Value::Null, json!(now + 3600), json!(now - 10), json!("x")];
-        let org = [
-            Value::Null,
-            json!("org-a"),
-            json!("*"),
-            json!(["a", "*"]),
-            json!(["a", "b"]),
-            json!([1]),
-            json!({}),
-            json!([]),
-        ];
-        let mut claims = Map::new();
-        for (name, choices) in [("exp", &exp[..]), ("nbf", &nbf[..]), ("org", &org[..])] {
-            let value = self.pick(choices).clone();
-            if !value.is_null() || self.byte().is_multiple_of(4) {
-                claims.insert(name.to_string(), value);
-            }
-        }
-        if self.byte().is_multiple_of(4) {
-            let value = self.value(1);
-            claims.insert("sub".into(), value);
-        }
-        claims
-    }
-
-    /// A JSON value shaped like what the REST bodies hold.
-    fn value(&mut self, depth: u32) -> Value {
-        const WORDS: [&str; 12] = [
-            "org-rio",
-            "",
-            "   ",
-            "success",
-            "conflict",
-            "failed",
-            "retry-then-success",
-            "mixed",
+        const TYPES: [&str; 7] = [
+            "SYNC_QUEUED",
+            "SYNC_PROCESSING",
             "SYNC_SUCCESS",
             "SYNC_CONFLICT",
+            "SYNC_FAILED",
             "CONNECTED",
-            "SYNC_X",
+            "HEARTBEAT",
         ];
-        match self.byte() % 9 {
-            0 => Value::Null,
-            1 => Value::Bool(self.byte().is_multiple_of(2)),
-            2 => self.number(),
-            3 => Value::from(*self.pick(&WORDS)),
-            4 => Value::from(self.text(40)),
-            5 if depth < 3 => {
-                let n = self.byte() % 5;
-                Value::Array((0..n).map(|_| self.value(depth + 1)).collect())
-            }
-            6 if depth < 3 => Value::Object(self.object(depth + 1)),
-            7 => {
-                let n = self.byte() % 4;
-                Value::Array((0..n).map(|_| Value::from(self.text(12))).collect())
-            }
-            _ => Value::from(self.text(8)),
-        }
-    }
-
-    /// A JSON object over the keys of the REST bodies and of event details.
-    fn object(&mut self, depth: u32) -> Map<String, Value> {
-        const KEYS: [&str; 16] = [
-            "organizationId",
-            "modificationIds",
-            "pfaIds",
-            "count",
-            "priority",
-            "outcome",
-            "type",
-            "pfaId",
-            "details",
-            "ratePerSec",
-            "newVersion",
-            "conflictId",
-            "conflictingFields",
-            "error",
-            "retryCount",
-            "x",
-        ];
-        let n = self.byte() % 8;
-        (0..n)
-            .map(|_| (self.pick(&KEYS).to_string(), self.value(depth)))
-            .collect()
+        let raw = text(u, 200)?;
+        let words = u.int_in_range(0..=23)?;
+        let built = (0..words)
+            .map(|_| u.choose(&WORDS).copied())
+            .collect::<Result<Vec<_>, _>>()?
+            .join(" ");
+        let n = u.int_in_range(0..=31)?;
+        let events = (0..n)
+            .map(|_| u.choose(&TYPES).map(|t| t.to_string()))
+            .collect::<Result<_, _>>()?;
+        Ok(Expectation { raw, built, events })
     }
 }
 
@@ -199,134 +296,32 @@ impl<'a> Bytes<'a> {
 /// parsed by the WebSocket layer with the server's limits and judged by the
 /// session's rules; plus the client's parser of server frames.
 pub fn frames(data: &[u8]) {
-    let mut input = Bytes::new(data);
-    let query = input.text(64);
-    let org = input.text(140);
-    let origin = input.text(64);
-    let token = input.text(200);
-    let claims = input.claims();
-    let wire = &data[input.pos.min(data.len())..];
-
-    // The resume query.
-    if let Ok(Some(resume)) = ws::parse_resume(&query) {
-        assert!(query.contains("since"), "{query:?} resumed without since");
-        let _ = resume.since;
-    }
-
-    // Organization syntax: what passes is what the rule says.
-    if security::check_org_syntax(&org).is_ok() {
-        assert!(
-            (1..=security::MAX_ORG_ID_LEN).contains(&org.len()),
-            "{org:?}"
-        );
-        assert!(
-            org.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".:_-".contains(&b)),
-            "{org:?}"
-        );
-    }
-
-    // Origin patterns: a pattern matches its own text; a wildcard never matches its
-    // bare domain.
-    if let Ok(pattern) = origin.parse::<OriginPattern>() {
-        let _ = pattern.matches(&origin);
-    }
-    for pattern in ["https://app.example.com", "https://*.example.com"] {
-        let pattern: OriginPattern = pattern.parse().expect("valid pattern");
-        if pattern.matches(&origin) {
-            let url = url::Url::parse(origin.trim()).expect("a matching origin parses");
-            assert_eq!(url.scheme(), "https", "{origin:?}");
-            assert!(
-                url.host_str()
-                    .is_some_and(|h| h.to_ascii_lowercase().ends_with("example.com")),
-                "{origin:?}"
-            );
-        }
-    }
-
-    // Tokens: arbitrary text never verifies; claims we sign ourselves verify exactly
-    // when their exp is in the future, and the grant says what their org claim says.
-    let mut jwt = JwtConfig::hs256(FUZZ_SECRET).expect("a secret");
-    jwt.leeway = Duration::ZERO;
-    assert!(
-        security::verify(&jwt, &token).is_err(),
-        "an arbitrary token verified: {token:?}"
-    );
-    let signed = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(FUZZ_SECRET),
-    )
-    .expect("claims sign");
-    if let Ok(grant) = security::verify(&jwt, &signed) {
-        assert!(
-            claims.contains_key("exp"),
-            "no exp, yet verified: {claims:?}"
-        );
-        assert!(
-            grant.expires_at > std::time::SystemTime::now() - Duration::from_secs(1),
-            "{claims:?}"
-        );
-        match &claims["org"] {
-            Value::String(o) => assert!(grant.allows(o)),
-            Value::Array(orgs) => {
-                for o in orgs {
-                    assert!(grant.allows(o.as_str().expect("verified orgs are strings")));
-                }
-            }
-            other => panic!("org claim {other:?} verified"),
-        }
-    }
-
-    // The whole admission of an upgrade, on a server with JWT and an allow-list: it
-    // admits exactly a verified token allowing a well-formed, listed organization.
-    let state = admission_server();
-    let org = match input.byte() % 4 {
-        0 => org,
-        n => format!("org-{}", (b'a' + n - 1) as char),
+    let mut u = Unstructured::new(data);
+    let Ok(upgrade) = Upgrade::arbitrary(&mut u) else {
+        return;
     };
-    let presented = if input.byte().is_multiple_of(2) {
-        &signed
-    } else {
-        &token
-    };
-    let mut headers = axum::http::HeaderMap::new();
-    let mut query = query;
-    match input.byte() % 3 {
-        0 => {
-            if let Ok(value) = axum::http::HeaderValue::from_str(&format!("Bearer {presented}")) {
-                headers.insert(axum::http::header::AUTHORIZATION, value);
-            }
-        }
-        1 => query.push_str(&format!("&token={presented}")),
-        _ => {}
-    }
-    if let Ok(admission) = security::admit(state, &headers, Some(&query), &org) {
-        assert!(security::check_org_syntax(&org).is_ok(), "{org:?} admitted");
-        assert!(
-            ["org-a", "org-b"].contains(&org.as_str()),
-            "{org:?} admitted"
-        );
-        let grant = admission.grant.expect("JWT is configured");
-        assert!(grant.allows(&org));
-        assert!(admission.permit.is_some() && admission.refused.is_none());
-    }
+    frames_of(&upgrade, u.take_rest());
+}
+
+/// The frames target on its structured input and the client's bytes.
+fn frames_of(upgrade: &Upgrade, wire: &[u8]) {
+    upgrade_inputs(upgrade);
+    let signed = tokens(upgrade);
+    let org = admission(upgrade, &signed);
 
     // CONNECTED for any organization id is a frame a strict client accepts.
-    let bus = Bus::new(
+    let bus = InProcessBus::new(
         BusConfig {
             history: 4,
             lag_limit: 4,
         },
         Arc::new(Metrics::new()),
     );
-    let connected = bus.subscribe(
-        &org,
-        Some(&Resume {
-            since: 0,
-            epoch: None,
-        }),
-    );
+    let resume = Resume {
+        since: 0,
+        epoch: None,
+    };
+    let connected = at_once(bus.subscribe(&org, Some(&resume)));
     let text = serde_json::to_string(&ServerFrame::Connected(connected.connected))
         .expect("CONNECTED serialises");
     ServerFrame::parse(&text).unwrap_or_else(|e| panic!("our CONNECTED is invalid: {e}: {text}"));
@@ -345,9 +340,128 @@ pub fn frames(data: &[u8]) {
     }
 }
 
+/// The resume query, the organization syntax and the Origin patterns.
+fn upgrade_inputs(upgrade: &Upgrade) {
+    let Upgrade {
+        query, org, origin, ..
+    } = upgrade;
+    if let Ok(Some(resume)) = ws::parse_resume(query) {
+        assert!(query.contains("since"), "{query:?} resumed without since");
+        let _ = resume.since;
+    }
+
+    // Organization syntax: what passes is what the rule says.
+    if security::check_org_syntax(org).is_ok() {
+        assert!(
+            (1..=security::MAX_ORG_ID_LEN).contains(&org.len()),
+            "{org:?}"
+        );
+        assert!(
+            org.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".:_-".contains(&b)),
+            "{org:?}"
+        );
+    }
+
+    // Origin patterns: a pattern matches its own text; a wildcard never matches its
+    // bare domain.
+    if let Ok(pattern) = origin.parse::<OriginPattern>() {
+        let _ = pattern.matches(origin);
+    }
+    for pattern in ["https://app.example.com", "https://*.example.com"] {
+        let pattern: OriginPattern = pattern.parse().expect("valid pattern");
+        if pattern.matches(origin) {
+            let url = url::Url::parse(origin.trim()).expect("a matching origin parses");
+            assert_eq!(url.scheme(), "https", "{origin:?}");
+            assert!(
+                url.host_str()
+                    .is_some_and(|h| h.to_ascii_lowercase().ends_with("example.com")),
+                "{origin:?}"
+            );
+        }
+    }
+}
+
+/// Tokens: arbitrary text never verifies; claims we sign ourselves verify exactly
+/// when their exp is in the future, and the grant says what their org claim says.
+/// Returns the signed token.
+fn tokens(upgrade: &Upgrade) -> String {
+    let Upgrade { token, claims, .. } = upgrade;
+    let mut jwt = JwtConfig::hs256(FUZZ_SECRET).expect("a secret");
+    jwt.leeway = Duration::ZERO;
+    assert!(
+        security::jwt::verify(&jwt, token).is_err(),
+        "an arbitrary token verified: {token:?}"
+    );
+    let signed = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(FUZZ_SECRET),
+    )
+    .expect("claims sign");
+    if let Ok(grant) = security::jwt::verify(&jwt, &signed) {
+        assert!(
+            claims.contains_key("exp"),
+            "no exp, yet verified: {claims:?}"
+        );
+        assert!(
+            grant.expires_at > std::time::SystemTime::now() - Duration::from_secs(1),
+            "{claims:?}"
+        );
+        match &claims["org"] {
+            Value::String(o) => assert!(grant.allows(o)),
+            Value::Array(orgs) => {
+                for o in orgs {
+                    assert!(grant.allows(o.as_str().expect("verified orgs are strings")));
+                }
+            }
+            other => panic!("org claim {other:?} verified"),
+        }
+    }
+    signed
+}
+
+/// The whole admission of an upgrade, on a server with JWT and an allow-list: it
+/// admits exactly a verified token allowing a well-formed, listed organization.
+/// Returns the organization of the upgrade.
+fn admission(upgrade: &Upgrade, signed: &str) -> String {
+    let state = admission_server();
+    let org = match upgrade.listed_org {
+        None => upgrade.org.clone(),
+        Some(n) => format!("org-{}", (b'a' + n) as char),
+    };
+    let presented = if upgrade.signed {
+        signed
+    } else {
+        &upgrade.token
+    };
+    let mut headers = axum::http::HeaderMap::new();
+    let mut query = upgrade.query.clone();
+    match upgrade.place {
+        TokenPlace::Header => {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&format!("Bearer {presented}")) {
+                headers.insert(axum::http::header::AUTHORIZATION, value);
+            }
+        }
+        TokenPlace::Query => query.push_str(&format!("&token={presented}")),
+        TokenPlace::Nowhere => {}
+    }
+    if let Ok(admission) = state.security.admit(&headers, Some(&query), &org) {
+        assert!(security::check_org_syntax(&org).is_ok(), "{org:?} admitted");
+        assert!(
+            ["org-a", "org-b"].contains(&org.as_str()),
+            "{org:?} admitted"
+        );
+        let grant = admission.grant.expect("JWT is configured");
+        assert!(grant.allows(&org));
+        assert!(admission.permit.is_some() && admission.refused.is_none());
+    }
+    org
+}
+
 /// A server state with JWT (the fuzz secret) and the allow-list {org-a, org-b}, built
 /// once: the admission logic needs no runtime.
-fn admission_server() -> &'static crate::server::Shared {
+fn admission_server() -> &'static Shared {
     static STATE: std::sync::OnceLock<crate::server::AppState> = std::sync::OnceLock::new();
     STATE.get_or_init(|| {
         let mut jwt = JwtConfig::hs256(FUZZ_SECRET).expect("a secret");
@@ -401,8 +515,8 @@ fn client_frames(wire: &[u8]) {
         }),
         ..Config::default()
     };
-    let rules = Security::new(&config);
-    let mut guard = SessionGuard::new(&rules, "org-fuzz", None);
+    let rules = Security::new(&config, Arc::new(Metrics::new()));
+    let mut guard = rules.session_guard("org-fuzz", None);
     let mut socket = WebSocket::from_raw_socket(
         Wire { input: wire },
         Role::Server,
@@ -468,10 +582,13 @@ fn client_frames(wire: &[u8]) {
 /// becomes frames a strict client accepts.
 pub fn rest_bodies(data: &[u8]) {
     rest_body(data);
-    let mut input = Bytes::new(data);
-    while !input.is_empty() {
-        let body = Value::Object(input.object(0)).to_string();
-        rest_body(body.as_bytes());
+    let mut u = Unstructured::new(data);
+    // Each object takes at least a byte, so this ends.
+    while !u.is_empty() {
+        let Ok(body) = object(&mut u, 0) else {
+            return;
+        };
+        rest_body(Value::Object(body).to_string().as_bytes());
     }
 }
 
@@ -482,7 +599,7 @@ fn rest_body(body: &[u8]) {
             assert!(plan.priority <= 10);
             assert!(plan.items.len() as u64 <= MAX_ITEMS);
             if plan.items.len() <= ENQUEUE_LIMIT {
-                let bus = Arc::new(Bus::new(
+                let bus = Arc::new(InProcessBus::new(
                     BusConfig {
                         history: ENQUEUE_LIMIT,
                         lag_limit: ENQUEUE_LIMIT,
@@ -499,19 +616,22 @@ fn rest_body(body: &[u8]) {
                     bus.clone(),
                 );
                 let n = plan.items.len();
-                let queued = queue.enqueue(&plan.org, plan.priority, plan.items);
+                let queued = queue
+                    .enqueue(&plan.org, plan.priority, plan.items)
+                    .now_or_never()
+                    .expect("the in-process queue never waits")
+                    .expect("the in-process bus never fails");
                 assert_eq!(queued.len(), n);
-                let replay = bus.subscribe(
-                    &plan.org,
-                    Some(&Resume {
-                        since: 0,
-                        epoch: None,
-                    }),
-                );
+                let resume = Resume {
+                    since: 0,
+                    epoch: None,
+                };
+                let replay = at_once(bus.subscribe(&plan.org, Some(&resume)));
                 assert_eq!(replay.replay.len(), n);
                 for frame in &replay.replay {
-                    let parsed = ServerFrame::parse(&frame.text)
-                        .unwrap_or_else(|e| panic!("SYNC_QUEUED is invalid: {e}: {}", frame.text));
+                    let text = std::str::from_utf8(frame.bytes()).expect("frames are UTF-8");
+                    let parsed = ServerFrame::parse(text)
+                        .unwrap_or_else(|e| panic!("SYNC_QUEUED is invalid: {e}: {text}"));
                     assert_eq!(parsed.kind(), "SYNC_QUEUED");
                 }
             }
@@ -523,22 +643,20 @@ fn rest_body(body: &[u8]) {
             assert!((1..=MAX_PUBLISH).contains(&publish.count));
             assert!(publish.rate.is_finite() && (0.0..=MAX_RATE).contains(&publish.rate));
             assert_ne!(publish.draft.kind.as_str(), "CONNECTED");
-            let bus = Bus::new(
+            let bus = InProcessBus::new(
                 BusConfig {
                     history: 1,
                     lag_limit: 1,
                 },
                 Arc::new(Metrics::new()),
             );
-            bus.publish(&publish.org, publish.draft);
-            let replay = bus.subscribe(
-                &publish.org,
-                Some(&Resume {
-                    since: 0,
-                    epoch: None,
-                }),
-            );
-            let text = &replay.replay[0].text;
+            at_once(bus.publish(&publish.org, publish.draft));
+            let resume = Resume {
+                since: 0,
+                epoch: None,
+            };
+            let replay = at_once(bus.subscribe(&publish.org, Some(&resume)));
+            let text = std::str::from_utf8(replay.replay[0].bytes()).expect("frames are UTF-8");
             ServerFrame::parse(text).unwrap_or_else(|e| {
                 panic!("an accepted publish made an invalid frame: {e}: {text}")
             });
@@ -547,10 +665,18 @@ fn rest_body(body: &[u8]) {
     }
 }
 
-fn check_rejection(rejection: &routes::Rejection, body: &[u8]) {
+/// A call of the in-process bus, which never waits nor fails (so the targets need
+/// no runtime).
+fn at_once<T>(call: BusFuture<'_, T>) -> T {
+    call.now_or_never()
+        .expect("the in-process bus never waits")
+        .expect("the in-process bus never fails")
+}
+
+fn check_rejection(rejection: &Rejection, body: &[u8]) {
     let shown = String::from_utf8_lossy(body);
-    assert_eq!(rejection.status().as_u16(), 400, "{shown}");
-    let answer = rejection.body();
+    assert_eq!(rejection.status.as_u16(), 400, "{shown}");
+    let answer = &rejection.body;
     assert_eq!(answer.error, "VALIDATION_ERROR", "{shown}");
     assert!(!answer.message.is_empty(), "{shown}");
     let details = answer
@@ -567,10 +693,11 @@ fn check_rejection(rejection: &routes::Rejection, body: &[u8]) {
 /// The expectation language: raw text and patterns built from its words, matched
 /// against event streams in both modes.
 pub fn expect_parser(data: &[u8]) {
-    let mut input = Bytes::new(data);
-    let raw = input.text(200);
-    let built = pattern_text(&mut input);
-    let events = event_types(&mut input);
+    let Ok(Expectation { raw, built, events }) =
+        Expectation::arbitrary(&mut Unstructured::new(data))
+    else {
+        return;
+    };
     for text in [raw, built] {
         let Ok(pattern) = Pattern::parse(&text) else {
             continue;
@@ -618,59 +745,12 @@ pub fn expect_parser(data: &[u8]) {
     }
 }
 
-/// A pattern assembled from the language's words.
-fn pattern_text(input: &mut Bytes) -> String {
-    const WORDS: [&str; 24] = [
-        "QUEUED",
-        "PROCESSING",
-        "SUCCESS",
-        "CONFLICT",
-        "FAILED",
-        "TERMINAL",
-        "CONNECTED",
-        "_",
-        "sync_queued",
-        "(",
-        ")",
-        "|",
-        "+",
-        "*",
-        "?",
-        "{2}",
-        "{1,3}",
-        "{0,}",
-        "{1000}",
-        "{3,1}",
-        ",",
-        " ",
-        "{",
-        "(_)",
-    ];
-    let n = input.byte() % 24;
-    (0..n)
-        .map(|_| *input.pick(&WORDS))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn event_types(input: &mut Bytes) -> Vec<String> {
-    const TYPES: [&str; 7] = [
-        "SYNC_QUEUED",
-        "SYNC_PROCESSING",
-        "SYNC_SUCCESS",
-        "SYNC_CONFLICT",
-        "SYNC_FAILED",
-        "CONNECTED",
-        "HEARTBEAT",
-    ];
-    let n = input.byte() % 32;
-    (0..n).map(|_| input.pick(&TYPES).to_string()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     //! The fuzz targets on seeded random input: bounded, deterministic, stable Rust.
+    use super::{Upgrade, frames_of};
     use rand::{Rng, RngExt, SeedableRng};
+    use serde_json::json;
 
     const RUNS: usize = 3_000;
 
@@ -708,12 +788,20 @@ mod tests {
         frame
     }
 
-    /// An input whose structured part (query, org, origin, token, claims) is empty,
-    /// so that the frame target reads `wire` as the client's bytes.
-    fn on_the_wire(wire: &[u8]) -> Vec<u8> {
-        let mut input = vec![0; 12];
-        input.extend_from_slice(wire);
-        input
+    /// An upgrade the admission accepts: a listed organization, a signed token
+    /// allowing it.
+    fn admitted() -> Upgrade {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = json!({"exp": now + 60, "org": "org-a"});
+        Upgrade {
+            claims: claims.as_object().unwrap().clone(),
+            listed_org: Some(0),
+            signed: true,
+            ..Upgrade::default()
+        }
     }
 
     #[test]
@@ -733,19 +821,18 @@ mod tests {
             client_frame(0x8, true, &[3, 232]),
         ]
         .concat();
-        let seeds: Vec<Vec<u8>> = [
+        for wire in [
             &text,
             &flood,
             &too_big,
             &fragmented,
             &huge_header,
             &ping_then_close,
-        ]
-        .into_iter()
-        .map(|wire| on_the_wire(wire))
-        .collect();
-        let seeds: Vec<&[u8]> = seeds.iter().map(Vec::as_slice).collect();
-        run(super::frames, 1, &seeds);
+        ] {
+            frames_of(&Upgrade::default(), wire);
+            frames_of(&admitted(), wire);
+        }
+        run(super::frames, 1, &[]);
     }
 
     #[test]
@@ -764,6 +851,8 @@ mod tests {
 
     #[test]
     fn expect_parser_on_random_input() {
-        run(super::expect_parser, 3, &[b"", b"\x05QUEUED"]);
+        // No raw text; the pattern QUEUED PROCESSING SUCCESS; the events it names.
+        let satisfied = [0, 3, 0, 1, 2, 3, 0, 1, 2];
+        run(super::expect_parser, 3, &[b"", b"\x05QUEUED", &satisfied]);
     }
 }

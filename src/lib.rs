@@ -5,15 +5,18 @@
 //! The binary is thin glue over this library: [`cli`] parses, [`commands`] runs one
 //! subcommand each, [`report`] is the only writer to stdout, [`server`] is the
 //! bundled reference server, [`client`] holds connecting and HTTP calls, and
-//! [`protocol`] the wire types of `shared/PROTOCOL.md`.
+//! [`protocol`] the wire types of the protocol (`docs/protocol.md`).
 
+pub mod backoff;
 pub mod check;
+pub mod claims;
 pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod exit;
 pub mod expect;
 pub mod follow;
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lifecycle;

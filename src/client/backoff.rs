@@ -1,10 +1,13 @@
 //! The reconnect policy: exponential backoff with full jitter ("Exponential Backoff
 //! and Jitter", AWS Architecture Blog): attempt `n` waits a uniformly random time in
-//! `[0, min(cap, base * 2^n)]`. An iterator, so it is tested without sleeping.
+//! `[0, min(cap, base * 2^n)]` (the formula of `crate::backoff`). An iterator, so it
+//! is tested without sleeping.
 
 use std::time::Duration;
 
 use rand::RngExt;
+
+use crate::backoff::capped_exponential;
 
 /// Settings of the reconnect policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,8 +21,7 @@ pub struct Backoff {
 impl Backoff {
     /// The ceiling of the delay before attempt `attempt` (0-based).
     pub fn ceiling(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
-        self.base.saturating_mul(factor).min(self.cap)
+        capped_exponential(self.base, self.cap, attempt)
     }
 
     /// The delays, drawn from `rng`.

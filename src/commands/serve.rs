@@ -300,23 +300,26 @@ pub async fn run(args: ServeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let serving = server::serve_app(listener, state.clone(), router, interrupt);
     tokio::pin!(serving);
     let mut hangups = hangups();
-    loop {
+    let served = loop {
         tokio::select! {
-            result = &mut serving => {
-                result?;
-                break;
-            }
-            Some(()) = hangups.recv() => match server::security::reload_orgs(&state) {
-                Ok(reloaded) => reporter.note(&format!(
-                    "SIGHUP: reloaded the organization allow-list: {} organizations, closing {} connection(s)",
-                    reloaded.organizations, reloaded.closing
-                )),
-                Err(e) => reporter.warn(&format!("SIGHUP: the allow-list was not reloaded: {e:#}")),
-            },
+            served = &mut serving => break served,
+            Some(()) = hangups.recv() => reload_on_hangup(&state, reporter),
         }
-    }
+    };
+    served?;
     reporter.note("shut down: every socket closed with 1001");
     Ok(Exit::Success)
+}
+
+/// SIGHUP: re-reads the organization allow-list, saying what it did.
+fn reload_on_hangup(state: &server::Shared, reporter: &Reporter) {
+    match state.security.reload_orgs() {
+        Ok(reloaded) => reporter.note(&format!(
+            "SIGHUP: reloaded the organization allow-list: {} organizations, closing {} connection(s)",
+            reloaded.organizations, reloaded.closing
+        )),
+        Err(e) => reporter.warn(&format!("SIGHUP: the allow-list was not reloaded: {e:#}")),
+    }
 }
 
 /// SIGHUPs, one message each (none on platforms without them).

@@ -8,15 +8,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use clap::Args;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use super::args::parse_duration;
+use crate::claims::{ORG_CLAIM, org_claim};
 use crate::exit::Exit;
 use crate::protocol::Timestamp;
 use crate::report::Reporter;
 use crate::report::json;
 use crate::report::token::{self as report, TokenSummary};
-use crate::server::security::{ALL_ORGS, ORG_CLAIM};
 
 #[derive(Debug, Args)]
 #[command(
@@ -92,14 +92,7 @@ pub fn mint(args: &TokenArgs, secret: &[u8], now: SystemTime) -> anyhow::Result<
         .as_secs();
     let exp = iat.saturating_add(args.ttl.as_secs().max(1));
     let mut claims = Map::new();
-    let org = if args.orgs.len() == 1 {
-        Value::from(args.orgs[0].clone())
-    } else if args.orgs.iter().any(|o| o == ALL_ORGS) {
-        Value::from(ALL_ORGS)
-    } else {
-        Value::from(args.orgs.clone())
-    };
-    claims.insert(ORG_CLAIM.into(), org);
+    claims.insert(ORG_CLAIM.into(), org_claim(&args.orgs));
     claims.insert("iat".into(), iat.into());
     claims.insert("exp".into(), exp.into());
     if let Some(delay) = args.not_before {
@@ -133,7 +126,7 @@ pub fn mint(args: &TokenArgs, secret: &[u8], now: SystemTime) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::security::{JwtConfig, verify};
+    use crate::claims::{JwtConfig, verify};
     use clap::Parser;
 
     fn args(extra: &[&str]) -> TokenArgs {

@@ -1,34 +1,75 @@
-//! The event path: per-organization numbering (`seq`, `epoch`), the bounded history
-//! that `?since=` replays from, and fan-out to the open sockets of the organization.
+//! The event path behind a trait ([`EventBus`]), as Centrifugo's `Broker`: publishing
+//! numbers an event of an organization (`seq`, in an `epoch`) and fans it out;
+//! subscribing gives a new socket its CONNECTED, the replay that `?since=` asks for,
+//! and the live stream ([`Subscription`]). The worker and the publish endpoint only
+//! publish; the socket handler only subscribes; none of them knows which bus it has.
 //!
-//! Each event is serialised once, when it is published, and every subscriber gets a
-//! reference-counted copy of the same bytes. Fan-out uses one `tokio::sync::broadcast`
-//! ring per organization: publishing never waits for a subscriber, memory is bounded by
-//! the ring's capacity, and a subscriber that falls more than that far behind learns it
-//! (`Lagged`) and is closed so it can resume with `since`.
-//!
-//! The WebSocket handler only sees [`Bus::subscribe`] and [`Subscription`]; the worker
-//! and the publish endpoint only see [`Bus::publish`]. A bus shared between instances
-//! (Redis) replaces the numbering and history behind the same two calls.
+//! The in-process bus (`in_process.rs`) is the first implementation (one process
+//! serves alone); a bus shared between instances (Redis) replaces the
+//! numbering and history behind the same calls. Frames are plain bytes, serialised
+//! once per event and shared by reference with every subscriber; the socket handler
+//! turns them into WebSocket messages at the edge.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
-use serde_json::{Map, Value};
+use bytes::Bytes;
+use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::metrics::Metrics;
-use crate::protocol::{Connected, EventType, SyncEvent, Timestamp};
+use crate::protocol::{Connected, EventType};
+
+/// What the calls of an [`EventBus`] return: boxed, so the server can hold a
+/// `dyn EventBus`; `Send`, so handlers can await them in spawned tasks.
+pub type BusFuture<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
+
+/// The engine of the server's events.
+pub trait EventBus: Send + Sync {
+    /// Numbers, records and fans out one event of `org`; resolves to its `seq`.
+    /// Events of one organization are numbered in the order their publishes resolve.
+    fn publish<'a>(&'a self, org: &'a str, draft: Draft) -> BusFuture<'a, u64>;
+
+    /// Subscribes a new connection of `org`: its CONNECTED, then what `resume` asks
+    /// to replay, then every later event exactly once (in the replay or live, never
+    /// both). The connection counts as open until the subscription is dropped.
+    fn subscribe<'a>(
+        &'a self,
+        org: &'a str,
+        resume: Option<&'a Resume>,
+    ) -> BusFuture<'a, Subscription>;
+
+    /// Events published through this server since it started, across organizations.
+    fn published(&self) -> u64;
+
+    /// This server's open connections per organization (those with none left out),
+    /// sorted by organization.
+    fn connections(&self) -> Vec<(String, usize)>;
+}
 
 /// One serialised event, shared by every subscriber of its organization.
 #[derive(Clone, Debug)]
 pub struct Frame {
     pub seq: u64,
-    pub text: Utf8Bytes,
     /// When it was published, for the broadcast-latency metric.
-    pub published: std::time::Instant,
+    pub published: Instant,
+    /// The JSON text (UTF-8: it is made from a `String`).
+    text: Bytes,
+}
+
+impl Frame {
+    pub fn new(seq: u64, text: String) -> Frame {
+        Frame {
+            seq,
+            published: Instant::now(),
+            text: Bytes::from(text),
+        }
+    }
+
+    /// The JSON text, shared (cloning it copies no bytes).
+    pub fn bytes(&self) -> &Bytes {
+        &self.text
+    }
 }
 
 /// What a publisher says; the bus adds organization, timestamp and `seq`.
@@ -48,348 +89,59 @@ pub struct Resume {
     pub epoch: Option<String>,
 }
 
+/// What the live stream of a [`Subscription`] yields.
+#[derive(Clone, Debug)]
+pub enum Received {
+    Frame(Frame),
+    /// The subscriber fell this many events behind; they are gone for it (it should
+    /// be closed so that it resumes with `since`).
+    Lagged(u64),
+    /// The bus no longer sends to this subscriber.
+    Closed,
+}
+
 /// What a new socket gets: its CONNECTED, the replay, and the live stream.
 pub struct Subscription {
     pub connected: Connected,
     pub replay: Vec<Frame>,
-    pub live: broadcast::Receiver<Frame>,
-    /// Counts this connection in its room until dropped.
-    pub guard: RoomGuard,
+    live: broadcast::Receiver<Frame>,
+    /// Keeps the connection counted by its bus until the subscription is dropped.
+    _membership: Box<dyn Send + Sync>,
 }
 
-struct History {
-    seq: u64,
-    frames: VecDeque<Frame>,
-}
-
-struct Room {
-    epoch: String,
-    history: Mutex<History>,
-    tx: broadcast::Sender<Frame>,
-    connections: AtomicUsize,
-}
-
-/// Keeps a connection counted in its room; dropping it uncounts it.
-pub struct RoomGuard {
-    room: Arc<Room>,
-}
-
-impl Drop for RoomGuard {
-    fn drop(&mut self) {
-        self.room.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Settings of the in-process bus.
-#[derive(Clone, Copy, Debug)]
-pub struct BusConfig {
-    /// Events retained per organization for `?since=` resume.
-    pub history: usize,
-    /// How far (in events) a subscriber may fall behind before it is closed.
-    pub lag_limit: usize,
-}
-
-/// The in-process bus: one process serves alone, no external dependency.
-pub struct Bus {
-    config: BusConfig,
-    metrics: Arc<Metrics>,
-    rooms: RwLock<HashMap<String, Arc<Room>>>,
-    published: AtomicU64,
-}
-
-impl Bus {
-    pub fn new(config: BusConfig, metrics: Arc<Metrics>) -> Bus {
-        Bus {
-            config,
-            metrics,
-            rooms: RwLock::new(HashMap::new()),
-            published: AtomicU64::new(0),
-        }
-    }
-
-    fn room(&self, org: &str) -> Arc<Room> {
-        if let Some(room) = self.rooms.read().expect("rooms lock").get(org) {
-            return room.clone();
-        }
-        let mut rooms = self.rooms.write().expect("rooms lock");
-        rooms
-            .entry(org.to_string())
-            .or_insert_with(|| {
-                let (tx, _) = broadcast::channel(self.config.lag_limit.max(1));
-                Arc::new(Room {
-                    epoch: new_epoch(),
-                    history: Mutex::new(History {
-                        seq: 0,
-                        frames: VecDeque::new(),
-                    }),
-                    tx,
-                    connections: AtomicUsize::new(0),
-                })
-            })
-            .clone()
-    }
-
-    /// Numbers, records and broadcasts one event; returns its `seq`.
-    ///
-    /// Numbering, serialisation and sending happen under the room's lock, so `seq`
-    /// order is send order and a concurrent subscribe sees each event exactly once
-    /// (in its replay or live, never both).
-    pub fn publish(&self, org: &str, draft: Draft) -> u64 {
-        let room = self.room(org);
-        self.metrics.event(org, draft.kind.as_str(), 1);
-        self.published.fetch_add(1, Ordering::Relaxed);
-        let mut history = room.history.lock().expect("history lock");
-        history.seq += 1;
-        let seq = history.seq;
-        let event = SyncEvent {
-            kind: draft.kind,
-            pfa_id: draft.pfa_id,
-            organization_id: org.to_string(),
-            timestamp: Timestamp::now(),
-            details: draft.details,
-            seq: Some(seq),
-            published_at_us: draft.stamp_publish_time.then(unix_micros),
-            extra: Map::new(),
-        };
-        let text = serde_json::to_string(&event).expect("events always serialise");
-        let frame = Frame {
-            seq,
-            text: Utf8Bytes::from(text),
-            published: std::time::Instant::now(),
-        };
-        if self.config.history > 0 {
-            if history.frames.len() == self.config.history {
-                history.frames.pop_front();
-            }
-            history.frames.push_back(frame.clone());
-        }
-        // No receivers is not an error: nobody is listening to this organization now.
-        let _ = room.tx.send(frame);
-        seq
-    }
-
-    /// Subscribes a new connection: CONNECTED, then what `resume` asks to replay.
-    pub fn subscribe(&self, org: &str, resume: Option<&Resume>) -> Subscription {
-        let room = self.room(org);
-        let history = room.history.lock().expect("history lock");
-        let live = room.tx.subscribe();
-        room.connections.fetch_add(1, Ordering::Relaxed);
-        let (replay, truncated) = match resume {
-            None => (Vec::new(), None),
-            Some(resume) => {
-                let (replay, truncated) = plan_replay(&history, &room.epoch, resume);
-                (replay, Some(truncated))
-            }
-        };
-        let connected = Connected {
-            organization_id: org.to_string(),
-            timestamp: Timestamp::now(),
-            seq: Some(history.seq),
-            epoch: Some(room.epoch.clone()),
-            history_truncated: truncated,
-            extra: Map::new(),
-        };
-        drop(history);
+impl Subscription {
+    /// A subscription whose live frames come from `live`; `membership` is dropped
+    /// with it (a bus counts its connections with it).
+    pub fn new(
+        connected: Connected,
+        replay: Vec<Frame>,
+        live: broadcast::Receiver<Frame>,
+        membership: impl Send + Sync + 'static,
+    ) -> Subscription {
         Subscription {
             connected,
             replay,
             live,
-            guard: RoomGuard { room },
+            _membership: Box::new(membership),
         }
     }
 
-    /// Events published since start, across organizations.
-    pub fn published(&self) -> u64 {
-        self.published.load(Ordering::Relaxed)
-    }
-
-    /// Open connections per organization (organizations with none are left out).
-    pub fn connections(&self) -> Vec<(String, usize)> {
-        let rooms = self.rooms.read().expect("rooms lock");
-        let mut counts: Vec<(String, usize)> = rooms
-            .iter()
-            .map(|(org, room)| (org.clone(), room.connections.load(Ordering::Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        counts.sort();
-        counts
-    }
-
-    /// The latest `seq` and the epoch of an organization, if it has a room.
-    pub fn position(&self, org: &str) -> Option<(u64, String)> {
-        let rooms = self.rooms.read().expect("rooms lock");
-        let room = rooms.get(org)?;
-        let seq = room.history.lock().expect("history lock").seq;
-        Some((seq, room.epoch.clone()))
-    }
-}
-
-/// Which retained frames to replay for `resume`, and whether events may be lost.
-///
-/// - Same epoch and every event after `since` retained: replay `seq > since`.
-/// - Same epoch but events after `since` no longer retained, a `since` beyond the
-///   latest `seq`, or another epoch: `historyTruncated`, and everything retained is
-///   replayed so the client sees as much as the server still has.
-fn plan_replay(history: &History, epoch: &str, resume: &Resume) -> (Vec<Frame>, bool) {
-    let same_epoch = resume.epoch.as_deref().is_none_or(|e| e == epoch);
-    let oldest = history.frames.front().map_or(history.seq + 1, |f| f.seq);
-    let complete = same_epoch && resume.since <= history.seq && resume.since + 1 >= oldest;
-    if complete {
-        let replay = history
-            .frames
-            .iter()
-            .filter(|f| f.seq > resume.since)
-            .cloned()
-            .collect();
-        (replay, false)
-    } else {
-        (history.frames.iter().cloned().collect(), true)
-    }
-}
-
-/// A fresh epoch: random, so a restarted server never reuses one.
-fn new_epoch() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
-
-fn unix_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bus(history: usize) -> Bus {
-        Bus::new(
-            BusConfig {
-                history,
-                lag_limit: 16,
-            },
-            Arc::default(),
-        )
-    }
-
-    fn draft(pfa: &str) -> Draft {
-        Draft {
-            kind: EventType::Queued,
-            pfa_id: pfa.into(),
-            details: None,
-            stamp_publish_time: false,
+    /// The next live frame. Cancellation-safe (a `select!` branch may drop it).
+    pub async fn recv(&mut self) -> Received {
+        match self.live.recv().await {
+            Ok(frame) => Received::Frame(frame),
+            Err(broadcast::error::RecvError::Lagged(skipped)) => Received::Lagged(skipped),
+            Err(broadcast::error::RecvError::Closed) => Received::Closed,
         }
     }
 
-    fn seqs(frames: &[Frame]) -> Vec<u64> {
-        frames.iter().map(|f| f.seq).collect()
-    }
-
-    #[test]
-    fn seq_counts_per_organization_and_connected_carries_the_latest() {
-        let bus = bus(10);
-        assert_eq!(bus.publish("a", draft("p")), 1);
-        assert_eq!(bus.publish("a", draft("p")), 2);
-        assert_eq!(bus.publish("b", draft("p")), 1);
-        let sub = bus.subscribe("a", None);
-        assert_eq!(sub.connected.seq, Some(2));
-        assert_eq!(sub.connected.history_truncated, None);
-        assert!(sub.replay.is_empty());
-        assert_ne!(
-            bus.position("a").unwrap().1,
-            bus.position("b").unwrap().1,
-            "each organization numbers in its own epoch"
-        );
-    }
-
-    #[test]
-    fn resume_replays_after_since_or_reports_truncation() {
-        let bus = bus(3);
-        for _ in 0..5 {
-            bus.publish("a", draft("p"));
+    /// The next live frame if one is already queued (`None` if not).
+    pub fn try_recv(&mut self) -> Option<Received> {
+        match self.live.try_recv() {
+            Ok(frame) => Some(Received::Frame(frame)),
+            Err(broadcast::error::TryRecvError::Empty) => None,
+            Err(broadcast::error::TryRecvError::Lagged(skipped)) => Some(Received::Lagged(skipped)),
+            Err(broadcast::error::TryRecvError::Closed) => Some(Received::Closed),
         }
-        let epoch = bus.position("a").unwrap().1;
-        let at = |since, epoch: Option<&str>| {
-            bus.subscribe(
-                "a",
-                Some(&Resume {
-                    since,
-                    epoch: epoch.map(String::from),
-                }),
-            )
-        };
-        let sub = at(3, Some(&epoch));
-        assert_eq!(
-            (seqs(&sub.replay), sub.connected.history_truncated),
-            (vec![4, 5], Some(false))
-        );
-        let sub = at(2, Some(&epoch));
-        assert_eq!(seqs(&sub.replay), vec![3, 4, 5]);
-        assert_eq!(sub.connected.history_truncated, Some(false));
-        let sub = at(1, Some(&epoch));
-        assert_eq!(
-            (seqs(&sub.replay), sub.connected.history_truncated),
-            (vec![3, 4, 5], Some(true))
-        );
-        let sub = at(5, Some("another-epoch"));
-        assert_eq!(
-            (seqs(&sub.replay), sub.connected.history_truncated),
-            (vec![3, 4, 5], Some(true))
-        );
-        let sub = at(9, Some(&epoch));
-        assert_eq!(
-            sub.connected.history_truncated,
-            Some(true),
-            "since beyond the latest seq"
-        );
-        let sub = at(5, None);
-        assert_eq!(
-            (seqs(&sub.replay), sub.connected.history_truncated),
-            (vec![], Some(false))
-        );
-    }
-
-    #[test]
-    fn live_events_follow_the_subscription_without_overlap() {
-        let bus = bus(10);
-        bus.publish("a", draft("p"));
-        let mut sub = bus.subscribe("a", Some(&Resume::default()));
-        bus.publish("a", draft("p"));
-        assert_eq!(seqs(&sub.replay), vec![1]);
-        assert_eq!(sub.live.try_recv().unwrap().seq, 2);
-        assert!(sub.live.try_recv().is_err());
-    }
-
-    #[test]
-    fn connections_are_counted_until_the_guard_drops() {
-        let bus = bus(0);
-        let one = bus.subscribe("a", None);
-        let _two = bus.subscribe("a", None);
-        assert_eq!(bus.connections(), vec![("a".to_string(), 2)]);
-        drop(one);
-        assert_eq!(bus.connections(), vec![("a".to_string(), 1)]);
-    }
-
-    #[test]
-    fn published_events_are_valid_protocol_frames() {
-        let bus = bus(10);
-        let mut sub = bus.subscribe("org-rio", None);
-        bus.publish(
-            "org-rio",
-            Draft {
-                kind: EventType::Success,
-                pfa_id: "pfa-1".into(),
-                details: Some(serde_json::json!({"newVersion": 2})),
-                stamp_publish_time: true,
-            },
-        );
-        let frame = sub.live.try_recv().unwrap();
-        let parsed = crate::protocol::ServerFrame::parse(frame.text.as_str()).unwrap();
-        let crate::protocol::ServerFrame::Event(e) = parsed else {
-            panic!()
-        };
-        assert_eq!(e.seq, Some(1));
-        assert_eq!(e.organization_id, "org-rio");
-        assert!(e.published_at_us.unwrap() > 1_700_000_000_000_000);
     }
 }

@@ -4,18 +4,32 @@
 //! tests and `smoke`'s embedded server all use a free port and readiness is simply
 //! "bind returned". HTTP and WebSocket share the one port.
 //!
-//! Layout: [`bus`] numbers and fans out events, [`queue`] is the write-sync queue and
-//! its worker, [`ws`] the socket handlers, [`routes`] the REST API, [`metrics`] the
-//! operations figures, [`security`] the rules switched on by configuration (JWT,
-//! origins, organizations, limits, caps), [`tls`] serving `wss://`.
+//! Layout: `bus` is the event path behind the `EventBus` trait and `in_process` its
+//! implementation for one process, `queue` the write-sync queue and its worker, `ws`
+//! the socket handlers, `routes` the REST API, `metrics` the operations figures,
+//! [`security`] the rules switched on by configuration (JWT, origins, organizations,
+//! limits, caps), [`tls`] serving `wss://`, `error` the JSON error answer; [`Config`]
+//! is every setting, `Shared` (`state.rs`) what the handlers share.
+//!
+//! Imports point one way, from the handlers down to the leaves:
+//!
+//! ```text
+//! mod.rs → routes, ws → state → security → config → queue → bus
+//!                                security/* → error → metrics
+//!                                in_process → bus, metrics      (leaves: bus, metrics, tls)
+//! ```
 
-pub mod bus;
-pub mod metrics;
-pub mod queue;
-pub mod routes;
+pub(crate) mod bus;
+mod config;
+pub(crate) mod error;
+pub(crate) mod in_process;
+pub(crate) mod metrics;
+pub(crate) mod queue;
+pub(crate) mod routes;
 pub mod security;
+mod state;
 pub mod tls;
-pub mod ws;
+pub(crate) mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,110 +44,20 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::bus::{Bus, BusConfig};
+pub use self::config::Config;
+pub use self::queue::WorkerConfig;
+pub(crate) use self::state::{AppState, Shared};
+
+use self::bus::EventBus;
+use self::in_process::{BusConfig, InProcessBus};
 use self::metrics::Metrics;
-use self::queue::{Queue, WorkerConfig};
-use self::security::{
-    CapResponse, JwtConfig, OrgAllowList, OrgIdSyntax, OriginPattern, RateLimit, Security,
-};
-
-/// Every setting of the server. `syncprobe serve` fills it from flags and
-/// `SYNCPROBE_*` variables; tests build it directly.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Events retained per organization for `?since=` resume.
-    pub history: usize,
-    /// How many events a subscriber may fall behind before it is closed (1013).
-    pub lag_limit: usize,
-    pub worker: WorkerConfig,
-    /// Interval of server pings; a peer silent for two intervals is dropped. Zero
-    /// disables the heartbeat.
-    pub ping_interval: Duration,
-    /// A socket write blocked this long drops the connection (a stalled reader).
-    pub write_timeout: Duration,
-    /// How long shutdown waits for sockets to finish their close handshake.
-    pub shutdown_grace: Duration,
-    /// Largest client message accepted on sync sockets; larger ones close the socket
-    /// with 1009.
-    pub max_message_size: usize,
-
-    // Security (see `security.rs`): each rule is off unless configured; the limits
-    // have safe defaults.
-    /// Tokens required on every upgrade and on the REST API (except `/healthz` and
-    /// `/metrics`).
-    pub jwt: Option<JwtConfig>,
-    /// Origins allowed to open sockets and call the REST API (empty: any).
-    pub allowed_origins: Vec<OriginPattern>,
-    pub org_id_syntax: OrgIdSyntax,
-    /// Only these organizations are served; reloadable (SIGHUP, admin endpoint).
-    pub org_allow_list: Option<OrgAllowList>,
-    /// Client frames per connection (`None` or a zero rate: unlimited).
-    pub rate_limit: Option<RateLimit>,
-    /// Time without client frames or pongs before a sync socket closes (zero: never).
-    pub idle_timeout: Duration,
-    /// Open sync sockets in total (zero: unlimited).
-    pub max_connections: usize,
-    /// Open sync sockets per organization (zero: unlimited).
-    pub max_connections_per_org: usize,
-    pub cap_response: CapResponse,
-    /// Upgrade attempts per client IP (`None`: unlimited).
-    pub ip_upgrade_limit: Option<RateLimit>,
-    /// Serve `https://` and `wss://` with this configuration.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            history: 1000,
-            lag_limit: 4096,
-            worker: WorkerConfig {
-                workers: 4,
-                processing_time: Duration::from_millis(5),
-                max_retries: 3,
-                retry_base: Duration::from_millis(10),
-            },
-            ping_interval: Duration::from_secs(30),
-            write_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(5),
-            max_message_size: security::DEFAULT_MAX_MESSAGE_SIZE,
-            jwt: None,
-            allowed_origins: Vec::new(),
-            org_id_syntax: OrgIdSyntax::Strict,
-            org_allow_list: None,
-            rate_limit: Some(RateLimit {
-                per_second: security::DEFAULT_RATE,
-                burst: security::DEFAULT_BURST,
-            }),
-            idle_timeout: security::DEFAULT_IDLE_TIMEOUT,
-            max_connections: security::DEFAULT_MAX_CONNECTIONS,
-            max_connections_per_org: security::DEFAULT_MAX_CONNECTIONS_PER_ORG,
-            cap_response: CapResponse::Http,
-            ip_upgrade_limit: None,
-            tls: None,
-        }
-    }
-}
-
-/// What every handler shares.
-pub struct Shared {
-    pub config: Config,
-    pub bus: Arc<Bus>,
-    pub queue: Arc<Queue>,
-    pub metrics: Arc<Metrics>,
-    pub security: Security,
-    /// Fired when the server starts shutting down.
-    pub shutdown: CancellationToken,
-    /// Sockets and background publishers, awaited on shutdown.
-    pub tasks: TaskTracker,
-}
-
-pub type AppState = Arc<Shared>;
+use self::queue::Queue;
+use self::security::{Security, middleware};
 
 /// Builds the shared state and the router (without serving it).
-pub fn app(config: Config) -> (AppState, Router) {
+pub(crate) fn app(config: Config) -> (AppState, Router) {
     let metrics = Arc::new(Metrics::new());
-    let bus = Arc::new(Bus::new(
+    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::new(
         BusConfig {
             history: config.history,
             lag_limit: config.lag_limit,
@@ -142,7 +66,7 @@ pub fn app(config: Config) -> (AppState, Router) {
     ));
     let queue = Arc::new(Queue::new(config.worker, bus.clone()));
     let state = Arc::new(Shared {
-        security: Security::new(&config),
+        security: Arc::new(Security::new(&config, metrics.clone())),
         config,
         bus,
         queue,
@@ -158,8 +82,8 @@ pub fn app(config: Config) -> (AppState, Router) {
         .route("/api/pems/write-sync", post(routes::write_sync))
         .route("/api/pems/sync-status", get(routes::sync_status))
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            security::require_token,
+            state.security.clone(),
+            middleware::require_token,
         ));
     let router = Router::new()
         .route("/api/ws/sync", get(ws::missing_org))
@@ -171,8 +95,8 @@ pub fn app(config: Config) -> (AppState, Router) {
         .route("/metrics", get(routes::metrics))
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            security::guard_requests,
+            state.security.clone(),
+            middleware::guard_requests,
         ))
         .with_state(state.clone());
     (state, router)
@@ -191,7 +115,7 @@ pub async fn serve(
 
 /// [`serve`] for a state and router built by [`app`], so that the caller keeps a
 /// handle on the state (`syncprobe serve` reloads the allow-list on SIGHUP).
-pub async fn serve_app(
+pub(crate) async fn serve_app(
     listener: TcpListener,
     state: AppState,
     router: Router,

@@ -8,15 +8,16 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::bus::{Bus, Draft};
+use super::bus::{Draft, EventBus};
+use crate::backoff::capped_exponential;
 use crate::protocol::{EventType, Health, Outcome, SyncStatus, Timestamp};
 
 /// Worker settings.
@@ -33,12 +34,10 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// The delay before retry number `retry` (1-based).
+    /// The delay before retry number `retry` (1-based): no jitter and no cap, so a
+    /// test can count on it.
     pub fn backoff(&self, retry: u32) -> Duration {
-        self.retry_base.saturating_mul(
-            1u32.checked_shl(retry.saturating_sub(1))
-                .unwrap_or(u32::MAX),
-        )
+        capped_exponential(self.retry_base, Duration::MAX, retry.saturating_sub(1))
     }
 }
 
@@ -155,7 +154,7 @@ struct State {
 /// The queue shared by the REST handlers and the workers.
 pub struct Queue {
     config: WorkerConfig,
-    bus: Arc<Bus>,
+    bus: Arc<dyn EventBus>,
     state: Mutex<State>,
     wake: Notify,
 }
@@ -168,8 +167,78 @@ pub struct NewItem {
     pub outcome: Outcome,
 }
 
+impl State {
+    /// Takes the next id for a new item of `org`.
+    fn new_item(&mut self, org: &str, priority: u8, new: NewItem, now: Instant) -> Item {
+        self.next_id += 1;
+        Item {
+            id: format!("item-{}", self.next_id),
+            org: org.to_string(),
+            pfa_id: new
+                .pfa_id
+                .unwrap_or_else(|| format!("pfa-{}", self.next_id)),
+            priority,
+            outcome: new.outcome,
+            attempts: 0,
+            queued_at: now,
+        }
+    }
+
+    /// Puts an item that was being processed back to wait until `due`.
+    fn requeue(&mut self, item: Item, due: Instant) {
+        let figures = self.figures.entry(item.org.clone()).or_default();
+        figures.processing -= 1;
+        figures.waiting += 1;
+        self.schedule.push_delayed(item, due);
+    }
+
+    /// Counts an item that ended with `kind`.
+    fn finish(&mut self, item: &Item, kind: &EventType, details: &serde_json::Value) {
+        let figures = self.figures.entry(item.org.clone()).or_default();
+        figures.processing -= 1;
+        match kind {
+            EventType::Failed => figures.failed += 1,
+            EventType::Conflict => figures.conflicts += 1,
+            _ => {
+                figures.completed += 1;
+                if let Some(version) = details["newVersion"].as_i64() {
+                    figures.versions.insert(item.pfa_id.clone(), version);
+                }
+            }
+        }
+        figures.total_sync_ms += item.queued_at.elapsed().as_millis() as u64;
+        figures.last_sync_at = Some(Timestamp::now());
+    }
+
+    /// The terminal event of an item's last attempt: failed (a retryable failure with
+    /// no retry left), conflict or success.
+    fn terminal(&self, item: &Item, retryable_failure: bool) -> (EventType, serde_json::Value) {
+        if retryable_failure {
+            let details = json!({
+                "error": "upstream write failed: 503 Service Unavailable (simulated by syncprobe serve)",
+                "retryCount": item.attempts - 1,
+            });
+            (EventType::Failed, details)
+        } else if item.outcome == Outcome::Conflict {
+            let details = json!({
+                "conflictId": format!("conflict-{}", item.id),
+                "conflictingFields": ["quantity", "status"],
+            });
+            (EventType::Conflict, details)
+        } else {
+            let current = self
+                .figures
+                .get(&item.org)
+                .and_then(|f| f.versions.get(&item.pfa_id))
+                .copied()
+                .unwrap_or(1);
+            (EventType::Success, json!({ "newVersion": current + 1 }))
+        }
+    }
+}
+
 impl Queue {
-    pub fn new(config: WorkerConfig, bus: Arc<Bus>) -> Queue {
+    pub fn new(config: WorkerConfig, bus: Arc<dyn EventBus>) -> Queue {
         Queue {
             config,
             bus,
@@ -186,37 +255,38 @@ impl Queue {
         &self.config
     }
 
-    /// Queues items and emits `SYNC_QUEUED` for each before returning their ids.
-    pub fn enqueue(&self, org: &str, priority: u8, items: Vec<NewItem>) -> Vec<Item> {
+    /// Queues items and emits `SYNC_QUEUED` for each before returning them. If the
+    /// bus fails, the items announced so far stay queued and the error is returned.
+    pub async fn enqueue(
+        &self,
+        org: &str,
+        priority: u8,
+        items: Vec<NewItem>,
+    ) -> anyhow::Result<Vec<Item>> {
         let now = Instant::now();
         let mut queued = Vec::with_capacity(items.len());
-        {
-            let mut state = self.state.lock().expect("queue lock");
-            for new in items {
-                state.next_id += 1;
-                let item = Item {
-                    id: format!("item-{}", state.next_id),
-                    org: org.to_string(),
-                    pfa_id: new
-                        .pfa_id
-                        .unwrap_or_else(|| format!("pfa-{}", state.next_id)),
-                    priority,
-                    outcome: new.outcome,
-                    attempts: 0,
-                    queued_at: now,
-                };
-                // Announce before a worker can pick it up, so QUEUED comes first.
-                self.bus
-                    .publish(org, draft(EventType::Queued, &item.pfa_id, None));
-                state.figures.entry(org.to_string()).or_default().waiting += 1;
-                state.schedule.push_ready(item.clone());
-                queued.push(item);
+        let mut failure = None;
+        let mut state = self.state.lock().await;
+        for new in items {
+            let item = state.new_item(org, priority, new, now);
+            // Announce before a worker can pick it up, so QUEUED comes first.
+            let queued_event = draft(EventType::Queued, &item.pfa_id, None);
+            if let Err(e) = self.bus.publish(org, queued_event).await {
+                failure = Some(e.context("failed to announce a queued item"));
+                break;
             }
+            state.figures.entry(org.to_string()).or_default().waiting += 1;
+            state.schedule.push_ready(item.clone());
+            queued.push(item);
         }
+        drop(state);
         for _ in 0..queued.len().min(self.config.workers) {
             self.wake.notify_one();
         }
-        queued
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(queued),
+        }
     }
 
     /// Runs the workers until `cancel` fires.
@@ -241,7 +311,7 @@ impl Queue {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let due = {
-                let mut state = self.state.lock().expect("queue lock");
+                let mut state = self.state.lock().await;
                 if let Some(item) = state.schedule.pop(Instant::now()) {
                     let figures = state.figures.entry(item.org.clone()).or_default();
                     figures.waiting -= 1;
@@ -252,20 +322,24 @@ impl Queue {
             };
             let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
-                _ = cancel.cancelled() => return None,
-                _ = &mut notified => {}
-                _ = tokio::time::sleep_until(due.unwrap_or(far)) => {}
+                () = cancel.cancelled() => return None,
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(due.unwrap_or(far)) => {}
             }
         }
     }
 
     /// One attempt: PROCESSING, the simulated work, then a terminal event or a retry.
+    /// An event the bus fails to publish leaves the item waiting for another attempt
+    /// (after the first retry's backoff), the failed one not counted.
     async fn attempt(&self, mut item: Item, cancel: &CancellationToken) {
-        let bus = &self.bus;
-        bus.publish(&item.org, draft(EventType::Processing, &item.pfa_id, None));
+        let processing = draft(EventType::Processing, &item.pfa_id, None);
+        if self.bus.publish(&item.org, processing).await.is_err() {
+            return self.wait_again(item).await;
+        }
         tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(self.config.processing_time) => {}
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(self.config.processing_time) => {}
         }
         item.attempts += 1;
         let retries = item.attempts - 1;
@@ -274,47 +348,37 @@ impl Queue {
             Outcome::RetryThenSuccess => item.attempts == 1,
             _ => false,
         };
-        let mut state = self.state.lock().expect("queue lock");
-        let figures = state.figures.entry(item.org.clone()).or_default();
-        figures.processing -= 1;
+        let mut state = self.state.lock().await;
         if retryable_failure && retries < self.config.max_retries {
-            figures.waiting += 1;
-            let due = Instant::now() + self.config.backoff(retries + 1);
-            state.schedule.push_delayed(item, due);
+            state.requeue(item, Instant::now() + self.config.backoff(retries + 1));
             drop(state);
             self.wake.notify_one();
             return;
         }
-        let (kind, details) = if retryable_failure {
-            figures.failed += 1;
-            let details = json!({
-                "error": "upstream write failed: 503 Service Unavailable (simulated by syncprobe serve)",
-                "retryCount": retries,
-            });
-            (EventType::Failed, details)
-        } else if item.outcome == Outcome::Conflict {
-            figures.conflicts += 1;
-            let details = json!({
-                "conflictId": format!("conflict-{}", item.id),
-                "conflictingFields": ["quantity", "status"],
-            });
-            (EventType::Conflict, details)
-        } else {
-            figures.completed += 1;
-            let version = figures.versions.entry(item.pfa_id.clone()).or_insert(1);
-            *version += 1;
-            (EventType::Success, json!({ "newVersion": *version }))
-        };
-        figures.total_sync_ms += item.queued_at.elapsed().as_millis() as u64;
-        figures.last_sync_at = Some(Timestamp::now());
+        let (kind, details) = state.terminal(&item, retryable_failure);
         // Published under the lock so sync-status never shows an item finished
         // before its terminal event is out.
-        bus.publish(&item.org, draft(kind, &item.pfa_id, Some(details)));
+        let terminal = draft(kind.clone(), &item.pfa_id, Some(details.clone()));
+        match self.bus.publish(&item.org, terminal).await {
+            Ok(_) => state.finish(&item, &kind, &details),
+            Err(_) => {
+                item.attempts -= 1;
+                drop(state);
+                self.wait_again(item).await;
+            }
+        }
+    }
+
+    /// Puts back an item whose attempt could not be announced.
+    async fn wait_again(&self, item: Item) {
+        let due = Instant::now() + self.config.backoff(1);
+        self.state.lock().await.requeue(item, due);
+        self.wake.notify_one();
     }
 
     /// Figures of one organization's queue.
-    pub fn status(&self, org: &str) -> SyncStatus {
-        let state = self.state.lock().expect("queue lock");
+    pub async fn status(&self, org: &str) -> SyncStatus {
+        let state = self.state.lock().await;
         let figures = state.figures.get(org).cloned().unwrap_or_default();
         let now = Instant::now();
         let next = state.schedule.next_for(org, now).map(|due| {
@@ -342,8 +406,8 @@ impl Queue {
     }
 
     /// Items waiting or in progress, across organizations (for `/api/ws/stats`).
-    pub fn backlog(&self) -> u64 {
-        let state = self.state.lock().expect("queue lock");
+    pub async fn backlog(&self) -> u64 {
+        let state = self.state.lock().await;
         state
             .figures
             .values()
@@ -406,6 +470,69 @@ mod tests {
         assert_eq!(drain(&mut s, now + Duration::from_millis(50)), ["late"]);
         assert_eq!(s.next_due(), None);
         assert_eq!(s.next_for("o", now), None);
+    }
+
+    /// A bus that accepts the first `accepted` publishes and refuses the rest.
+    struct FlakyBus {
+        accepted: std::sync::atomic::AtomicU64,
+    }
+
+    impl EventBus for FlakyBus {
+        fn publish<'a>(&'a self, _: &'a str, _: Draft) -> crate::server::bus::BusFuture<'a, u64> {
+            use std::sync::atomic::Ordering;
+            let left = self
+                .accepted
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            Box::pin(async move {
+                left.map(|_| 1)
+                    .map_err(|_| anyhow::anyhow!("the bus is out of reach"))
+            })
+        }
+
+        fn subscribe<'a>(
+            &'a self,
+            _: &'a str,
+            _: Option<&'a crate::server::bus::Resume>,
+        ) -> crate::server::bus::BusFuture<'a, crate::server::bus::Subscription> {
+            Box::pin(async { anyhow::bail!("the bus is out of reach") })
+        }
+
+        fn published(&self) -> u64 {
+            0
+        }
+
+        fn connections(&self) -> Vec<(String, usize)> {
+            Vec::new()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_bus_fails_the_enqueue_and_leaves_items_waiting() {
+        let cfg = WorkerConfig {
+            workers: 1,
+            processing_time: Duration::ZERO,
+            max_retries: 3,
+            retry_base: Duration::from_millis(10),
+        };
+        let bus = FlakyBus { accepted: 1.into() };
+        let queue = Queue::new(cfg, Arc::new(bus));
+        let new = || NewItem {
+            pfa_id: None,
+            outcome: Outcome::Success,
+        };
+        let error = queue.enqueue("o", 0, vec![new(), new()]).await.unwrap_err();
+        assert!(format!("{error:#}").contains("the bus is out of reach"));
+        assert_eq!(queue.status("o").await.total_queued, 1, "the announced one");
+        // Its PROCESSING cannot be announced either: it waits again, uncounted.
+        let cancel = CancellationToken::new();
+        let item = queue.next(&cancel).await.unwrap();
+        queue.attempt(item, &cancel).await;
+        let status = queue.status("o").await;
+        assert_eq!(
+            (status.total_queued, status.processing, status.completed),
+            (1, 0, 0)
+        );
+        assert!(status.next_sync_at.is_some());
     }
 
     #[test]

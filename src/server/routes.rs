@@ -4,7 +4,7 @@
 //! `{"error":"VALIDATION_ERROR","message":…,"details":[{"field":…,"message":…}]}`.
 //! The validators are pure functions of the body ([`validate_write_sync`],
 //! [`validate_publish`]), so they can be fuzzed. With JWT configured, the
-//! organization of a request must be one its token allows (`security.rs`).
+//! organization of a request must be one its token allows (`security/`).
 
 use std::time::Duration;
 
@@ -15,13 +15,13 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
 
-use super::AppState;
 use super::bus::Draft;
+use super::error::{Refusal, Rejection, api_error};
 use super::queue::NewItem;
-use super::security::{self, Grant, Refusal};
+use super::state::AppState;
+use crate::claims::Grant;
 use crate::protocol::{
-    ApiError, EventType, Outcome, PublishResponse, QueuedItem, ServerFrame, Timestamp,
-    WriteSyncResponse,
+    EventType, Outcome, PublishResponse, QueuedItem, ServerFrame, Timestamp, WriteSyncResponse,
 };
 
 /// Most items one write-sync request may queue.
@@ -31,68 +31,18 @@ pub const MAX_PUBLISH: u64 = 1_000_000;
 /// Fastest pace a publish request may ask for.
 pub const MAX_RATE: f64 = 1_000_000.0;
 
-/// A JSON error answer in the protocol's shape.
-pub fn api_error(
-    status: StatusCode,
-    error: &str,
-    message: &str,
-    details: Option<Value>,
-) -> Response {
-    let body = ApiError {
-        error: error.to_string(),
-        message: message.to_string(),
-        details,
-    };
-    (status, Json(body)).into_response()
-}
-
-/// An error answer not yet turned into a response.
-#[derive(Debug)]
-pub struct Rejection {
-    status: StatusCode,
-    body: Box<ApiError>,
-}
-
-impl Rejection {
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    pub fn body(&self) -> &ApiError {
-        &self.body
-    }
-}
-
-impl From<Refusal> for Rejection {
-    fn from(refusal: Refusal) -> Self {
-        Rejection {
-            status: refusal.status,
-            body: Box::new(ApiError {
-                error: refusal.error.to_string(),
-                details: refusal
-                    .field
-                    .map(|field| json!([{ "field": field, "message": refusal.message }])),
-                message: refusal.message,
-            }),
-        }
-    }
-}
-
 /// The grant of the request's token, if JWT is configured.
 type MaybeGrant = Option<Extension<Grant>>;
 
-/// The organization checks of `security.rs`, counted as an error when they refuse.
+/// The organization checks of `security/`, counted as an error when they refuse.
 fn authorize(state: &AppState, grant: &MaybeGrant, org: &str) -> Result<(), Rejection> {
-    security::authorize_org(state, grant.as_ref().map(|g| &g.0), org).map_err(|refusal| {
-        state.metrics.error(refusal.reason);
-        Rejection::from(refusal)
-    })
-}
-
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
-    }
+    state
+        .security
+        .authorize_org(grant.as_ref().map(|g| &g.0), org)
+        .map_err(|refusal| {
+            state.metrics.error(refusal.reason);
+            Rejection::from(refusal)
+        })
 }
 
 /// Collects field problems; turns into one `400 VALIDATION_ERROR`.
@@ -121,14 +71,12 @@ impl Problems {
             })
             .collect::<Vec<_>>()
             .join("; ");
-        Err(Rejection {
-            status: StatusCode::BAD_REQUEST,
-            body: Box::new(ApiError {
-                error: "VALIDATION_ERROR".into(),
-                message,
-                details: Some(Value::Array(self.0)),
-            }),
-        })
+        Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            message,
+            Some(Value::Array(self.0)),
+        ))
     }
 }
 
@@ -244,7 +192,7 @@ pub async fn write_sync(State(state): State<AppState>, grant: MaybeGrant, body: 
     if let Err(rejection) = authorize(&state, &grant, &plan.org) {
         return rejection.into_response();
     }
-    enqueue(&state, plan)
+    enqueue(&state, plan).await
 }
 
 /// A validated write-sync request: what to queue.
@@ -325,7 +273,18 @@ pub fn validate_write_sync(body: &[u8]) -> Result<WriteSyncPlan, Rejection> {
     })
 }
 
-fn enqueue(state: &AppState, plan: WriteSyncPlan) -> Response {
+/// The answer to a publish the bus refused (a shared bus out of reach).
+fn bus_failed(state: &AppState, error: &anyhow::Error) -> Response {
+    state.metrics.error("bus_failed");
+    api_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL_ERROR",
+        &format!("{error:#}"),
+        None,
+    )
+}
+
+async fn enqueue(state: &AppState, plan: WriteSyncPlan) -> Response {
     let WriteSyncPlan {
         org,
         priority,
@@ -343,7 +302,10 @@ fn enqueue(state: &AppState, plan: WriteSyncPlan) -> Response {
         };
         return Json(body).into_response();
     }
-    let queued = state.queue.enqueue(&org, priority, items);
+    let queued = match state.queue.enqueue(&org, priority, items).await {
+        Ok(queued) => queued,
+        Err(e) => return bus_failed(state, &e),
+    };
     let config = state.queue.config();
     let rounds = n.div_ceil(config.workers.max(1)) as u32;
     let estimate = config.processing_time * rounds + Duration::from_millis(100);
@@ -387,7 +349,7 @@ pub async fn sync_status(
         .filter(|o| !o.trim().is_empty())
     {
         Some(org) => match authorize(&state, &grant, &org) {
-            Ok(()) => Json(state.queue.status(&org)).into_response(),
+            Ok(()) => Json(state.queue.status(&org).await).into_response(),
             Err(rejection) => rejection.into_response(),
         },
         None => {
@@ -496,7 +458,10 @@ pub async fn publish(State(state): State<AppState>, grant: MaybeGrant, body: Byt
         let mut first = None;
         let mut last = 0;
         for _ in 0..publish.count {
-            last = state.bus.publish(&publish.org, publish.draft.clone());
+            last = match state.bus.publish(&publish.org, publish.draft.clone()).await {
+                Ok(seq) => seq,
+                Err(e) => return bus_failed(&state, &e),
+            };
             first.get_or_insert(last);
         }
         let body = PublishResponse {
@@ -518,8 +483,16 @@ pub async fn publish(State(state): State<AppState>, grant: MaybeGrant, body: Byt
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         for _ in 0..publish.count {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticks.tick() => { bus.publish(&publish.org, publish.draft.clone()); }
+                () = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            // A bus that fails ends the paced stream: the request was answered long ago.
+            if bus
+                .publish(&publish.org, publish.draft.clone())
+                .await
+                .is_err()
+            {
+                return;
             }
         }
     });
@@ -549,7 +522,7 @@ pub async fn stats(State(state): State<AppState>, grant: MaybeGrant) -> Response
         "connectionsOpened": state.metrics.connections_opened.get(),
         "eventsPublished": state.bus.published(),
         "framesSent": state.metrics.frames_sent.get(),
-        "queueBacklog": state.queue.backlog(),
+        "queueBacklog": state.queue.backlog().await,
         "uptimeSeconds": state.metrics.started.elapsed().as_secs_f64(),
     }))
     .into_response()
@@ -567,7 +540,9 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::OK
     };
-    (code, Json(json!({ "status": status, "uptimeSeconds": state.metrics.started.elapsed().as_secs_f64() }))).into_response()
+    let uptime = state.metrics.started.elapsed().as_secs_f64();
+    let body = json!({ "status": status, "uptimeSeconds": uptime });
+    (code, Json(body)).into_response()
 }
 
 /// `GET /metrics` in the Prometheus (OpenMetrics) text format.
@@ -595,9 +570,11 @@ pub async fn reload_orgs(State(state): State<AppState>, grant: MaybeGrant) -> Re
         } else {
             "the admin API needs a token whose org claim is \"*\""
         };
-        return Refusal::forbidden("admin_forbidden", message).respond(&state);
+        return state
+            .security
+            .refuse(Refusal::forbidden("admin_forbidden", message));
     }
-    match security::reload_orgs(&state) {
+    match state.security.reload_orgs() {
         Ok(reloaded) => Json(json!({
             "success": true,
             "organizations": reloaded.organizations,

@@ -56,7 +56,7 @@ pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::Serv
 }
 
 /// A listener whose connections have completed their TLS handshake.
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     accepted: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: std::io::Result<SocketAddr>,
 }
@@ -72,16 +72,14 @@ impl TlsListener {
                 let Ok(slot) = handshakes.clone().acquire_owned().await else {
                     return;
                 };
-                let (tcp, addr) = tokio::select! {
+                let accepted = tokio::select! {
                     // axum dropped the listener: stop accepting.
                     () = tx.closed() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok(pair) => pair,
-                        Err(_) => {
-                            tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                            continue;
-                        }
-                    },
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((tcp, addr)) = accepted else {
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
                 };
                 let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();

@@ -3,13 +3,16 @@
 //!
 //! One task per socket. It writes events in batches (everything already queued for
 //! it, up to [`MAX_BATCH`] frames, in one flush), so a busy organization costs few
-//! syscalls. Client frames are read and ignored, malformed ones too.
+//! syscalls. Client frames are read and ignored, malformed ones too. The events come
+//! from the `EventBus` trait as shared bytes, which become WebSocket messages here,
+//! at the edge.
 //!
-//! The security rules (`security.rs`) hook in at two places: the upgrade handlers
-//! call `security::admit`/`authenticate`, and the session loop hands every client
+//! The security rules (`security/`) hook in at two places: the upgrade handlers
+//! call `Security::admit`/`authenticate`, and the session loop hands every client
 //! frame to a `SessionGuard` and has one branch for the closes it decides (rate,
 //! size, idle, token expiry, organization no longer allowed).
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -18,13 +21,13 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::SinkExt;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio_util::sync::CancellationToken;
 
-use super::AppState;
-use super::bus::{Frame, Resume};
+use super::bus::{Frame, Received, Resume, Subscription};
+use super::error::api_error;
 use super::metrics::OrgLabels;
-use super::routes::api_error;
-use super::security::{self, Admission, ClientFrame, Closing, SessionGuard};
+use super::security::{Admission, ClientFrame, Closing, SessionGuard, frame_limit};
+use super::state::AppState;
 use crate::protocol::{CLOSE_GOING_AWAY, CLOSE_MISSING_ORG, CLOSE_TOO_SLOW, ServerFrame};
 
 /// Most frames written per flush.
@@ -35,6 +38,12 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 const READ_BUFFER: usize = 4 * 1024;
 /// Bytes gathered before a write reaches the socket within one batch.
 const WRITE_BUFFER: usize = 32 * 1024;
+/// Largest message (and frame) the echo endpoint takes.
+const ECHO_MAX_MESSAGE: usize = 16 << 20;
+/// The ping timer's period when the heartbeat is off (it then never fires).
+const NO_HEARTBEAT: Duration = Duration::from_secs(3600);
+/// RFC 6455's "internal error": the event bus failed the subscription.
+const CLOSE_INTERNAL_ERROR: u16 = 1011;
 
 fn upgrade_failed(rejection: WebSocketUpgradeRejection) -> Response {
     api_error(
@@ -49,7 +58,7 @@ fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(state.config.max_message_size)
-        .max_frame_size(security::frame_limit(state.config.max_message_size))
+        .max_frame_size(frame_limit(state.config.max_message_size))
 }
 
 /// `/api/ws/sync` with no organization: accept, then close with 4000 as Part 1 does.
@@ -63,10 +72,11 @@ pub async fn missing_org(
         Ok(ws) => ws,
         Err(rejection) => return upgrade_failed(rejection),
     };
-    if let Err(refusal) =
-        security::authenticate(&state, &headers, Some(query.as_deref().unwrap_or("")))
+    if let Err(refusal) = state
+        .security
+        .authenticate(&headers, Some(query.as_deref().unwrap_or("")))
     {
-        return refusal.respond(&state);
+        return state.security.refuse(refusal);
     }
     state.metrics.error("missing_org");
     configure(ws, &state).on_upgrade(|mut socket| async move {
@@ -86,9 +96,9 @@ pub async fn sync(
         Ok(ws) => ws,
         Err(rejection) => return upgrade_failed(rejection),
     };
-    let admission = match security::admit(&state, &headers, query.as_deref(), &org) {
+    let admission = match state.security.admit(&headers, query.as_deref(), &org) {
         Ok(admission) => admission,
-        Err(refusal) => return refusal.respond(&state),
+        Err(refusal) => return state.security.refuse(refusal),
     };
     let resume = match parse_resume(query.as_deref().unwrap_or("")) {
         Ok(resume) => resume,
@@ -134,6 +144,7 @@ enum End {
     DeadPeer,
     TooSlow,
     Shutdown,
+    BusFailed,
     /// Closed by a security rule (its metric label).
     Rule(&'static str),
 }
@@ -147,6 +158,7 @@ impl End {
             End::DeadPeer => "heartbeat_timeout",
             End::TooSlow => "too_slow",
             End::Shutdown => "shutdown",
+            End::BusFailed => "bus_error",
             End::Rule(label) => label,
         }
     }
@@ -166,7 +178,7 @@ async fn run(
     }
     // Holds this socket's place under the connection caps until it ends.
     let _permit = admission.permit;
-    let mut guard = SessionGuard::new(&state.security, &org, admission.grant.as_ref());
+    let mut guard = state.security.session_guard(&org, admission.grant.as_ref());
     let gauge = state
         .metrics
         .connections
@@ -187,89 +199,178 @@ async fn session(
     guard: &mut SessionGuard,
 ) -> End {
     if state.shutdown.is_cancelled() {
-        close(socket, CLOSE_GOING_AWAY, "server shutting down").await;
-        return End::Shutdown;
+        return going_away(socket).await;
     }
-    let sub = state.bus.subscribe(org, resume.as_ref());
-    let _guard = sub.guard;
-    let mut live = sub.live;
-    let mut last_seq = sub.connected.seq.unwrap_or(0);
-    let connected = serde_json::to_string(&ServerFrame::Connected(sub.connected))
+    let mut sub = match state.bus.subscribe(org, resume.as_ref()).await {
+        Ok(sub) => sub,
+        Err(_) => {
+            close(socket, CLOSE_INTERNAL_ERROR, "the event bus is unavailable").await;
+            return End::BusFailed;
+        }
+    };
+    let last_seq = match opening(socket, &mut sub, state).await {
+        Ok(last_seq) => last_seq,
+        Err(end) => return end,
+    };
+    let session = Session {
+        socket,
+        state,
+        guard,
+        sub,
+        last_seq,
+        alive: true,
+    };
+    session.run().await
+}
+
+/// Writes CONNECTED and the replay in one flush; returns the `seq` the client is
+/// at afterwards.
+async fn opening(
+    socket: &mut WebSocket,
+    sub: &mut Subscription,
+    state: &AppState,
+) -> Result<u64, End> {
+    let connected = serde_json::to_string(&ServerFrame::Connected(sub.connected.clone()))
         .expect("CONNECTED always serialises");
-    let write_timeout = state.config.write_timeout;
-    let opening = async {
+    let replay = std::mem::take(&mut sub.replay);
+    let replayed = replay.len() as u64;
+    let last_seq = replay
+        .last()
+        .map_or(sub.connected.seq.unwrap_or(0), |f| f.seq);
+    let write = async {
         socket.feed(Message::Text(connected.into())).await?;
-        for frame in &sub.replay {
-            socket.feed(Message::Text(frame.text.clone())).await?;
+        for frame in &replay {
+            socket.feed(text_message(frame)).await?;
         }
         socket.flush().await
     };
-    match tokio::time::timeout(write_timeout, opening).await {
+    match tokio::time::timeout(state.config.write_timeout, write).await {
         Ok(Ok(())) => {}
-        _ => return End::WriteFailed,
+        _ => return Err(End::WriteFailed),
     }
-    if let Some(last) = sub.replay.last() {
-        last_seq = last.seq;
-        state.metrics.frames_sent.inc_by(sub.replay.len() as u64);
+    state.metrics.frames_sent.inc_by(replayed);
+    Ok(last_seq)
+}
+
+/// A frame as a WebSocket text message: its bytes are shared, not copied (only
+/// checked to be UTF-8, which they are: frames are made from strings).
+fn text_message(frame: &Frame) -> Message {
+    let text = Utf8Bytes::try_from(frame.bytes().clone()).expect("frames hold UTF-8 text");
+    Message::Text(text)
+}
+
+/// What woke a session up.
+enum Wake {
+    Shutdown,
+    Client(Option<Result<Message, axum::Error>>),
+    Rule(Closing),
+    Live(Received),
+    Ping,
+}
+
+/// An open sync socket after its opening frames.
+struct Session<'a> {
+    socket: &'a mut WebSocket,
+    state: &'a AppState,
+    guard: &'a mut SessionGuard,
+    sub: Subscription,
+    /// The last `seq` written, for the resume hint of a too-slow close.
+    last_seq: u64,
+    /// Whether the peer sent anything since the last ping.
+    alive: bool,
+}
+
+impl Session<'_> {
+    async fn run(mut self) -> End {
+        let heartbeat = !self.state.config.ping_interval.is_zero();
+        let period = if heartbeat {
+            self.state.config.ping_interval
+        } else {
+            NO_HEARTBEAT
+        };
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            let wake = tokio::select! {
+                () = self.state.shutdown.cancelled() => Wake::Shutdown,
+                message = self.socket.recv() => Wake::Client(message),
+                closing = self.guard.closing() => Wake::Rule(closing),
+                received = self.sub.recv() => Wake::Live(received),
+                _ = ping.tick(), if heartbeat => Wake::Ping,
+            };
+            if let ControlFlow::Break(end) = self.on(wake).await {
+                return end;
+            }
+        }
     }
 
-    let heartbeat = !state.config.ping_interval.is_zero();
-    let period = if heartbeat {
-        state.config.ping_interval
-    } else {
-        Duration::from_secs(3600)
-    };
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    let mut alive = true;
-    loop {
-        tokio::select! {
-            _ = state.shutdown.cancelled() => {
-                close(socket, CLOSE_GOING_AWAY, "server shutting down").await;
-                return End::Shutdown;
+    async fn on(&mut self, wake: Wake) -> ControlFlow<End> {
+        match wake {
+            Wake::Shutdown => ControlFlow::Break(going_away(self.socket).await),
+            Wake::Client(message) => self.client(message).await,
+            Wake::Rule(closing) => ControlFlow::Break(enforce(self.socket, closing).await),
+            Wake::Live(received) => self.live(received).await,
+            Wake::Ping => self.ping().await,
+        }
+    }
+
+    /// A client frame, a close, or a read error.
+    async fn client(&mut self, message: Option<Result<Message, axum::Error>>) -> ControlFlow<End> {
+        let message = match message {
+            Some(Ok(Message::Close(_))) | None => {
+                let _ = tokio::time::timeout(CLOSE_WAIT, self.socket.flush()).await;
+                return ControlFlow::Break(End::ClientClosed);
             }
-            message = socket.recv() => match message {
-                // Pings are answered by the WebSocket layer; any frame shows the peer is alive.
-                Some(Ok(Message::Close(_))) | None => {
-                    let _ = tokio::time::timeout(CLOSE_WAIT, socket.flush()).await;
-                    return End::ClientClosed;
-                }
-                Some(Ok(message)) => {
-                    alive = true;
-                    if !matches!(message, Message::Pong(_) | Message::Ping(_)) {
-                        state.metrics.client_frames.inc();
-                    }
-                    if let Err(closing) = guard.client_frame(ClientFrame::of(&message)) {
-                        return enforce(socket, closing).await;
-                    }
-                }
-                Some(Err(e)) => return match guard.read_error(&e) {
-                    Some(closing) => enforce(socket, closing).await,
+            Some(Ok(message)) => message,
+            Some(Err(e)) => {
+                return ControlFlow::Break(match self.guard.read_error(&e) {
+                    Some(closing) => enforce(self.socket, closing).await,
                     None => End::ReadError,
-                },
-            },
-            closing = guard.closing() => return enforce(socket, closing).await,
-            received = live.recv() => {
-                let first = match received {
-                    Ok(frame) => frame,
-                    Err(RecvError::Lagged(skipped)) => return too_slow(socket, skipped, last_seq).await,
-                    Err(RecvError::Closed) => return End::Shutdown,
-                };
-                match tokio::time::timeout(write_timeout, write_batch(socket, first, &mut live, state)).await {
-                    Ok(Ok(Batch::Sent(seq))) => last_seq = seq,
-                    Ok(Ok(Batch::Lagged(skipped, seq))) => return too_slow(socket, skipped, seq).await,
-                    Ok(Err(_)) | Err(_) => return End::WriteFailed,
-                }
+                });
             }
-            _ = ping.tick(), if heartbeat => {
-                if !alive {
-                    return End::DeadPeer;
-                }
-                alive = false;
-                let ping = tokio::time::timeout(write_timeout, socket.send(Message::Ping(Default::default())));
-                if !matches!(ping.await, Ok(Ok(()))) {
-                    return End::WriteFailed;
-                }
+        };
+        // Pings are answered by the WebSocket layer; any frame shows the peer is alive.
+        self.alive = true;
+        if !matches!(message, Message::Pong(_) | Message::Ping(_)) {
+            self.state.metrics.client_frames.inc();
+        }
+        match self.guard.client_frame(ClientFrame::of(&message)) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(closing) => ControlFlow::Break(enforce(self.socket, closing).await),
+        }
+    }
+
+    /// Live events: `received` and whatever else is queued, in one batch.
+    async fn live(&mut self, received: Received) -> ControlFlow<End> {
+        let first = match received {
+            Received::Frame(frame) => frame,
+            Received::Lagged(skipped) => {
+                return ControlFlow::Break(too_slow(self.socket, skipped, self.last_seq).await);
             }
+            Received::Closed => return ControlFlow::Break(End::Shutdown),
+        };
+        let batch = write_batch(self.socket, first, &mut self.sub, self.state);
+        match tokio::time::timeout(self.state.config.write_timeout, batch).await {
+            Ok(Ok(Batch::Sent(seq))) => {
+                self.last_seq = seq;
+                ControlFlow::Continue(())
+            }
+            Ok(Ok(Batch::Lagged(skipped, seq))) => {
+                ControlFlow::Break(too_slow(self.socket, skipped, seq).await)
+            }
+            Ok(Err(_)) | Err(_) => ControlFlow::Break(End::WriteFailed),
+        }
+    }
+
+    /// The heartbeat: a peer silent since the last ping is dead.
+    async fn ping(&mut self) -> ControlFlow<End> {
+        if !self.alive {
+            return ControlFlow::Break(End::DeadPeer);
+        }
+        self.alive = false;
+        let ping = self.socket.send(Message::Ping(Default::default()));
+        match tokio::time::timeout(self.state.config.write_timeout, ping).await {
+            Ok(Ok(())) => ControlFlow::Continue(()),
+            _ => ControlFlow::Break(End::WriteFailed),
         }
     }
 }
@@ -285,26 +386,26 @@ enum Batch {
 async fn write_batch(
     socket: &mut WebSocket,
     first: Frame,
-    live: &mut tokio::sync::broadcast::Receiver<Frame>,
+    sub: &mut Subscription,
     state: &AppState,
 ) -> Result<Batch, axum::Error> {
     let oldest = first.published;
     let mut last = first.seq;
-    socket.feed(Message::Text(first.text)).await?;
+    socket.feed(text_message(&first)).await?;
     let mut written = 1;
     let mut lagged = None;
     while written < MAX_BATCH {
-        match live.try_recv() {
-            Ok(frame) => {
+        match sub.try_recv() {
+            Some(Received::Frame(frame)) => {
                 last = frame.seq;
-                socket.feed(Message::Text(frame.text)).await?;
+                socket.feed(text_message(&frame)).await?;
                 written += 1;
             }
-            Err(TryRecvError::Lagged(skipped)) => {
+            Some(Received::Lagged(skipped)) => {
                 lagged = Some(skipped);
                 break;
             }
-            Err(_) => break,
+            Some(Received::Closed) | None => break,
         }
     }
     socket.flush().await?;
@@ -317,6 +418,12 @@ async fn write_batch(
         Some(skipped) => Batch::Lagged(skipped, last),
         None => Batch::Sent(last),
     })
+}
+
+/// Closes with 1001: the server is shutting down.
+async fn going_away(socket: &mut WebSocket) -> End {
+    close(socket, CLOSE_GOING_AWAY, "server shutting down").await;
+    End::Shutdown
 }
 
 /// Closes as a security rule decided.
@@ -370,40 +477,48 @@ pub async fn echo(
         Ok(ws) => ws,
         Err(rejection) => return upgrade_failed(rejection),
     };
-    if let Err(refusal) =
-        security::authenticate(&state, &headers, Some(query.as_deref().unwrap_or("")))
+    if let Err(refusal) = state
+        .security
+        .authenticate(&headers, Some(query.as_deref().unwrap_or("")))
     {
-        return refusal.respond(&state);
+        return state.security.refuse(refusal);
     }
     let shutdown = state.shutdown.clone();
     let tasks = state.tasks.clone();
     // Conformance suites send messages of up to 16 MiB through the echo endpoint.
-    ws.max_message_size(16 << 20)
-        .max_frame_size(16 << 20)
-        .on_upgrade(move |mut socket| {
-            tasks.track_future(async move {
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => {
-                            close(&mut socket, CLOSE_GOING_AWAY, "server shutting down").await;
-                            return;
-                        }
-                        message = socket.recv() => match message {
-                            Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
-                                if socket.send(message).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                                let _ = tokio::time::timeout(CLOSE_WAIT, socket.flush()).await;
-                                return;
-                            }
-                            Some(Ok(_)) => {}
-                        },
-                    }
-                }
-            })
-        })
+    ws.max_message_size(ECHO_MAX_MESSAGE)
+        .max_frame_size(ECHO_MAX_MESSAGE)
+        .on_upgrade(move |socket| tasks.track_future(echo_session(socket, shutdown)))
+}
+
+async fn echo_session(mut socket: WebSocket, shutdown: CancellationToken) {
+    loop {
+        let message = tokio::select! {
+            () = shutdown.cancelled() => None,
+            message = socket.recv() => Some(message),
+        };
+        let Some(message) = message else {
+            going_away(&mut socket).await;
+            return;
+        };
+        if !echo_one(&mut socket, message).await {
+            return;
+        }
+    }
+}
+
+/// Sends a text or binary message back; `false` once the socket is done.
+async fn echo_one(socket: &mut WebSocket, message: Option<Result<Message, axum::Error>>) -> bool {
+    match message {
+        Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+            socket.send(message).await.is_ok()
+        }
+        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+            let _ = tokio::time::timeout(CLOSE_WAIT, socket.flush()).await;
+            false
+        }
+        Some(Ok(_)) => true,
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,94 @@
+//! Every setting of the server ([`Config`]), with its defaults. `syncprobe serve`
+//! fills it from flags and `SYNCPROBE_*` variables; tests build it directly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::queue::WorkerConfig;
+use super::security::caps::{
+    CapResponse, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ORG, RateLimit,
+};
+use super::security::orgs::{OrgAllowList, OrgIdSyntax};
+use super::security::origin::OriginPattern;
+use super::security::session::{
+    DEFAULT_BURST, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_RATE,
+};
+use crate::claims::JwtConfig;
+
+/// Every setting of the server. `syncprobe serve` fills it from flags and
+/// `SYNCPROBE_*` variables; tests build it directly.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Events retained per organization for `?since=` resume.
+    pub history: usize,
+    /// How many events a subscriber may fall behind before it is closed (1013).
+    pub lag_limit: usize,
+    pub worker: WorkerConfig,
+    /// Interval of server pings; a peer silent for two intervals is dropped. Zero
+    /// disables the heartbeat.
+    pub ping_interval: Duration,
+    /// A socket write blocked this long drops the connection (a stalled reader).
+    pub write_timeout: Duration,
+    /// How long shutdown waits for sockets to finish their close handshake.
+    pub shutdown_grace: Duration,
+    /// Largest client message accepted on sync sockets; larger ones close the socket
+    /// with 1009.
+    pub max_message_size: usize,
+
+    // Security (see `security/`): each rule is off unless configured; the limits
+    // have safe defaults.
+    /// Tokens required on every upgrade and on the REST API (except `/healthz` and
+    /// `/metrics`).
+    pub jwt: Option<JwtConfig>,
+    /// Origins allowed to open sockets and call the REST API (empty: any).
+    pub allowed_origins: Vec<OriginPattern>,
+    pub org_id_syntax: OrgIdSyntax,
+    /// Only these organizations are served; reloadable (SIGHUP, admin endpoint).
+    pub org_allow_list: Option<OrgAllowList>,
+    /// Client frames per connection (`None` or a zero rate: unlimited).
+    pub rate_limit: Option<RateLimit>,
+    /// Time without client frames or pongs before a sync socket closes (zero: never).
+    pub idle_timeout: Duration,
+    /// Open sync sockets in total (zero: unlimited).
+    pub max_connections: usize,
+    /// Open sync sockets per organization (zero: unlimited).
+    pub max_connections_per_org: usize,
+    pub cap_response: CapResponse,
+    /// Upgrade attempts per client IP (`None`: unlimited).
+    pub ip_upgrade_limit: Option<RateLimit>,
+    /// Serve `https://` and `wss://` with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            history: 1000,
+            lag_limit: 4096,
+            worker: WorkerConfig {
+                workers: 4,
+                processing_time: Duration::from_millis(5),
+                max_retries: 3,
+                retry_base: Duration::from_millis(10),
+            },
+            ping_interval: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            jwt: None,
+            allowed_origins: Vec::new(),
+            org_id_syntax: OrgIdSyntax::Strict,
+            org_allow_list: None,
+            rate_limit: Some(RateLimit {
+                per_second: DEFAULT_RATE,
+                burst: DEFAULT_BURST,
+            }),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_org: DEFAULT_MAX_CONNECTIONS_PER_ORG,
+            cap_response: CapResponse::Http,
+            ip_upgrade_limit: None,
+            tls: None,
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The HTTP middleware of the rules: [`guard_requests`] in front of every route (the
+//! Origin allow-list, CORS for the origins on it, the per-IP limit on upgrade
+//! attempts) and [`require_token`] on the protected REST routes. Both take the
+//! server's [`Security`] as their state.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use tower::{Layer, ServiceExt};
+
+use super::Security;
+use super::caps::IpLimit;
+use crate::server::error::Refusal;
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Longest part of a refused Origin quoted back in the answer.
+const SHOWN_ORIGIN: usize = 200;
+
+/// In front of every route: the Origin allow-list (403 for a listed-out origin,
+/// except on `/healthz` and `/metrics`), CORS for the origins on it, and the per-IP
+/// limit on upgrade attempts (429).
+pub async fn guard_requests(
+    State(security): State<Arc<Security>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let listed = match check_origin(&security, &request) {
+        Ok(listed) => listed,
+        Err(refusal) => return security.refuse(refusal),
+    };
+    if is_upgrade(request.headers())
+        && let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>()
+        && !security.upgrade_attempt(addr.ip())
+    {
+        return security.refuse(IpLimit::refusal(addr.ip()));
+    }
+    if !listed {
+        return next.run(request).await;
+    }
+    let preflight = request.method() == Method::OPTIONS;
+    let Ok(mut response) = security.cors().layer(next).oneshot(request).await;
+    if preflight {
+        // tower-http answers preflights with 200; this server has always said 204.
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
+    response
+}
+
+/// Whether the request comes from an origin on the allow-list (and so gets CORS
+/// headers); a refusal for one off the list, except on `/healthz` and `/metrics`.
+/// Requests without `Origin` (not from a browser) pass without CORS.
+fn check_origin(security: &Security, request: &Request) -> Result<bool, Refusal> {
+    let Some(origin) = request.headers().get(header::ORIGIN) else {
+        return Ok(false);
+    };
+    if !security.checks_origins() {
+        return Ok(false);
+    }
+    let text = origin.to_str().unwrap_or("");
+    if security.origin_allowed(text) {
+        return Ok(true);
+    }
+    if matches!(request.uri().path(), "/healthz" | "/metrics") {
+        return Ok(false);
+    }
+    let shown: String = text.chars().take(SHOWN_ORIGIN).collect();
+    Err(Refusal::forbidden(
+        "origin_not_allowed",
+        format!("origin {shown:?} is not allowed"),
+    ))
+}
+
+/// On the protected REST routes: a valid token (401 otherwise) when JWT is
+/// configured; the grant goes into the request's extensions for the handler.
+pub async fn require_token(
+    State(security): State<Arc<Security>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match security.authenticate(request.headers(), None) {
+        Ok(Some(grant)) => {
+            request.extensions_mut().insert(grant);
+        }
+        Ok(None) => {}
+        Err(refusal) => return security.refuse(refusal),
+    }
+    next.run(request).await
+}

@@ -1,0 +1,29 @@
+//! What every handler shares ([`Shared`]): the config, the event bus, the queue, the
+//! metrics, the security rules, and the shutdown signal and task tracker.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::bus::EventBus;
+use super::config::Config;
+use super::metrics::Metrics;
+use super::queue::Queue;
+use super::security::Security;
+
+/// What every handler shares.
+pub struct Shared {
+    pub config: Config,
+    /// The event path; the handlers and the queue see only the trait.
+    pub bus: Arc<dyn EventBus>,
+    pub queue: Arc<Queue>,
+    pub metrics: Arc<Metrics>,
+    pub security: Arc<Security>,
+    /// Fired when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Sockets and background publishers, awaited on shutdown.
+    pub tasks: TaskTracker,
+}
+
+pub type AppState = Arc<Shared>;
