@@ -704,7 +704,10 @@ fn item_summary(pfa: &str, item: &Item) -> ItemSummary {
     ItemSummary {
         pfa_id: pfa.to_string(),
         // An item exists once one of its events was considered, so it has a type.
-        state: lifecycle.state().cloned().unwrap_or_else(|| EventType::from("")),
+        state: lifecycle
+            .state()
+            .cloned()
+            .unwrap_or_else(|| EventType::from("")),
         terminal: lifecycle.ended().is_some(),
         events: lifecycle.events().iter().map(|k| k.to_string()).collect(),
         queued_to_terminal_ms: lifecycle.queued_to_terminal_ms(),

@@ -7,6 +7,7 @@ mod connect;
 mod enqueue;
 mod fake;
 mod interop;
+mod layers;
 mod load;
 mod records;
 mod security;
