@@ -6,8 +6,9 @@ use std::fmt::Write;
 
 use hdrhistogram::Histogram;
 
+use super::load::Mark;
+use crate::load::LoadSummary;
 use crate::load::threshold::Verdict;
-use crate::load::{LatencySource, LoadSummary, Percentiles};
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -143,81 +144,21 @@ pub fn render(
     page(summary.duration_ms, &rows, &checks, latency, timeline)
 }
 
-/// The rows of the figures table.
+/// The rows of the figures table: the same figures as the terminal summary.
 fn figures(summary: &LoadSummary) -> String {
     let mut rows = String::new();
-    let mut row = |k: &str, v: String| {
+    for (label, value, mark) in super::load::figures(summary) {
+        let class = match mark {
+            Mark::Plain => "",
+            Mark::Good => r#" class="ok""#,
+            Mark::Bad => r#" class="bad""#,
+        };
         let _ = write!(
             rows,
-            "<tr><th>{}</th><td>{}</td></tr>",
-            escape(k),
-            escape(&v)
+            "<tr><th>{}</th><td{class}>{}</td></tr>",
+            escape(label),
+            escape(&value)
         );
-    };
-    row(
-        "connections",
-        format!(
-            "{} opened of {} requested, {} failed, {} organizations",
-            summary.connections_opened,
-            summary.connections_requested,
-            summary.connections_failed,
-            summary.organizations
-        ),
-    );
-    row(
-        "connect rate",
-        format!("{:.0} connections/s", summary.connect_rate),
-    );
-    let p = |p: &Percentiles| {
-        format!(
-            "p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-            p.p50, p.p95, p.p99, p.max
-        )
-    };
-    row("connect time", p(&summary.connect_ms));
-    row("time to CONNECTED", p(&summary.connected_ms));
-    row(
-        "fan-out latency",
-        format!(
-            "{} (from {})",
-            p(&summary.latency_ms),
-            summary.latency_source.map_or("-", LatencySource::as_str)
-        ),
-    );
-    row(
-        "delivered",
-        format!(
-            "{} frames, {:.0} frames/s",
-            summary.frames_delivered, summary.delivered_per_sec
-        ),
-    );
-    match &summary.completeness {
-        Some(c) => row(
-            "completeness",
-            format!(
-                "{} of {} deliveries, {} missing, {} duplicated, {} reordered; {} of {} subscribers complete",
-                c.received,
-                c.expected,
-                c.missing,
-                c.duplicated,
-                c.reordered,
-                c.complete_subscribers,
-                c.subscribers
-            ),
-        ),
-        None => row(
-            "completeness",
-            "not measurable (the server sends no seq)".into(),
-        ),
-    }
-    let errors = if summary.errors.is_empty() {
-        "none".to_string()
-    } else {
-        super::load::errors_list(&summary.errors)
-    };
-    row("errors", errors);
-    if let Some(cpu) = summary.client_cpu_us_per_frame {
-        row("client CPU", format!("{cpu:.3} µs per frame"));
     }
     rows
 }

@@ -92,49 +92,77 @@ pub fn verdict_line(v: &Verdict) -> String {
     format!("  {mark} {}\n", v.message)
 }
 
+/// How a figure is shown: as it is, or marked good or bad.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    Plain,
+    Good,
+    Bad,
+}
+
+/// The figures of a run, label and plain text, in the order both the terminal
+/// summary and the HTML report show them.
+pub fn figures(s: &LoadSummary) -> Vec<(&'static str, String, Mark)> {
+    let plain = |k, v| (k, v, Mark::Plain);
+    let mut rows = vec![
+        plain(
+            "connections",
+            format!(
+                "{} opened / {} requested, {} failed, {} org(s)",
+                s.connections_opened,
+                s.connections_requested,
+                s.connections_failed,
+                s.organizations
+            ),
+        ),
+        plain(
+            "connect rate",
+            format!("{:.0} connections/s", s.connect_rate),
+        ),
+        plain("connect time", percentiles(&s.connect_ms)),
+        plain("time to CONNECTED", percentiles(&s.connected_ms)),
+        plain(
+            "fan-out latency",
+            format!(
+                "{}  ({} samples, from {})",
+                percentiles(&s.latency_ms),
+                s.latency_ms.count,
+                s.latency_source.map_or("-", LatencySource::as_str)
+            ),
+        ),
+        plain(
+            "delivered",
+            format!(
+                "{} frames, {:.0} frames/s",
+                s.frames_delivered, s.delivered_per_sec
+            ),
+        ),
+        completeness(s),
+        if s.errors.is_empty() {
+            plain("errors", "none".into())
+        } else {
+            ("errors", errors_list(&s.errors), Mark::Bad)
+        },
+    ];
+    if let Some(cpu) = s.client_cpu_us_per_frame {
+        rows.push(plain(
+            "client CPU",
+            format!("{cpu:.3} µs per delivered frame"),
+        ));
+    }
+    rows
+}
+
 /// The summary table, then the threshold lines.
 pub fn summary(report: &LoadReport) -> String {
-    let s = &report.summary;
     let mut text = format!("\n{}\n", paint(human::BOLD, "Load summary"));
-    let mut row = |k: &str, v: String| text.push_str(&format!("  {k:<20} {v}\n"));
-    row(
-        "connections",
-        format!(
-            "{} opened / {} requested, {} failed, {} org(s)",
-            s.connections_opened, s.connections_requested, s.connections_failed, s.organizations
-        ),
-    );
-    row(
-        "connect rate",
-        format!("{:.0} connections/s", s.connect_rate),
-    );
-    row("connect time", percentiles(&s.connect_ms));
-    row("time to CONNECTED", percentiles(&s.connected_ms));
-    row(
-        "fan-out latency",
-        format!(
-            "{}  ({} samples, from {})",
-            percentiles(&s.latency_ms),
-            s.latency_ms.count,
-            s.latency_source.map_or("-", LatencySource::as_str)
-        ),
-    );
-    row(
-        "delivered",
-        format!(
-            "{} frames, {:.0} frames/s",
-            s.frames_delivered, s.delivered_per_sec
-        ),
-    );
-    row("completeness", completeness(s));
-    let errors = if s.errors.is_empty() {
-        "none".into()
-    } else {
-        paint(human::RED, errors_list(&s.errors))
-    };
-    row("errors", errors);
-    if let Some(cpu) = s.client_cpu_us_per_frame {
-        row("client CPU", format!("{cpu:.3} µs per delivered frame"));
+    for (label, value, mark) in figures(&report.summary) {
+        let value = match mark {
+            Mark::Plain => value,
+            Mark::Good => paint(human::GREEN, value),
+            Mark::Bad => paint(human::RED, value),
+        };
+        text.push_str(&format!("  {label:<20} {value}\n"));
     }
     for v in &report.thresholds {
         text.push_str(&verdict_line(v));
@@ -142,20 +170,18 @@ pub fn summary(report: &LoadReport) -> String {
     text
 }
 
-fn completeness(s: &LoadSummary) -> String {
+fn completeness(s: &LoadSummary) -> (&'static str, String, Mark) {
     let Some(c) = &s.completeness else {
-        return "not measurable: the server sends no seq".into();
+        return (
+            "completeness",
+            "not measurable: the server sends no seq".into(),
+            Mark::Plain,
+        );
     };
     let line = format!(
         "{} missing, {} duplicated, {} reordered of {} deliveries ({} / {} subscribers complete)",
         c.missing, c.duplicated, c.reordered, c.expected, c.complete_subscribers, c.subscribers
     );
-    paint(
-        if c.is_clean() {
-            human::GREEN
-        } else {
-            human::RED
-        },
-        line,
-    )
+    let mark = if c.is_clean() { Mark::Good } else { Mark::Bad };
+    ("completeness", line, mark)
 }
