@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::ws::{self, ConnectedFrame, Opened, ResumeFrom, Stream};
 use super::{ClientOptions, Endpoint};
+use crate::exit::Failure;
 
 /// Who ended a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +70,22 @@ pub enum Started {
     /// `interrupt` fired: before the upgrade completed (`None`), or while waiting
     /// for CONNECTED, in which case the socket was closed with 1000 (`Some`).
     Interrupted(Option<Closed>),
+}
+
+impl Started {
+    /// The session; when interrupted, [`Failure::Interrupted`] after `on_close` was
+    /// shown the close (if the socket had opened).
+    pub fn or_interrupted(self, on_close: impl FnOnce(&Closed)) -> anyhow::Result<Session> {
+        match self {
+            Started::Ready(session) => Ok(*session),
+            Started::Interrupted(closed) => {
+                if let Some(closed) = &closed {
+                    on_close(closed);
+                }
+                Err(Failure::Interrupted.into())
+            }
+        }
+    }
 }
 
 impl Session {

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::args::{ConnectionArgs, parse_duration};
 use crate::client::error::{PeerClosed, failed};
-use crate::client::session::{Closed, Session, Started};
+use crate::client::session::{Closed, Session};
 use crate::client::ws;
 use crate::exit::{Exit, Failure};
 use crate::report::connect::{self as report, ConnectSummary};
@@ -54,15 +54,9 @@ pub async fn run(args: ConnectArgs, reporter: &Reporter) -> anyhow::Result<Exit>
         on_open,
         &mut interrupt,
     );
-    let mut session = match started.await? {
-        Started::Ready(session) => *session,
-        Started::Interrupted(closed) => {
-            if let Some(closed) = closed {
-                reporter.close(&closed);
-            }
-            return Err(Failure::Interrupted.into());
-        }
-    };
+    let mut session = started
+        .await?
+        .or_interrupted(|closed| reporter.close(closed))?;
     let first = &session.connected;
     reporter.event(&first.raw, Some(&first.frame), EventStyle::Pretty);
     reporter.say(&report::confirmed(millis(session.connected_time)));

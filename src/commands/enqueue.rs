@@ -12,7 +12,6 @@ use tokio::time::Instant;
 
 use super::args::{ConnectionArgs, parse_duration};
 use crate::client::http::Api;
-use crate::client::session::Started;
 use crate::client::ws;
 use crate::client::{ClientOptions, Endpoint};
 use crate::exit::{Exit, Failure};
@@ -148,15 +147,9 @@ async fn wait(
     tokio::pin!(interrupt);
     let on_open = |opened: &ws::Opened| reporter.open(&json::Open::of(opened, &endpoint.org, 0));
     let started = follow::open(endpoint, options, deadline, on_open, &mut interrupt);
-    let mut session = match started.await? {
-        Started::Ready(session) => *session,
-        Started::Interrupted(closed) => {
-            if let Some(closed) = closed {
-                reporter.close(&closed);
-            }
-            return Err(Failure::Interrupted.into());
-        }
-    };
+    let mut session = started
+        .await?
+        .or_interrupted(|closed| reporter.close(closed))?;
     let on = |seen: follow::Seen<'_>| report::seen(reporter, seen);
     let followed = tokio::select! {
         _ = &mut interrupt => return Err(Failure::Interrupted.into()),
