@@ -159,18 +159,23 @@ fn events_are_frames(records: &[Record]) {
 const OPEN: &[&str] = &["url", "organizationId", "openMs", "attempt"];
 const CLOSE: &[&str] = &["code", "reason", "initiator"];
 
+/// A run over one socket: `open`, the frames, `close`, then the `summary`.
+fn one_socket_records(records: &[Record]) {
+    assert_eq!(
+        kinds(records),
+        BTreeSet::from(["open", "event", "close", "summary"])
+    );
+    events_are_frames(records);
+    assert_eq!(fields_of(records, "open"), set(OPEN));
+    assert_eq!(fields_of(records, "close"), set(CLOSE));
+}
+
 #[tokio::test]
 async fn connect_records() {
     let server = TestServer::start().await;
     let out = run_cli(&["connect", "org-rec", "--url", &server.base(), "--json"]).await;
     let records = parse(&stdout(&out));
-    assert_eq!(
-        kinds(&records),
-        BTreeSet::from(["open", "event", "close", "summary"])
-    );
-    events_are_frames(&records);
-    assert_eq!(fields_of(&records, "open"), set(OPEN));
-    assert_eq!(fields_of(&records, "close"), set(CLOSE));
+    one_socket_records(&records);
     assert_eq!(
         fields_of(&records, "summary"),
         set(&[
@@ -245,11 +250,7 @@ async fn enqueue_records() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let records = parse(&stdout(&out));
-    assert_eq!(
-        kinds(&records),
-        BTreeSet::from(["open", "event", "close", "summary"])
-    );
-    events_are_frames(&records);
+    one_socket_records(&records);
     let mut expected = set(&[
         "ok",
         "organizationId",
@@ -310,13 +311,7 @@ async fn watch_sync_records() {
         .iter()
         .map(|r| serde_json::from_value(r.clone()).unwrap())
         .collect();
-    assert_eq!(
-        kinds(&records),
-        BTreeSet::from(["open", "event", "close", "summary"])
-    );
-    events_are_frames(&records);
-    assert_eq!(fields_of(&records, "open"), set(OPEN));
-    assert_eq!(fields_of(&records, "close"), set(CLOSE));
+    one_socket_records(&records);
     assert_eq!(
         fields_of(&records, "summary"),
         set(&[
