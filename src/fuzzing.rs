@@ -629,7 +629,7 @@ fn rest_body(body: &[u8]) {
                 let replay = at_once(bus.subscribe(&plan.org, Some(&resume)));
                 assert_eq!(replay.replay.len(), n);
                 for frame in &replay.replay {
-                    let text = std::str::from_utf8(frame.bytes()).expect("frames are UTF-8");
+                    let text = frame.text();
                     let parsed = ServerFrame::parse(text)
                         .unwrap_or_else(|e| panic!("SYNC_QUEUED is invalid: {e}: {text}"));
                     assert_eq!(parsed.kind(), "SYNC_QUEUED");
@@ -656,7 +656,7 @@ fn rest_body(body: &[u8]) {
                 epoch: None,
             };
             let replay = at_once(bus.subscribe(&publish.org, Some(&resume)));
-            let text = std::str::from_utf8(replay.replay[0].bytes()).expect("frames are UTF-8");
+            let text = replay.replay[0].text();
             ServerFrame::parse(text).unwrap_or_else(|e| {
                 panic!("an accepted publish made an invalid frame: {e}: {text}")
             });

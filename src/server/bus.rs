@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
-use bytes::Bytes;
+use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -53,8 +53,11 @@ pub struct Frame {
     pub seq: u64,
     /// When it was published, for the broadcast-latency metric.
     pub published: Instant,
-    /// The JSON text (UTF-8: it is made from a `String`).
-    text: Bytes,
+    /// The JSON text, kept in the form the socket layer sends, so that it is known
+    /// to be UTF-8 once, at publish, not once per subscriber. Only [`Frame::new`]
+    /// and the accessors below touch it: a bus built on another transport hands a
+    /// `String` in.
+    text: Utf8Bytes,
 }
 
 impl Frame {
@@ -62,13 +65,19 @@ impl Frame {
         Frame {
             seq,
             published: Instant::now(),
-            text: Bytes::from(text),
+            text: Utf8Bytes::from(text),
         }
     }
 
-    /// The JSON text, shared (cloning it copies no bytes).
-    pub fn bytes(&self) -> &Bytes {
-        &self.text
+    /// The JSON text (for the checks of tests and fuzzing).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn text(&self) -> &str {
+        self.text.as_str()
+    }
+
+    /// The text as the socket layer sends it; cloning it copies no bytes.
+    pub(crate) fn message_text(&self) -> Utf8Bytes {
+        self.text.clone()
     }
 }
 

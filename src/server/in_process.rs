@@ -392,7 +392,7 @@ mod tests {
         let Some(Received::Frame(frame)) = sub.try_recv() else {
             panic!("no live frame")
         };
-        let text = std::str::from_utf8(frame.bytes()).unwrap();
+        let text = frame.text();
         let parsed = crate::protocol::ServerFrame::parse(text).unwrap();
         let crate::protocol::ServerFrame::Event(e) = parsed else {
             panic!()

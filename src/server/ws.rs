@@ -252,11 +252,10 @@ async fn opening(
     Ok(last_seq)
 }
 
-/// A frame as a WebSocket text message: its bytes are shared, not copied (only
-/// checked to be UTF-8, which they are: frames are made from strings).
+/// A frame as a WebSocket text message: its bytes are shared, not copied or
+/// checked again.
 fn text_message(frame: &Frame) -> Message {
-    let text = Utf8Bytes::try_from(frame.bytes().clone()).expect("frames hold UTF-8 text");
-    Message::Text(text)
+    Message::Text(frame.message_text())
 }
 
 /// What woke a session up.
