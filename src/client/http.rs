@@ -35,7 +35,13 @@ fn describe(body: &str) -> String {
     match serde_json::from_str::<ApiError>(body) {
         Ok(e) => format!(": {}: {}", e.error, e.message),
         Err(_) if body.trim().is_empty() => String::new(),
-        Err(_) => format!(": {}", body.chars().take(300).collect::<String>().trim()),
+        Err(_) => format!(
+            ": {}",
+            body.chars()
+                .take(super::error::BODY_PREVIEW)
+                .collect::<String>()
+                .trim()
+        ),
     }
 }
 
@@ -174,21 +180,15 @@ impl Api {
     }
 }
 
+/// A request that got no answer, with the reqwest error (and the I/O or TLS error
+/// below it) kept as the typed cause.
 fn request_failure(error: reqwest::Error, method: &str, url: &str) -> anyhow::Error {
-    let cause = {
-        let mut text = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(s) = source {
-            text.push_str(&format!(": {s}"));
-            source = s.source();
-        }
-        text
-    };
-    if error.is_timeout() {
-        Failure::Timeout(format!("{method} {url} timed out: {cause}")).into()
+    let failure = if error.is_timeout() {
+        Failure::Timeout(format!("{method} {url} timed out"))
     } else if error.is_connect() {
-        Failure::Connect(format!("failed to connect to {url}: {cause}")).into()
+        Failure::Connect(format!("failed to connect to {url}"))
     } else {
-        Failure::Protocol(format!("{method} {url} failed: {cause}")).into()
-    }
+        Failure::Protocol(format!("{method} {url} failed"))
+    };
+    super::error::failed(failure, error)
 }

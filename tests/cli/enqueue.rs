@@ -410,6 +410,12 @@ async fn enqueue_exit_codes() {
     ])
     .await;
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    // The refused connection is found below the error, so the hint says what to do.
+    assert!(
+        stderr(&output).contains("hint: is the backend running?"),
+        "{}",
+        stderr(&output)
+    );
     // 6: the server rejected the request; its status and error body are shown.
     let output = run_cli(&["enqueue", "org-x", "--url", &base, "--count", "20000"]).await;
     assert_eq!(output.status.code(), Some(6));
