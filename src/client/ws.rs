@@ -67,11 +67,6 @@ pub fn socket_url(
     url
 }
 
-/// `url` as shown to people: URL passwords and token parameters masked.
-pub fn masked(url: &Url) -> String {
-    super::redact(url)
-}
-
 fn connect_failure(
     message: String,
     cause: impl std::error::Error + Send + Sync + 'static,
@@ -94,7 +89,7 @@ pub async fn open(
     options: &ClientOptions,
 ) -> anyhow::Result<Opened> {
     let url = socket_url(endpoint, resume, options);
-    let shown = masked(&url);
+    let shown = super::redact(&url);
     let started = Instant::now();
     let limit = options.connect_timeout;
     let deadline = started + limit;

@@ -38,7 +38,7 @@ pub struct ConnectArgs {
 pub async fn run(args: ConnectArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let endpoint = args.connection.endpoint(&args.target)?;
     let options = args.connection.client_options()?;
-    reporter.say(&report::banner(&ws::masked(&ws::socket_url(
+    reporter.say(&report::banner(&crate::client::redact(&ws::socket_url(
         &endpoint, None, &options,
     ))));
     // Ctrl-C is handled from the start (exit 130), not left to the default kill; one

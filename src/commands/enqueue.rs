@@ -104,7 +104,7 @@ pub async fn run(args: EnqueueArgs, reporter: &Reporter) -> anyhow::Result<Exit>
             .map_err(|_| {
                 Failure::Timeout(format!(
                     "no answer from {} within {}",
-                    endpoint.rest("api/pems/write-sync"),
+                    crate::client::redact(&endpoint.rest("api/pems/write-sync")),
                     humantime::format_duration(args.timeout)
                 ))
             })??;

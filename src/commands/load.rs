@@ -141,7 +141,7 @@ async fn load(
     let plan = plan(args, connection)?;
     let options = load_options(connection)?;
     reporter.say(&report::banner(
-        connection.url.as_deref().unwrap_or(client::DEFAULT_URL),
+        &client::redact_text(connection.url.as_deref().unwrap_or(client::DEFAULT_URL)),
         args.connections,
         plan.endpoints.len(),
     ));

@@ -104,7 +104,7 @@ async fn smoke(
     let endpoint = connection.endpoint(&args.target)?;
     let options = connection.client_options()?;
     let api = Api::new(&endpoint, &options, args.timeout)?;
-    let url = ws::masked(&ws::socket_url(&endpoint, None, &options));
+    let url = crate::client::redact(&ws::socket_url(&endpoint, None, &options));
     reporter.say(&report::banner(&endpoint.org, &url));
     let mut smoke = Smoke {
         args,
@@ -415,7 +415,7 @@ impl Smoke<'_> {
         let summary = SmokeSummary {
             ok: self.failure.is_none(),
             server: self.kind,
-            url: self.endpoint.socket.to_string(),
+            url: crate::client::redact(&self.endpoint.socket),
             organization_id: self.endpoint.org.clone(),
             protocol: self.protocol,
             steps: self.steps,

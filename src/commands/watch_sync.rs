@@ -360,8 +360,10 @@ impl Heartbeat {
 impl Watch<'_> {
     async fn run(&mut self) -> End {
         let url = ws::socket_url(&self.endpoint, None, &self.options);
-        self.reporter
-            .say(&report::banner(&self.endpoint.org, &ws::masked(&url)));
+        self.reporter.say(&report::banner(
+            &self.endpoint.org,
+            &crate::client::redact(&url),
+        ));
         let backoff = Backoff {
             base: self.args.reconnect_base,
             cap: self.args.reconnect_cap,

@@ -432,3 +432,43 @@ const LOAD_SUMMARY: &[&str] = &[
     "completeness.duplicated",
     "completeness.reordered",
 ];
+
+/// A URL password and a token in the query never reach stdout or stderr, in any
+/// subcommand, in text or NDJSON.
+#[tokio::test]
+async fn secrets_never_reach_the_output() {
+    let server = TestServer::start().await;
+    let url = server.base().replace("ws://", "ws://user:hunter2@");
+    let secret = ["--token", "tok-s3cr3t-value", "--token-in", "query"];
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["connect", "org-sec", "--url", &url],
+        vec![
+            "enqueue", "org-sec", "--url", &url, "--count", "1", "--wait",
+        ],
+        vec!["smoke", "org-sec", "--url", &url],
+        vec!["load", "-c", "2", "--events", "2", "--url", &url],
+        vec![
+            "watch-sync",
+            "org-sec",
+            "--url",
+            &url,
+            "--duration",
+            "200ms",
+        ],
+    ];
+    for run in runs {
+        for json in [false, true] {
+            let mut argv = run.clone();
+            argv.extend(secret);
+            if json {
+                argv.push("--json");
+            }
+            let out = run_cli(&argv).await;
+            let all = format!("{}{}", stdout(&out), stderr(&out));
+            assert_eq!(out.status.code(), Some(0), "{argv:?}: {all}");
+            for leak in ["hunter2", "tok-s3cr3t-value"] {
+                assert!(!all.contains(leak), "{argv:?} shows {leak}: {all}");
+            }
+        }
+    }
+}
