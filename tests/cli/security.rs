@@ -634,6 +634,22 @@ async fn origins_are_allowed_or_refused_and_cors_answers_allowed_ones() {
             .unwrap()
             .contains("authorization")
     );
+    // tower-http takes any OPTIONS from an allowed origin for a preflight, also one
+    // without Access-Control-Request-Method (README, Security: CORS).
+    let plain = reqwest::Client::new()
+        .request(
+            reqwest::Method::OPTIONS,
+            server.http("/api/pems/write-sync"),
+        )
+        .header("origin", "https://x.example.org")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status().as_u16(), 204);
+    assert_eq!(
+        plain.headers()["access-control-allow-origin"],
+        "https://x.example.org"
+    );
     // Health stays open to any origin.
     let (status, _, _) = call(
         "GET",

@@ -47,10 +47,11 @@ pub async fn guard_requests(
     if !listed {
         return next.run(request).await;
     }
+    // tower-http answers every OPTIONS from a listed origin as a preflight (with or
+    // without Access-Control-Request-Method), and with 200; this server documents 204.
     let preflight = request.method() == Method::OPTIONS;
     let Ok(mut response) = security.cors().layer(next).oneshot(request).await;
     if preflight {
-        // tower-http answers preflights with 200; this server has always said 204.
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
     response
