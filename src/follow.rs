@@ -70,12 +70,17 @@ pub async fn open(
     let start = Session::start(endpoint, None, options, within, on_open, interrupt);
     match tokio::time::timeout_at(deadline, start).await {
         Ok(started) => started,
+        // `within` counts from before the open: say it is the whole --timeout.
         Err(_) if opened.get() => Err(Failure::Timeout(format!(
-            "no CONNECTED within {} of opening the socket (raise --timeout?)",
+            "the socket opened, but no CONNECTED came before --timeout ({}) ran out",
             humantime::format_duration(within)
         ))
         .into()),
-        Err(_) => Err(Failure::Timeout("timed out opening the socket".into()).into()),
+        Err(_) => Err(Failure::Timeout(format!(
+            "timed out opening the socket: --timeout ({}) ran out",
+            humantime::format_duration(within)
+        ))
+        .into()),
     }
 }
 

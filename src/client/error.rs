@@ -27,7 +27,8 @@ impl fmt::Display for UpgradeRefused {
             .ok()
             .and_then(|s| s.canonical_reason())
             .unwrap_or("");
-        write!(f, "HTTP {} {reason}", self.status)?;
+        let status = format!("HTTP {} {reason}", self.status);
+        f.write_str(status.trim_end())?;
         if !self.body.is_empty() {
             write!(f, ": {}", self.body)?;
         }
@@ -55,7 +56,7 @@ impl fmt::Display for PeerClosed {
                     &self.reason
                 }
             ),
-            None => f.write_str("the connection dropped without a close frame"),
+            None => f.write_str("no close frame"),
         }
     }
 }
@@ -128,6 +129,11 @@ mod tests {
         );
         assert_eq!(find::<PeerClosed>(&closed).and_then(|c| c.code), Some(4503));
         assert!(format!("{closed:#}").ends_with("code 4503, reason: -"));
+        let odd = UpgradeRefused {
+            status: 599,
+            body: String::new(),
+        };
+        assert_eq!(odd.to_string(), "HTTP 599");
         let tls = failed(
             Failure::Connect("TLS handshake failed".into()),
             io::Error::new(
