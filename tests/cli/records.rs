@@ -190,6 +190,9 @@ async fn connect_records() {
             "eventsDuringHold"
         ])
     );
+    let data = |kind: &str| records.iter().find(|r| r.kind() == kind).unwrap().data();
+    assert_eq!(data("summary")["protocol"], "part2");
+    assert_eq!(data("close")["initiator"], "client");
 }
 
 #[tokio::test]
@@ -288,6 +291,15 @@ async fn smoke_records() {
     ]);
     expected.extend(set(ITEM_TRACE));
     assert_eq!(fields_of(&records, "summary"), expected);
+    let summary = records
+        .iter()
+        .find(|r| r.kind() == "summary")
+        .unwrap()
+        .data();
+    assert_eq!(
+        (&summary["server"], &summary["protocol"]),
+        (&"embedded".into(), &"part2".into())
+    );
 }
 
 #[tokio::test]
@@ -352,6 +364,12 @@ async fn watch_sync_records() {
             "expectation",
         ])
     );
+    let summary = records
+        .iter()
+        .find(|r| r.kind() == "summary")
+        .unwrap()
+        .data();
+    assert_eq!(summary["outcome"], "count");
 }
 
 async fn enqueue_one(server: &TestServer, org: &str) {
@@ -471,4 +489,79 @@ async fn secrets_never_reach_the_output() {
             }
         }
     }
+}
+
+/// The wire spellings of every state the records carry, pinned as literals (the
+/// record tests above compare field names; these compare values), and each
+/// enum's `as_str` (its text rendering) agreeing with its serde spelling.
+#[test]
+fn states_are_spelt_as_documented() {
+    use syncprobe::client::session::Initiator;
+    use syncprobe::expect::{Mode, Status};
+    use syncprobe::load::LatencySource;
+    use syncprobe::protocol::ProtocolPart;
+    use syncprobe::report::smoke::{ServerKind, StepStatus};
+    use syncprobe::report::watch::WatchOutcome;
+
+    fn wire<T: serde::Serialize>(value: T) -> String {
+        serde_json::to_value(value)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+    fn both<T: serde::Serialize + Copy>(pairs: &[(T, &str)], as_str: fn(T) -> &'static str) {
+        for (value, spelt) in pairs {
+            assert_eq!(wire(*value), *spelt);
+            assert_eq!(as_str(*value), *spelt);
+        }
+    }
+    both(
+        &[(Initiator::Client, "client"), (Initiator::Server, "server")],
+        Initiator::as_str,
+    );
+    both(
+        &[(Mode::Subsequence, "subsequence"), (Mode::Strict, "strict")],
+        Mode::as_str,
+    );
+    both(
+        &[
+            (Status::Pending, "pending"),
+            (Status::Satisfied, "satisfied"),
+            (Status::Failed, "failed"),
+        ],
+        Status::as_str,
+    );
+    both(
+        &[
+            (LatencySource::PublishedAtUs, "publishedAtUs"),
+            (LatencySource::Timestamp, "timestamp (1 ms resolution)"),
+            (
+                LatencySource::Mixed,
+                "publishedAtUs where present, else timestamp (1 ms resolution)",
+            ),
+        ],
+        LatencySource::as_str,
+    );
+    both(
+        &[
+            (WatchOutcome::Satisfied, "satisfied"),
+            (WatchOutcome::Failed, "failed"),
+            (WatchOutcome::Timeout, "timeout"),
+            (WatchOutcome::Interrupted, "interrupted"),
+            (WatchOutcome::ProtocolError, "protocol-error"),
+            (WatchOutcome::Closed, "closed"),
+            (WatchOutcome::GaveUp, "gave-up"),
+            (WatchOutcome::Count, "count"),
+            (WatchOutcome::Duration, "duration"),
+        ],
+        WatchOutcome::as_str,
+    );
+    assert_eq!(wire(ProtocolPart::Part1), "part1");
+    assert_eq!(wire(ProtocolPart::Part2), "part2");
+    assert_eq!(wire(ServerKind::Embedded), "embedded");
+    assert_eq!(wire(ServerKind::Url), "url");
+    assert_eq!(wire(StepStatus::Passed), "passed");
+    assert_eq!(wire(StepStatus::Skipped), "skipped");
+    assert_eq!(wire(StepStatus::Failed), "failed");
 }
