@@ -1,7 +1,8 @@
 //! The module map of README "Development", enforced: dependencies point one way.
 //!
 //! `main → cli → commands → report → library → {protocol, exit}`, where the library
-//! is every other top-level module. Nothing imports a layer above its own;
+//! is every other top-level module, its server and client sides independent of each
+//! other. Nothing imports a layer above its own;
 //! subcommands never import each other (only the shared `commands::args` and the
 //! helpers of `commands/mod.rs`); and the graph of top-level modules (and of the
 //! server's own modules) has no cycle. Read from the source, `use crate::…` and
@@ -156,6 +157,35 @@ fn no_module_imports_a_layer_above_its_own() {
     for i in imports() {
         let (from, to) = (i.from[0].as_str(), i.to[0].as_str());
         if from != "lib" && from != to && layer(to) > layer(from) {
+            wrong.insert(format!("{} imports {}", i.from.join("::"), i.to.join("::")));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// The client side of the library (what talks to a backend and judges what it
+/// says).
+const CLIENT_SIDE: &[&str] = &[
+    "client",
+    "check",
+    "expect",
+    "follow",
+    "lifecycle",
+    "load",
+    "seq",
+];
+
+/// The server and the client side share only the leaves (`protocol`, `exit`,
+/// `claims`, `backoff`): a Redis bus or a faster fan-out never touches the client,
+/// and a client check never relies on the bundled server's internals.
+#[test]
+fn the_server_and_the_client_side_are_independent() {
+    let mut wrong = BTreeSet::new();
+    for i in imports() {
+        let (from, to) = (i.from[0].as_str(), i.to[0].as_str());
+        let across = (from == "server" && CLIENT_SIDE.contains(&to))
+            || (CLIENT_SIDE.contains(&from) && to == "server");
+        if across {
             wrong.insert(format!("{} imports {}", i.from.join("::"), i.to.join("::")));
         }
     }
