@@ -612,14 +612,6 @@ impl StreamCheck {
         self.connections
     }
 
-    /// Items seen so far and whether each has ended.
-    pub fn item_states(&self) -> Vec<(String, Option<EventType>)> {
-        self.order
-            .iter()
-            .map(|p| (p.clone(), self.items[p].lifecycle.ended().cloned()))
-            .collect()
-    }
-
     pub fn summary(&self) -> Summary {
         let items: Vec<ItemSummary> = self
             .order

@@ -78,10 +78,6 @@ impl Lifecycle {
         fit
     }
 
-    pub fn pfa_id(&self) -> &str {
-        &self.pfa_id
-    }
-
     /// Every event type, in arrival order.
     pub fn events(&self) -> &[EventType] {
         &self.events

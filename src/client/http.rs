@@ -46,11 +46,6 @@ fn describe(body: &str) -> String {
 }
 
 impl HttpError {
-    /// The server's error body, when it is the protocol's `{"error","message","details"}`.
-    pub fn api_error(&self) -> Option<ApiError> {
-        serde_json::from_str(&self.body).ok()
-    }
-
     /// The exit-code class of this answer, as the context of the error.
     fn failure(&self) -> Failure {
         match self.status {

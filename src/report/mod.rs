@@ -85,14 +85,6 @@ impl Reporter {
         self.verbosity
     }
 
-    /// Whether colour reaches stdout (for renderers that choose layout by it).
-    pub fn stdout_is_colored(&self) -> bool {
-        self.out
-            .lock()
-            .map(|s| s.current_choice() != ColorChoice::Never)
-            .unwrap_or(false)
-    }
-
     /// Writes one NDJSON record `{"type":…,"data":…}` and flushes it.
     pub fn record(&self, record: &Record<'_>) {
         match json::line(record) {
