@@ -184,5 +184,58 @@ fn hints(err: &anyhow::Error) -> Vec<&'static str> {
     if http_status(err) == Some(401) {
         hints.push("pass a token with --token or --token-file (`syncprobe token` mints one for `serve --jwt-secret`)");
     }
+    if let Some(tls) = crate::client::error::tls_error(err) {
+        hints.extend(tls_hint(tls));
+    }
     hints
+}
+
+/// What to do about a certificate the client refused.
+fn tls_hint(error: &rustls::Error) -> Option<&'static str> {
+    use rustls::CertificateError as E;
+    let rustls::Error::InvalidCertificate(cert) = error else {
+        return None;
+    };
+    Some(match cert {
+        E::UnknownIssuer => {
+            "the certificate is not signed by a CA this machine trusts: pass that CA with --cacert FILE (or --insecure, for testing only)"
+        }
+        E::Expired | E::ExpiredContext { .. } => {
+            "the server's certificate has expired (or this machine's clock is wrong)"
+        }
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            "the certificate does not name this host: use the host name it was issued for"
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::error::failed;
+    use crate::exit::Failure;
+
+    fn tls(cert: rustls::CertificateError) -> anyhow::Error {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(cert),
+        );
+        failed(Failure::Connect("TLS handshake with h failed".into()), io)
+    }
+
+    #[test]
+    fn certificate_refusals_get_a_hint_naming_the_fix() {
+        let unknown = hints(&tls(rustls::CertificateError::UnknownIssuer));
+        assert!(unknown[0].contains("--cacert FILE"), "{unknown:?}");
+        let expired = hints(&tls(rustls::CertificateError::Expired));
+        assert!(expired[0].contains("expired"), "{expired:?}");
+        assert!(hints(&tls(rustls::CertificateError::BadSignature)).is_empty());
+        let refused = failed(
+            Failure::Connect("failed to connect".into()),
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        );
+        assert_eq!(hints(&refused).len(), 1);
+        assert!(hints(&anyhow::anyhow!("Connection refused")).is_empty());
+    }
 }

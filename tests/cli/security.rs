@@ -1020,6 +1020,11 @@ async fn wss_with_a_self_signed_certificate_and_cacert() {
         "{}",
         stderr(&output)
     );
+    assert!(
+        stderr(&output).contains("hint: the certificate is not signed by a CA this machine trusts: pass that CA with --cacert FILE"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
