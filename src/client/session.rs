@@ -138,6 +138,17 @@ impl Session {
     pub async fn close(&mut self, code: u16, reason: &str) -> Closed {
         close(&mut self.stream, code, reason).await
     }
+
+    /// [`Session::close`], when the server's answer matters: `None` when it did not
+    /// answer the close handshake (within [`ws::CLOSE_WAIT`]).
+    pub async fn close_answered(&mut self, code: u16, reason: &str) -> Option<Closed> {
+        let (code, reason) = ws::close(&mut self.stream, code, reason).await?;
+        Some(Closed {
+            code: Some(code),
+            reason,
+            initiator: Initiator::Client,
+        })
+    }
 }
 
 /// [`Session::close`] for a socket that never reached CONNECTED.

@@ -97,10 +97,7 @@ async fn hold(
     loop {
         let incoming = tokio::select! {
             _ = tokio::time::sleep_until(until) => return Ok(held),
-            _ = &mut *interrupt => {
-                held.interrupted = true;
-                return Ok(held);
-            }
+            _ = &mut *interrupt => return Ok(Held { interrupted: true, ..held }),
             incoming = session.next() => incoming?,
         };
         match incoming {

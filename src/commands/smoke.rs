@@ -214,12 +214,14 @@ impl Smoke<'_> {
         let org = self.endpoint.org.clone();
         // No Ctrl-C handling here: the default (the process ends) is kept.
         let mut never = std::future::pending();
+        let reporter = self.reporter;
+        let on_open = |opened: &ws::Opened| reporter.open(&json::Open::of(opened, &org, 0));
         let started = Session::start(
             &self.endpoint,
             None,
             options,
             self.args.timeout,
-            |_| {},
+            on_open,
             &mut never,
         );
         let session = match started.await {
@@ -234,13 +236,6 @@ impl Smoke<'_> {
         };
         let part = session.connected.connected.part();
         self.protocol = Some(part);
-        self.reporter.open(&json::Open {
-            url: session.url.clone(),
-            organization_id: org.clone(),
-            open_ms: millis(session.open_time),
-            subprotocol: session.subprotocol.clone(),
-            attempt: 0,
-        });
         let which = match part {
             ProtocolPart::Part2 => "Part 2: seq and epoch",
             ProtocolPart::Part1 => "Part 1: no seq",
@@ -394,13 +389,10 @@ impl Smoke<'_> {
     /// Step close: the server answers the close handshake.
     async fn close(&mut self, session: &mut Session) {
         let t = Instant::now();
-        let result = match ws::close(&mut session.stream, 1000, "normal").await {
-            Some((code, reason)) => {
-                self.reporter.close(&json::Close {
-                    code: Some(code),
-                    reason,
-                    initiator: crate::client::session::Initiator::Client,
-                });
+        let result = match session.close_answered(1000, "normal").await {
+            Some(closed) => {
+                self.reporter.close(&closed);
+                let code = closed.code.map_or("no code".into(), |c| c.to_string());
                 Ok(format!("closed with 1000; the server answered {code}"))
             }
             None => Err(StepEnd::Failed(
