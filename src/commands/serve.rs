@@ -137,7 +137,7 @@ pub struct ServeArgs {
         default_value = "strict",
         help_heading = "Security"
     )]
-    pub org_id_syntax: OrgIdSyntax,
+    pub org_id_syntax: OrgIdSyntaxArg,
     /// Serve only the organizations listed in this file (one per line, # comments);
     /// SIGHUP or POST /api/ws/admin/reload-orgs re-reads it
     #[arg(
@@ -175,7 +175,7 @@ pub struct ServeArgs {
         default_value = "http",
         help_heading = "Security"
     )]
-    pub cap_response: CapResponse,
+    pub cap_response: CapResponseArg,
     /// Upgrade attempts per second per client IP (more: HTTP 429; 0 = off)
     #[arg(
         long,
@@ -227,7 +227,10 @@ impl ServeArgs {
             max_message_size: self.max_message_size,
             jwt: self.jwt()?,
             allowed_origins: self.allowed_origins.clone(),
-            org_id_syntax: self.org_id_syntax,
+            org_id_syntax: match self.org_id_syntax {
+                OrgIdSyntaxArg::Strict => OrgIdSyntax::Strict,
+                OrgIdSyntaxArg::Any => OrgIdSyntax::Any,
+            },
             org_allow_list: self
                 .org_allow_file
                 .as_deref()
@@ -240,7 +243,10 @@ impl ServeArgs {
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections,
             max_connections_per_org: self.max_connections_per_org,
-            cap_response: self.cap_response,
+            cap_response: match self.cap_response {
+                CapResponseArg::Http => CapResponse::Http,
+                CapResponseArg::Close => CapResponse::Close,
+            },
             ip_upgrade_limit: Some(RateLimit {
                 per_second: self.ip_upgrade_rate,
                 burst: self.ip_upgrade_burst,
@@ -282,6 +288,24 @@ impl ServeArgs {
         jwt.leeway = self.jwt_leeway;
         Ok(Some(jwt))
     }
+}
+
+/// `--org-id-syntax`: the flag's spelling of [`OrgIdSyntax`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OrgIdSyntaxArg {
+    /// 1–128 characters from A-Z a-z 0-9 . _ : -
+    Strict,
+    /// Any non-empty id
+    Any,
+}
+
+/// `--cap-response`: the flag's spelling of [`CapResponse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CapResponseArg {
+    /// Refuse the upgrade with HTTP 503 and a JSON body
+    Http,
+    /// Accept the upgrade, then close with 4503 (browsers cannot read an HTTP status)
+    Close,
 }
 
 pub async fn run(args: ServeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {

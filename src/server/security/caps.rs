@@ -26,12 +26,12 @@ const IP_TABLE_PRUNE: usize = 10_000;
 const IP_PRUNE_EVERY: u64 = 1024;
 
 /// How a connection over a cap is refused.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CapResponse {
-    /// Refuse the upgrade with HTTP 503 and a JSON body
+    /// Refuse the upgrade with HTTP 503 and a JSON body.
     #[default]
     Http,
-    /// Accept the upgrade, then close with 4503 (browsers cannot read an HTTP status)
+    /// Accept the upgrade, then close with 4503 (browsers cannot read an HTTP status).
     Close,
 }
 

@@ -16,12 +16,12 @@ use crate::server::error::Refusal;
 pub const MAX_ORG_ID_LEN: usize = 128;
 
 /// Whether organization ids must follow the syntax rule.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OrgIdSyntax {
-    /// 1–128 characters from A-Z a-z 0-9 . _ : -
+    /// 1–128 characters from A-Z a-z 0-9 . _ : -.
     #[default]
     Strict,
-    /// Any non-empty id
+    /// Any non-empty id.
     Any,
 }
 
