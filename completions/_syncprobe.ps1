@@ -73,6 +73,7 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'Ordered pattern of event types to wait for (see below)')
             [CompletionResult]::new('--items', '--items', [CompletionResultType]::ParameterName, 'With --per-item: items that must be seen before the expectation can hold')
             [CompletionResult]::new('--fail-on', '--fail-on', [CompletionResultType]::ParameterName, 'Exit 1 as soon as an event of one of these types arrives (comma-separated)')
+            [CompletionResult]::new('--allow-type', '--allow-type', [CompletionResultType]::ParameterName, 'Accept this event type in --expect and --fail-on although the protocol does not define it (repeatable)')
             [CompletionResult]::new('--item', '--item', [CompletionResultType]::ParameterName, 'Consider only this item (repeatable)')
             [CompletionResult]::new('--where', '--where', [CompletionResultType]::ParameterName, 'Consider only events whose field equals the value: FIELD=VALUE, dotted paths such as details.error (repeatable; all must hold)')
             [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Stop after this many events (after filters)')

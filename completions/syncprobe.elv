@@ -68,6 +68,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand --expect 'Ordered pattern of event types to wait for (see below)'
             cand --items 'With --per-item: items that must be seen before the expectation can hold'
             cand --fail-on 'Exit 1 as soon as an event of one of these types arrives (comma-separated)'
+            cand --allow-type 'Accept this event type in --expect and --fail-on although the protocol does not define it (repeatable)'
             cand --item 'Consider only this item (repeatable)'
             cand --where 'Consider only events whose field equals the value: FIELD=VALUE, dotted paths such as details.error (repeatable; all must hold)'
             cand --count 'Stop after this many events (after filters)'

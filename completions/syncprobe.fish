@@ -66,6 +66,7 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -s V -l ver
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l expect -d 'Ordered pattern of event types to wait for (see below)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l items -d 'With --per-item: items that must be seen before the expectation can hold' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l fail-on -d 'Exit 1 as soon as an event of one of these types arrives (comma-separated)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l allow-type -d 'Accept this event type in --expect and --fail-on although the protocol does not define it (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l item -d 'Consider only this item (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l where -d 'Consider only events whose field equals the value: FIELD=VALUE, dotted paths such as details.error (repeatable; all must hold)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l count -d 'Stop after this many events (after filters)' -r

@@ -86,6 +86,47 @@ pub fn event_type_name(written: &str) -> String {
 /// What `TERMINAL` stands for.
 const TERMINAL_TYPES: [&str; 3] = ["SYNC_SUCCESS", "SYNC_CONFLICT", "SYNC_FAILED"];
 
+/// The event types of the protocol. A guard naming anything else could never fire,
+/// so names outside this list (and outside `--allow-type`) are usage errors.
+pub const KNOWN_TYPES: [&str; 6] = [
+    "CONNECTED",
+    "SYNC_QUEUED",
+    "SYNC_PROCESSING",
+    "SYNC_SUCCESS",
+    "SYNC_CONFLICT",
+    "SYNC_FAILED",
+];
+
+/// Checks an event type as written (`SUCCES`, `sync_faild`) against the protocol's
+/// types and `allowed` (full names of custom types): `Err` says what is unknown and,
+/// when one is close, what was probably meant.
+pub fn check_type_name(written: &str, allowed: &[String]) -> Result<(), String> {
+    let full = event_type_name(written);
+    if full.is_empty() {
+        return Err("an event type is empty".into());
+    }
+    if KNOWN_TYPES.contains(&full.as_str()) || allowed.iter().any(|a| event_type_name(a) == full) {
+        return Ok(());
+    }
+    let upper = written.trim().to_ascii_uppercase();
+    let candidates = KNOWN_TYPES
+        .iter()
+        .map(|t| t.to_string())
+        .chain(SHORTHANDS.iter().map(|s| s.to_string()))
+        .chain(["TERMINAL".to_string()])
+        .chain(allowed.iter().map(|a| a.to_ascii_uppercase()));
+    let nearest = candidates
+        .map(|c| (strsim::damerau_levenshtein(&upper, &c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min();
+    let mut message = format!("unknown event type {}", written.trim());
+    if let Some((_, near)) = nearest {
+        message.push_str(&format!(" (did you mean {near}?)"));
+    }
+    message.push_str("; a custom type needs --allow-type NAME");
+    Err(message)
+}
+
 // ---------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------
@@ -221,6 +262,23 @@ impl Pattern {
     /// The text as given to [`Pattern::parse`].
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The first atom naming a type that is neither the protocol's nor in `allowed`,
+    /// as a usage message pointing at its column.
+    pub fn check_types(&self, allowed: &[String]) -> Result<(), String> {
+        for atom in &self.atoms {
+            if let AtomKind::Types(_) = atom.kind
+                && atom.written.to_ascii_uppercase() != "TERMINAL"
+                && let Err(message) = check_type_name(&atom.written, allowed)
+            {
+                return Err(format!(
+                    "--expect {:?}, column {}: {message}",
+                    self.source, atom.column
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Whether an atom of the pattern names `event_type` (a full, upper-case type
@@ -1192,6 +1250,44 @@ mod tests {
     }
 
     const EXAMPLE: &str = "CONNECTED SYNC_QUEUED SYNC_PROCESSING+ (SYNC_SUCCESS|SYNC_CONFLICT)";
+
+    #[test]
+    fn unknown_type_names_are_refused_with_the_nearest_name() {
+        let none: Vec<String> = Vec::new();
+        for ok in ["SUCCESS", "sync_failed", "CONNECTED", "queued"] {
+            assert_eq!(check_type_name(ok, &none), Ok(()), "{ok}");
+        }
+        let err = |name: &str| check_type_name(name, &none).unwrap_err();
+        assert!(err("SUCCES").starts_with("unknown event type SUCCES (did you mean SUCCESS?)"));
+        assert!(
+            err("SYNC_FAILD").contains("did you mean SYNC_FAILED?"),
+            "{}",
+            err("SYNC_FAILD")
+        );
+        assert!(!err("FOO").contains("did you mean"), "{}", err("FOO"));
+        assert!(err("FOO").contains("--allow-type"));
+        assert_eq!(err(""), "an event type is empty");
+        assert_eq!(err("  "), "an event type is empty");
+        let allowed = vec!["HEARTBEAT".to_string()];
+        assert_eq!(check_type_name("heartbeat", &allowed), Ok(()));
+        assert!(
+            check_type_name("HEARTBEET", &allowed)
+                .unwrap_err()
+                .contains("HEARTBEAT?")
+        );
+        // Patterns: the column of the first unknown name; TERMINAL and _ are fine.
+        let p = pattern("QUEUED PROCESSING+ SUCCES");
+        let message = p.check_types(&none).unwrap_err();
+        assert!(
+            message.contains("column 20") && message.contains("did you mean SUCCESS?"),
+            "{message}"
+        );
+        assert_eq!(
+            pattern("QUEUED _ TERMINAL (SUCCESS|FAILED)").check_types(&none),
+            Ok(())
+        );
+        assert_eq!(pattern("HEARTBEAT+").check_types(&allowed), Ok(()));
+    }
 
     #[test]
     fn parses_valid_patterns() {

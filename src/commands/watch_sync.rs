@@ -36,6 +36,9 @@ const CONNECTED_TIMEOUT: Duration = Duration::from_secs(10);
   --strict, exactly. QUEUED, PROCESSING, SUCCESS, CONFLICT, FAILED stand for the SYNC_
   types; TERMINAL is (SYNC_SUCCESS|SYNC_CONFLICT|SYNC_FAILED); _ is any event.
   Quantifiers: + * ? {n} {n,} {n,m}. Groups ( ), alternatives |.
+  Names are checked, in --expect and --fail-on alike: one that is not a type of the
+  protocol could never match, so it is a usage error (exit 2, with the nearest
+  name); --allow-type NAME admits a custom type.
 
 Examples:
   syncprobe watch-sync org-rio                                  # stream until Ctrl-C
@@ -62,6 +65,10 @@ pub struct WatchSyncArgs {
     /// Exit 1 as soon as an event of one of these types arrives (comma-separated)
     #[arg(long, value_name = "TYPES", value_delimiter = ',')]
     pub fail_on: Vec<String>,
+    /// Accept this event type in --expect and --fail-on although the protocol does
+    /// not define it (repeatable)
+    #[arg(long = "allow-type", value_name = "NAME")]
+    pub allow_type: Vec<String>,
     /// Consider only this item (repeatable)
     #[arg(long = "item", value_name = "PFA_ID")]
     pub item: Vec<String>,
@@ -217,8 +224,8 @@ impl Recorder {
 
 pub async fn run(args: WatchSyncArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let endpoint = args.connection.endpoint(&args.target)?;
-    let options = args.connection.client_options()?;
     let config = check_config(&args, &endpoint.org)?;
+    let options = args.connection.client_options()?;
     let recorder = args.record.as_ref().map(Recorder::create).transpose()?;
     let started = Instant::now();
     let waits_for_something = args.expect.is_some() || args.count.is_some();
@@ -258,6 +265,15 @@ fn check_config(args: &WatchSyncArgs, org: &str) -> anyhow::Result<CheckConfig> 
             "with --per-item the pattern applies to each item's events, which never include CONNECTED: remove it from --expect".into(),
         )
         .into());
+    }
+    if let Some(e) = &expect {
+        e.pattern
+            .check_types(&args.allow_type)
+            .map_err(Failure::Usage)?;
+    }
+    for name in &args.fail_on {
+        crate::expect::check_type_name(name, &args.allow_type)
+            .map_err(|message| Failure::Usage(format!("--fail-on: {message}")))?;
     }
     let fail_on: Vec<EventType> = args
         .fail_on

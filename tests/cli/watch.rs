@@ -876,3 +876,55 @@ async fn ctrl_c_ends_the_watch_with_a_summary_and_exit_130() {
         (Some(1000), "client")
     );
 }
+
+/// A guard that names no type of the protocol could never fire: usage error (exit 2)
+/// at once, with the nearest name, in text and in the `--json` error record; a
+/// custom type is admitted only by --allow-type, and then matches.
+#[tokio::test]
+async fn misspelt_event_types_are_usage_errors_and_custom_ones_need_allow_type() {
+    let server = TestServer::start().await;
+    let base = server.base();
+    for (flags, wanted) in [
+        (vec!["--fail-on", "SYNC_FAILD"], "did you mean SYNC_FAILED?"),
+        (vec!["--fail-on", "QUEUED,FOO"], "unknown event type FOO"),
+        (vec!["--fail-on", ""], "an event type is empty"),
+        (
+            vec!["--expect", "QUEUED PROCESSING+ SUCCES"],
+            "column 20: unknown event type SUCCES (did you mean SUCCESS?)",
+        ),
+    ] {
+        let mut argv = vec!["watch-sync", "org-t", "--url", &base, "--timeout", "60s"];
+        argv.extend(&flags);
+        let started = std::time::Instant::now();
+        let out = run_cli(&argv).await;
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(wanted), "{flags:?}: {}", stderr(&out));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{flags:?} waited"
+        );
+        argv.push("--json");
+        let records = records(&run_cli(&argv).await);
+        let errors = data_of(&records, "error");
+        assert_eq!(errors.len(), 1, "{records:?}");
+        assert_eq!(errors[0]["exitCode"], 2);
+    }
+    // --allow-type admits the custom type, and the guard then fires on it.
+    let mut run = spawn_cli(&[
+        "watch-sync",
+        "org-t",
+        "--url",
+        &base,
+        "--fail-on",
+        "HEARTBEAT",
+        "--allow-type",
+        "HEARTBEAT",
+        "--timeout",
+        "30s",
+        "--json",
+    ]);
+    run.wait_for_connected().await;
+    publish(&server, "org-t", "HEARTBEAT", "pfa-h", json!(null), 1).await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(1), "{}", finished.stderr);
+}
