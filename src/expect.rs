@@ -269,7 +269,7 @@ impl Pattern {
     pub fn check_types(&self, allowed: &[String]) -> Result<(), String> {
         for atom in &self.atoms {
             if let AtomKind::Types(_) = atom.kind
-                && atom.written.to_ascii_uppercase() != "TERMINAL"
+                && !atom.written.eq_ignore_ascii_case("TERMINAL")
                 && let Err(message) = check_type_name(&atom.written, allowed)
             {
                 return Err(format!(
