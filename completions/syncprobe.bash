@@ -387,7 +387,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__load)
-            opts="-c -H -q -v -h -V --connections --orgs --org-prefix --org --ramp-rate --max-pending --duration --events --rate --via --passive --drain-timeout --timeout --threshold --report --url --path --api-url --header --token --token-file --token-in --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-c -H -q -v -h -V --connections --orgs --org-prefix --org --ramp-rate --max-pending --duration --events --rate --via --passive --drain-timeout --allow-loss --timeout --threshold --report --url --path --api-url --header --token --token-file --token-in --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -200,6 +200,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand --connect-timeout 'Deadline for DNS, TCP, TLS and the upgrade together'
             cand --color 'When to use colour'
             cand --passive 'Produce no events: measure what someone else produces (needs --duration)'
+            cand --allow-loss 'Pass although events were missing, duplicated or reordered (by default any loss fails the run, exit 1)'
             cand --insecure 'Accept any TLS certificate (testing only)'
             cand --json 'Write NDJSON records to stdout instead of text (see README, "--json")'
             cand -q 'Print only errors and the final result'

@@ -194,6 +194,7 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l color -d 'W
 always\t''
 never\t''"
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l passive -d 'Produce no events: measure what someone else produces (needs --duration)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l allow-loss -d 'Pass although events were missing, duplicated or reordered (by default any loss fails the run, exit 1)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l insecure -d 'Accept any TLS certificate (testing only)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -s q -l quiet -d 'Print only errors and the final result'

@@ -76,6 +76,10 @@ pub struct LoadArgs {
     /// How long to wait for the last deliveries after the source is done
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Pass although events were missing, duplicated or reordered (by default any
+    /// loss fails the run, exit 1)
+    #[arg(long)]
+    pub allow_loss: bool,
     /// Wait for each CONNECTED
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -165,9 +169,9 @@ async fn load(
         write_report(path, &summary, &verdicts, &shared)?;
         reporter.note(&report::report_written(path));
     }
-    let report = LoadReport::finished(summary, verdicts);
+    let report = LoadReport::finished(summary, verdicts, args.allow_loss);
     summarize(reporter, &report);
-    verdict(&report)
+    verdict(&report, args.allow_loss)
 }
 
 /// The organizations to load: `--org`, or PREFIX-1 … PREFIX-K.
@@ -244,8 +248,9 @@ fn summarize(reporter: &Reporter, report: &LoadReport) {
     reporter.summary(json::Summary::Load(report), || report::summary(report));
 }
 
-/// Exit 0 when the run passed; 3 when no connection opened; 1 on a breached threshold.
-fn verdict(report: &LoadReport) -> anyhow::Result<Exit> {
+/// Exit 0 when the run passed; 3 when no connection opened; 1 on a breached
+/// threshold or on loss (without `--allow-loss`).
+fn verdict(report: &LoadReport, allow_loss: bool) -> anyhow::Result<Exit> {
     let s = &report.summary;
     if s.connections_opened == 0 {
         return Err(Failure::Connect(format!(
@@ -258,11 +263,14 @@ fn verdict(report: &LoadReport) -> anyhow::Result<Exit> {
     if report.ok {
         return Ok(Exit::Success);
     }
-    let breached: Vec<&str> = report
+    let mut failed: Vec<String> = report
         .thresholds
         .iter()
         .filter(|v| !v.ok)
-        .map(|v| v.message.as_str())
+        .map(|v| v.message.clone())
         .collect();
-    Err(Failure::Expectation(breached.join("; ")).into())
+    if !allow_loss {
+        failed.extend(report::loss(s));
+    }
+    Err(Failure::Expectation(failed.join("; ")).into())
 }

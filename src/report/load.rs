@@ -23,10 +23,16 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// A finished run: it passed when every threshold held and a connection opened.
-    pub fn finished(summary: LoadSummary, thresholds: Vec<Verdict>) -> LoadReport {
+    /// A finished run: it passed when a connection opened, every threshold held,
+    /// and (unless loss is allowed) every subscriber got every event exactly once.
+    pub fn finished(
+        summary: LoadSummary,
+        thresholds: Vec<Verdict>,
+        allow_loss: bool,
+    ) -> LoadReport {
+        let complete = allow_loss || summary.completeness.as_ref().is_none_or(|c| c.is_clean());
         LoadReport {
-            ok: thresholds.iter().all(|v| v.ok) && summary.connections_opened > 0,
+            ok: thresholds.iter().all(|v| v.ok) && summary.connections_opened > 0 && complete,
             summary,
             thresholds,
         }
@@ -184,4 +190,13 @@ fn completeness(s: &LoadSummary) -> (&'static str, String, Mark) {
     );
     let mark = if c.is_clean() { Mark::Good } else { Mark::Bad };
     ("completeness", line, mark)
+}
+
+/// Why an incomplete run fails, or `None` when nothing was lost.
+pub fn loss(s: &LoadSummary) -> Option<String> {
+    let c = s.completeness.as_ref().filter(|c| !c.is_clean())?;
+    Some(format!(
+        "{} of {} deliveries missing, {} duplicated, {} reordered ({} of {} subscribers complete); --allow-loss accepts that",
+        c.missing, c.expected, c.duplicated, c.reordered, c.complete_subscribers, c.subscribers
+    ))
 }

@@ -297,3 +297,62 @@ async fn passive_mode_measures_what_others_publish() {
         "progress records once a second with --json"
     );
 }
+
+/// A server that loses an event: every subscriber gets seq 1, 2 and 4 (3 never
+/// comes), and the final probe's CONNECTED says the organization is at 4.
+async fn server_losing_seq_3() -> FakeServer {
+    FakeServer::start(|mut ws, upgrade| async move {
+        let org = "org-loss";
+        if upgrade.index < 2 {
+            send(&mut ws, &part2_connected(org, 0, "e1")).await;
+            for seq in [1, 2, 4] {
+                send(&mut ws, &part2_event("SYNC_QUEUED", "p", org, seq)).await;
+            }
+        } else {
+            send(&mut ws, &part2_connected(org, 4, "e1")).await;
+        }
+        drain(&mut ws).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_fails_the_run_unless_allowed() {
+    let run = |server: String, allow: bool| async move {
+        let mut argv = vec![
+            "load",
+            "--url",
+            &server,
+            "--connections",
+            "2",
+            "--org",
+            "org-loss",
+            "--passive",
+            "--duration",
+            "300ms",
+            "--json",
+        ];
+        if allow {
+            argv.push("--allow-loss");
+        }
+        run_cli(&argv).await
+    };
+    let server = server_losing_seq_3().await;
+    let out = run(server.base(), false).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = report_of(&out);
+    let c = report.summary.completeness.as_ref().unwrap();
+    assert_eq!((c.expected, c.received, c.missing), (8, 6, 2));
+    assert!(!report.ok);
+    let lines = records(&out);
+    let errors = data_of(&lines, "error");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(message.contains("2 of 8 deliveries missing"), "{message}");
+    assert!(message.contains("--allow-loss"), "{message}");
+
+    let server = server_losing_seq_3().await;
+    let out = run(server.base(), true).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(report_of(&out).ok);
+    assert_eq!(report_of(&out).summary.completeness.unwrap().missing, 2);
+}
