@@ -255,6 +255,11 @@ pub struct Shared {
     timeline: Mutex<Vec<Histogram<u64>>>,
     precise: AtomicU64,
     coarse: AtomicU64,
+    /// When the last subscriber reached CONNECTED or failed to.
+    last_settled: Mutex<Option<Instant>>,
+    /// Fired when every connection has settled (the connect phase ends then, not at
+    /// its next tick).
+    all_settled: tokio::sync::Notify,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -285,6 +290,16 @@ impl Shared {
             timeline: Mutex::new(Vec::new()),
             precise: AtomicU64::new(0),
             coarse: AtomicU64::new(0),
+            last_settled: Mutex::new(None),
+            all_settled: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// One more connection is up or has failed.
+    fn settle(&self) {
+        *self.last_settled.lock().expect("settled lock") = Some(Instant::now());
+        if self.all_settled() {
+            self.all_settled.notify_one();
         }
     }
 
@@ -303,12 +318,14 @@ impl Shared {
         record(&self.connected, session.connected_time);
         self.open.fetch_add(1, Ordering::Relaxed);
         self.ever.fetch_add(1, Ordering::Relaxed);
+        self.settle();
     }
 
     /// A subscriber never reached CONNECTED.
     fn failed(&self, kind: ErrorKind) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         self.error(kind);
+        self.settle();
     }
 
     /// Every connection is up or has failed.
@@ -494,7 +511,8 @@ where
     }
 
     /// Opens the connections (at `ramp_rate`, if set) and waits until each is up or
-    /// has failed; returns how long that took, in seconds.
+    /// has failed; returns how long that took, in seconds: from the first attempt to
+    /// the last connection that settled.
     async fn connect_phase(&mut self) -> f64 {
         let started = Instant::now();
         let pending = Arc::new(Semaphore::new(self.plan.max_pending.max(1)));
@@ -508,10 +526,18 @@ where
             }
             self.spawn(i % self.plan.endpoints.len(), &pending);
         }
-        while !self.interrupted && !self.shared.all_settled() {
-            self.wait(None).await;
+        let shared = self.shared.clone();
+        while !self.interrupted && !shared.all_settled() {
+            tokio::select! {
+                _ = shared.all_settled.notified() => {}
+                _ = self.wait(None) => {}
+            }
         }
-        started.elapsed().as_secs_f64()
+        let last = *shared.last_settled.lock().expect("settled lock");
+        last.map_or(started.elapsed(), |at| {
+            at.saturating_duration_since(started)
+        })
+        .as_secs_f64()
     }
 
     fn spawn(&mut self, org: usize, pending: &Arc<Semaphore>) {

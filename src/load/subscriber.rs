@@ -28,6 +28,10 @@ use crate::seq::SeqTracker;
 pub const FLUSH_EVERY: usize = 256;
 /// Longest a connection keeps samples and counts before flushing them, in µs.
 const FLUSH_AFTER_US: u64 = 100_000;
+/// A connection with counts not yet flushed flushes them after this long without a
+/// frame, so the live figures (and the end of the drain) do not wait for a next
+/// frame that may never come. Armed once per batch, not per frame.
+const FLUSH_IDLE: Duration = Duration::from_millis(20);
 /// Most missing `seq` numbers remembered per subscriber (to recognise late arrivals).
 const MAX_MISSING: usize = 10_000;
 /// How long a subscriber told to stop waits for the server to answer its close:
@@ -138,13 +142,27 @@ impl<'a> Reader<'a> {
 
     /// Reads until `stop` (`true`) or until the connection ends (`false`).
     async fn read(&mut self, stream: &mut Stream, stop: &CancellationToken) -> bool {
+        let idle = tokio::time::sleep(FLUSH_IDLE);
+        tokio::pin!(idle);
+        let mut armed = false;
         loop {
             let message = tokio::select! {
                 _ = stop.cancelled() => return true,
-                message = stream.next() => message,
+                _ = &mut idle, if armed => None,
+                message = stream.next() => Some(message),
+            };
+            let Some(message) = message else {
+                self.flush();
+                armed = false;
+                continue;
             };
             if self.on(message, stop).is_break() {
                 return false;
+            }
+            if !armed && self.delivered > 0 {
+                idle.as_mut()
+                    .reset(tokio::time::Instant::now() + FLUSH_IDLE);
+                armed = true;
             }
         }
     }

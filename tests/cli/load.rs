@@ -26,6 +26,10 @@ async fn completeness_is_exact_over_several_organizations() {
         "3",
         "--events",
         "50",
+        // The run ends when every subscriber has every event, not at the end of
+        // the drain: with 10 minutes of drain it still ends within run_cli's minute.
+        "--drain-timeout",
+        "10m",
         "--threshold",
         "loss==0",
         "--threshold",
@@ -56,6 +60,15 @@ async fn completeness_is_exact_over_several_organizations() {
     assert!(s.errors.is_empty(), "{:?}", s.errors);
     assert_eq!(r.thresholds.len(), 3);
     assert!(r.thresholds.iter().all(|v| v.ok));
+    // The connect rate spans the first attempt to the last CONNECTED: the phase it
+    // implies is about the slowest socket's time to CONNECTED (all start at once),
+    // not rounded up to the 250 ms progress tick.
+    let phase_ms = s.connections_opened as f64 / s.connect_rate * 1000.0;
+    assert!(
+        phase_ms >= s.connected_ms.max * 0.9 && phase_ms <= s.connected_ms.max + 100.0,
+        "phase {phase_ms:.1} ms, slowest CONNECTED {:.1} ms",
+        s.connected_ms.max
+    );
     // The server agrees: every organization numbered its 50 events.
     for org in ["org-load-1", "org-load-2", "org-load-3"] {
         let (_, connected) = subscribe(&server, org).await;
