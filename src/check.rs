@@ -525,6 +525,19 @@ impl StreamCheck {
                 self.failed = Some(message.clone());
                 return Verdict::Failed(message);
             }
+            // An item has exactly one terminal event: once it came, nothing more of
+            // this item will, so an expectation it has not met yet never will.
+            if let Some(end) = item.lifecycle.ended()
+                && matcher.status() != Status::Satisfied
+            {
+                let message = format!(
+                    "item {} ended with {end} before its expectation was met: {}",
+                    event.pfa_id,
+                    matcher.explain()
+                );
+                self.failed = Some(message.clone());
+                return Verdict::Failed(message);
+            }
             let expectation = per_item.expect("per-item matchers come from a per-item expectation");
             let all_satisfied = self.items.values().all(|i| {
                 i.matcher
@@ -957,6 +970,27 @@ mod tests {
             Verdict::Satisfied
         );
         assert_eq!(c.summary().expectation.unwrap().status, Status::Satisfied);
+    }
+
+    #[test]
+    fn a_per_item_expectation_fails_when_its_item_ends_otherwise() {
+        let mut c = check(CheckConfig {
+            expect: expectation("QUEUED PROCESSING+ SUCCESS", Mode::Subsequence, true),
+            ..Default::default()
+        });
+        c.on_connected(&connected(None, None, None), None);
+        for kind in ["SYNC_QUEUED", "SYNC_PROCESSING"] {
+            assert_eq!(
+                feed(&mut c, &event(kind, "p1", None)).verdict,
+                Verdict::Continue,
+                "{kind}"
+            );
+        }
+        let verdict = feed(&mut c, &event("SYNC_CONFLICT", "p1", None)).verdict;
+        assert!(
+            matches!(&verdict, Verdict::Failed(m) if m.starts_with("item p1 ended with SYNC_CONFLICT before its expectation was met")),
+            "{verdict:?}"
+        );
     }
 
     #[test]

@@ -928,3 +928,40 @@ async fn misspelt_event_types_are_usage_errors_and_custom_ones_need_allow_type()
     let finished = run.finish().await;
     assert_eq!(finished.code(), Some(1), "{}", finished.stderr);
 }
+
+/// An item that ends otherwise fails its per-item expectation at once (exit 1),
+/// not at --timeout (exit 4): its one terminal event came, nothing more will.
+#[tokio::test]
+async fn a_per_item_expectation_fails_as_soon_as_its_item_ends_otherwise() {
+    let server = TestServer::start().await;
+    let mut run = spawn_cli(&[
+        "watch-sync",
+        "org-pi",
+        "--url",
+        &server.base(),
+        "--per-item",
+        "--expect",
+        "QUEUED PROCESSING+ SUCCESS",
+        "--timeout",
+        "10m",
+        "--json",
+    ]);
+    run.wait_for_connected().await;
+    write_sync(
+        &server,
+        json!({"organizationId": "org-pi", "count": 1, "outcome": "conflict"}),
+    )
+    .await;
+    // run.finish() is bounded by a minute: the ten-minute timeout cannot be what ends it.
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(1), "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains("ended with SYNC_CONFLICT before its expectation was met"),
+        "{}",
+        finished.stderr
+    );
+    let summary: WatchSummary = summary_of(&finished.records);
+    assert_eq!(summary.outcome, WatchOutcome::Failed);
+}
