@@ -29,6 +29,22 @@ use crate::report::{Reporter, json, junit};
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Wait for CONNECTED when `--timeout` is not given.
 const CONNECTED_TIMEOUT: Duration = Duration::from_secs(10);
+/// A session must last this long before the reconnect backoff starts over: a server
+/// that accepts and drops every connection is waited for, not hammered.
+const STABLE_SESSION: Duration = Duration::from_secs(10);
+/// Close codes that a reconnection cannot change (missing organization, token
+/// expired, organization not allowed, policy violation): they end the watch.
+const FINAL_CLOSE_CODES: [u16; 4] = [4000, 4401, 4403, 1008];
+
+/// Whether `e` is a refusal that retrying cannot overcome: HTTP 401 or 403 on the
+/// upgrade, or a final close code before CONNECTED.
+fn is_final_refusal(e: &anyhow::Error) -> bool {
+    use crate::client::error::{PeerClosed, find, http_status};
+    matches!(http_status(e), Some(401 | 403))
+        || find::<PeerClosed>(e)
+            .and_then(|c| c.code)
+            .is_some_and(|code| FINAL_CLOSE_CODES.contains(&code))
+}
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "Expectations (--expect):
@@ -410,20 +426,25 @@ impl Watch<'_> {
                 Ok(verdict) => verdict,
                 Err(end) => return end,
             };
-            delays.reset();
             first = false;
             if let Some(end) = ended(verdict) {
                 return self.close_with(&mut session, end).await;
             }
+            let began = Instant::now();
             match self.read(&mut session).await {
                 Lost::End(end) => return self.close_with(&mut session, end).await,
                 Lost::Disconnected(why) => {
                     self.reporter.close(&Closed::by_server(why.frame()));
-                    if !self.args.reconnect {
+                    let code = why.frame().map(|(code, _)| code);
+                    let final_code = code.is_some_and(|c| FINAL_CLOSE_CODES.contains(&c));
+                    if !self.args.reconnect || final_code {
                         return End::ServerClosed(why.frame());
                     }
                     disconnected_at = Some(Timestamp::now());
                     self.reporter.warn(&report::reconnecting(&why));
+                    if let Some(end) = self.after_session(&mut delays, began).await {
+                        return end;
+                    }
                 }
             }
         }
@@ -468,7 +489,9 @@ impl Watch<'_> {
                 }
                 Attempt::End(stopped.unwrap_or(End::Interrupted))
             }
-            Err(e) if !opened.get() && first => Attempt::End(End::GaveUp(e)),
+            Err(e) if !opened.get() && (first || is_final_refusal(&e)) => {
+                Attempt::End(End::GaveUp(e))
+            }
             Err(e) if !opened.get() => Attempt::Failed(e),
             Err(e) => self.connected_failed(e, first),
         }
@@ -486,6 +509,28 @@ impl Watch<'_> {
         }
         self.reporter.warn(&format!("{e:#}"));
         Attempt::Again
+    }
+
+    /// After a lost session: a stable one starts the backoff over and reconnects at
+    /// once; a short one counts as a failed attempt and waits its delay (`Some` ends
+    /// the watch: attempts used up, Ctrl-C, a limit).
+    async fn after_session(
+        &mut self,
+        delays: &mut Delays<impl rand::Rng>,
+        began: Instant,
+    ) -> Option<End> {
+        let lasted = began.elapsed();
+        if lasted >= STABLE_SESSION {
+            delays.reset();
+            return None;
+        }
+        let short = Failure::Protocol(format!(
+            "the server ended the connection after {} (a session shorter than {} does not reset the backoff)",
+            humantime::format_duration(Duration::from_millis(lasted.as_millis() as u64)),
+            humantime::format_duration(STABLE_SESSION)
+        ))
+        .into();
+        self.wait_to_retry(delays, short).await
     }
 
     /// After a failed reconnection: waits for the next backoff delay (`None`), or
@@ -799,5 +844,44 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::error::{PeerClosed, UpgradeRefused, failed};
+
+    #[test]
+    fn refusals_that_no_retry_can_change_are_final() {
+        let refused = |status| {
+            failed(
+                Failure::Connect("the server refused the WebSocket upgrade".into()),
+                UpgradeRefused {
+                    status,
+                    body: String::new(),
+                },
+            )
+        };
+        let closed = |code| {
+            failed(
+                Failure::Protocol("closed before CONNECTED".into()),
+                PeerClosed {
+                    code: Some(code),
+                    reason: String::new(),
+                },
+            )
+        };
+        assert!(is_final_refusal(&refused(401)) && is_final_refusal(&refused(403)));
+        assert!(!is_final_refusal(&refused(503)) && !is_final_refusal(&refused(429)));
+        for code in FINAL_CLOSE_CODES {
+            assert!(is_final_refusal(&closed(code)), "{code}");
+        }
+        assert!(!is_final_refusal(&closed(1011)) && !is_final_refusal(&closed(4429)));
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!is_final_refusal(&failed(
+            Failure::Connect("tcp".into()),
+            io
+        )));
     }
 }

@@ -965,3 +965,78 @@ async fn a_per_item_expectation_fails_as_soon_as_its_item_ends_otherwise() {
     let summary: WatchSummary = summary_of(&finished.records);
     assert_eq!(summary.outcome, WatchOutcome::Failed);
 }
+
+/// A server that sends CONNECTED, then closes at once with `code`; counts upgrades.
+async fn closing_after_connected(
+    code: u16,
+) -> (FakeServer, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let upgrades = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = upgrades.clone();
+    let server = FakeServer::start(move |mut ws, _| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async move {
+            fake::send(&mut ws, &fake::part1_connected("org-f")).await;
+            fake::close(&mut ws, code, "bye").await;
+        }
+    })
+    .await;
+    (server, upgrades)
+}
+
+/// A server that accepts and drops every connection at once is waited for with
+/// backoff, and given up on after --reconnect-attempts short sessions: a short
+/// session does not reset the attempt counter.
+#[tokio::test]
+async fn flapping_servers_are_backed_off_and_given_up_on() {
+    let (server, upgrades) = closing_after_connected(1011).await;
+    let out = run_cli(&[
+        "watch-sync",
+        "org-f",
+        "--url",
+        &server.base(),
+        "--reconnect",
+        "--reconnect-attempts",
+        "2",
+        "--reconnect-base",
+        "10ms",
+        "--reconnect-cap",
+        "20ms",
+        "--duration",
+        "30s",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("giving up"), "{}", stderr(&out));
+    // The first session and one per allowed attempt: not a reconnect storm.
+    assert_eq!(upgrades.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+/// Close codes that no reconnection can change end a --reconnect watch at once.
+#[tokio::test]
+async fn final_close_codes_end_a_reconnecting_watch_at_once() {
+    for code in [4000, 4401, 4403, 1008] {
+        let (server, upgrades) = closing_after_connected(code).await;
+        let out = run_cli(&[
+            "watch-sync",
+            "org-f",
+            "--url",
+            &server.base(),
+            "--reconnect",
+            "--duration",
+            "30s",
+        ])
+        .await;
+        assert_eq!(out.status.code(), Some(5), "{code}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&code.to_string()),
+            "{code}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            upgrades.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{code}"
+        );
+    }
+}
