@@ -18,11 +18,8 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Runtime.code() as u8);
         }
     };
-    let exit = match runtime.block_on(syncprobe::commands::run(
-        cli.command,
-        syncprobe::cli::command,
-        &reporter,
-    )) {
+    let run = syncprobe::commands::run(cli.command, syncprobe::cli::command, &reporter);
+    let mut exit = match runtime.block_on(run) {
         Ok(exit) => exit,
         Err(err) => {
             let exit = exit_for(&err);
@@ -30,6 +27,13 @@ fn main() -> ExitCode {
             exit
         }
     };
+    // Output that could not be written makes a passing run fail (exit 6).
+    if let Err(err) = reporter.finish() {
+        reporter.error(&err, Exit::Runtime);
+        if exit == Exit::Success {
+            exit = Exit::Runtime;
+        }
+    }
     // Sockets still open in background tasks must not delay the exit.
     runtime.shutdown_background();
     ExitCode::from(exit.code() as u8)

@@ -85,6 +85,9 @@ impl Terminal {
 }
 
 pub async fn run(args: EnqueueArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
+    if let Some(path) = &args.junit {
+        crate::report::check_output_path(path, "--junit")?;
+    }
     let endpoint = args.connection.endpoint(&args.target)?;
     let options = args.connection.client_options()?;
     let deadline = Instant::now() + args.timeout;

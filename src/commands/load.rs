@@ -100,6 +100,9 @@ pub enum Via {
 }
 
 pub async fn run(args: LoadArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
+    if let Some(path) = &args.report {
+        crate::report::check_output_path(path, "--report")?;
+    }
     let mut connection = args.connection.clone();
     let embedded = connection.url.is_none();
     engine::ensure_file_limit(

@@ -70,6 +70,9 @@ const STATS: &str = "stats";
 const CLOSE: &str = "close";
 
 pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
+    if let Some(path) = &args.junit {
+        crate::report::check_output_path(path, "--junit")?;
+    }
     let started = Instant::now();
     let mut connection = args.connection.clone();
     let kind = if connection.url.is_none() && !args.target.contains("://") {

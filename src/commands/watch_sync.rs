@@ -239,6 +239,11 @@ impl Recorder {
 }
 
 pub async fn run(args: WatchSyncArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
+    for (path, flag) in [(&args.junit, "--junit"), (&args.record, "--record")] {
+        if let Some(path) = path {
+            crate::report::check_output_path(path, flag)?;
+        }
+    }
     let endpoint = args.connection.endpoint(&args.target)?;
     let config = check_config(&args, &endpoint.org)?;
     let options = args.connection.client_options()?;

@@ -42,8 +42,10 @@ pub struct Reporter {
     verbosity: Verbosity,
     out: Mutex<AutoStream<io::Stdout>>,
     err: Mutex<AutoStream<io::Stderr>>,
-    /// Set once stdout is closed by the reader; later writes are dropped.
+    /// Set once stdout is closed by the reader (or failed); later writes are dropped.
     out_closed: AtomicBool,
+    /// The first failure to write stdout, other than a closed pipe.
+    write_failed: Mutex<Option<io::Error>>,
     /// The live progress line of long runs (stderr, terminals only).
     bar: Mutex<Option<indicatif::ProgressBar>>,
     last_progress_record: Mutex<Option<std::time::Instant>>,
@@ -72,6 +74,7 @@ impl Reporter {
             out: Mutex::new(AutoStream::new(io::stdout(), choice(out_colored))),
             err: Mutex::new(AutoStream::new(io::stderr(), choice(err_colored))),
             out_closed: AtomicBool::new(false),
+            write_failed: Mutex::new(None),
             bar: Mutex::new(None),
             last_progress_record: Mutex::new(None),
         }
@@ -118,10 +121,22 @@ impl Reporter {
         let Ok(mut out) = self.out.lock() else { return };
         let result = out.write_all(text.as_bytes()).and_then(|()| out.flush());
         if let Err(e) = result {
-            // A reader that went away (`| head`) ends our output, not our run.
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                self.out_closed.store(true, Ordering::Relaxed);
+            // A reader that went away (`| head`) ends our output, not our run; any
+            // other failure (a full disk) is kept for [`Reporter::finish`].
+            self.out_closed.store(true, Ordering::Relaxed);
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                let mut failed = self.write_failed.lock().expect("write lock");
+                failed.get_or_insert(e);
             }
+        }
+    }
+
+    /// The end of the output: an error when writing to stdout failed (other than a
+    /// closed pipe), so that a run whose output was lost does not exit 0.
+    pub fn finish(&self) -> anyhow::Result<()> {
+        match self.write_failed.lock().expect("write lock").take() {
+            Some(e) => Err(anyhow::Error::new(e).context("failed to write to stdout")),
+            None => Ok(()),
         }
     }
 
@@ -268,5 +283,31 @@ impl Reporter {
             }));
         }
         self.write_err(&human::error(err));
+    }
+}
+
+/// Checks, before a run starts, that an output file given with `flag` can be
+/// written: its folder exists, and the file, if it exists, is not read-only or a
+/// folder. Nothing is created, so a run that fails early leaves nothing behind.
+pub fn check_output_path(path: &std::path::Path, flag: &str) -> anyhow::Result<()> {
+    use crate::exit::Failure;
+    let shown = path.display();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(Failure::Usage(format!(
+            "{flag} {shown}: the folder {} does not exist",
+            parent.display()
+        ))
+        .into());
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(Failure::Usage(format!("{flag} {shown} is a folder")).into()),
+        Ok(m) if m.permissions().readonly() => {
+            Err(Failure::Usage(format!("{flag} {shown} is read-only")).into())
+        }
+        _ => Ok(()),
     }
 }

@@ -565,3 +565,63 @@ fn states_are_spelt_as_documented() {
     assert_eq!(wire(StepStatus::Skipped), "skipped");
     assert_eq!(wire(StepStatus::Failed), "failed");
 }
+
+/// Output that cannot be written is an error (exit 6) once the run is over, not a
+/// silent pass; a closed pipe is not (`| head`).
+#[tokio::test]
+async fn a_stdout_that_cannot_be_written_fails_the_run() {
+    for json in [true, false] {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_syncprobe"));
+        command
+            .arg("smoke")
+            .env("NO_COLOR", "1")
+            .env_remove("SYNCPROBE_URL")
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/full")
+                    .unwrap(),
+            )
+            .stderr(std::process::Stdio::piped());
+        if json {
+            command.arg("--json");
+        }
+        // Not `output()`: tokio's pipes stdout for it, whatever was set.
+        let child = command.kill_on_drop(true).spawn().unwrap();
+        let out =
+            tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(out.status.code(), Some(6), "json {json}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("failed to write to stdout: No space left on device"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// Output files are checked before the run: a folder that does not exist is a usage
+/// error at once, before any connection (the URL here would fail with exit 3).
+#[tokio::test]
+async fn output_paths_are_checked_before_the_run() {
+    let missing = "/nonexistent-dir/out.file";
+    for argv in [
+        vec!["watch-sync", "o", "--junit", missing],
+        vec!["watch-sync", "o", "--record", missing],
+        vec!["enqueue", "o", "--count", "1", "--wait", "--junit", missing],
+        vec!["smoke", "o", "--junit", missing],
+        vec!["load", "-c", "1", "--report", missing],
+    ] {
+        let mut argv = argv.clone();
+        argv.extend(["--url", "ws://127.0.0.1:1"]);
+        let out = run_cli(&argv).await;
+        assert_eq!(out.status.code(), Some(2), "{argv:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("the folder /nonexistent-dir does not exist"),
+            "{argv:?}: {}",
+            stderr(&out)
+        );
+    }
+}
