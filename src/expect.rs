@@ -1110,7 +1110,9 @@ impl Matcher {
                 let event = self
                     .received
                     .get(divergence.position.wrapping_sub(1))
-                    .map_or_else(String::new, |t| t.escape_debug().to_string());
+                    .map_or_else(String::new, |t| {
+                        crate::text::shown(t, crate::text::MAX_COLUMN)
+                    });
                 out.push_str(&format!(
                     "expectation failed ({}): event {} was {event}, expected {}\n",
                     self.mode,
@@ -1153,10 +1155,12 @@ impl Matcher {
             if self.received.len() == 1 { "" } else { "s" }
         ));
         let steps = trace_steps(&trace);
+        // Types come from the server: escaped and clamped, so a huge one cannot size
+        // (or overflow) the column.
         let shown: Vec<String> = self
             .received
             .iter()
-            .map(|t| t.escape_debug().to_string())
+            .map(|t| crate::text::shown(t, crate::text::MAX_COLUMN))
             .collect();
         let type_width = shown.iter().map(|t| t.chars().count()).max().unwrap_or(0);
         let number_width = self.received.len().to_string().len();

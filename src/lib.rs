@@ -25,3 +25,4 @@ pub mod protocol;
 pub mod report;
 pub mod seq;
 pub mod server;
+pub mod text;

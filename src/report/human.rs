@@ -3,6 +3,8 @@
 
 use colored::Colorize;
 
+use crate::text::{MAX_COLUMN, MAX_SHOWN, escape_lines, message_lines, shown};
+
 /// The styles of human output; `colored` draws them, under the reporter's policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {
@@ -72,9 +74,9 @@ pub fn open(open: &super::json::Open) -> String {
 pub fn close(close: &super::json::Close) -> String {
     let code = close.code.map_or("none".to_string(), |c| c.to_string());
     let reason = if close.reason.is_empty() {
-        "-"
+        "-".to_string()
     } else {
-        &close.reason
+        shown(&close.reason, MAX_SHOWN)
     };
     format!(
         "{} WebSocket connection closed by the {} (code: {code}, reason: {reason})\n",
@@ -101,8 +103,12 @@ pub fn event(raw: &str, frame: Option<&crate::protocol::ServerFrame>, style: Eve
             let pretty = serde_json::from_str::<serde_json::Value>(raw)
                 .ok()
                 .and_then(|v| serde_json::to_string_pretty(&v).ok())
-                .unwrap_or_else(|| raw.to_string());
-            format!("{} {pretty}\n", paint(BOLD, "Message received:"))
+                .unwrap_or_else(|| shown(raw, MAX_SHOWN));
+            format!(
+                "{} {}\n",
+                paint(BOLD, "Message received:"),
+                escape_lines(&pretty)
+            )
         }
         EventStyle::Line => match frame {
             Some(ServerFrame::Event(e)) => {
@@ -114,14 +120,14 @@ pub fn event(raw: &str, frame: Option<&crate::protocol::ServerFrame>, style: Eve
                     paint(DIM, time),
                     paint(
                         style_of(e.kind.as_str()),
-                        format!("{:<15}", e.kind.as_str())
+                        format!("{:<15}", shown(e.kind.as_str(), MAX_COLUMN))
                     ),
-                    e.pfa_id,
+                    shown(&e.pfa_id, MAX_COLUMN),
                     paint(DIM, seq),
                     if details.is_empty() {
                         String::new()
                     } else {
-                        format!("  {details}")
+                        format!("  {}", shown(&details, MAX_SHOWN))
                     }
                 )
             }
@@ -130,9 +136,10 @@ pub fn event(raw: &str, frame: Option<&crate::protocol::ServerFrame>, style: Eve
                     "{} {} {}",
                     paint(DIM, c.timestamp.0.format("%H:%M:%S%.3f")),
                     paint(CYAN, format!("{:<15}", "CONNECTED")),
-                    c.organization_id
+                    shown(&c.organization_id, MAX_COLUMN)
                 );
                 if let (Some(seq), Some(epoch)) = (c.seq, &c.epoch) {
+                    let epoch = shown(epoch, MAX_COLUMN);
                     text.push_str(&paint(DIM, format!(" seq={seq} epoch={epoch}")));
                 }
                 if c.history_truncated == Some(true) {
@@ -141,25 +148,42 @@ pub fn event(raw: &str, frame: Option<&crate::protocol::ServerFrame>, style: Eve
                 text.push('\n');
                 text
             }
-            Some(ServerFrame::Unknown { kind, .. }) => {
-                format!("{} {kind} {}\n", paint(DIM, "?"), paint(DIM, raw))
-            }
-            None => format!("{} {}\n", paint(RED, "malformed:"), raw),
+            Some(ServerFrame::Unknown { kind, .. }) => format!(
+                "{} {} {}\n",
+                paint(DIM, "?"),
+                shown(kind, MAX_COLUMN),
+                paint(DIM, shown(raw, MAX_SHOWN))
+            ),
+            None => format!("{} {}\n", paint(RED, "malformed:"), shown(raw, MAX_SHOWN)),
         },
     }
 }
 
+/// Warnings, notes and errors quote peers (reasons, bodies, ids): their text is
+/// escaped here, once for every message.
 pub fn warning(message: &str) -> String {
-    format!("{} {message}\n", paint(YELLOW, "syncprobe: warning:"))
+    format!(
+        "{} {}\n",
+        paint(YELLOW, "syncprobe: warning:"),
+        message_lines(message)
+    )
 }
 
 pub fn note(message: &str) -> String {
-    format!("{} {message}\n", paint(YELLOW, "syncprobe: note:"))
+    format!(
+        "{} {}\n",
+        paint(YELLOW, "syncprobe: note:"),
+        message_lines(message)
+    )
 }
 
 /// `syncprobe: error: <context>: <cause>…`, with `hint:` lines for known causes.
 pub fn error(err: &anyhow::Error) -> String {
-    let mut text = format!("{} {err:#}\n", paint(RED, "syncprobe: error:"));
+    let mut text = format!(
+        "{} {}\n",
+        paint(RED, "syncprobe: error:"),
+        message_lines(&format!("{err:#}"))
+    );
     for hint in hints(err) {
         text.push_str(&format!("{} {hint}\n", paint(CYAN, "hint:")));
     }

@@ -67,7 +67,7 @@ pub fn step_line(step: &Step) -> String {
         "{mark} {:<12} {:>9}  {}",
         step.name,
         paint(human::DIM, format!("{:.1} ms", step.ms)),
-        step.message
+        crate::text::message_lines(&step.message)
     )
 }
 

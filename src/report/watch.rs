@@ -1,6 +1,7 @@
 //! The records of `watch-sync` and their text: the banner, the lines about lost and
 //! re-established connections, the pong round trips, and the end-of-run summary.
 
+use crate::text::{MAX_COLUMN, shown};
 use std::fmt;
 use std::time::Duration;
 
@@ -184,7 +185,11 @@ fn by_type(s: &Summary) -> String {
     if s.by_type.is_empty() {
         return String::new();
     }
-    let counts: Vec<String> = s.by_type.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    let counts: Vec<String> = s
+        .by_type
+        .iter()
+        .map(|(t, n)| format!("{} {n}", shown(t, MAX_COLUMN)))
+        .collect();
     format!("  by type: {}\n", counts.join(", "))
 }
 
@@ -192,9 +197,10 @@ fn items(items: &[ItemSummary]) -> String {
     if items.is_empty() {
         return String::new();
     }
+    // Peer ids: escaped and clamped, so one hostile id cannot size the column.
     let width = items
         .iter()
-        .map(|i| i.pfa_id.chars().count())
+        .map(|i| shown(&i.pfa_id, MAX_COLUMN).chars().count())
         .max()
         .unwrap_or(0);
     let mut out = format!("  items ({}):\n", items.len());
@@ -209,7 +215,7 @@ fn item_line(item: &ItemSummary, width: usize) -> String {
         .queued_to_terminal_ms
         .map_or(String::new(), |d| format!("  {d} ms queued→terminal"));
     let state = item.state.as_str();
-    let state = paint(style_of(state), format!("{state:<15}"));
+    let state = paint(style_of(state), format!("{:<15}", shown(state, MAX_COLUMN)));
     let pending = if item.terminal {
         String::new()
     } else {
@@ -222,7 +228,7 @@ fn item_line(item: &ItemSummary, width: usize) -> String {
     };
     format!(
         "    {:<width$}  {state} after {} events{duration}{pending}{expectation}\n",
-        item.pfa_id,
+        shown(&item.pfa_id, MAX_COLUMN),
         item.events.len()
     )
 }
@@ -234,7 +240,7 @@ fn unfinished(s: &Summary) -> String {
     format!(
         "  {} {}\n",
         paint(YELLOW, "no terminal event:"),
-        s.unfinished.join(", ")
+        list(&s.unfinished)
     )
 }
 
@@ -304,10 +310,7 @@ fn oddities(s: &Summary) -> String {
         ));
     }
     if !s.unknown_types.is_empty() {
-        out.push_str(&format!(
-            "  unknown types: {}\n",
-            s.unknown_types.join(", ")
-        ));
+        out.push_str(&format!("  unknown types: {}\n", list(&s.unknown_types)));
     }
     out
 }
@@ -329,6 +332,15 @@ fn expectation(s: &Summary) -> String {
 
 fn or_dash(text: &str) -> &str {
     if text.is_empty() { "-" } else { text }
+}
+
+/// Peer names, escaped and clamped, comma-separated.
+fn list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| shown(n, MAX_COLUMN))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

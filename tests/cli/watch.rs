@@ -1040,3 +1040,74 @@ async fn final_close_codes_end_a_reconnecting_watch_at_once() {
         );
     }
 }
+
+/// A hostile server's text: ids and types of 70,000 characters, control and escape
+/// sequences (CR, OSC 52, BEL, C1 CSI, a bidi override) in fields and in the close
+/// reason. The human output has none of them raw and no line longer than a few
+/// hundred characters; nothing panics; the verdicts are still computed.
+#[tokio::test]
+async fn hostile_server_text_never_reaches_the_terminal_raw() {
+    let long = "P".repeat(70_000);
+    let nasty = "ok\r\u{1b}]52;c;aGk=\u{7}\u{9b}31m\u{202e}evil";
+    let frames = vec![
+        fake::part1_connected("org-h"),
+        json!({"type": "SYNC_QUEUED", "pfaId": long, "organizationId": "org-h",
+               "timestamp": Timestamp::now()})
+        .to_string(),
+        json!({"type": "SYNC_FAILED", "pfaId": nasty, "organizationId": "org-h",
+               "timestamp": Timestamp::now(),
+               "details": {"error": nasty, "retryCount": 3}})
+        .to_string(),
+        json!({"type": long, "pfaId": "p", "organizationId": "org-h",
+               "timestamp": Timestamp::now()})
+        .to_string(),
+    ];
+    let server = FakeServer::start(move |mut ws, _| {
+        let frames = frames.clone();
+        async move {
+            fake::send_all(&mut ws, &frames).await;
+            fake::close(&mut ws, 1000, "bye\u{1b}[2J\r\u{202e}").await;
+        }
+    })
+    .await;
+    let base = server.base();
+    for extra in [
+        vec!["--count", "3"],
+        vec!["--per-item", "--expect", "QUEUED PROCESSING+ SUCCESS"],
+        vec!["--duration", "2s"],
+    ] {
+        let mut argv = vec![
+            "watch-sync",
+            "org-h",
+            "--url",
+            &base,
+            "--color",
+            "never",
+            "--timeout",
+            "20s",
+        ];
+        argv.extend(&extra);
+        let out = run_cli(&argv).await;
+        let code = out.status.code();
+        assert!(
+            matches!(code, Some(0..=6)),
+            "{extra:?}: {code:?}: {}",
+            stderr(&out)
+        );
+        for (name, text) in [("stdout", stdout(&out)), ("stderr", stderr(&out))] {
+            for bad in ['\u{1b}', '\r', '\u{7}', '\u{9b}', '\u{202e}'] {
+                assert!(
+                    !text.contains(bad),
+                    "{extra:?}: raw {bad:?} on {name}: {text:?}"
+                );
+            }
+            let longest = text.lines().max_by_key(|l| l.chars().count()).unwrap_or("");
+            let start: String = longest.chars().take(120).collect();
+            assert!(
+                longest.chars().count() < 1_000,
+                "{extra:?}: a {}-character line on {name}: {start}…",
+                longest.chars().count()
+            );
+        }
+    }
+}
