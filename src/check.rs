@@ -77,7 +77,7 @@ impl Finding {
             Finding::Gap { from, to } if from == to => format!("seq gap: event {from} is missing"),
             Finding::Gap { from, to } => format!(
                 "seq gap: events {from} to {to} are missing ({} events)",
-                to - from + 1
+                (to - from).saturating_add(1)
             ),
             Finding::Duplicate(s) => format!("duplicate: seq {s} arrived again"),
             Finding::Late(s) => format!("seq {s} arrived late (out of order)"),
@@ -339,8 +339,10 @@ impl StreamCheck {
         match (resumed_from, connected.history_truncated, epoch_changed) {
             // Counting starts afresh with whatever the server replays.
             (_, Some(true), _) | (_, _, true) => self.seqs.restart(None, true),
-            (Some(since), _, _) => self.seqs.restart(Some(since + 1), false),
-            (None, _, _) => self.seqs.restart(connected.seq.map(|s| s + 1), false),
+            (Some(since), _, _) => self.seqs.restart(Some(since.saturating_add(1)), false),
+            (None, _, _) => self
+                .seqs
+                .restart(connected.seq.map(|s| s.saturating_add(1)), false),
         }
         let mut verdict = Verdict::Continue;
         if self.connections == 1

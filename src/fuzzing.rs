@@ -745,6 +745,139 @@ pub fn expect_parser(data: &[u8]) {
     }
 }
 
+// ---------------------------------------------------------------------------------
+// Hostile server frames, through the client's check and human rendering
+
+/// Peer text at its worst: controls, escape sequences, bidi overrides, and now and
+/// then a string longer than any column (65,536 characters once overflowed one).
+fn hostile_text(u: &mut Unstructured) -> arbitrary::Result<String> {
+    const NASTY: [&str; 8] = [
+        "\r",
+        "\u{1b}]52;c;aGk=\u{7}",
+        "\u{1b}[2J",
+        "\u{9b}31m",
+        "\u{202e}",
+        "\n",
+        "\u{0}",
+        "é✓",
+    ];
+    Ok(match u.choose_index(40)? {
+        0 => "P".repeat(70_000),
+        1..=8 => u.choose(&NASTY)?.to_string(),
+        9..=20 => format!("pfa-{}{}", text(u, 8)?, u.choose(&NASTY)?),
+        _ => text(u, 24)?,
+    })
+}
+
+/// One frame as a hostile server might send it.
+fn hostile_frame(u: &mut Unstructured) -> arbitrary::Result<String> {
+    const TYPES: [&str; 8] = [
+        "SYNC_QUEUED",
+        "SYNC_PROCESSING",
+        "SYNC_SUCCESS",
+        "SYNC_CONFLICT",
+        "SYNC_FAILED",
+        "CONNECTED",
+        "HEARTBEAT",
+        "",
+    ];
+    if u.ratio(1, 8)? {
+        return hostile_text(u);
+    }
+    let kind = if u.ratio(1, 6)? {
+        hostile_text(u)?
+    } else {
+        u.choose(&TYPES)?.to_string()
+    };
+    let mut frame = json!({
+        "type": kind,
+        "pfaId": hostile_text(u)?,
+        "organizationId": if u.ratio(1, 10)? { hostile_text(u)? } else { "o".into() },
+        "timestamp": if u.ratio(1, 10)? { hostile_text(u)? } else { "2025-11-28T10:00:00.000Z".into() },
+        "details": {"error": hostile_text(u)?, "retryCount": 3, "newVersion": 2,
+                    "conflictId": hostile_text(u)?, "conflictingFields": [hostile_text(u)?]},
+    });
+    if u.ratio(1, 2)? {
+        frame["seq"] = number(u)?;
+    }
+    Ok(frame.to_string())
+}
+
+/// Hostile server frames through the stream check (with and without a per-item
+/// expectation), the expectation's explanation and the human renderers: nothing
+/// panics, and no rendered line carries a raw control character or is longer than
+/// its bound.
+pub fn server_frames(data: &[u8]) {
+    use crate::check::{CheckConfig, Expectation as Expect, StreamCheck};
+    use crate::report::human::{self, EventStyle};
+    use crate::report::watch::{self, WatchOutcome, WatchSummary};
+    colored::control::set_override(false);
+    let mut u = Unstructured::new(data);
+    let Ok(count) = u.int_in_range(1..=12) else {
+        return;
+    };
+    let Ok(frames) = (0..count)
+        .map(|_| hostile_frame(&mut u))
+        .collect::<arbitrary::Result<Vec<String>>>()
+    else {
+        return;
+    };
+    let per_item = u.ratio(1, 2).unwrap_or(false);
+    let pattern = Arc::new(Pattern::parse("QUEUED PROCESSING+ TERMINAL").expect("parses"));
+    let mut check = StreamCheck::new(CheckConfig {
+        org: "o".into(),
+        lenient: u.ratio(1, 2).unwrap_or(true),
+        expect: Some(Expect {
+            pattern,
+            mode: Mode::Subsequence,
+            per_item,
+            min_items: 1,
+        }),
+        ..CheckConfig::default()
+    });
+    let connected = crate::protocol::Connected {
+        organization_id: "o".into(),
+        timestamp: crate::protocol::Timestamp::now(),
+        seq: Some(0),
+        epoch: Some("e".into()),
+        history_truncated: None,
+        extra: Map::new(),
+    };
+    check.on_connected(&connected, None);
+    let mut rendered = String::new();
+    for raw in &frames {
+        let parsed = ServerFrame::parse(raw).ok();
+        rendered.push_str(&human::event(raw, parsed.as_ref(), EventStyle::Line));
+        rendered.push_str(&human::event(raw, parsed.as_ref(), EventStyle::Pretty));
+        match check.on_frame(raw, std::time::SystemTime::now()) {
+            Ok(outcome) => {
+                for finding in &outcome.findings {
+                    rendered.push_str(&human::warning(&finding.message()));
+                }
+            }
+            Err(violation) => rendered.push_str(&human::warning(&violation.0)),
+        }
+    }
+    rendered.push_str(&human::warning(&check.explain_unmet()));
+    rendered.push_str(&watch::summary(&WatchSummary {
+        outcome: WatchOutcome::Count,
+        duration_ms: 1.0,
+        check: check.summary(),
+    }));
+    for line in rendered.lines() {
+        assert!(
+            !line.chars().any(|c| c.is_control()
+                || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')),
+            "a raw control character reached the output: {line:?}"
+        );
+        assert!(
+            line.chars().count() <= 2 * crate::text::MAX_LINE,
+            "a line of {} characters",
+            line.chars().count()
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The fuzz targets on seeded random input: bounded, deterministic, stable Rust.
@@ -755,12 +888,16 @@ mod tests {
     const RUNS: usize = 3_000;
 
     fn run(target: fn(&[u8]), seed: u64, seeds: &[&[u8]]) {
+        run_n(target, seed, seeds, RUNS);
+    }
+
+    fn run_n(target: fn(&[u8]), seed: u64, seeds: &[&[u8]], runs: usize) {
         for input in seeds {
             target(input);
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut buf = Vec::new();
-        for _ in 0..RUNS {
+        for _ in 0..runs {
             let len = rng.random_range(0..600);
             buf.resize(len, 0);
             rng.fill_bytes(&mut buf);
@@ -846,6 +983,17 @@ mod tests {
                 b"[]",
                 b"",
             ],
+        );
+    }
+
+    #[test]
+    fn server_frames_on_random_input() {
+        // Fewer runs: a hostile frame can carry 70,000-character strings.
+        run_n(
+            super::server_frames,
+            4,
+            &[b"", &[3, 0, 1, 2, 3, 4, 5, 6, 7, 8]],
+            200,
         );
     }
 

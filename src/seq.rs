@@ -63,7 +63,7 @@ impl SeqTracker {
         let expected = self.expected.unwrap_or(seq);
         if seq >= expected {
             self.unique += 1;
-            self.expected = Some(seq + 1);
+            self.expected = Some(seq.saturating_add(1));
             if seq == expected {
                 return Arrival::InOrder;
             }

@@ -35,19 +35,6 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// [`escape`] for text of several lines: each line escaped, the line breaks kept.
-pub fn escape_lines(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(|c| c != '\n' && is_unsafe(c)) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(
-        text.split('\n')
-            .map(|line| escape(line).into_owned())
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
-}
-
 /// A message of several lines that quotes peers: each line escaped and cut to
 /// [`MAX_LINE`].
 pub fn message_lines(text: &str) -> String {
@@ -84,7 +71,7 @@ mod tests {
         assert_eq!(escape("abc\u{202e}fed"), "abc\\u{202e}fed");
         assert_eq!(escape("tab\there\u{7f}"), "tab\\u{9}here\\u{7f}");
         assert_eq!(escape("accents é ✓"), "accents é ✓");
-        assert_eq!(escape_lines("one\ntwo\r\n"), "one\ntwo\\u{d}\n");
+        assert_eq!(message_lines("one\ntwo\r\n"), "one\ntwo\\u{d}\n");
     }
 
     #[test]

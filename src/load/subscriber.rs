@@ -129,7 +129,8 @@ impl<'a> Reader<'a> {
     fn new(shared: &'a Shared, start_seq: Option<u64>) -> Reader<'a> {
         Reader {
             shared,
-            seqs: SeqTracker::expecting(start_seq.map(|s| s + 1)).remembering(MAX_MISSING),
+            seqs: SeqTracker::expecting(start_seq.map(|s| s.saturating_add(1)))
+                .remembering(MAX_MISSING),
             batch: Vec::with_capacity(FLUSH_EVERY),
             first_us: None,
             last_us: None,

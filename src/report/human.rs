@@ -3,7 +3,7 @@
 
 use colored::Colorize;
 
-use crate::text::{MAX_COLUMN, MAX_SHOWN, escape_lines, message_lines, shown};
+use crate::text::{MAX_COLUMN, MAX_SHOWN, message_lines, shown};
 
 /// The styles of human output; `colored` draws them, under the reporter's policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,7 +107,7 @@ pub fn event(raw: &str, frame: Option<&crate::protocol::ServerFrame>, style: Eve
             format!(
                 "{} {}\n",
                 paint(BOLD, "Message received:"),
-                escape_lines(&pretty)
+                message_lines(&pretty)
             )
         }
         EventStyle::Line => match frame {
