@@ -89,7 +89,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__connect)
-            opts="-H -q -v -h -V --timeout --hold --url --path --api-url --header --token --token-file --token-in --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-H -q -v -h -V --timeout --hold --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -135,6 +135,10 @@ _syncprobe() {
                     COMPREPLY=($(compgen -W "header query" -- "${cur}"))
                     return 0
                     ;;
+                --token-param)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --origin)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -163,7 +167,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__enqueue)
-            opts="-H -q -v -h -V --modification-id --priority --count --pfa-id --outcome --wait --expect-outcome --timeout --junit --url --path --api-url --header --token --token-file --token-in --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-H -q -v -h -V --modification-id --priority --count --pfa-id --outcome --wait --expect-outcome --timeout --junit --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -231,6 +235,10 @@ _syncprobe() {
                     ;;
                 --token-in)
                     COMPREPLY=($(compgen -W "header query" -- "${cur}"))
+                    return 0
+                    ;;
+                --token-param)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --origin)
@@ -387,7 +395,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__load)
-            opts="-c -H -q -v -h -V --connections --orgs --org-prefix --org --ramp-rate --max-pending --duration --events --rate --via --passive --drain-timeout --allow-loss --timeout --threshold --report --url --path --api-url --header --token --token-file --token-in --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-c -H -q -v -h -V --connections --orgs --org-prefix --org --ramp-rate --max-pending --duration --events --rate --via --passive --drain-timeout --allow-loss --timeout --threshold --report --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -483,6 +491,10 @@ _syncprobe() {
                     ;;
                 --token-in)
                     COMPREPLY=($(compgen -W "header query" -- "${cur}"))
+                    return 0
+                    ;;
+                --token-param)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --origin)
@@ -651,7 +663,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__smoke)
-            opts="-H -q -v -h -V --items --timeout --junit --url --path --api-url --header --token --token-file --token-in --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-H -q -v -h -V --items --timeout --junit --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -699,6 +711,10 @@ _syncprobe() {
                     ;;
                 --token-in)
                     COMPREPLY=($(compgen -W "header query" -- "${cur}"))
+                    return 0
+                    ;;
+                --token-param)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --origin)
@@ -779,7 +795,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__watch__subcmd__sync)
-            opts="-H -q -v -h -V --expect --strict --per-item --items --fail-on --allow-type --item --where --count --duration --timeout --lenient --reconnect --reconnect-base --reconnect-cap --reconnect-attempts --ping-interval --record --junit --url --path --api-url --header --token --token-file --token-in --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-H -q -v -h -V --expect --strict --per-item --items --fail-on --allow-type --item --where --count --duration --timeout --lenient --reconnect --reconnect-base --reconnect-cap --reconnect-attempts --ping-interval --record --junit --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -875,6 +891,10 @@ _syncprobe() {
                     ;;
                 --token-in)
                     COMPREPLY=($(compgen -W "header query" -- "${cur}"))
+                    return 0
+                    ;;
+                --token-param)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --origin)

@@ -42,14 +42,15 @@ complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "token" -d 'Mint
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l timeout -d 'How long to wait for CONNECTED once the socket is open' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l hold -d 'Keep the connection open this long after CONNECTED, showing what arrives' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l url -d 'Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000; for `smoke`, the bundled server on a free port]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l token -d 'Bearer token for the upgrade and REST calls' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l token -d 'Bearer token for the upgrade and REST calls [env: SYNCPROBE_TOKEN, used when neither --token nor --token-file is given]' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l token-file -d 'Read the bearer token from a file (surrounding whitespace is ignored)' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or the `token` query parameter as browsers must' -r -f -a "header\t''
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or a query parameter (--token-param) as browsers must' -r -f -a "header\t''
 query\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l token-param -d 'Query parameter that carries the token with --token-in query; its value is masked in every output, as `token` and `access_token` are' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l origin -d 'Origin header for the upgrade' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
@@ -78,14 +79,15 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l recon
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l ping-interval -d 'Ping the server this often; a ping unanswered by the next one means the connection is dead (with -v, round-trip times are shown)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l record -d 'Write every received frame to FILE as NDJSON, with its receive time' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l junit -d 'Write a JUnit XML report: one test case for the expectation and one per item' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l url -d 'Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000; for `smoke`, the bundled server on a free port]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l token -d 'Bearer token for the upgrade and REST calls' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l token -d 'Bearer token for the upgrade and REST calls [env: SYNCPROBE_TOKEN, used when neither --token nor --token-file is given]' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l token-file -d 'Read the bearer token from a file (surrounding whitespace is ignored)' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or the `token` query parameter as browsers must' -r -f -a "header\t''
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or a query parameter (--token-param) as browsers must' -r -f -a "header\t''
 query\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l token-param -d 'Query parameter that carries the token with --token-in query; its value is masked in every output, as `token` and `access_token` are' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l origin -d 'Origin header for the upgrade' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
@@ -117,14 +119,15 @@ conflict\t''
 failed\t''"
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l timeout -d 'Bound the whole command, waiting included' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l junit -d 'With --wait: write a JUnit XML report (one test case per item)' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l url -d 'Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000; for `smoke`, the bundled server on a free port]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l token -d 'Bearer token for the upgrade and REST calls' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l token -d 'Bearer token for the upgrade and REST calls [env: SYNCPROBE_TOKEN, used when neither --token nor --token-file is given]' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l token-file -d 'Read the bearer token from a file (surrounding whitespace is ignored)' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or the `token` query parameter as browsers must' -r -f -a "header\t''
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or a query parameter (--token-param) as browsers must' -r -f -a "header\t''
 query\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l token-param -d 'Query parameter that carries the token with --token-in query; its value is masked in every output, as `token` and `access_token` are' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l origin -d 'Origin header for the upgrade' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
@@ -142,14 +145,15 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -s V -l ver
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l items -d 'Items to enqueue and follow' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l timeout -d 'Bound of each waiting step (CONNECTED, the lifecycle of every item)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l junit -d 'Write a JUnit XML report: one test case per step and per item' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l url -d 'Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000; for `smoke`, the bundled server on a free port]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l token -d 'Bearer token for the upgrade and REST calls' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l token -d 'Bearer token for the upgrade and REST calls [env: SYNCPROBE_TOKEN, used when neither --token nor --token-file is given]' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l token-file -d 'Read the bearer token from a file (surrounding whitespace is ignored)' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or the `token` query parameter as browsers must' -r -f -a "header\t''
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or a query parameter (--token-param) as browsers must' -r -f -a "header\t''
 query\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l token-param -d 'Query parameter that carries the token with --token-in query; its value is masked in every output, as `token` and `access_token` are' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l origin -d 'Origin header for the upgrade' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
@@ -178,14 +182,15 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l drain-timeo
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l timeout -d 'Wait for each CONNECTED' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l threshold -d 'Pass/fail rule, like \'p99<50ms\', \'connect_p95<200ms\', \'loss==0\' (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l report -d 'Write an HTML report (latency histogram and latency over time)' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l url -d 'Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000; for `smoke`, the bundled server on a free port]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l token -d 'Bearer token for the upgrade and REST calls' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l token -d 'Bearer token for the upgrade and REST calls [env: SYNCPROBE_TOKEN, used when neither --token nor --token-file is given]' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l token-file -d 'Read the bearer token from a file (surrounding whitespace is ignored)' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or the `token` query parameter as browsers must' -r -f -a "header\t''
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or a query parameter (--token-param) as browsers must' -r -f -a "header\t''
 query\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l token-param -d 'Query parameter that carries the token with --token-in query; its value is masked in every output, as `token` and `access_token` are' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l origin -d 'Origin header for the upgrade' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F

@@ -72,26 +72,18 @@ impl GlobalArgs {
     }
 }
 
-/// Environment variables, listed at the end of the root `--help`.
-pub const ENVIRONMENT: &[(&str, &str)] = &[
-    (
-        "SYNCPROBE_URL",
-        "base URL of the backend for client subcommands",
-    ),
-    (
-        "SYNCPROBE_TOKEN",
-        "bearer token sent by client subcommands (never printed)",
-    ),
-    (
-        "SYNCPROBE_LISTEN and other SYNCPROBE_*",
-        "settings of `serve`, one per flag (see `syncprobe serve --help`)",
-    ),
-    ("NO_COLOR", "disable colour (any value)"),
-    ("CLICOLOR_FORCE", "force colour even when not a terminal"),
-];
+/// Environment variables, listed at the end of the root `--help` and in the man pages.
+pub use crate::commands::args::ENVIRONMENT;
+
+/// The first commands to try, at the end of the root `--help` and in `syncprobe(1)`.
+const EXAMPLES: &str = "Examples:
+  syncprobe smoke                                   # every check, against the bundled server
+  syncprobe connect org-rio --url ws://localhost:3000
+  syncprobe watch-sync org-rio --expect 'QUEUED PROCESSING+ TERMINAL' --timeout 30s
+  syncprobe serve --listen 127.0.0.1:3000           # a stand-in backend";
 
 fn after_help() -> String {
-    let mut text = format!("Exit codes:\n{TableText}\nEnvironment:\n");
+    let mut text = format!("{EXAMPLES}\n\nExit codes:\n{TableText}\nEnvironment:\n");
     for (name, meaning) in ENVIRONMENT {
         text.push_str(&format!("  {name}\n      {meaning}\n"));
     }
@@ -102,13 +94,23 @@ fn after_help() -> String {
 /// `--help` names each flag's variable but never shows its current value: a URL
 /// may carry a password, a variable may hold a secret.
 pub fn command() -> clap::Command {
-    hide_env_values(Cli::command().after_long_help(after_help()))
+    every_flag(Cli::command().after_long_help(after_help()))
 }
 
-fn hide_env_values(command: clap::Command) -> clap::Command {
+/// What every flag of every subcommand shares: no variable's value in `--help`,
+/// and a negative duration or number reaches its parser (which says "durations
+/// cannot be negative") instead of being taken for a flag.
+fn every_flag(command: clap::Command) -> clap::Command {
     command
-        .mut_args(|arg| arg.hide_env_values(true))
-        .mut_subcommands(hide_env_values)
+        .mut_args(|arg| {
+            let numeric = arg.get_value_names().is_some_and(|names| {
+                names
+                    .iter()
+                    .any(|n| matches!(n.as_str(), "DURATION" | "N" | "C" | "R" | "K" | "BYTES"))
+            });
+            arg.hide_env_values(true).allow_hyphen_values(numeric)
+        })
+        .mut_subcommands(every_flag)
 }
 
 /// Parses `std::env::args`, exiting with clap's usage code (2) on bad input.
@@ -123,8 +125,35 @@ pub fn parse() -> Cli {
         anstream::ColorChoice::Never
     };
     choice.write_global();
-    let matches = command().get_matches_from(args);
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    let parsed = command()
+        .try_get_matches_from(&args)
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    parsed.unwrap_or_else(|e| {
+        // With --json a usage error is also a record, so a pipeline reading stdout
+        // learns why nothing else came; clap still writes its text to stderr.
+        if e.use_stderr() && json_flag(&args) {
+            let reporter =
+                crate::report::Reporter::with_options(true, Color::Never, Verbosity::Quiet);
+            reporter.error_record(&usage_message(&e), crate::exit::Exit::Usage);
+            let _ = reporter.finish();
+        }
+        e.exit()
+    })
+}
+
+/// `--json` on the line, before `--`.
+fn json_flag(args: &[std::ffi::OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
+/// The first line of clap's message, without its `error: ` prefix or styling.
+fn usage_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
 /// The last `--color WHEN` / `--color=WHEN` on the line, before `--`.
@@ -166,6 +195,22 @@ mod tests {
         );
         assert_eq!(color_flag(&args(&["x", "--", "--color", "always"])), None);
         assert_eq!(color_flag(&args(&["x", "connect", "o"])), None);
+    }
+
+    #[test]
+    fn usage_errors_are_found_and_worded_for_the_json_record() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert!(json_flag(&args(&["x", "connect", "--json", "--bogus"])));
+        assert!(!json_flag(&args(&["x", "connect", "--", "--json"])));
+        let e = command()
+            .try_get_matches_from(["syncprobe", "connect", "o", "--bogus"])
+            .unwrap_err();
+        assert_eq!(
+            usage_message(&e),
+            "unexpected argument '--bogus' found",
+            "{}",
+            e.render()
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum TokenIn {
 pub struct Addressing {
     /// Base URL of the backend (`ws`, `wss`, `http` or `https`).
     pub url: Option<String>,
+    /// `url` was given on the command line (not by the environment): a target that
+    /// is a full URL must then agree with it.
+    pub url_is_flag: bool,
     /// Path of the sync socket; `{org}` is replaced by the organization id.
     pub path: String,
     /// Base URL of the REST API (default: derived from the socket URL).
@@ -47,6 +50,7 @@ impl Default for Addressing {
     fn default() -> Self {
         Addressing {
             url: None,
+            url_is_flag: false,
             path: crate::protocol::DEFAULT_SYNC_PATH.to_string(),
             api_url: None,
         }
@@ -172,6 +176,7 @@ pub fn resolve(target: &str, args: &Addressing) -> anyhow::Result<Endpoint> {
             .map_or("/", |at| &path[..at]);
         api.set_path(base_path);
         to_http_scheme(&mut api)?;
+        check_same_base(&socket, args)?;
         (org, socket, with_trailing_slash(api))
     } else {
         if target.trim().is_empty() {
@@ -203,8 +208,57 @@ pub fn resolve(target: &str, args: &Addressing) -> anyhow::Result<Endpoint> {
     Ok(Endpoint { org, socket, api })
 }
 
+/// A target given as a full URL names its backend itself: a `--url` that names
+/// another one is a usage error (which one was meant?), not silently ignored.
+fn check_same_base(socket: &Url, args: &Addressing) -> anyhow::Result<()> {
+    let Some(given) = args.url.as_deref().filter(|_| args.url_is_flag) else {
+        return Ok(());
+    };
+    let mut base = parse_given(given, "--url")?;
+    to_ws_scheme(&mut base)?;
+    let same = socket.origin() == base.origin()
+        && socket.path().starts_with(base.path().trim_end_matches('/'));
+    if same {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "the target {} is a full URL and --url {} names another backend: give the organization id with --url, or the full URL alone",
+        redact(socket),
+        redact(&base)
+    )))
+}
+
 /// Query parameters whose values are secrets, masked wherever a URL is shown.
 pub const SECRET_PARAMS: &[&str] = &["token", "access_token"];
+
+/// Names added to [`SECRET_PARAMS`] for this process (`--token-param NAME`).
+static MASKED_PARAMS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// Masks the values of the query parameter `name` wherever a URL is shown from now
+/// on, as [`SECRET_PARAMS`] are.
+pub fn mask_param(name: &str) {
+    if is_secret_param(name) {
+        return;
+    }
+    if let Ok(mut names) = MASKED_PARAMS.write() {
+        names.push(name.to_string());
+    }
+}
+
+fn is_secret_param(name: &str) -> bool {
+    SECRET_PARAMS.contains(&name)
+        || MASKED_PARAMS
+            .read()
+            .map_or(true, |names| names.iter().any(|n| n == name))
+}
+
+fn secret_params() -> Vec<String> {
+    let mut names: Vec<String> = SECRET_PARAMS.iter().map(|s| s.to_string()).collect();
+    if let Ok(extra) = MASKED_PARAMS.read() {
+        names.extend(extra.iter().cloned());
+    }
+    names
+}
 
 /// `url` as shown to people: the password of its userinfo and the values of
 /// [`SECRET_PARAMS`] replaced by `***`.
@@ -213,14 +267,11 @@ pub fn redact(url: &Url) -> String {
     if shown.password().is_some() {
         let _ = shown.set_password(Some("***"));
     }
-    if url
-        .query_pairs()
-        .any(|(k, _)| SECRET_PARAMS.contains(&k.as_ref()))
-    {
+    if url.query_pairs().any(|(k, _)| is_secret_param(&k)) {
         let pairs: Vec<(String, String)> = url
             .query_pairs()
             .map(|(k, v)| {
-                let v = if SECRET_PARAMS.contains(&k.as_ref()) {
+                let v = if is_secret_param(&k) {
                     "***".to_string()
                 } else {
                     v.into_owned()
@@ -234,7 +285,8 @@ pub fn redact(url: &Url) -> String {
 }
 
 /// [`redact`] for text that may not parse as a URL: a `user:password@` before the
-/// host and `token=` / `access_token=` values are masked all the same.
+/// host and the values of secret parameters (`token=`, `access_token=`, the
+/// `--token-param`) are masked all the same.
 pub fn redact_text(text: &str) -> String {
     if let Ok(url) = Url::parse(text) {
         return redact(&url);
@@ -250,7 +302,7 @@ pub fn redact_text(text: &str) -> String {
             shown.replace_range(start..scheme_end + 3 + at, "***");
         }
     }
-    for param in SECRET_PARAMS {
+    for param in secret_params() {
         let key = format!("{param}=");
         let mut from = 0;
         while let Some(found) = shown[from..].find(&key) {
@@ -290,6 +342,8 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 pub struct ClientOptions {
     pub token: Option<String>,
     pub token_in: TokenIn,
+    /// The query parameter that carries the token with [`TokenIn::Query`].
+    pub token_param: String,
     pub origin: Option<String>,
     pub subprotocols: Vec<String>,
     pub headers: Vec<(String, String)>,
@@ -310,7 +364,10 @@ mod tests {
         for pair in extra.chunks(2) {
             let value = Some(pair[1].to_string());
             match pair[0] {
-                "--url" => addressing.url = value,
+                "--url" => {
+                    addressing.url = value;
+                    addressing.url_is_flag = true;
+                }
                 "--path" => addressing.path = pair[1].to_string(),
                 "--api-url" => addressing.api_url = value,
                 other => panic!("unknown flag {other}"),
@@ -439,6 +496,38 @@ mod tests {
         );
         assert_eq!(redact_text("ws://h/?mytoken=1"), "ws://h/?mytoken=1");
         assert_eq!(redact(&Url::parse("ws://h/o").unwrap()), "ws://h/o");
+    }
+
+    #[test]
+    fn a_full_url_and_another_url_flag_are_a_usage_error() {
+        let target = "ws://h:1/base/api/ws/sync/org-x";
+        for agreeing in ["ws://h:1", "http://h:1/", "ws://h:1/base"] {
+            let (org, socket, _) = resolved(target, &["--url", agreeing]);
+            assert_eq!((org.as_str(), socket.as_str()), ("org-x", target));
+        }
+        for other in [
+            "ws://h:2",
+            "wss://h:1",
+            "ws://other:1",
+            "ws://h:1/elsewhere",
+        ] {
+            let e = resolve(target, &args(&["--url", other])).unwrap_err();
+            assert_eq!(crate::exit::exit_for(&e), crate::exit::Exit::Usage);
+            assert!(format!("{e}").contains("names another backend"), "{e}");
+        }
+        // A base from the environment is only a default: the full URL wins.
+        let mut from_env = args(&["--url", "ws://other:9"]);
+        from_env.url_is_flag = false;
+        assert_eq!(resolve(target, &from_env).unwrap().socket.as_str(), target);
+    }
+
+    #[test]
+    fn a_named_token_parameter_is_masked() {
+        assert_eq!(redact_text("ws://h/?sig=1&x=2"), "ws://h/?sig=1&x=2");
+        mask_param("sig");
+        assert_eq!(redact_text("ws://h/?sig=1&x=2"), "ws://h/?sig=***&x=2");
+        let url = Url::parse("ws://h/o?x=1&sig=s3cr3t").unwrap();
+        assert_eq!(redact(&url), "ws://h/o?x=1&sig=***");
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub fn socket_url(
             }
         }
         if let (Some(token), TokenIn::Query) = (&options.token, options.token_in) {
-            query.append_pair("token", token);
+            query.append_pair(&options.token_param, token);
         }
     }
     if url.query() == Some("") {

@@ -23,9 +23,9 @@ use crate::client::{self, Addressing, ClientOptions, Endpoint, tls};
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectionArgs {
-    /// Base URL of the backend (ws, wss, http or https) [default: ws://localhost:3000;
-    /// for `smoke`, the bundled server on a free port]
-    #[arg(long, value_name = "URL", env = "SYNCPROBE_URL")]
+    /// Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL] [default:
+    /// ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]
+    #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Path of the sync socket; {org} is replaced by the organization id
     #[arg(long, value_name = "TEMPLATE", default_value = crate::protocol::DEFAULT_SYNC_PATH)]
@@ -36,21 +36,21 @@ pub struct ConnectionArgs {
     /// Extra request header, `Name: value` (repeatable)
     #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
-    /// Bearer token for the upgrade and REST calls
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "SYNCPROBE_TOKEN",
-        hide_env_values = true
-    )]
+    /// Bearer token for the upgrade and REST calls [env: SYNCPROBE_TOKEN, used when
+    /// neither --token nor --token-file is given]
+    #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
     /// Read the bearer token from a file (surrounding whitespace is ignored)
     #[arg(long, value_name = "FILE", conflicts_with = "token")]
     pub token_file: Option<std::path::PathBuf>,
-    /// Where the token goes on the upgrade: an Authorization header, or the `token`
-    /// query parameter as browsers must
+    /// Where the token goes on the upgrade: an Authorization header, or a query
+    /// parameter (--token-param) as browsers must
     #[arg(long, value_name = "WHERE", default_value = "header")]
     pub token_in: TokenInArg,
+    /// Query parameter that carries the token with --token-in query; its value is
+    /// masked in every output, as `token` and `access_token` are
+    #[arg(long, value_name = "NAME", default_value = "token", value_parser = parse_param_name)]
+    pub token_param: String,
     /// Origin header for the upgrade
     #[arg(long, value_name = "ORIGIN")]
     pub origin: Option<String>,
@@ -64,8 +64,37 @@ pub struct ConnectionArgs {
     #[arg(long)]
     pub insecure: bool,
     /// Deadline for DNS, TCP, TLS and the upgrade together
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
     pub connect_timeout: Duration,
+}
+
+/// Environment variables every subcommand reads, listed at the end of the root
+/// `--help` and in every man page.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "SYNCPROBE_URL",
+        "base URL of the backend for client subcommands, when --url is not given",
+    ),
+    (
+        "SYNCPROBE_TOKEN",
+        "bearer token sent by client subcommands when neither --token nor --token-file is given (never printed)",
+    ),
+    (
+        "SYNCPROBE_LISTEN and other SYNCPROBE_*",
+        "settings of `serve`, one per flag (see `syncprobe serve --help`)",
+    ),
+    ("NO_COLOR", "disable colour (any value)"),
+    ("CLICOLOR_FORCE", "force colour even when not a terminal"),
+];
+
+/// The variable that stands in for `--url`.
+pub const URL_VARIABLE: &str = "SYNCPROBE_URL";
+/// The variable that stands in for `--token` and `--token-file`.
+pub const TOKEN_VARIABLE: &str = "SYNCPROBE_TOKEN";
+
+/// A variable's value, `None` when unset or empty.
+fn variable(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// `--token-in`: the flag's spelling of [`client::TokenIn`].
@@ -76,10 +105,17 @@ pub enum TokenInArg {
 }
 
 impl ConnectionArgs {
+    /// The base URL the user chose: `--url`, else `SYNCPROBE_URL` (an explicit flag
+    /// beats the environment); `None` means the default.
+    pub fn given_url(&self) -> Option<String> {
+        self.url.clone().or_else(|| variable(URL_VARIABLE))
+    }
+
     /// Where the socket and the REST API are, as the library takes it.
     pub fn addressing(&self) -> Addressing {
         Addressing {
-            url: self.url.clone(),
+            url: self.given_url(),
+            url_is_flag: self.url.is_some(),
             path: self.path.clone(),
             api_url: self.api_url.clone(),
         }
@@ -93,6 +129,8 @@ impl ConnectionArgs {
     /// Credentials, headers and TLS for every socket and REST call of a run; reads
     /// `--token-file` and `--cacert`.
     pub fn client_options(&self) -> anyhow::Result<ClientOptions> {
+        // Explicit flags beat the environment: SYNCPROBE_TOKEN only when neither
+        // --token nor --token-file is given.
         let token = match (&self.token, &self.token_file) {
             (Some(token), _) => Some(token.trim().to_string()),
             (None, Some(path)) => {
@@ -104,10 +142,12 @@ impl ConnectionArgs {
                 }
                 Some(token)
             }
-            (None, None) => None,
+            (None, None) => variable(TOKEN_VARIABLE).map(|t| t.trim().to_string()),
         };
+        client::mask_param(&self.token_param);
         Ok(ClientOptions {
             token: token.filter(|t| !t.is_empty()),
+            token_param: self.token_param.clone(),
             token_in: match self.token_in {
                 TokenInArg::Header => client::TokenIn::Header,
                 TokenInArg::Query => client::TokenIn::Query,
@@ -138,11 +178,90 @@ pub fn parse_header(s: &str) -> Result<(String, String), String> {
 
 /// Parses `500ms`, `5s`, `2m`, `1h30m`; a bare `0` means zero.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    if s.trim() == "0" {
+    let s = s.trim();
+    if s.starts_with('-') {
+        return Err("durations cannot be negative".into());
+    }
+    if s == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e} (write durations like 500ms, 5s or 2m)"))
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write durations like 500ms, 5s or 2m)"))
+}
+
+/// [`parse_duration`] for limits and deadlines, where zero would mean "fail at
+/// once": zero is refused.
+pub fn positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        Duration::ZERO => Err("must be more than 0 (write durations like 500ms, 5s or 2m)".into()),
+        d => Ok(d),
+    }
+}
+
+/// A count that must be at least 1 (`--connections`, `--items`): zero would
+/// make the run check nothing.
+pub fn positive_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) if s.trim().starts_with('-') => Err("must be at least 1".into()),
+        Err(e) => Err(format!("{s:?} is not a count: {e}")),
+    }
+}
+
+/// A rate per second: a finite number, 0 or more (0 means "as fast as possible"
+/// where a flag says so).
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if !rate.is_finite() || rate < 0.0 {
+        return Err("a rate is a finite number, 0 or more".into());
+    }
+    Ok(rate)
+}
+
+/// The value of `--fail-on`: any event type name (custom ones are checked later,
+/// against `--allow-type`), with the protocol's types offered by shell completion.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventTypeName;
+
+impl clap::builder::TypedValueParser for EventTypeName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            crate::expect::KNOWN_TYPES
+                .iter()
+                .filter(|t| **t != "CONNECTED")
+                .map(clap::builder::PossibleValue::new),
+        ))
+    }
+}
+
+/// A query parameter name: non-empty, made of URL-safe characters.
+fn parse_param_name(s: &str) -> Result<String, String> {
+    let valid = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+    if valid {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a query parameter name (letters, digits, - _ . ~)"
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -201,5 +320,32 @@ mod tests {
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("5").unwrap_err().contains("500ms"));
         assert!(parse_duration("soon").is_err());
+        assert_eq!(
+            parse_duration("-5s").unwrap_err(),
+            "durations cannot be negative"
+        );
+        assert_eq!(
+            parse_duration(" -0 ").unwrap_err(),
+            "durations cannot be negative"
+        );
+        assert!(positive_duration("0").unwrap_err().contains("more than 0"));
+        assert!(positive_duration("0s").unwrap_err().contains("more than 0"));
+        assert_eq!(positive_duration("1ms"), Ok(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn counts_rates_and_parameter_names() {
+        assert_eq!(positive_count("3"), Ok(3));
+        assert_eq!(positive_count("0").unwrap_err(), "must be at least 1");
+        assert_eq!(positive_count("-1").unwrap_err(), "must be at least 1");
+        assert!(positive_count("x").is_err());
+        assert_eq!(parse_rate("0"), Ok(0.0));
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        for bad in ["-1", "nan", "inf", "x"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_param_name("access_key"), Ok("access_key".into()));
+        assert!(parse_param_name("").is_err());
+        assert!(parse_param_name("a=b").is_err());
     }
 }

@@ -106,28 +106,136 @@ fn man_command(root: &clap::Command) -> clap::Command {
     cmd
 }
 
-fn render(man: clap_mangen::Man) -> anyhow::Result<Artefact> {
+/// One page: clap_mangen's sections, then the text after `--help` as sections of
+/// its own with its lines kept (examples and tables must not be filled into one
+/// paragraph), then EXIT STATUS and ENVIRONMENT, which every page carries.
+fn render(cmd: &clap::Command) -> anyhow::Result<Artefact> {
     // The footer names the package, on subcommand pages too (not `watch-sync 0.1.0`).
-    let man = man.source(concat!("syncprobe ", env!("CARGO_PKG_VERSION")));
+    let man =
+        clap_mangen::Man::new(cmd.clone()).source(concat!("syncprobe ", env!("CARGO_PKG_VERSION")));
     let file_name = man.get_filename();
     let mut content = Vec::new();
-    man.render(&mut content)
-        .with_context(|| format!("failed to render {file_name}"))?;
+    let failed = || format!("failed to render {file_name}");
+    man.render_title(&mut content).with_context(failed)?;
+    man.render_name_section(&mut content).with_context(failed)?;
+    man.render_synopsis_section(&mut content)
+        .with_context(failed)?;
+    man.render_description_section(&mut content)
+        .with_context(failed)?;
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(&mut content)
+            .with_context(failed)?;
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        man.render_subcommands_section(&mut content)
+            .with_context(failed)?;
+    }
+    let mut roff = roff::Roff::new();
+    if let Some(after) = cmd.get_after_long_help().or_else(|| cmd.get_after_help()) {
+        for (title, lines) in after_help_sections(&after.to_string()) {
+            roff.control("SH", [title.as_str()]);
+            unfilled(&mut roff, &lines);
+        }
+    }
+    exit_status(&mut roff);
+    environment(&mut roff, cmd);
+    roff.to_writer(&mut content).with_context(failed)?;
+    man.render_version_section(&mut content)
+        .with_context(failed)?;
     Ok(Artefact { file_name, content })
+}
+
+/// The text after `--help`, split into man sections at its paragraphs: `Examples:`
+/// becomes EXAMPLES, a paragraph headed `Name (…):` or `Name:` becomes NAME, any
+/// other paragraph joins NOTES. The exit-code table and the environment of the root
+/// help are left out: every page renders them as EXIT STATUS and ENVIRONMENT.
+fn after_help_sections(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    for paragraph in text.split("\n\n").filter(|p| !p.trim().is_empty()) {
+        let mut lines: Vec<String> = paragraph.lines().map(String::from).collect();
+        let first = lines[0].trim_end();
+        let heading = first
+            .strip_suffix(':')
+            .map(|h| h.split(" (").next().unwrap_or(h).trim().to_string())
+            .filter(|h| h.split_whitespace().count() <= 3);
+        let title = match heading.as_deref() {
+            Some("Exit codes") | Some("Environment") => continue,
+            Some(h) => {
+                // A heading with a parenthesis keeps it as the section's first line.
+                match first.split_once(" (") {
+                    Some((_, rest)) => lines[0] = format!("({}", rest.trim_end_matches(':')),
+                    None => {
+                        lines.remove(0);
+                    }
+                }
+                h.to_uppercase()
+            }
+            None => "NOTES".to_string(),
+        };
+        match sections.iter_mut().find(|(t, _)| *t == title) {
+            Some((_, body)) => {
+                body.push(String::new());
+                body.extend(lines);
+            }
+            None => sections.push((title, lines)),
+        }
+    }
+    sections
+}
+
+/// Lines set as they are (no filling, no adjusting).
+fn unfilled(roff: &mut roff::Roff, lines: &[String]) {
+    roff.control("nf", []);
+    for line in lines {
+        roff.text([roff::roman(line.as_str())]);
+    }
+    roff.control("fi", []);
+}
+
+fn exit_status(roff: &mut roff::Roff) {
+    roff.control("SH", ["EXIT STATUS"]);
+    for (exit, meaning) in Exit::TABLE {
+        roff.control("TP", []);
+        roff.text([roff::bold(exit.code().to_string())]);
+        roff.text([roff::roman(meaning)]);
+    }
+}
+
+/// The variables every subcommand reads, then those standing in for this page's
+/// own flags (`serve`'s settings, `token`'s secret).
+fn environment(roff: &mut roff::Roff, cmd: &clap::Command) {
+    roff.control("SH", ["ENVIRONMENT"]);
+    let own = cmd.get_arguments().filter_map(|arg| {
+        let name = arg.get_env()?.to_string_lossy().into_owned();
+        let meaning = format!(
+            "--{} ({})",
+            arg.get_long().unwrap_or_default(),
+            arg.get_help().map(|h| h.to_string()).unwrap_or_default()
+        );
+        Some((name, meaning))
+    });
+    let shared = super::args::ENVIRONMENT
+        .iter()
+        .map(|(name, meaning)| (name.to_string(), meaning.to_string()));
+    for (name, meaning) in shared.chain(own) {
+        roff.control("TP", []);
+        roff.text([roff::bold(name)]);
+        roff.text([roff::roman(meaning)]);
+    }
 }
 
 /// `syncprobe.1`, the root man page.
 pub fn man_page(root: &clap::Command) -> anyhow::Result<Artefact> {
-    render(clap_mangen::Man::new(man_command(root)))
+    render(&man_command(root))
 }
 
 /// `syncprobe.1` and one `syncprobe-SUBCOMMAND.1` per visible subcommand (the root
 /// page refers to them by those names).
 pub fn man_pages(root: &clap::Command) -> anyhow::Result<Vec<Artefact>> {
     let cmd = man_command(root);
-    let mut pages = vec![render(clap_mangen::Man::new(cmd.clone()))?];
+    let mut pages = vec![render(&cmd)?];
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        pages.push(render(clap_mangen::Man::new(sub.clone()))?);
+        pages.push(render(sub)?);
     }
     Ok(pages)
 }

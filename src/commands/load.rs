@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use super::args::{ConnectionArgs, parse_duration};
+use super::args::{ConnectionArgs, parse_duration, parse_rate, positive_count, positive_duration};
 use crate::client::{self, ClientOptions};
 use crate::exit::{Exit, Failure};
 use crate::load::threshold::{self, Threshold};
@@ -36,7 +36,7 @@ Examples:
 )]
 pub struct LoadArgs {
     /// Sockets to open
-    #[arg(long, short = 'c', value_name = "C", default_value_t = 100)]
+    #[arg(long, short = 'c', value_name = "C", default_value_t = 100, value_parser = positive_count)]
     pub connections: usize,
     /// Organizations to spread them over, named PREFIX-1 … PREFIX-K
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -48,10 +48,10 @@ pub struct LoadArgs {
     #[arg(long = "org", value_name = "ORG", value_delimiter = ',', conflicts_with_all = ["orgs", "org_prefix"])]
     pub org_list: Vec<String>,
     /// Connections opened per second (0 = as fast as --max-pending allows)
-    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    #[arg(long, value_name = "R", default_value_t = 0.0, value_parser = parse_rate)]
     pub ramp_rate: f64,
     /// Handshakes in flight at once
-    #[arg(long, value_name = "N", default_value_t = 512)]
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = positive_count)]
     pub max_pending: usize,
     /// Keep the sockets open at least this long once they are all up
     #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_duration)]
@@ -60,7 +60,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub events: u64,
     /// Events per second per organization (0 = as fast as possible)
-    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    #[arg(long, value_name = "R", default_value_t = 0.0, value_parser = parse_rate)]
     pub rate: f64,
     /// How events are produced: POST /api/ws/publish, or the write-sync queue
     #[arg(
@@ -81,7 +81,7 @@ pub struct LoadArgs {
     #[arg(long)]
     pub allow_loss: bool,
     /// Wait for each CONNECTED
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
     pub timeout: Duration,
     /// Pass/fail rule, like 'p99<50ms', 'connect_p95<200ms', 'loss==0' (repeatable)
     #[arg(long = "threshold", value_name = "RULE")]
@@ -103,8 +103,11 @@ pub async fn run(args: LoadArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     if let Some(path) = &args.report {
         crate::report::check_output_path(path, "--report")?;
     }
+    if args.passive && args.duration.is_zero() {
+        return Err(Failure::Usage("--passive needs a --duration of more than 0".into()).into());
+    }
     let mut connection = args.connection.clone();
-    let embedded = connection.url.is_none();
+    let embedded = connection.given_url().is_none();
     engine::ensure_file_limit(
         args.connections,
         if embedded { args.connections } else { 0 },
@@ -142,13 +145,15 @@ async fn load(
     connection: &ConnectionArgs,
     reporter: &Reporter,
 ) -> anyhow::Result<Exit> {
-    if args.connections == 0 {
-        return Err(Failure::Usage("--connections must be at least 1".into()).into());
-    }
     let plan = plan(args, connection)?;
     let options = load_options(connection)?;
     reporter.say(&report::banner(
-        &client::redact_text(connection.url.as_deref().unwrap_or(client::DEFAULT_URL)),
+        &client::redact_text(
+            connection
+                .given_url()
+                .as_deref()
+                .unwrap_or(client::DEFAULT_URL),
+        ),
         args.connections,
         plan.endpoints.len(),
     ));

@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use clap::builder::TypedValueParser;
 
-use super::args::parse_duration;
-use crate::exit::Exit;
+use super::args::{parse_duration, positive_duration};
+use crate::exit::{Exit, Failure};
 use crate::report::Reporter;
 use crate::server::security::{
     self, CapResponse, JwtConfig, OrgAllowList, OrgIdSyntax, OriginPattern, RateLimit,
@@ -67,7 +67,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", env = "SYNCPROBE_PING_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub ping_interval: Duration,
     /// A write to a client blocked this long drops the client
-    #[arg(long, value_name = "DURATION", env = "SYNCPROBE_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", env = "SYNCPROBE_WRITE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub write_timeout: Duration,
     /// Time given to clients to finish the close handshake on shutdown
     #[arg(long, value_name = "DURATION", env = "SYNCPROBE_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
@@ -117,7 +117,7 @@ pub struct ServeArgs {
     pub jwt_audience: Option<String>,
     /// Clock tolerance for exp and nbf (at most 1h)
     #[arg(long, value_name = "DURATION", env = "SYNCPROBE_JWT_LEEWAY", default_value = "30s",
-          value_parser = parse_duration, help_heading = "Security")]
+          value_parser = parse_leeway, help_heading = "Security")]
     pub jwt_leeway: Duration,
     /// Origin allowed to open sockets and call the API, like https://app.example.com or
     /// https://*.example.com (repeatable or comma-separated; default: any)
@@ -153,7 +153,8 @@ pub struct ServeArgs {
     pub rate_limit: u32,
     /// Client frames a connection may send at once before --rate-limit applies
     #[arg(long, value_name = "N", env = "SYNCPROBE_RATE_BURST",
-          default_value_t = security::DEFAULT_BURST, help_heading = "Security")]
+          default_value_t = security::DEFAULT_BURST, help_heading = "Security",
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
     /// Close a sync socket silent (no frame, no pong) this long with 4408 (0 = never)
     #[arg(long, value_name = "DURATION", env = "SYNCPROBE_IDLE_TIMEOUT", default_value = "5m",
@@ -187,7 +188,8 @@ pub struct ServeArgs {
     pub ip_upgrade_rate: u32,
     /// Upgrade attempts a client IP may make at once before --ip-upgrade-rate applies
     #[arg(long, value_name = "N", env = "SYNCPROBE_IP_UPGRADE_BURST",
-          default_value_t = security::DEFAULT_IP_BURST, help_heading = "Security")]
+          default_value_t = security::DEFAULT_IP_BURST, help_heading = "Security",
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub ip_upgrade_burst: u32,
     /// Serve https:// and wss:// with this certificate chain (PEM; needs --tls-key)
     #[arg(
@@ -259,10 +261,13 @@ impl ServeArgs {
     }
 
     fn jwt(&self) -> anyhow::Result<Option<JwtConfig>> {
-        if self.jwt_leeway > security::MAX_LEEWAY {
-            bail!("--jwt-leeway may be at most 1h");
-        }
         let mut jwt = if let Some(secret) = &self.jwt_secret {
+            if secret.is_empty() {
+                return Err(Failure::Usage(
+                    "--jwt-secret is empty: the JWT secret is empty".into(),
+                )
+                .into());
+            }
             JwtConfig::hs256(secret.as_bytes()).context("--jwt-secret")?
         } else if let Some(path) = &self.jwt_secret_file {
             let secret = std::fs::read_to_string(path).with_context(|| {
@@ -277,9 +282,10 @@ impl ServeArgs {
                 .with_context(|| format!("the JWT public key {}", path.display()))?
         } else {
             if self.jwt_issuer.is_some() || self.jwt_audience.is_some() {
-                bail!(
-                    "--jwt-issuer and --jwt-audience need --jwt-secret, --jwt-secret-file or --jwt-public-key"
-                );
+                return Err(Failure::Usage(
+                    "--jwt-issuer and --jwt-audience need --jwt-secret, --jwt-secret-file or --jwt-public-key".into(),
+                )
+                .into());
             }
             return Ok(None);
         };
@@ -288,6 +294,15 @@ impl ServeArgs {
         jwt.leeway = self.jwt_leeway;
         Ok(Some(jwt))
     }
+}
+
+/// `--jwt-leeway`: a duration of at most [`security::MAX_LEEWAY`].
+fn parse_leeway(s: &str) -> Result<Duration, String> {
+    let leeway = parse_duration(s)?;
+    if leeway > security::MAX_LEEWAY {
+        return Err("the leeway may be at most 1h".into());
+    }
+    Ok(leeway)
 }
 
 /// `--org-id-syntax`: the flag's spelling of [`OrgIdSyntax`].

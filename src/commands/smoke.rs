@@ -75,7 +75,7 @@ pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     }
     let started = Instant::now();
     let mut connection = args.connection.clone();
-    let kind = if connection.url.is_none() && !args.target.contains("://") {
+    let kind = if connection.given_url().is_none() && !args.target.contains("://") {
         ServerKind::Embedded
     } else {
         ServerKind::Url

@@ -5,14 +5,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Map;
 
-use super::args::parse_duration;
+use super::args::{parse_duration, positive_duration};
 use crate::claims::{ORG_CLAIM, org_claim};
-use crate::exit::Exit;
+use crate::exit::{Exit, Failure};
 use crate::protocol::Timestamp;
 use crate::report::Reporter;
 use crate::report::json;
@@ -48,7 +48,7 @@ pub struct TokenArgs {
     #[arg(long = "org", value_name = "ORG", required = true)]
     pub orgs: Vec<String>,
     /// Lifetime: exp is now plus this
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = positive_duration)]
     pub ttl: Duration,
     /// Issuer claim (iss)
     #[arg(long, value_name = "ISS")]
@@ -71,10 +71,23 @@ pub async fn run(args: TokenArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
             .with_context(|| format!("failed to read the secret file {}", path.display()))?
             .trim()
             .to_string(),
-        (None, None) => bail!("give --secret, --secret-file or SYNCPROBE_JWT_SECRET"),
+        (None, None) => {
+            return Err(Failure::Usage(
+                "give --secret, --secret-file or SYNCPROBE_JWT_SECRET".into(),
+            )
+            .into());
+        }
     };
     if secret.is_empty() {
-        bail!("the secret is empty");
+        return Err(match &args.secret_file {
+            Some(path) if args.secret.is_none() => {
+                anyhow::anyhow!("the secret file {} is empty", path.display())
+            }
+            _ => Failure::Usage(
+                "--secret is empty: give the secret `serve --jwt-secret` was given".into(),
+            )
+            .into(),
+        });
     }
     let summary = mint(&args, secret.as_bytes(), SystemTime::now())?;
     reporter.summary(json::Summary::Token(&summary), || report::summary(&summary));
@@ -84,7 +97,7 @@ pub async fn run(args: TokenArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
 /// Signs the claims `args` describe, as of `now`.
 pub fn mint(args: &TokenArgs, secret: &[u8], now: SystemTime) -> anyhow::Result<TokenSummary> {
     if args.orgs.iter().any(|o| o.trim().is_empty()) {
-        bail!("--org must not be empty");
+        return Err(Failure::Usage("--org must not be empty".into()).into());
     }
     let iat = now
         .duration_since(UNIX_EPOCH)

@@ -133,7 +133,7 @@ pub struct Warning<'a> {
     pub message: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorRecord {
     pub message: String,

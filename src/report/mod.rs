@@ -276,13 +276,19 @@ impl Reporter {
     /// The error that ends the run: one line on stderr (cause chain included), hints
     /// after it, and an `error` record on stdout with `--json`.
     pub fn error(&self, err: &anyhow::Error, exit: Exit) {
+        self.error_record(&format!("{err:#}"), exit);
+        self.write_err(&human::error(err));
+    }
+
+    /// With `--json`, the `error` record alone: for errors whose text is written to
+    /// stderr by someone else (clap's usage errors).
+    pub fn error_record(&self, message: &str, exit: Exit) {
         if self.json {
             self.record(&Record::Error(json::ErrorRecord {
-                message: format!("{err:#}"),
+                message: message.to_string(),
                 exit_code: exit.code(),
             }));
         }
-        self.write_err(&human::error(err));
     }
 }
 

@@ -290,3 +290,61 @@ async fn every_subcommand_help_has_examples() {
         "no `Examples:` with a `syncprobe SUBCOMMAND` line in the --help of: {missing:?}"
     );
 }
+
+#[test]
+fn man_pages_have_exit_status_environment_and_examples_kept_line_by_line() {
+    let root = syncprobe::cli::command();
+    let pages = generate::man_pages(&root).unwrap();
+    assert!(pages.len() > 5);
+    for page in &pages {
+        let text = String::from_utf8(page.content.clone()).unwrap();
+        let name = &page.file_name;
+        for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH EXAMPLES"] {
+            assert!(text.contains(section), "{name} has no {section}");
+        }
+        for (exit, _) in syncprobe::exit::Exit::TABLE {
+            assert!(
+                text.contains(&format!(".TP\n\\fB{}\\fR\n", exit.code())),
+                "{name}: {}",
+                exit.code()
+            );
+        }
+        assert!(text.contains("SYNCPROBE_URL"), "{name}");
+        // Every example of the page's --help is one line of an unfilled block.
+        let sub = name.trim_end_matches(".1").strip_prefix("syncprobe-");
+        let cmd = match sub {
+            Some(sub) => root.find_subcommand(sub).unwrap().clone(),
+            None => root.clone(),
+        };
+        let Some(after) = cmd.get_after_long_help() else {
+            continue;
+        };
+        let unescape = |l: &str| {
+            l.replace("\\*(Aq", "'")
+                .replace("\\-", "-")
+                .replace('\\', "")
+        };
+        let lines: Vec<String> = text.lines().map(unescape).collect();
+        for example in after
+            .to_string()
+            .lines()
+            .filter(|l| l.starts_with("  syncprobe "))
+        {
+            let example = example.replace('\\', "");
+            let at = lines
+                .iter()
+                .position(|l| *l == example)
+                .unwrap_or_else(|| panic!("{name}: {example:?} is not one line"));
+            let block = lines[..at].iter().rposition(|l| l == ".nf");
+            let end = lines[..at].iter().rposition(|l| l == ".fi");
+            assert!(block > end, "{name}: {example:?} is filled");
+        }
+    }
+    // Serve's page also names the variable of each of its flags.
+    let serve = pages
+        .iter()
+        .find(|p| p.file_name == "syncprobe-serve.1")
+        .unwrap();
+    let serve = String::from_utf8_lossy(&serve.content);
+    assert!(serve.contains("SYNCPROBE_JWT_LEEWAY"), "{serve}");
+}

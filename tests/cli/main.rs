@@ -13,4 +13,5 @@ mod records;
 mod security;
 mod serve;
 mod support;
+mod usage;
 mod watch;

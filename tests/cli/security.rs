@@ -1096,12 +1096,15 @@ async fn serve_flags_turn_on_tls_and_jwt() {
 async fn bad_security_flags_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let not_pem = write(dir.path(), "key.pem", "not a key");
-    for (args, expected) in [
+    // Flags that cannot work are usage errors (2); files that cannot be read or
+    // parsed are input errors (6).
+    for (args, expected, code) in [
         (
             vec!["--jwt-public-key", not_pem.to_str().unwrap()],
             "not an RSA or EC (P-256) public key",
+            6,
         ),
-        (vec!["--jwt-secret", ""], "the JWT secret is empty"),
+        (vec!["--jwt-secret", ""], "the JWT secret is empty", 2),
         (
             vec![
                 "--tls-cert",
@@ -1110,15 +1113,18 @@ async fn bad_security_flags_are_reported() {
                 not_pem.to_str().unwrap(),
             ],
             "holds no certificate",
+            6,
         ),
-        (vec!["--jwt-issuer", "x"], "need --jwt-secret"),
+        (vec!["--jwt-issuer", "x"], "need --jwt-secret", 2),
         (
             vec!["--org-allow-file", "/nonexistent/orgs.txt"],
             "allow-list",
+            6,
         ),
         (
             vec!["--jwt-leeway", "2h", "--jwt-secret", "s"],
             "at most 1h",
+            2,
         ),
     ] {
         let mut argv = vec!["serve", "--listen", "127.0.0.1:0"];
@@ -1126,7 +1132,7 @@ async fn bad_security_flags_are_reported() {
         let output = run_cli(&argv).await;
         assert_eq!(
             output.status.code(),
-            Some(6),
+            Some(code),
             "{argv:?}: {}",
             stderr(&output)
         );
