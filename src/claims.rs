@@ -272,6 +272,22 @@ fn decode_error(jwt: &JwtConfig, e: &jsonwebtoken::errors::Error) -> TokenError 
 
 /// Verifies a token: signature with the configured algorithm only, `exp` (required),
 /// `nbf`, issuer and audience when configured, and the shape of the `org` claim.
+/// The `exp` claim of a JWT, read without verifying anything: what a client may
+/// say about the token it sent when a server refuses it. `None` when `token` is
+/// not a JWT or has no numeric `exp`.
+pub fn unverified_exp(token: &str) -> Option<u64> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims
+        .get("exp")?
+        .as_f64()
+        .filter(|e| *e >= 0.0)
+        .map(|e| e as u64)
+}
+
 pub fn verify(jwt: &JwtConfig, token: &str) -> Result<Grant, TokenError> {
     let ours = format!("{:?}", jwt.algorithm);
     match header_alg(token) {

@@ -61,6 +61,113 @@ impl fmt::Display for PeerClosed {
     }
 }
 
+/// The server answered the upgrade with something tungstenite cannot take as an
+/// HTTP/1.1 upgrade response: an HTTP/1.0 page, a TLS record, another protocol.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotWebSocket {
+    /// An HTTP response of another version: its status line and the body's start.
+    #[error("the server answered {line}{}", if body.is_empty() { String::new() } else { format!(": {body}") })]
+    Http {
+        line: String,
+        status: u16,
+        body: String,
+    },
+    /// A TLS record: the port expects `wss://`.
+    #[error("the port answered with TLS, not HTTP")]
+    Tls,
+    /// Bytes of another protocol, escaped.
+    #[error("the server answered something that is not HTTP: {0}")]
+    Other(String),
+}
+
+/// What a client got wrong about the credentials, as far as the server's answer
+/// (a 401 body, close 4401) tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// No token reached the server.
+    Missing,
+    /// The server says the token expired.
+    Expired,
+    /// The server refused the token (signature, shape, claims).
+    Rejected,
+}
+
+/// The token problem behind `err`, when the server refused the credentials.
+pub fn token_problem(err: &anyhow::Error) -> Option<TokenProblem> {
+    if find::<PeerClosed>(err).and_then(|c| c.code) == Some(crate::protocol::CLOSE_TOKEN_EXPIRED) {
+        return Some(TokenProblem::Expired);
+    }
+    let body = find::<UpgradeRefused>(err)
+        .filter(|r| r.status == 401)
+        .map(|r| r.body.as_str())
+        .or_else(|| {
+            find::<super::http::HttpError>(err)
+                .filter(|e| e.status == 401)
+                .map(|e| e.body.as_str())
+        })?;
+    // Words of the answer, from any shape: {"error":"TOKEN_EXPIRED"}, {"reason":
+    // "token_expired"}, {"message":"No token provided"}, or plain text.
+    let words = body.to_ascii_lowercase().replace(['_', '-'], " ");
+    Some(if words.contains("expired") {
+        TokenProblem::Expired
+    } else if ["no token", "missing", "not provided", "required"]
+        .iter()
+        .any(|w| words.contains(w))
+    {
+        TokenProblem::Missing
+    } else {
+        TokenProblem::Rejected
+    })
+}
+
+/// A peer's body as one short line: an HTML page by its title (or its text), any
+/// other body with its whitespace collapsed, cut to [`BODY_PREVIEW`] characters.
+pub fn body_preview(body: &str) -> String {
+    let trimmed = body.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    let is_html = lower.starts_with("<!doctype html")
+        || lower.starts_with("<html")
+        || lower.contains("<body");
+    let line = if is_html {
+        let title = lower
+            .find("<title>")
+            .and_then(|start| {
+                let from = start + "<title>".len();
+                lower[from..]
+                    .find("</title>")
+                    .map(|len| &trimmed[from..from + len])
+            })
+            .map(str::to_string)
+            .filter(|t| !t.trim().is_empty());
+        let text = title.unwrap_or_else(|| strip_tags(trimmed));
+        format!("HTML page: {}", collapse(&text))
+    } else {
+        collapse(trimmed)
+    };
+    crate::text::clamp(&line, if is_html { 120 } else { BODY_PREVIEW }).into_owned()
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text
+}
+
+fn collapse(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// `cause` under `failure`: the error a client step returns.
 pub fn failed(failure: Failure, cause: impl StdError + Send + Sync + 'static) -> anyhow::Error {
     anyhow::Error::new(cause).context(failure)
@@ -92,12 +199,73 @@ pub fn http_status(err: &anyhow::Error) -> Option<u16> {
     find::<UpgradeRefused>(err)
         .map(|r| r.status)
         .or_else(|| find::<super::http::HttpError>(err).map(|e| e.status))
+        .or_else(|| match find::<NotWebSocket>(err) {
+            Some(NotWebSocket::Http { status, .. }) => Some(*status),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::exit::{Exit, exit_for};
+
+    #[test]
+    fn bodies_are_shown_as_one_short_line() {
+        let nginx = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+        assert_eq!(body_preview(nginx), "HTML page: 502 Bad Gateway");
+        let untitled =
+            "<!DOCTYPE html><html><body><h1>Not   Found</h1>\n<p>Nothing here.</p></body></html>";
+        assert_eq!(body_preview(untitled), "HTML page: Not Found Nothing here.");
+        assert_eq!(body_preview("{\"error\":\n \"X\"}"), "{\"error\": \"X\"}");
+        let huge = format!("<html><title>{}</title></html>", "t".repeat(5000));
+        assert!(body_preview(&huge).chars().count() <= 121);
+        assert!(body_preview(&"x ".repeat(5000)).chars().count() <= BODY_PREVIEW + 1);
+    }
+
+    #[test]
+    fn token_problems_are_read_from_any_answer_shape() {
+        let refused = |status: u16, body: &str| {
+            failed(
+                Failure::Connect("refused".into()),
+                UpgradeRefused {
+                    status,
+                    body: body.into(),
+                },
+            )
+        };
+        let cases = [
+            (
+                r#"{"error":"TOKEN_EXPIRED","message":"Token has expired"}"#,
+                TokenProblem::Expired,
+            ),
+            (
+                r#"{"error":"UNAUTHORIZED","reason":"token_expired"}"#,
+                TokenProblem::Expired,
+            ),
+            (
+                r#"{"error":"UNAUTHORIZED","message":"No token provided"}"#,
+                TokenProblem::Missing,
+            ),
+            (
+                r#"{"error":"INVALID_TOKEN","message":"Invalid token"}"#,
+                TokenProblem::Rejected,
+            ),
+            ("Unauthorized", TokenProblem::Rejected),
+        ];
+        for (body, problem) in cases {
+            assert_eq!(token_problem(&refused(401, body)), Some(problem), "{body}");
+        }
+        assert_eq!(token_problem(&refused(403, "expired")), None);
+        let closed = failed(
+            Failure::Protocol("closed".into()),
+            PeerClosed {
+                code: Some(4401),
+                reason: String::new(),
+            },
+        );
+        assert_eq!(token_problem(&closed), Some(TokenProblem::Expired));
+    }
 
     #[test]
     fn causes_are_found_below_the_failure() {

@@ -35,13 +35,7 @@ fn describe(body: &str) -> String {
     match serde_json::from_str::<ApiError>(body) {
         Ok(e) => format!(": {}: {}", e.error, e.message),
         Err(_) if body.trim().is_empty() => String::new(),
-        Err(_) => format!(
-            ": {}",
-            body.chars()
-                .take(super::error::BODY_PREVIEW)
-                .collect::<String>()
-                .trim()
-        ),
+        Err(_) => format!(": {}", super::error::body_preview(body)),
     }
 }
 
@@ -63,6 +57,10 @@ impl HttpError {
 pub struct Api {
     client: reqwest::Client,
     endpoint: Endpoint,
+    /// Each call's limit, and the flag that sets it (named when a call times out).
+    timeout: Duration,
+    limit_flag: &'static str,
+    connect_timeout: Duration,
 }
 
 impl Api {
@@ -99,7 +97,17 @@ impl Api {
         Ok(Api {
             client,
             endpoint: endpoint.clone(),
+            timeout,
+            limit_flag: "--timeout",
+            connect_timeout: options.connect_timeout,
         })
+    }
+
+    /// Names the flag that sets the calls' limit, for the message of a timeout
+    /// (`--timeout` unless told otherwise).
+    pub fn limit_set_by(mut self, flag: &'static str) -> Api {
+        self.limit_flag = flag;
+        self
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -121,12 +129,12 @@ impl Api {
         let response = request
             .send()
             .await
-            .map_err(|e| request_failure(e, method, &shown))?;
+            .map_err(|e| self.request_failure(e, method, &shown))?;
         let status = response.status().as_u16();
         let text = response
             .text()
             .await
-            .map_err(|e| request_failure(e, method, &shown))?;
+            .map_err(|e| self.request_failure(e, method, &shown))?;
         if !(200..300).contains(&status) {
             let error = HttpError {
                 method,
@@ -175,15 +183,26 @@ impl Api {
     }
 }
 
-/// A request that got no answer, with the reqwest error (and the I/O or TLS error
-/// below it) kept as the typed cause.
-fn request_failure(error: reqwest::Error, method: &str, url: &str) -> anyhow::Error {
-    let failure = if error.is_timeout() {
-        Failure::Timeout(format!("{method} {url} timed out"))
-    } else if error.is_connect() {
-        Failure::Connect(format!("failed to connect to {url}"))
-    } else {
-        Failure::Protocol(format!("{method} {url} failed"))
-    };
-    super::error::failed(failure, error)
+impl Api {
+    /// A request that got no answer, with the reqwest error (and the I/O or TLS
+    /// error below it) kept as the typed cause.
+    fn request_failure(&self, error: reqwest::Error, method: &str, url: &str) -> anyhow::Error {
+        let failure = if error.is_connect() && error.is_timeout() {
+            Failure::Timeout(format!(
+                "connecting to {url} timed out after {} (raise --connect-timeout)",
+                humantime::format_duration(self.connect_timeout)
+            ))
+        } else if error.is_timeout() {
+            Failure::Timeout(format!(
+                "{method} {url} timed out after {} (raise {})",
+                humantime::format_duration(self.timeout),
+                self.limit_flag
+            ))
+        } else if error.is_connect() {
+            Failure::Connect(format!("failed to connect to {url}"))
+        } else {
+            Failure::Protocol(format!("{method} {url} failed"))
+        };
+        super::error::failed(failure, error)
+    }
 }

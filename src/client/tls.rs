@@ -80,27 +80,134 @@ pub fn client_config(
         // A machine without a system store still works with --cacert.
         let native = rustls_native_certs::load_native_certs();
         roots.add_parsable_certificates(native.certs);
+        let mut given = Vec::new();
         if let Some(path) = cacert {
-            let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(path)
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .with_context(|| format!("failed to read the CA file {}", path.display()))?
                 .collect::<Result<_, _>>()
                 .with_context(|| format!("the CA file {} is not valid PEM", path.display()))?;
             if certs.is_empty() {
                 bail!("the CA file {} holds no certificate", path.display());
             }
-            for cert in certs {
-                roots.add(cert).with_context(|| {
+            for cert in &certs {
+                roots.add(cert.clone()).with_context(|| {
                     format!(
                         "the CA file {} holds an unusable certificate",
                         path.display()
                     )
                 })?;
             }
+            given = certs;
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .context("failed to set up certificate verification")?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(TrustGiven { webpki, given }))
+            .with_no_client_auth()
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Whether `error` is webpki's "a CA certificate was presented as the server's
+/// own": what a self-signed `openssl req -x509` certificate (CA:TRUE) gets.
+pub fn is_ca_used_as_end_entity(error: &rustls::Error) -> bool {
+    match error {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
+            other.0.downcast_ref::<webpki::Error>() == Some(&webpki::Error::CaUsedAsEndEntity)
+        }
+        _ => false,
+    }
+}
+
+/// The usual verification (system roots and `--cacert`), with one addition that
+/// curl and OpenSSL make too: a server certificate that is itself one of the
+/// `--cacert` certificates is trusted as given (a self-signed certificate, even one
+/// marked CA:TRUE, as `openssl req -x509` makes), once it names the host and is
+/// within its validity period.
+#[derive(Debug)]
+struct TrustGiven {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    given: Vec<CertificateDer<'static>>,
+}
+
+impl TrustGiven {
+    fn verify_given(
+        end_entity: &CertificateDer<'_>,
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError as E;
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(E::BadEncoding))?;
+        cert.verify_is_valid_for_subject_name(server_name)
+            .map_err(|_| rustls::Error::InvalidCertificate(E::NotValidForName))?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+            .map_err(|_| rustls::Error::InvalidCertificate(E::BadEncoding))?;
+        let validity = parsed.validity();
+        let now = now.as_secs() as i64;
+        if now < validity.not_before.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(E::NotValidYet));
+        }
+        if now > validity.not_after.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(E::Expired));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+}
+
+impl ServerCertVerifier for TrustGiven {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(e)
+                if is_ca_used_as_end_entity(&e)
+                    && self.given.iter().any(|g| g.as_ref() == end_entity.as_ref()) =>
+            {
+                TrustGiven::verify_given(end_entity, server_name, now)
+            }
+            verified => verified,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 /// `--insecure`: any certificate is accepted, but signatures are still checked so

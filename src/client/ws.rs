@@ -16,11 +16,12 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
-use super::error::{BODY_PREVIEW, PeerClosed, UpgradeRefused, failed};
+use super::error::{BODY_PREVIEW, PeerClosed, UpgradeRefused, body_preview, failed};
+use super::recorded::{self, Head, Recorded};
 use super::{ClientOptions, Endpoint, TokenIn};
 use crate::exit::Failure;
 
-pub type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Stream = WebSocketStream<Recorded<MaybeTlsStream<TcpStream>>>;
 
 /// How long a client-initiated close waits for the server's answer.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -177,13 +178,15 @@ pub async fn open(
             .with_context(|| format!("{name:?} is not a valid header name"))?;
         headers.append(name, value(v, "-H")?);
     }
-    let (stream, response) = tokio::time::timeout_at(
+    let (stream, head) = Recorded::new(stream);
+    let (mut stream, response) = tokio::time::timeout_at(
         deadline,
         tokio_tungstenite::client_async_with_config(request, stream, options.ws_config),
     )
     .await
     .map_err(|_| timeout_failure("the WebSocket upgrade", &shown, limit))?
-    .map_err(|e| upgrade_failure(e, &shown))?;
+    .map_err(|e| upgrade_failure(e, &shown, &head, options))?;
+    stream.get_mut().stop();
     let subprotocol = response
         .headers()
         .get("sec-websocket-protocol")
@@ -197,28 +200,67 @@ pub async fn open(
     })
 }
 
-fn upgrade_failure(error: tungstenite::Error, url: &str) -> anyhow::Error {
+fn upgrade_failure(
+    error: tungstenite::Error,
+    url: &str,
+    head: &Head,
+    options: &ClientOptions,
+) -> anyhow::Error {
     match error {
         tungstenite::Error::Http(response) => {
             let body = response
                 .body()
                 .as_deref()
                 .map(|b| {
-                    String::from_utf8_lossy(&b[..b.len().min(BODY_PREVIEW)])
-                        .trim()
-                        .to_string()
+                    body_preview(&String::from_utf8_lossy(
+                        &b[..b.len().min(4 * BODY_PREVIEW)],
+                    ))
                 })
                 .unwrap_or_default();
-            let refused = UpgradeRefused {
-                status: response.status().as_u16(),
-                body,
+            let status = response.status().as_u16();
+            let refused = UpgradeRefused { status, body };
+            let token = match (status, &options.token) {
+                (401, Some(token)) => token_facts(token),
+                _ => String::new(),
             };
             connect_failure(
-                format!("the server refused the WebSocket upgrade at {url}"),
+                format!("the server refused the WebSocket upgrade at {url}{token}"),
                 refused,
             )
         }
-        other => connect_failure(format!("the WebSocket upgrade at {url} failed"), other),
+        other => {
+            let first = head.lock().map(|h| h.clone()).unwrap_or_default();
+            match recorded::answer(&first) {
+                Some(answer) => connect_failure(
+                    format!("the server at {url} did not upgrade to a WebSocket"),
+                    answer,
+                ),
+                None => connect_failure(
+                    format!(
+                        "the server at {url} ended the connection without answering the upgrade"
+                    ),
+                    other,
+                ),
+            }
+        }
+    }
+}
+
+/// What the token that was refused says about itself (decoded locally, not
+/// verified): ` (the token sent expired at …)`, or nothing.
+fn token_facts(token: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match crate::claims::unverified_exp(token) {
+        Some(exp) if exp <= now => format!(
+            " (the token sent expired at {}, {} ago)",
+            humantime::format_rfc3339_seconds(
+                SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(exp)
+            ),
+            humantime::format_duration(std::time::Duration::from_secs(now - exp))
+        ),
+        _ => String::new(),
     }
 }
 

@@ -611,7 +611,7 @@ async fn produce(
     let apis: Vec<Api> = plan
         .endpoints
         .iter()
-        .map(|e| Api::new(e, options, api_timeout))
+        .map(|e| Api::new(e, options, api_timeout).map(|api| api.limit_set_by("--drain-timeout")))
         .collect::<anyhow::Result<_>>()?;
     let mut requests = JoinSet::new();
     for (api, endpoint) in apis.into_iter().zip(&plan.endpoints) {

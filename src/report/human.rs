@@ -193,7 +193,7 @@ pub fn error(err: &anyhow::Error) -> String {
 /// Follow-up advice for causes people commonly hit, found from the error's typed
 /// causes (never from its text).
 fn hints(err: &anyhow::Error) -> Vec<&'static str> {
-    use crate::client::error::{http_status, io_kind};
+    use crate::client::error::{NotWebSocket, find, http_status, io_kind, token_problem};
     use std::io::ErrorKind;
     let mut hints = Vec::new();
     match io_kind(err) {
@@ -205,8 +205,16 @@ fn hints(err: &anyhow::Error) -> Vec<&'static str> {
         ),
         _ => {}
     }
-    if http_status(err) == Some(401) {
-        hints.push("pass a token with --token or --token-file (`syncprobe token` mints one for `serve --jwt-secret`)");
+    if let Some(NotWebSocket::Tls) = find::<NotWebSocket>(err) {
+        hints.push("this port speaks TLS: use wss:// (or https://) instead of ws://");
+    }
+    if let Some(NotWebSocket::Other(_)) = find::<NotWebSocket>(err) {
+        hints.push("this port speaks another protocol: check the host and the port");
+    }
+    if let Some(problem) = token_problem(err) {
+        hints.push(token_hint(problem));
+    } else if let Some(status) = http_status(err) {
+        hints.extend(status_hint(status));
     }
     if let Some(tls) = crate::client::error::tls_error(err) {
         hints.extend(tls_hint(tls));
@@ -214,11 +222,60 @@ fn hints(err: &anyhow::Error) -> Vec<&'static str> {
     hints
 }
 
-/// What to do about a certificate the client refused.
+/// What to do about a refused token, from what the server said.
+fn token_hint(problem: crate::client::error::TokenProblem) -> &'static str {
+    use crate::client::error::TokenProblem;
+    match problem {
+        TokenProblem::Missing => {
+            "pass a token with --token or --token-file (`syncprobe token` mints one for `serve --jwt-secret`)"
+        }
+        TokenProblem::Expired => {
+            "the server says the token expired: get a new one (`syncprobe token` for `serve`), or check this machine's clock"
+        }
+        TokenProblem::Rejected => {
+            "the server rejected the token: check that it was signed with the server's secret or key, and its issuer and audience"
+        }
+    }
+}
+
+/// What an HTTP status instead of the upgrade (or a REST answer) usually means.
+fn status_hint(status: u16) -> Option<&'static str> {
+    Some(match status {
+        200..=299 => {
+            "this is a web page, not a WebSocket endpoint: check the URL, --path or the proxy"
+        }
+        301 | 302 | 307 | 308 => {
+            "the server redirects: use the URL it points to (wss:// if it redirects to https)"
+        }
+        403 => {
+            "the server refused this organization or origin: check the token's organizations and --origin"
+        }
+        404 => "nothing answers at this path: check --path (default /api/ws/sync/{org}) and --url",
+        426 => {
+            "the server wants an upgrade it did not get: a proxy in between may drop the Upgrade header"
+        }
+        429 => "the server is rate limiting this client: wait, then retry more slowly",
+        502..=504 => {
+            "a proxy or the backend is down or overloaded: check the backend behind the proxy, then retry"
+        }
+        _ => return None,
+    })
+}
+
+/// What to do about a TLS handshake the client gave up.
 fn tls_hint(error: &rustls::Error) -> Option<&'static str> {
     use rustls::CertificateError as E;
-    let rustls::Error::InvalidCertificate(cert) = error else {
-        return None;
+    if crate::client::tls::is_ca_used_as_end_entity(error) {
+        return Some(
+            "the server presents a CA certificate (CA:TRUE) as its own, as a plain `openssl req -x509` makes: pass that very certificate with --cacert FILE, or give the server a certificate issued by a CA (see README, TLS)",
+        );
+    }
+    let cert = match error {
+        rustls::Error::InvalidCertificate(cert) => cert,
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            return Some("this port does not answer TLS: use ws:// (or http://) instead of wss://");
+        }
+        _ => return None,
     };
     Some(match cert {
         E::UnknownIssuer => {
