@@ -126,6 +126,8 @@ pub struct FrameOutcome {
     pub frame: Option<ServerFrame>,
     /// Whether it passed the filters (and so is shown and counted).
     pub considered: bool,
+    /// Whether the server replayed it from its history (see [`Summary::replayed`]).
+    pub replayed: bool,
     pub findings: Vec<Finding>,
     pub verdict: Verdict,
 }
@@ -433,6 +435,7 @@ impl StreamCheck {
                 return Ok(FrameOutcome {
                     frame: None,
                     considered: false,
+                    replayed: false,
                     findings,
                     verdict: Verdict::Continue,
                 });
@@ -452,6 +455,7 @@ impl StreamCheck {
             return Ok(FrameOutcome {
                 frame: Some(frame),
                 considered: false,
+                replayed: false,
                 findings,
                 verdict: Verdict::Continue,
             });
@@ -466,6 +470,7 @@ impl StreamCheck {
                 return Ok(FrameOutcome {
                     frame: Some(frame),
                     considered: false,
+                    replayed: false,
                     findings,
                     verdict: Verdict::Continue,
                 });
@@ -477,6 +482,7 @@ impl StreamCheck {
                 return Ok(FrameOutcome {
                     frame: Some(frame),
                     considered: false,
+                    replayed: false,
                     findings,
                     verdict: Verdict::Continue,
                 });
@@ -506,6 +512,7 @@ impl StreamCheck {
         Ok(FrameOutcome {
             frame: Some(frame),
             considered,
+            replayed,
             findings,
             verdict,
         })
