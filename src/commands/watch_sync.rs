@@ -60,7 +60,13 @@ Examples:
   syncprobe watch-sync org-rio --expect 'CONNECTED QUEUED PROCESSING+ (SUCCESS|CONFLICT)' --timeout 30s
   syncprobe watch-sync org-rio --per-item --items 3 --expect 'QUEUED PROCESSING+ TERMINAL' --strict
   syncprobe watch-sync org-rio --fail-on SYNC_FAILED --duration 5m --reconnect
-  syncprobe watch-sync org-rio --where details.error=timeout --record events.ndjson")]
+  syncprobe watch-sync org-rio --where details.error=timeout --record events.ndjson
+  syncprobe watch-sync org-rio --since 0 --expect 'QUEUED PROCESSING+ TERMINAL'  # replay, then live
+  syncprobe watch-sync org-rio --last 20
+
+Event lines show the receive time in UTC (10:00:00.123Z). Replayed events (--since,
+--last: a Part 2 server's history) are marked, counted as replayed, and are no
+latency samples.")]
 pub struct WatchSyncArgs {
     /// Organization id, or a full socket URL
     #[arg(value_name = "ORG")]
@@ -482,10 +488,17 @@ impl Watch<'_> {
         let opened = Cell::new(false);
         let mut stopped = None;
         let attempt = self.check.connections();
+        // An explicit --timeout bounds the first connection's opening as well (a
+        // silent port is not waited on for --connect-timeout).
+        let connect_by = self
+            .args
+            .timeout
+            .filter(|_| first)
+            .map(|limit| self.started + limit);
         let started = {
             let stop = stop(
                 &mut self.interrupt,
-                [self.timeout_at, self.duration_at],
+                [self.timeout_at.or(connect_by), self.duration_at],
                 &opened,
                 &mut stopped,
             );
@@ -868,6 +881,13 @@ impl Watch<'_> {
     /// The error for `--timeout`: what was awaited and how far it got.
     fn timed_out(&self) -> anyhow::Error {
         let limit = self.args.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        if self.check.connections() == 0 {
+            return Failure::Timeout(format!(
+                "timed out after {} before the socket opened (--timeout): no frame received",
+                humantime::format_duration(limit)
+            ))
+            .into();
+        }
         let what = if self.args.expect.is_some() {
             "the expected events"
         } else {
