@@ -1382,7 +1382,7 @@ async fn a_summary_without_any_frame_says_so() {
         ),
         (
             "--duration 0",
-            refused.clone(),
+            silent.base(),
             vec!["--duration", "0s"],
             0,
             WatchOutcome::Duration,
@@ -1418,6 +1418,8 @@ async fn a_summary_without_any_frame_says_so() {
             &url,
             "--timeout",
             "1s",
+            "--connect-timeout",
+            "1s",
             "--json",
         ])
         .await;
@@ -1428,6 +1430,28 @@ async fn a_summary_without_any_frame_says_so() {
         );
         assert_eq!(data_of(&records, "error").len(), 1, "{name}: {records:?}");
     }
+    // A socket that opens and stays silent: no CONNECTED, said as such.
+    let mute = FakeServer::sending(Vec::new()).await;
+    let argv = [
+        "watch-sync",
+        "org-n",
+        "--url",
+        &mute.base(),
+        "--timeout",
+        "1s",
+    ];
+    let out = run_cli(&argv).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("no valid CONNECTED was received"), "{text}");
+    assert!(!text.contains("Part 1"), "{text}");
+    let mut with_json = argv.to_vec();
+    with_json.push("--json");
+    let summary: WatchSummary = summary_of(&records(&run_cli(&with_json).await));
+    assert_eq!(
+        (summary.outcome, summary.reached),
+        (WatchOutcome::ConnectFailed, Reached::Opened)
+    );
 }
 
 /// Issue 11 point 18: event lines carry the receive time (UTC, `Z`) and a padded
