@@ -78,6 +78,8 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('--item', '--item', [CompletionResultType]::ParameterName, 'Consider only this item (repeatable)')
             [CompletionResult]::new('--where', '--where', [CompletionResultType]::ParameterName, 'Consider only events whose field equals the value: FIELD=VALUE, dotted paths such as details.error (repeatable; all must hold)')
             [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Stop after this many events (after filters)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Replay the events the server kept after seq N (`?since=N`), then go on live; needs a Part 2 server (exit 5 on a Part 1 server)')
+            [CompletionResult]::new('--last', '--last', [CompletionResultType]::ParameterName, 'Replay the server''s last N events, then go on live: asks the server for its seq first (a short connection of its own), then opens with since = seq - N; needs a Part 2 server (exit 5 on a Part 1 server)')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after watching this long')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Bound the wait for CONNECTED and for --expect or --count (default 10s and 60s)')
             [CompletionResult]::new('--reconnect-base', '--reconnect-base', [CompletionResultType]::ParameterName, 'First reconnect delay ceiling (full jitter, doubling per attempt)')

@@ -71,6 +71,8 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l allow
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l item -d 'Consider only this item (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l where -d 'Consider only events whose field equals the value: FIELD=VALUE, dotted paths such as details.error (repeatable; all must hold)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l count -d 'Stop after this many events (after filters)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l since -d 'Replay the events the server kept after seq N (`?since=N`), then go on live; needs a Part 2 server (exit 5 on a Part 1 server)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l last -d 'Replay the server\'s last N events, then go on live: asks the server for its seq first (a short connection of its own), then opens with since = seq - N; needs a Part 2 server (exit 5 on a Part 1 server)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l duration -d 'Stop after watching this long' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l timeout -d 'Bound the wait for CONNECTED and for --expect or --count (default 10s and 60s)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l reconnect-base -d 'First reconnect delay ceiling (full jitter, doubling per attempt)' -r

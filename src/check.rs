@@ -15,8 +15,14 @@ use serde_json::Value;
 
 use crate::expect::{Matcher, Mode, Pattern, Status};
 use crate::lifecycle::{Fit, Lifecycle};
-use crate::protocol::{Connected, EventType, ServerFrame, SyncEvent, Timestamp};
+use crate::protocol::{Connected, EventType, ProtocolPart, ServerFrame, SyncEvent, Timestamp};
 use crate::seq::{Arrival, SeqTracker};
+
+/// Longest peer text one item keeps (its error, each conflicting field), in
+/// characters: what the server sends is bounded before it is kept.
+pub const MAX_KEPT_TEXT: usize = 1000;
+/// Most conflicting fields one item keeps.
+pub const MAX_KEPT_FIELDS: usize = 100;
 
 /// What to expect of the stream.
 #[derive(Clone)]
@@ -120,15 +126,45 @@ pub struct FrameOutcome {
     pub frame: Option<ServerFrame>,
     /// Whether it passed the filters (and so is shown and counted).
     pub considered: bool,
+    /// Whether the server replayed it from its history (see [`Summary::replayed`]).
+    pub replayed: bool,
     pub findings: Vec<Finding>,
     pub verdict: Verdict,
 }
 
-/// An item: its lifecycle, and with `--per-item` its own matcher.
+/// An item: its lifecycle, with `--per-item` its own matcher, and what its last
+/// SYNC_FAILED or SYNC_CONFLICT said (kept for the summary).
 #[derive(Clone, Debug)]
 struct Item {
     lifecycle: Lifecycle,
     matcher: Option<Matcher>,
+    error: Option<String>,
+    conflicting_fields: Vec<String>,
+}
+
+impl Item {
+    /// Keeps the error of a SYNC_FAILED and the fields of a SYNC_CONFLICT, bounded.
+    fn keep_details(&mut self, event: &SyncEvent) {
+        let kept = |text: &str| crate::text::clamp(text, MAX_KEPT_TEXT).into_owned();
+        match event.kind {
+            EventType::Failed => {
+                if let Ok(d) = event.failed() {
+                    self.error = Some(kept(&d.error));
+                }
+            }
+            EventType::Conflict => {
+                if let Ok(d) = event.conflict() {
+                    self.conflicting_fields = d
+                        .conflicting_fields
+                        .iter()
+                        .take(MAX_KEPT_FIELDS)
+                        .map(|f| kept(f))
+                        .collect();
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Summary figures of a duration sample, in milliseconds.
@@ -168,6 +204,12 @@ pub struct ItemSummary {
     /// From SYNC_QUEUED to the terminal event, by the server's timestamps.
     pub queued_to_terminal_ms: Option<i64>,
     pub details: String,
+    /// `details.error` of its last SYNC_FAILED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `details.conflictingFields` of its last SYNC_CONFLICT.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicting_fields: Vec<String>,
     /// With `--per-item`: `satisfied`, `pending` or `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expectation: Option<Status>,
@@ -217,10 +259,19 @@ pub struct ExpectationSummary {
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub organization_id: String,
+    /// `part2` when the last CONNECTED carried `seq` and `epoch`, `part1` when it did
+    /// not, `null` when no CONNECTED was received.
+    pub protocol: Option<ProtocolPart>,
     /// Text frames received (CONNECTED included).
     pub frames: u64,
-    /// Events that passed the filters.
+    /// Events that passed the filters: the one count of events (`--count`, the
+    /// summary and the errors all use it).
     pub events: u64,
+    /// Of `events`, those the server replayed from its history (`--since`, `--last`,
+    /// a resume): seq in (since, CONNECTED.seq].
+    pub replayed: u64,
+    /// Events of the organization that `--item` or `--where` hid.
+    pub hidden: u64,
     pub by_type: BTreeMap<String, u64>,
     pub items: Vec<ItemSummary>,
     /// pfaIds with no terminal event.
@@ -243,6 +294,12 @@ pub struct StreamCheck {
     config: CheckConfig,
     frames: u64,
     events: u64,
+    replayed: u64,
+    hidden: u64,
+    /// The last `seq` of the current connection's replay (`CONNECTED.seq` when the
+    /// connection asked for `since`).
+    replay_until: Option<u64>,
+    protocol: Option<ProtocolPart>,
     by_type: BTreeMap<String, u64>,
     order: Vec<String>,
     items: HashMap<String, Item>,
@@ -271,6 +328,10 @@ impl StreamCheck {
             config,
             frames: 0,
             events: 0,
+            replayed: 0,
+            hidden: 0,
+            replay_until: None,
+            protocol: None,
             by_type: BTreeMap::new(),
             order: Vec::new(),
             items: HashMap::new(),
@@ -336,6 +397,10 @@ impl StreamCheck {
             }
         }
         self.epoch = new_epoch;
+        self.protocol = Some(connected.part());
+        // What the server holds up to CONNECTED.seq is replayed: not live, not a
+        // duplicate, and no measure of delivery latency.
+        self.replay_until = resumed_from.and(connected.seq);
         match (resumed_from, connected.history_truncated, epoch_changed) {
             // Counting starts afresh with whatever the server replays.
             (_, Some(true), _) | (_, _, true) => self.seqs.restart(None, true),
@@ -370,6 +435,7 @@ impl StreamCheck {
                 return Ok(FrameOutcome {
                     frame: None,
                     considered: false,
+                    replayed: false,
                     findings,
                     verdict: Verdict::Continue,
                 });
@@ -389,6 +455,7 @@ impl StreamCheck {
             return Ok(FrameOutcome {
                 frame: Some(frame),
                 considered: false,
+                replayed: false,
                 findings,
                 verdict: Verdict::Continue,
             });
@@ -403,6 +470,7 @@ impl StreamCheck {
                 return Ok(FrameOutcome {
                     frame: Some(frame),
                     considered: false,
+                    replayed: false,
                     findings,
                     verdict: Verdict::Continue,
                 });
@@ -414,6 +482,7 @@ impl StreamCheck {
                 return Ok(FrameOutcome {
                     frame: Some(frame),
                     considered: false,
+                    replayed: false,
                     findings,
                     verdict: Verdict::Continue,
                 });
@@ -425,16 +494,25 @@ impl StreamCheck {
         if let Some(seq) = event.seq {
             self.track_seq(seq, &mut findings);
         }
-        self.track_latency(event, received);
+        let replayed = event
+            .seq
+            .zip(self.replay_until)
+            .is_some_and(|(seq, until)| seq <= until);
+        if !replayed {
+            self.track_latency(event, received);
+        }
         let considered = self.passes_filters(event, raw);
         let verdict = if considered {
+            self.replayed += u64::from(replayed);
             self.consider(event, &mut findings)
         } else {
+            self.hidden += 1;
             Verdict::Continue
         };
         Ok(FrameOutcome {
             frame: Some(frame),
             considered,
+            replayed,
             findings,
             verdict,
         })
@@ -502,7 +580,10 @@ impl StreamCheck {
             .or_insert_with(|| Item {
                 lifecycle: Lifecycle::new(&event.pfa_id),
                 matcher: per_item.as_ref().map(|e| Matcher::new(&e.pattern, e.mode)),
+                error: None,
+                conflicting_fields: Vec::new(),
             });
+        item.keep_details(event);
         if item.lifecycle.on_event(event, None) == Fit::AfterTerminal {
             findings.push(Finding::AfterTerminal {
                 pfa_id: event.pfa_id.clone(),
@@ -670,8 +751,11 @@ impl StreamCheck {
         });
         Summary {
             organization_id: self.config.org.clone(),
+            protocol: self.protocol,
             frames: self.frames,
             events: self.events,
+            replayed: self.replayed,
+            hidden: self.hidden,
             by_type: self.by_type.clone(),
             unfinished: items
                 .iter()
@@ -719,6 +803,8 @@ fn item_summary(pfa: &str, item: &Item) -> ItemSummary {
         events: lifecycle.events().iter().map(|k| k.to_string()).collect(),
         queued_to_terminal_ms: lifecycle.queued_to_terminal_ms(),
         details: lifecycle.details().to_string(),
+        error: item.error.clone(),
+        conflicting_fields: item.conflicting_fields.clone(),
         expectation,
         explanation,
     }
@@ -1048,6 +1134,54 @@ mod tests {
         assert!(
             matches!(outcome.verdict, Verdict::Failed(ref m) if m.contains("SYNC_FAILED arrived for a"))
         );
+    }
+
+    #[test]
+    fn replayed_events_are_neither_duplicates_nor_latency_samples() {
+        let mut c = check(CheckConfig::default());
+        c.on_connected(&connected(Some(5), Some("e"), Some(false)), Some(3));
+        for seq in [4, 5, 6] {
+            assert_eq!(
+                feed(&mut c, &event("SYNC_QUEUED", "p", Some(seq))).findings,
+                [],
+                "seq {seq}"
+            );
+        }
+        let s = c.summary();
+        assert_eq!((s.events, s.replayed), (3, 2));
+        assert_eq!(s.seq.unwrap().duplicates, 0);
+        assert_eq!(s.delivery_latency_ms.unwrap().count, 1, "only the live one");
+        assert_eq!(s.protocol, Some(ProtocolPart::Part2));
+        // A connection without since replays nothing.
+        c.on_connected(&connected(Some(6), Some("e"), None), None);
+        feed(&mut c, &event("SYNC_QUEUED", "p", Some(7)));
+        assert_eq!(c.summary().replayed, 2);
+    }
+
+    #[test]
+    fn filters_say_how_many_events_they_hid_and_items_keep_their_details() {
+        let mut c = check(CheckConfig {
+            items: vec!["a".into(), "b".into()],
+            ..Default::default()
+        });
+        assert_eq!(c.summary().protocol, None, "nothing received");
+        c.on_connected(&connected(None, None, None), None);
+        feed(&mut c, &event("SYNC_FAILED", "a", None));
+        feed(&mut c, &event("SYNC_QUEUED", "x", None));
+        feed(&mut c, &event("SYNC_CONFLICT", "b", None));
+        feed(&mut c, &event("SYNC_SUCCESS", "y", None));
+        let s = c.summary();
+        assert_eq!((s.events, s.hidden), (2, 2));
+        assert_eq!(s.protocol, Some(ProtocolPart::Part1));
+        assert_eq!(s.items[0].error.as_deref(), Some("timeout"));
+        assert_eq!(s.items[1].conflicting_fields, ["a"]);
+        assert_eq!(s.items[1].error, None);
+        let mut long = check(CheckConfig::default());
+        long.on_connected(&connected(None, None, None), None);
+        let huge = event("SYNC_FAILED", "a", None).replace("timeout", &"e".repeat(5000));
+        feed(&mut long, &huge);
+        let kept = long.summary().items[0].error.clone().unwrap();
+        assert_eq!(kept.chars().count(), MAX_KEPT_TEXT + 1, "bounded");
     }
 
     #[test]

@@ -1149,10 +1149,18 @@ impl Matcher {
             out.push_str("received no events\n");
             return out;
         }
+        // CONNECTED is matched like an event but is not one of the stream's events:
+        // counted apart, the number agrees with the summary and `--count`.
+        let connected = self.received.iter().filter(|t| *t == "CONNECTED").count();
+        let events = self.received.len() - connected;
         out.push_str(&format!(
-            "received {} event{}:\n",
-            self.received.len(),
-            if self.received.len() == 1 { "" } else { "s" }
+            "received {}{events} event{}:\n",
+            match connected {
+                0 => String::new(),
+                1 => "CONNECTED and ".to_string(),
+                n => format!("{n} CONNECTED and "),
+            },
+            if events == 1 { "" } else { "s" }
         ));
         let steps = trace_steps(&trace);
         // Types come from the server: escaped and clamped, so a huge one cannot size
@@ -1918,7 +1926,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(&format!("pattern: {EXAMPLE}\n")), "{text}");
-        assert!(text.contains("received 4 events:"), "{text}");
+        assert!(text.contains("received CONNECTED and 3 events:"), "{text}");
         assert!(text.contains("2. NOISE            skipped"), "{text}");
         assert!(
             text.contains("4. SYNC_PROCESSING  matched SYNC_PROCESSING (pattern column 23)"),

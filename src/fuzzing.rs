@@ -810,7 +810,7 @@ fn hostile_frame(u: &mut Unstructured) -> arbitrary::Result<String> {
 pub fn server_frames(data: &[u8]) {
     use crate::check::{CheckConfig, Expectation as Expect, StreamCheck};
     use crate::report::human::{self, EventStyle};
-    use crate::report::watch::{self, WatchOutcome, WatchSummary};
+    use crate::report::watch::{self, Reached, WatchOutcome, WatchSummary};
     colored::control::set_override(false);
     let mut u = Unstructured::new(data);
     let Ok(count) = u.int_in_range(1..=12) else {
@@ -849,6 +849,15 @@ pub fn server_frames(data: &[u8]) {
         let parsed = ServerFrame::parse(raw).ok();
         rendered.push_str(&human::event(raw, parsed.as_ref(), EventStyle::Line));
         rendered.push_str(&human::event(raw, parsed.as_ref(), EventStyle::Pretty));
+        let at = std::time::SystemTime::now();
+        rendered.push_str(&watch::event_line(
+            raw,
+            parsed.as_ref(),
+            at,
+            usize::MAX,
+            true,
+        ));
+        rendered.push('\n');
         match check.on_frame(raw, std::time::SystemTime::now()) {
             Ok(outcome) => {
                 for finding in &outcome.findings {
@@ -861,6 +870,7 @@ pub fn server_frames(data: &[u8]) {
     rendered.push_str(&human::warning(&check.explain_unmet()));
     rendered.push_str(&watch::summary(&WatchSummary {
         outcome: WatchOutcome::Count,
+        reached: Reached::Connected,
         duration_ms: 1.0,
         check: check.summary(),
     }));

@@ -21,8 +21,7 @@ use crate::client::{ClientOptions, Endpoint, ws};
 use crate::exit::{Exit, Failure};
 use crate::expect::{Mode, Pattern};
 use crate::protocol::{EventType, Timestamp};
-use crate::report::human::EventStyle;
-use crate::report::watch::{self as report, Disconnect, WatchOutcome, WatchSummary};
+use crate::report::watch::{self as report, Disconnect, Reached, WatchOutcome, WatchSummary};
 use crate::report::{Reporter, json, junit};
 
 /// Wait for an expectation or `--count` when `--timeout` is not given.
@@ -61,7 +60,13 @@ Examples:
   syncprobe watch-sync org-rio --expect 'CONNECTED QUEUED PROCESSING+ (SUCCESS|CONFLICT)' --timeout 30s
   syncprobe watch-sync org-rio --per-item --items 3 --expect 'QUEUED PROCESSING+ TERMINAL' --strict
   syncprobe watch-sync org-rio --fail-on SYNC_FAILED --duration 5m --reconnect
-  syncprobe watch-sync org-rio --where details.error=timeout --record events.ndjson")]
+  syncprobe watch-sync org-rio --where details.error=timeout --record events.ndjson
+  syncprobe watch-sync org-rio --since 0 --expect 'QUEUED PROCESSING+ TERMINAL'  # replay, then live
+  syncprobe watch-sync org-rio --last 20
+
+Event lines show the receive time in UTC (10:00:00.123Z). Replayed events (--since,
+--last: a Part 2 server's history) are marked, counted as replayed, and are no
+latency samples.")]
 pub struct WatchSyncArgs {
     /// Organization id, or a full socket URL
     #[arg(value_name = "ORG")]
@@ -95,6 +100,15 @@ pub struct WatchSyncArgs {
     /// Stop after this many events (after filters)
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
+    /// Replay the events the server kept after seq N (`?since=N`), then go on live;
+    /// needs a Part 2 server (exit 5 on a Part 1 server)
+    #[arg(long, value_name = "N", conflicts_with = "last")]
+    pub since: Option<u64>,
+    /// Replay the server's last N events, then go on live: asks the server for its
+    /// seq first (a short connection of its own), then opens with since = seq - N;
+    /// needs a Part 2 server (exit 5 on a Part 1 server)
+    #[arg(long, value_name = "N")]
+    pub last: Option<u64>,
     /// Stop after watching this long
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -261,6 +275,8 @@ pub async fn run(args: WatchSyncArgs, reporter: &Reporter) -> anyhow::Result<Exi
         timeout_at: waits_for_something.then(|| started + args.timeout.unwrap_or(DEFAULT_TIMEOUT)),
         duration_at: args.duration.map(|d| started + d),
         interrupt: Box::pin(super::interrupted()),
+        pfa_width: 0,
+        opened: false,
     };
     let end = watch.run().await;
     watch.finish(end)
@@ -326,7 +342,14 @@ struct Watch<'a> {
     /// Ctrl-C, one future for the whole run: a signal that arrives between two waits
     /// (while a frame is handled) is kept for the next wait instead of being lost.
     interrupt: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    /// The widest pfaId shown so far: the column event lines pad to.
+    pfa_width: usize,
+    /// Whether a socket ever opened (the upgrade completed).
+    opened: bool,
 }
+
+/// The error for `--since`/`--last` against a server whose CONNECTED has no seq.
+const NO_HISTORY: &str = "the server's CONNECTED has no seq: it is a Part 1 server, which keeps no history to replay (remove --since/--last)";
 
 /// How one attempt to connect went.
 enum Attempt {
@@ -410,9 +433,13 @@ impl Watch<'_> {
         let mut delays = backoff.delays(rand::rng());
         let mut disconnected_at: Option<Timestamp> = None;
         let mut first = true;
+        let mut replay_from = match self.replay_from().await {
+            Ok(from) => from,
+            Err(end) => return end,
+        };
         loop {
             let resume = if first {
-                None
+                replay_from.take()
             } else {
                 self.check
                     .resume_point()
@@ -446,8 +473,7 @@ impl Watch<'_> {
                         return End::ServerClosed(why.frame());
                     }
                     disconnected_at = Some(Timestamp::now());
-                    self.reporter.warn(&report::reconnecting(&why));
-                    if let Some(end) = self.after_session(&mut delays, began).await {
+                    if let Some(end) = self.after_session(&mut delays, began, &why).await {
                         return end;
                     }
                 }
@@ -462,10 +488,17 @@ impl Watch<'_> {
         let opened = Cell::new(false);
         let mut stopped = None;
         let attempt = self.check.connections();
+        // An explicit --timeout bounds the first connection's opening as well (a
+        // silent port is not waited on for --connect-timeout).
+        let connect_by = self
+            .args
+            .timeout
+            .filter(|_| first)
+            .map(|limit| self.started + limit);
         let started = {
             let stop = stop(
                 &mut self.interrupt,
-                [self.timeout_at, self.duration_at],
+                [self.timeout_at.or(connect_by), self.duration_at],
                 &opened,
                 &mut stopped,
             );
@@ -486,6 +519,7 @@ impl Watch<'_> {
             )
             .await
         };
+        self.opened |= opened.get();
         match started {
             Ok(Started::Ready(session)) => Attempt::Ready(session),
             Ok(Started::Interrupted(closed)) => {
@@ -523,10 +557,19 @@ impl Watch<'_> {
         &mut self,
         delays: &mut Delays<impl rand::Rng>,
         began: Instant,
+        why: &Disconnect,
     ) -> Option<End> {
         let lasted = began.elapsed();
-        if lasted >= STABLE_SESSION {
+        let stable = lasted >= STABLE_SESSION;
+        if stable {
             delays.reset();
+        }
+        self.reporter.warn(&report::reconnecting(
+            why,
+            delays.attempts() + 1,
+            self.max_attempts(),
+        ));
+        if stable {
             return None;
         }
         let short = Failure::Protocol(format!(
@@ -546,14 +589,58 @@ impl Watch<'_> {
         e: anyhow::Error,
     ) -> Option<End> {
         let Some(delay) = delays.next() else {
-            return Some(End::GaveUp(e.context("reconnecting failed; giving up")));
+            return Some(End::GaveUp(e.context(format!(
+                "reconnecting failed {} in a row; giving up",
+                match delays.attempts() {
+                    1 => "once".to_string(),
+                    n => format!("{n} times"),
+                }
+            ))));
         };
-        self.reporter
-            .warn(&report::reconnect_failed(delays.attempts(), &e, delay));
+        self.reporter.warn(&report::reconnect_failed(
+            delays.attempts(),
+            self.max_attempts(),
+            &e,
+            delay,
+        ));
         tokio::select! {
             end = self.stopped() => Some(end),
             _ = tokio::time::sleep(delay) => None,
         }
+    }
+
+    /// `--reconnect-attempts` (`None`: unlimited).
+    fn max_attempts(&self) -> Option<u32> {
+        (self.args.reconnect_attempts > 0).then_some(self.args.reconnect_attempts)
+    }
+
+    /// Where the first connection replays from: `--since N`, or for `--last N` the
+    /// server's seq (asked over a short connection of its own) minus N.
+    async fn replay_from(&mut self) -> Result<Option<ws::ResumeFrom>, End> {
+        if let Some(since) = self.args.since {
+            return Ok(Some(ws::ResumeFrom { since, epoch: None }));
+        }
+        let Some(n) = self.args.last else {
+            return Ok(None);
+        };
+        let mut probe = match self.connect(None, true).await {
+            Attempt::Ready(session) => session,
+            Attempt::End(end) => return Err(end),
+            Attempt::Failed(e) => return Err(End::GaveUp(e)),
+            Attempt::Again => return Err(End::Protocol(NO_HISTORY.into())),
+        };
+        let connected = &probe.connected.connected;
+        let Some(seq) = connected.seq else {
+            // Shown and counted: it is what the server said.
+            self.on_session(&probe, None, None)?;
+            return Err(End::Protocol(NO_HISTORY.into()));
+        };
+        let since = seq.saturating_sub(n);
+        let epoch = connected.epoch.clone();
+        self.reporter.debug(&report::last_from(n, seq, since));
+        let closed = probe.close(1000, "normal").await;
+        self.reporter.close(&closed);
+        Ok(Some(ws::ResumeFrom { since, epoch }))
     }
 
     /// Resolves at Ctrl-C, `--timeout` or `--duration`, whichever comes first.
@@ -588,10 +675,18 @@ impl Watch<'_> {
             );
             self.reporter.warn(report::UNNUMBERED_RECONNECT);
         }
-        self.reporter
-            .event(&connected.raw, Some(&connected.frame), EventStyle::Line);
+        let at = SystemTime::now();
+        report::show_event(
+            self.reporter,
+            &connected.raw,
+            Some(&connected.frame),
+            || report::event_line(&connected.raw, Some(&connected.frame), at, 0, false),
+        );
         for finding in findings {
             self.reporter.warn(&finding.message());
+        }
+        if resume.is_some() && connected.connected.seq.is_none() && self.check.connections() == 1 {
+            return Err(End::Protocol(NO_HISTORY.into()));
         }
         Ok(verdict)
     }
@@ -671,8 +766,16 @@ impl Watch<'_> {
             Err(violation) => return Some(End::Protocol(violation.0)),
         };
         if outcome.considered {
-            self.reporter
-                .event(text, outcome.frame.as_ref(), EventStyle::Line);
+            if let Some(crate::protocol::ServerFrame::Event(e)) = &outcome.frame {
+                let width = crate::text::shown(&e.pfa_id, crate::text::MAX_COLUMN)
+                    .chars()
+                    .count();
+                self.pfa_width = self.pfa_width.max(width);
+            }
+            let width = self.pfa_width;
+            report::show_event(self.reporter, text, outcome.frame.as_ref(), || {
+                report::event_line(text, outcome.frame.as_ref(), at, width, outcome.replayed)
+            });
         }
         for finding in &outcome.findings {
             self.reporter.warn(&finding.message());
@@ -710,7 +813,11 @@ impl Watch<'_> {
     }
 
     fn outcome(&self, end: &End) -> WatchOutcome {
+        let never_connected = self.check.connections() == 0;
         match end {
+            End::GaveUp(_) | End::Timeout | End::Protocol(_) if never_connected => {
+                WatchOutcome::ConnectFailed
+            }
             End::Satisfied => WatchOutcome::Satisfied,
             End::Failed(_) => WatchOutcome::Failed,
             End::Protocol(_) => WatchOutcome::ProtocolError,
@@ -725,8 +832,14 @@ impl Watch<'_> {
 
     /// Reports the summary (and `--junit`), then turns the end into the exit.
     fn finish(&self, end: End) -> anyhow::Result<Exit> {
+        let reached = match (self.check.connections(), self.opened) {
+            (0, false) => Reached::None,
+            (0, true) => Reached::Opened,
+            _ => Reached::Connected,
+        };
         let summary = WatchSummary {
             outcome: self.outcome(&end),
+            reached,
             duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
             check: self.check.summary(),
         };
@@ -768,6 +881,13 @@ impl Watch<'_> {
     /// The error for `--timeout`: what was awaited and how far it got.
     fn timed_out(&self) -> anyhow::Error {
         let limit = self.args.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        if self.check.connections() == 0 {
+            return Failure::Timeout(format!(
+                "timed out after {} before the socket opened (--timeout): no frame received",
+                humantime::format_duration(limit)
+            ))
+            .into();
+        }
         let what = if self.args.expect.is_some() {
             "the expected events"
         } else {

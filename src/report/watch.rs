@@ -1,24 +1,39 @@
-//! The records of `watch-sync` and their text: the banner, the lines about lost and
-//! re-established connections, the pong round trips, and the end-of-run summary.
+//! The records of `watch-sync` and their text: the banner, the event lines (with
+//! their receive time), the lines about lost and re-established connections, the
+//! pong round trips, and the end-of-run summary.
 
-use crate::text::{MAX_COLUMN, shown};
+use crate::text::{MAX_COLUMN, MAX_SHOWN, shown};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::human::{BOLD, DIM, GREEN, RED, YELLOW, ms, paint, style_of};
+use super::Reporter;
+use super::human::{self, BOLD, CYAN, DIM, GREEN, RED, YELLOW, ms, paint, style_of};
 use crate::check::{self, ItemSummary, Summary};
 use crate::expect::Status;
+use crate::protocol::{ProtocolPart, ServerFrame};
 
 /// The `summary` record of `watch-sync`.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WatchSummary {
     pub outcome: WatchOutcome,
+    /// How far the watch got: `none` (no socket opened: nothing at all was received),
+    /// `opened` (a socket opened, but no valid CONNECTED came), `connected`.
+    pub reached: Reached,
     pub duration_ms: f64,
     #[serde(flatten)]
     pub check: check::Summary,
+}
+
+/// How far a watch got with the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reached {
+    None,
+    Opened,
+    Connected,
 }
 
 /// How a watch ended, as the summary's `outcome` says it.
@@ -38,6 +53,9 @@ pub enum WatchOutcome {
     Closed,
     /// Connecting or reconnecting failed for good (or another runtime error).
     GaveUp,
+    /// The watch ended without a CONNECTED: the socket could not be opened, the
+    /// upgrade was refused, or CONNECTED did not come (in time, or at all).
+    ConnectFailed,
     /// `--count` events arrived.
     Count,
     /// `--duration` passed.
@@ -54,6 +72,7 @@ impl WatchOutcome {
             WatchOutcome::ProtocolError => "protocol-error",
             WatchOutcome::Closed => "closed",
             WatchOutcome::GaveUp => "gave-up",
+            WatchOutcome::ConnectFailed => "connect-failed",
             WatchOutcome::Count => "count",
             WatchOutcome::Duration => "duration",
         }
@@ -125,16 +144,108 @@ pub fn banner(org: &str, url: &str) -> String {
     format!("Watching sync events of {} at {url}\n", paint(BOLD, org))
 }
 
-/// The warning for a lost connection that is being re-established.
-pub fn reconnecting(why: &Disconnect) -> String {
-    format!("{why}; reconnecting")
+/// `attempt 2/4`, or `attempt 2` when the attempts are not limited (`max` `None`).
+pub fn attempt(n: u32, max: Option<u32>) -> String {
+    match max {
+        Some(max) => format!("attempt {n}/{max}"),
+        None => format!("attempt {n}"),
+    }
 }
 
-/// The warning for a failed reconnect attempt, `next` being the wait before the
+/// The warning for a lost connection that is being re-established by attempt `n`.
+pub fn reconnecting(why: &Disconnect, n: u32, max: Option<u32>) -> String {
+    format!("{why}; reconnecting ({})", attempt(n, max))
+}
+
+/// The warning for failed reconnect attempt `n`, `next` being the wait before the
 /// following one.
-pub fn reconnect_failed(attempt: u32, error: &anyhow::Error, next: Duration) -> String {
+pub fn reconnect_failed(n: u32, max: Option<u32>, error: &anyhow::Error, next: Duration) -> String {
     let next = humantime::format_duration(Duration::from_millis(next.as_millis() as u64));
-    format!("reconnect attempt {attempt} failed: {error:#}; next in {next}")
+    format!(
+        "reconnect {} failed: {error:#}; next in {next}",
+        attempt(n, max)
+    )
+}
+
+/// The receive time of an event line: UTC, to the millisecond, marked `Z`.
+pub fn received_at(at: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(at)
+        .format("%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// One frame as `watch-sync` shows it: its receive time, the type, the pfaId padded
+/// to `pfa_width` (at most [`MAX_COLUMN`]), the seq, and the details; `replayed`
+/// marks an event the server replayed from its history.
+pub fn event_line(
+    raw: &str,
+    frame: Option<&ServerFrame>,
+    at: SystemTime,
+    pfa_width: usize,
+    replayed: bool,
+) -> String {
+    let time = paint(DIM, received_at(at));
+    match frame {
+        Some(ServerFrame::Event(e)) => {
+            let seq = e.seq.map_or(String::new(), |s| format!("#{s}"));
+            let details = e.short_details();
+            let mut line = format!(
+                "{time} {} {:<width$} {}",
+                paint(
+                    style_of(e.kind.as_str()),
+                    format!("{:<15}", shown(e.kind.as_str(), MAX_COLUMN))
+                ),
+                shown(&e.pfa_id, MAX_COLUMN),
+                paint(DIM, seq),
+                width = pfa_width.min(MAX_COLUMN + 1)
+            );
+            if !details.is_empty() {
+                line.push_str(&format!("  {}", shown(&details, MAX_SHOWN)));
+            }
+            if replayed {
+                line.push_str(&paint(DIM, "  (replayed)"));
+            }
+            line.trim_end().to_string()
+        }
+        Some(ServerFrame::Connected(c)) => {
+            let mut line = format!(
+                "{time} {} {}",
+                paint(CYAN, format!("{:<15}", "CONNECTED")),
+                shown(&c.organization_id, MAX_COLUMN)
+            );
+            if let (Some(seq), Some(epoch)) = (c.seq, &c.epoch) {
+                let epoch = shown(epoch, MAX_COLUMN);
+                line.push_str(&paint(DIM, format!(" seq={seq} epoch={epoch}")));
+            }
+            if c.history_truncated == Some(true) {
+                line.push_str(&paint(YELLOW, " history truncated"));
+            }
+            line
+        }
+        other => format!(
+            "{time} {}",
+            human::event(raw, other, human::EventStyle::Line).trim_end()
+        ),
+    }
+}
+
+/// Shows one frame: untouched in an `event` record with `--json`, else `line()`.
+pub fn show_event(
+    reporter: &Reporter,
+    raw: &str,
+    frame: Option<&ServerFrame>,
+    line: impl FnOnce() -> String,
+) {
+    if reporter.is_json() {
+        reporter.event(raw, frame, human::EventStyle::Line);
+    } else {
+        reporter.say(&line());
+    }
+}
+
+/// The debug line of `--last N`: where the replay starts.
+pub fn last_from(n: u64, seq: u64, since: u64) -> String {
+    format!("--last {n}: the server is at seq {seq}; replaying the events after seq {since}")
 }
 
 /// The warning for a reconnection to a server that does not number its events.
@@ -154,7 +265,7 @@ pub fn pong(round_trip: Duration) -> String {
 pub fn summary(s: &WatchSummary) -> String {
     let c = &s.check;
     [
-        headline(s.outcome, c),
+        headline(s.outcome, s.reached, c),
         by_type(c),
         items(&c.items),
         unfinished(c),
@@ -167,18 +278,56 @@ pub fn summary(s: &WatchSummary) -> String {
     .concat()
 }
 
-fn headline(outcome: WatchOutcome, s: &Summary) -> String {
+fn headline(outcome: WatchOutcome, reached: Reached, s: &Summary) -> String {
     let verdict = match outcome {
         o if o.is_success() => paint(GREEN, o),
         WatchOutcome::Interrupted | WatchOutcome::Closed => paint(YELLOW, outcome),
         _ => paint(RED, outcome),
     };
+    let nothing = match reached {
+        Reached::None => Some(NOTHING_RECEIVED),
+        Reached::Opened if s.frames == 0 => Some(NO_CONNECTED),
+        _ => None,
+    };
+    if let Some(nothing) = nothing {
+        return format!(
+            "\n{} {verdict}: {}\n",
+            paint(BOLD, "Summary"),
+            paint(YELLOW, nothing)
+        );
+    }
+    let mut of_which = Vec::new();
+    if s.replayed > 0 {
+        of_which.push(format!("{} replayed", s.replayed));
+    }
+    if s.hidden > 0 {
+        of_which.push(format!("{} more hidden by --item/--where", s.hidden));
+    }
+    let of_which = if of_which.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", of_which.join(", "))
+    };
     format!(
-        "\n{} {verdict}: {} frames, {} events\n",
+        "\n{} {verdict}: {}{of_which}; {} received\n",
         paint(BOLD, "Summary"),
-        s.frames,
-        s.events
+        plural(s.events, "event"),
+        plural(s.frames, "frame")
     )
+}
+
+/// What the summary says when no socket opened: not a single frame arrived.
+pub const NOTHING_RECEIVED: &str = "no frame received";
+/// What the summary says when a socket opened but no valid CONNECTED came.
+pub const NO_CONNECTED: &str = "the socket opened, but no valid CONNECTED was received";
+
+/// `1 event`, `2 events`.
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn by_type(s: &Summary) -> String {
@@ -221,15 +370,30 @@ fn item_line(item: &ItemSummary, width: usize) -> String {
     } else {
         paint(YELLOW, "  (no terminal event)")
     };
+    let mut kept = String::new();
+    if let Some(error) = &item.error {
+        kept.push_str(&format!("  error: {}", shown(error, MAX_SHOWN)));
+    }
+    if !item.conflicting_fields.is_empty() {
+        let fields: Vec<String> = item
+            .conflicting_fields
+            .iter()
+            .map(|f| shown(f, MAX_COLUMN))
+            .collect();
+        kept.push_str(&format!(
+            "  conflicting fields: {}",
+            shown(&fields.join(", "), MAX_SHOWN)
+        ));
+    }
     let expectation = match item.expectation {
         Some(Status::Satisfied) => format!("  {}", paint(GREEN, "✓")),
         Some(other) => format!("  {}", paint(RED, other)),
         None => String::new(),
     };
     format!(
-        "    {:<width$}  {state} after {} events{duration}{pending}{expectation}\n",
+        "    {:<width$}  {state} after {}{duration}{kept}{pending}{expectation}\n",
         shown(&item.pfa_id, MAX_COLUMN),
-        item.events.len()
+        plural(item.events.len() as u64, "event")
     )
 }
 
@@ -263,10 +427,15 @@ fn durations(s: &Summary) -> String {
 
 fn seq(s: &Summary) -> String {
     let Some(seq) = &s.seq else {
-        return format!(
-            "  {}\n",
-            paint(DIM, "seq: none (a Part 1 server): gaps cannot be detected")
-        );
+        // Only a CONNECTED without seq makes a Part 1 server; with nothing received
+        // there is nothing to say.
+        return match s.protocol {
+            Some(ProtocolPart::Part1) => format!(
+                "  {}\n",
+                paint(DIM, "seq: none (a Part 1 server): gaps cannot be detected")
+            ),
+            _ => String::new(),
+        };
     };
     let healthy =
         seq.gaps == 0 && seq.duplicates == 0 && seq.truncations == 0 && seq.epoch_changes == 0;
@@ -357,6 +526,7 @@ mod tests {
             WatchOutcome::ProtocolError,
             WatchOutcome::Closed,
             WatchOutcome::GaveUp,
+            WatchOutcome::ConnectFailed,
             WatchOutcome::Count,
             WatchOutcome::Duration,
         ];
@@ -381,8 +551,13 @@ mod tests {
     #[test]
     fn disconnects_say_why() {
         assert_eq!(
-            reconnecting(&Disconnect::of(Some((1001, String::new())))),
-            "the server closed the connection (code 1001, reason: -); reconnecting"
+            reconnecting(&Disconnect::of(Some((1001, String::new()))), 1, Some(4)),
+            "the server closed the connection (code 1001, reason: -); reconnecting (attempt 1/4)"
+        );
+        let e = anyhow::anyhow!("refused");
+        assert_eq!(
+            reconnect_failed(2, None, &e, Duration::from_millis(250)),
+            "reconnect attempt 2 failed: refused; next in 250ms"
         );
         assert_eq!(
             Disconnect::of(None).to_string(),

@@ -6,9 +6,9 @@
 
 use serde_json::{Value, json};
 use syncprobe::expect::{Mode, Status};
-use syncprobe::protocol::{EventType, Timestamp};
+use syncprobe::protocol::{EventType, ProtocolPart, Timestamp};
 use syncprobe::report::json::{Close, Open};
-use syncprobe::report::watch::{WatchOutcome, WatchSummary};
+use syncprobe::report::watch::{Reached, WatchOutcome, WatchSummary};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -1110,4 +1110,490 @@ async fn hostile_server_text_never_reaches_the_terminal_raw() {
             );
         }
     }
+}
+
+/// Reads `ws` until `terminals` items have ended (the server's history then holds
+/// all of their events).
+async fn wait_until_ended(ws: &mut Ws, terminals: usize) {
+    let mut ended = 0;
+    for _ in 0..1000 {
+        if ended == terminals {
+            return;
+        }
+        let frame = next_json(ws).await;
+        let kind = frame["type"].as_str().unwrap_or("");
+        if matches!(kind, "SYNC_SUCCESS" | "SYNC_CONFLICT" | "SYNC_FAILED") {
+            ended += 1;
+        }
+    }
+    panic!("{ended} of {terminals} items ended");
+}
+
+/// Issue 11 point 5: `--since N` and `--last N` replay what the server kept; the
+/// replayed events (seq up to CONNECTED.seq) are counted as replayed, not as
+/// duplicates, and are no latency samples; live ones after them are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_and_last_replay_history_counted_as_replayed() {
+    let server = TestServer::start().await;
+    let org = "org-replay";
+    // Subscribed before the write, so no event can pass unseen.
+    let (mut ws, _) = subscribe(&server, org).await;
+    write_sync(&server, json!({"organizationId": org, "count": 2})).await;
+    wait_until_ended(&mut ws, 2).await;
+    let base = server.base();
+    let out = run_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &base,
+        "--since",
+        "0",
+        "--count",
+        "6",
+        "--json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary: WatchSummary = summary_of(&records(&out));
+    assert_eq!((summary.check.events, summary.check.replayed), (6, 6));
+    let seq = summary.check.seq.clone().unwrap();
+    assert_eq!((seq.duplicates, seq.gaps, seq.last_seq), (0, 0, Some(6)));
+    assert_eq!(
+        summary.check.delivery_latency_ms, None,
+        "replays are no latency sample"
+    );
+
+    // --last 2: the last two of the six, then one live event.
+    let mut run = spawn_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &base,
+        "--last",
+        "2",
+        "--count",
+        "3",
+        "--json",
+    ]);
+    run.wait_for_connected().await;
+    wait_for_seq(&mut run, 6).await;
+    publish(&server, org, "SYNC_QUEUED", "pfa-live", Value::Null, 1).await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let seqs: Vec<u64> = events(&finished.records)
+        .iter()
+        .filter(|e| e["type"] != "CONNECTED")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [5, 6, 7]);
+    let summary: WatchSummary = summary_of(&finished.records);
+    assert_eq!((summary.check.events, summary.check.replayed), (3, 2));
+    assert_eq!(summary.check.delivery_latency_ms.unwrap().count, 1);
+
+    // People see which lines are replays and how many there were.
+    let out = run_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &base,
+        "--since",
+        "5",
+        "--count",
+        "2",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("#6  newVersion=2  (replayed)"), "{text}");
+    assert!(text.contains("#7  (replayed)"), "{text}");
+    assert!(
+        text.contains("2 events (2 replayed); 3 frames received"),
+        "{text}"
+    );
+}
+
+/// --since/--last ask a Part 1 server for history it does not keep: exit 5 naming
+/// the cause; both flags together are a usage error.
+#[tokio::test]
+async fn since_and_last_need_a_part2_server() {
+    let org = "org-p1r";
+    let mut server = FakeServer::sending(vec![
+        fake::part1_connected(org),
+        fake::part1_event("SYNC_QUEUED", "pfa-1", org),
+    ])
+    .await;
+    for flag in ["--since", "--last"] {
+        let out = run_cli(&[
+            "watch-sync",
+            org,
+            "--url",
+            &server.base(),
+            flag,
+            "3",
+            "--timeout",
+            "5s",
+            "--json",
+        ])
+        .await;
+        assert_eq!(out.status.code(), Some(5), "{flag}: {}", stderr(&out));
+        let records = records(&out);
+        let error = &data_of(&records, "error")[0]["message"];
+        assert!(error.as_str().unwrap().contains("Part 1 server"), "{error}");
+        let summary: WatchSummary = summary_of(&records);
+        assert_eq!(summary.outcome, WatchOutcome::ProtocolError);
+        assert_eq!(summary.check.protocol, Some(ProtocolPart::Part1));
+        let upgrade = server.next_upgrade().await;
+        let expected = (flag == "--since").then(|| "3".to_string());
+        assert_eq!(upgrade.param("since"), expected, "{flag}");
+    }
+    let out = run_cli(&["watch-sync", org, "--since", "1", "--last", "1"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// A shell-like split of a README command: words, and '…' quoted words.
+fn words(command: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in command.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(word);
+    }
+    out
+}
+
+/// The syncprobe commands of README's "From the seed checklist to syncprobe" table,
+/// in its order.
+fn checklist_commands() -> Vec<Vec<String>> {
+    let readme = include_str!("../../README.md");
+    let table = readme
+        .split("### From the seed checklist to syncprobe")
+        .nth(1)
+        .expect("the checklist section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| seed checklist step"))
+        .filter_map(|row| {
+            let cell = row.rsplit('|').nth(1)?;
+            let command = cell.split('`').nth(1)?;
+            command.starts_with("syncprobe ").then(|| words(command))
+        })
+        .collect()
+}
+
+/// Issue 11 point 5: every command of the README's seed-checklist table, in the
+/// table's order, against `serve` (in-process; the table's own `syncprobe serve`
+/// row is that server): each exits 0, and the row that runs until Ctrl-C is
+/// interrupted (130) after its CONNECTED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_checklist_table_works_in_its_own_order() {
+    let server = TestServer::start().await;
+    let commands = checklist_commands();
+    assert!(commands.len() >= 6, "{commands:?}");
+    let base = server.base();
+    let http = server.http("");
+    for command in &commands {
+        let mut argv: Vec<String> = command[1..].to_vec();
+        if argv[0] == "serve" {
+            continue;
+        }
+        match argv.iter().position(|w| w == "--url") {
+            Some(at) => argv[at + 1] = argv[at + 1].replace("http://localhost:3000", &http),
+            None => argv.extend(["--url".to_string(), base.clone()]),
+        }
+        argv.extend(["--timeout".to_string(), "20s".to_string()]);
+        let until_interrupted =
+            argv[0] == "watch-sync" && !argv.iter().any(|w| w.starts_with("--expect"));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        if until_interrupted {
+            let mut with_json = argv.clone();
+            with_json.push("--json");
+            let mut run = spawn_cli(&with_json);
+            run.wait_for_connected().await;
+            run.interrupt().await;
+            let finished = run.finish().await;
+            assert_eq!(finished.code(), Some(130), "{argv:?}: {}", finished.stderr);
+            continue;
+        }
+        let out = run_cli(&argv).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{argv:?}:\n{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
+/// Issue 11 point 6: when nothing was received the summary says so and names no
+/// protocol part: a refused port, a silent port (bounded by --timeout), a web page
+/// answering 200, and --duration 0. connect writes no summary then, only its error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_without_any_frame_says_so() {
+    let refused = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        format!("ws://{}", listener.local_addr().unwrap())
+    };
+    let silent = fake::SilentServer::start().await;
+    let web = fake::HttpServer::start("200 OK", "<html><body>hello</body></html>").await;
+    let cases = [
+        (
+            "refused",
+            refused.clone(),
+            vec![],
+            3,
+            WatchOutcome::ConnectFailed,
+        ),
+        (
+            "silent",
+            silent.base(),
+            vec!["--timeout", "1s"],
+            4,
+            WatchOutcome::ConnectFailed,
+        ),
+        (
+            "web page",
+            web.base(),
+            vec![],
+            3,
+            WatchOutcome::ConnectFailed,
+        ),
+        (
+            "--duration 0",
+            silent.base(),
+            vec!["--duration", "0s"],
+            0,
+            WatchOutcome::Duration,
+        ),
+    ];
+    for (name, url, extra, code, outcome) in cases {
+        let mut argv = vec!["watch-sync", "org-n", "--url", &url];
+        argv.extend(&extra);
+        let started = std::time::Instant::now();
+        let out = run_cli(&argv).await;
+        assert_eq!(out.status.code(), Some(code), "{name}: {}", stderr(&out));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(8),
+            "{name}: bounded"
+        );
+        let text = stdout(&out);
+        assert!(text.contains("no frame received"), "{name}: {text}");
+        assert!(!text.contains("Part 1"), "{name}: {text}");
+        argv.push("--json");
+        let out = run_cli(&argv).await;
+        let summary: WatchSummary = summary_of(&records(&out));
+        assert_eq!(summary.outcome, outcome, "{name}");
+        assert_eq!(summary.reached, Reached::None, "{name}");
+        assert_eq!(
+            (summary.check.protocol, summary.check.frames),
+            (None, 0),
+            "{name}"
+        );
+        let out = run_cli(&[
+            "connect",
+            "org-n",
+            "--url",
+            &url,
+            "--timeout",
+            "1s",
+            "--connect-timeout",
+            "1s",
+            "--json",
+        ])
+        .await;
+        let records = records(&out);
+        assert!(
+            data_of(&records, "summary").is_empty(),
+            "{name}: {records:?}"
+        );
+        assert_eq!(data_of(&records, "error").len(), 1, "{name}: {records:?}");
+    }
+    // A socket that opens and stays silent: no CONNECTED, said as such.
+    let mute = FakeServer::sending(Vec::new()).await;
+    let argv = [
+        "watch-sync",
+        "org-n",
+        "--url",
+        &mute.base(),
+        "--timeout",
+        "1s",
+    ];
+    let out = run_cli(&argv).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("no valid CONNECTED was received"), "{text}");
+    assert!(!text.contains("Part 1"), "{text}");
+    let mut with_json = argv.to_vec();
+    with_json.push("--json");
+    let summary: WatchSummary = summary_of(&records(&run_cli(&with_json).await));
+    assert_eq!(
+        (summary.outcome, summary.reached),
+        (WatchOutcome::ConnectFailed, Reached::Opened)
+    );
+}
+
+/// Issue 11 point 18: event lines carry the receive time (UTC, `Z`) and a padded
+/// pfaId column; the summary keeps each item's error or conflicting fields (escaped)
+/// and says how many events --item hid; the one count of events agrees between the
+/// summary, its --json record and the error.
+#[tokio::test]
+async fn watch_lines_and_summary_for_support_work() {
+    let org = "org-s";
+    let mut failed = fake::part1_event_value("SYNC_FAILED", "pfa-long-identifier", org);
+    failed["details"]["error"] = json!("disk\rfull");
+    let server = FakeServer::sending(vec![
+        fake::part2_connected(org, 0, "e"),
+        fake::part2_event("SYNC_QUEUED", "pfa-long-identifier", org, 1),
+        fake::part2_event("SYNC_QUEUED", "p-1", org, 2),
+        fake::part2_event("SYNC_QUEUED", "other", org, 3),
+        {
+            let mut f = failed.clone();
+            f["seq"] = json!(4);
+            f.to_string()
+        },
+        fake::part2_event("SYNC_CONFLICT", "p-1", org, 5),
+    ])
+    .await;
+    let argv = [
+        "watch-sync",
+        org,
+        "--url",
+        &server.base(),
+        "--item",
+        "pfa-long-identifier",
+        "--item",
+        "p-1",
+        "--count",
+        "5",
+        "--timeout",
+        "2s",
+    ];
+    let out = run_cli(&argv).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("Z SYNC_")).collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    for line in &lines {
+        let time = line.split(' ').next().unwrap();
+        assert!(
+            time.len() == 13 && time.ends_with('Z') && time.as_bytes()[2] == b':',
+            "{line}"
+        );
+    }
+    // The short id is padded to the long one's width: the seq column lines up.
+    assert_eq!(lines[0].find('#'), lines[1].find('#'), "{text}");
+    assert!(text.contains("error: disk\\u{d}full"), "{text}");
+    assert!(text.contains("conflicting fields: quantity"), "{text}");
+    assert!(
+        text.contains("4 events (1 more hidden by --item/--where)"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains(": 4 of 5 arrived"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut with_json = argv.to_vec();
+    with_json.push("--json");
+    let out = run_cli(&with_json).await;
+    let records = records(&out);
+    let summary: WatchSummary = summary_of(&records);
+    assert_eq!((summary.check.events, summary.check.hidden), (4, 1));
+    assert_eq!(summary.check.items[0].error.as_deref(), Some("disk\rfull"));
+    assert_eq!(summary.check.items[1].conflicting_fields, ["quantity"]);
+    let error = data_of(&records, "error")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("4 of 5 arrived"), "{error}");
+
+    // An expectation's explanation counts the same events.
+    let out = run_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &server.base(),
+        "--expect",
+        "CONNECTED QUEUED SUCCESS",
+        "--timeout",
+        "2s",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(": 5 events; 6 frames received"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("received CONNECTED and 5 events:"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Issue 11 point 18: reconnect lines say which attempt of how many (`attempt 1/2`),
+/// or only its number when the attempts are unlimited.
+#[tokio::test]
+async fn reconnect_lines_number_the_attempts() {
+    let (server, _) = closing_after_connected(1011).await;
+    let base = server.base();
+    let run = |attempts: &'static str, duration: &'static str| {
+        let base = base.clone();
+        async move {
+            run_cli(&[
+                "watch-sync",
+                "org-f",
+                "--url",
+                &base,
+                "--reconnect",
+                "--reconnect-attempts",
+                attempts,
+                "--reconnect-base",
+                "5ms",
+                "--reconnect-cap",
+                "10ms",
+                "--duration",
+                duration,
+            ])
+            .await
+        }
+    };
+    let out = run("2", "30s").await;
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("reconnecting (attempt 1/2)"), "{err}");
+    assert!(err.contains("reconnect attempt 2/2 failed"), "{err}");
+    assert!(
+        err.contains("reconnecting failed 2 times in a row; giving up"),
+        "{err}"
+    );
+    let out = run("0", "1s").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("reconnect attempt 3 failed"), "{err}");
+    assert!(!err.contains("attempt 3/"), "{err}");
 }
