@@ -266,7 +266,7 @@ async fn enqueue_wait_follows_every_outcome() {
             stderr(&output)
         );
         let s: EnqueueSummary = summary(&output);
-        assert_eq!(s.queued_count, 2);
+        assert_eq!(s.queued_count, Some(2));
         assert_eq!(s.items.len(), 2);
         for item in &s.items {
             assert_eq!(item.events, events, "{outcome}");
