@@ -75,6 +75,8 @@ pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     if let Some(path) = &args.junit {
         crate::report::check_output_path(path, "--junit")?;
     }
+    // Installed before anything is shown: a Ctrl-C right after the banner is ours.
+    let interrupt: Interrupt = Box::pin(super::interrupted());
     let started = Instant::now();
     let mut connection = args.connection.clone();
     let kind = if connection.url.is_none() && !args.target.contains("://") {
@@ -91,7 +93,7 @@ pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
         }
         ServerKind::Url => None,
     };
-    let result = smoke(&args, &connection, kind, reporter, started).await;
+    let result = smoke(&args, &connection, kind, reporter, started, interrupt).await;
     if let Some(server) = server {
         server.stop().await;
     }
@@ -108,6 +110,7 @@ async fn smoke(
     kind: ServerKind,
     reporter: &Reporter,
     started: Instant,
+    interrupt: Interrupt,
 ) -> anyhow::Result<Exit> {
     let endpoint = connection.endpoint(&args.target)?;
     let options = connection.client_options()?;
@@ -123,7 +126,7 @@ async fn smoke(
         steps: Vec::new(),
         failure: None,
         interrupted: false,
-        interrupt: Box::pin(super::interrupted()),
+        interrupt,
         protocol: None,
         items: Vec::new(),
     };

@@ -149,17 +149,21 @@ fn verdict(s: &EnqueueSummary, estimated: Option<Timestamp>) -> String {
         return format!("{} {what}\n", paint(RED, format!("{}:", ending(s.outcome))));
     };
     let line = queued_line(&s.organization_id, &s.job_id, queued, &s.message, estimated);
-    if s.outcome == EnqueueOutcome::Queued || queued == 0 {
+    if s.outcome == EnqueueOutcome::Queued {
         return line;
     }
-    let ended = s.items.iter().filter(|t| t.outcome.is_some()).count();
-    let counts = outcome_counts(&s.items);
     let job = shown(s.job_id.as_deref().unwrap_or("-"), MAX_COLUMN);
     let (style, head) = match s.outcome {
         EnqueueOutcome::Finished => (GREEN, "followed".to_string()),
         EnqueueOutcome::Failed => (RED, "FAILED".to_string()),
         other => (RED, ending(other).to_string()),
     };
+    if queued == 0 {
+        // The answer's own line was shown when it came; the verdict does not repeat it.
+        return format!("{}: nothing was queued (job {job})\n", paint(style, head));
+    }
+    let ended = s.items.iter().filter(|t| t.outcome.is_some()).count();
+    let counts = outcome_counts(&s.items);
     format!(
         "{}: {ended} of {} ended (job {job}){counts}\n",
         paint(style, head),

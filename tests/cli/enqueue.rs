@@ -751,10 +751,11 @@ impl TextRun {
         }
     }
 
-    async fn interrupt(&self) {
+    /// Sends `signal` (`-INT` as Ctrl-C does, `-TERM`).
+    async fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("still running").to_string();
         let status = tokio::process::Command::new("kill")
-            .args(["-INT", &pid])
+            .args([signal, &pid])
             .status()
             .await
             .unwrap();
@@ -907,6 +908,20 @@ async fn ctrl_c_during_enqueue_wait_leaves_the_summary_the_error_and_the_junit_f
     }
     let close: Value = data_of(&finished.records, "close")[0].clone();
     assert_eq!(close["code"], 1000);
+
+    // Without --wait, during the POST.
+    let (addr, state) = backend_with(Fault::PostHangs, false).await;
+    let url = format!("ws://{addr}");
+    let mut run = spawn_cli(&["enqueue", "org-int", "--url", &url, "--json"]);
+    tokio::time::timeout(WAIT, state.posted.notified())
+        .await
+        .expect("the POST arrived");
+    run.interrupt().await;
+    let finished = run.finish().await;
+    assert_interrupted(&finished);
+    let s: EnqueueSummary = summary_of(&finished.records);
+    assert_eq!(s.outcome, EnqueueOutcome::Interrupted);
+    assert!(s.posted && s.queued_count.is_none(), "{s:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -922,7 +937,8 @@ async fn ctrl_c_during_enqueue_wait_in_text_prints_the_summary() {
         "--wait",
     ]);
     run.wait_for("SYNC_PROCESSING").await;
-    run.interrupt().await;
+    // SIGTERM ends the run as Ctrl-C does.
+    run.signal("-TERM").await;
     let (code, lines, stderr) = run.finish().await;
     assert_eq!(code, Some(130), "{stderr}");
     assert!(
@@ -1033,7 +1049,7 @@ async fn ctrl_c_during_smoke_in_text_prints_the_verdict() {
     let addr = backend(Fault::NoTerminal, false).await;
     let mut run = spawn_text(&["smoke", "--url", &format!("ws://{addr}")]);
     run.wait_for("SYNC_PROCESSING").await;
-    run.interrupt().await;
+    run.signal("-INT").await;
     let (code, lines, stderr) = run.finish().await;
     assert_eq!(code, Some(130), "{stderr}");
     assert!(
@@ -1041,6 +1057,20 @@ async fn ctrl_c_during_smoke_in_text_prints_the_verdict() {
             .last()
             .unwrap()
             .starts_with("smoke INTERRUPTED during step lifecycle: 2 passed, 1 failed, 4 skipped"),
+        "{lines:?}"
+    );
+    // Before the upgrade is answered (a server that accepts TCP and says nothing).
+    let silent = crate::fake::SilentServer::start().await;
+    let mut run = spawn_text(&["smoke", "--url", &silent.base()]);
+    run.wait_for("Smoke test of org-smoke").await;
+    run.signal("-INT").await;
+    let (code, lines, stderr) = run.finish().await;
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("smoke INTERRUPTED during step connect: 0 passed, 1 failed, 6 skipped"),
         "{lines:?}"
     );
 }
