@@ -912,7 +912,7 @@ async fn ctrl_c_during_enqueue_wait_leaves_the_summary_the_error_and_the_junit_f
     // Without --wait, during the POST.
     let (addr, state) = backend_with(Fault::PostHangs, false).await;
     let url = format!("ws://{addr}");
-    let mut run = spawn_cli(&["enqueue", "org-int", "--url", &url, "--json"]);
+    let run = spawn_cli(&["enqueue", "org-int", "--url", &url, "--json"]);
     tokio::time::timeout(WAIT, state.posted.notified())
         .await
         .expect("the POST arrived");
