@@ -25,7 +25,9 @@ use crate::report::{Reporter, json, junit};
 #[derive(Debug, Args)]
 #[command(
     after_long_help = "Exit codes besides the table: an error answer exits 3 for 401/403, 5 for
-404 and 5xx, 6 for 400 and other 4xx; --expect-outcome not met exits 1.
+404 and 5xx, 6 for 400 and other 4xx; --expect-outcome not met exits 1. Ctrl-C (or
+SIGTERM) at any point prints the summary, the --json error record and the --junit file,
+then exits 130. The answer is shown before the events it caused; -q prints the verdict only.
 
 Examples:
   syncprobe enqueue org-rio --modification-id m-1 --modification-id m-2 --priority 5

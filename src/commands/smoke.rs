@@ -39,6 +39,8 @@ const STATUS_ATTEMPTS: u32 = 10;
 #[derive(Debug, Args)]
 #[command(
     after_long_help = "Steps: connect, enqueue, lifecycle, seq, sync-status, stats, close.
+Ctrl-C (or SIGTERM) in any step reports it interrupted, skips the rest, and prints the
+summary, the --json error record and the --junit file before exiting 130.
 
 Examples:
   syncprobe smoke                                   # against the bundled server, started in-process
