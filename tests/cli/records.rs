@@ -594,6 +594,17 @@ fn states_are_spelt_as_documented() {
     assert_eq!(wire(StepStatus::Passed), "passed");
     assert_eq!(wire(StepStatus::Skipped), "skipped");
     assert_eq!(wire(StepStatus::Failed), "failed");
+    use syncprobe::report::enqueue::EnqueueOutcome as E;
+    for (outcome, spelt) in [
+        (E::Queued, "queued"),
+        (E::Finished, "finished"),
+        (E::Failed, "failed"),
+        (E::Timeout, "timeout"),
+        (E::Interrupted, "interrupted"),
+        (E::Error, "error"),
+    ] {
+        assert_eq!(wire(outcome), spelt);
+    }
 }
 
 /// Output that cannot be written is an error (exit 6) once the run is over, not a
