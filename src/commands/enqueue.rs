@@ -123,7 +123,11 @@ pub async fn run(args: EnqueueArgs, reporter: &Reporter) -> anyhow::Result<Exit>
             Ok(response) => (Some(response), End::Done),
             Err(end) => (None, end),
         };
-        return run.finish(Some(posted(response, Vec::new())), end);
+        let posted = Posted {
+            response,
+            items: Vec::new(),
+        };
+        return run.finish(Some(posted), end);
     }
     let (posted, end) = wait(&run, &options, &api, &request, deadline, &mut interrupt).await;
     run.finish(posted, end)
@@ -200,25 +204,20 @@ async fn wait(
     };
     let on = |seen: follow::Seen<'_>| report::seen(reporter, org, seen);
     let followed = follow::follow(&mut session, api, request, deadline, interrupt, on).await;
+    let posted = Posted {
+        response: followed.response,
+        items: followed.items,
+    };
     let end = match followed.end {
         FollowEnd::Done => End::Done,
         FollowEnd::Timeout => End::Timeout,
         FollowEnd::Interrupted => End::Interrupted,
         FollowEnd::Post(e) => End::Failed(e),
         // The connection may be unusable: no close handshake to wait for.
-        FollowEnd::Stream(e) => {
-            return (
-                Some(posted(followed.response, followed.items)),
-                End::Failed(e),
-            );
-        }
+        FollowEnd::Stream(e) => return (Some(posted), End::Failed(e)),
     };
     reporter.close(&session.close(1000, "normal").await);
-    (Some(posted(followed.response, followed.items)), end)
-}
-
-fn posted(response: Option<WriteSyncResponse>, items: Vec<ItemTrace>) -> Posted {
-    Posted { response, items }
+    (Some(posted), end)
 }
 
 impl Run<'_> {
