@@ -4,7 +4,11 @@
 //!
 //! The socket is opened first so no event can be missed: the server announces
 //! SYNC_QUEUED before it answers. Events that arrive before the answer are kept
-//! until the answer says which items are ours, then handed on in arrival order.
+//! until the answer says which items are ours, then handed on in arrival order,
+//! after the answer itself ([`Seen::Answered`]): what is shown follows cause and effect.
+//!
+//! Following always ends with what was seen ([`Followed`]) and why it stopped
+//! ([`FollowEnd`]), so a timeout, Ctrl-C or a broken stream still leaves a summary.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -21,20 +25,26 @@ use crate::exit::Failure;
 use crate::lifecycle::{ItemTrace, Lifecycle};
 use crate::protocol::{EventType, ServerFrame, SyncEvent, WriteSyncRequest, WriteSyncResponse};
 
-/// What following a write-sync produced.
+/// What following a write-sync produced, however it ended.
 pub struct Followed {
-    pub response: WriteSyncResponse,
+    /// The answer to the POST; `None` when none came (never made up).
+    pub response: Option<WriteSyncResponse>,
     /// From sending the POST to its answer, when it came.
     pub answered_ms: Option<f64>,
     /// Our items, in the answer's order (Part 2) or their arrival order (Part 1).
     pub items: Vec<ItemTrace>,
     pub check: StreamCheck,
+    pub end: FollowEnd,
 }
 
-/// Why following stopped before every item ended.
-pub enum FollowError {
-    /// The deadline passed; what was seen so far.
-    Timeout(Box<Followed>),
+/// Why following stopped.
+pub enum FollowEnd {
+    /// The answer came and every item it queued has ended.
+    Done,
+    /// The deadline passed.
+    Timeout,
+    /// `interrupt` fired (Ctrl-C).
+    Interrupted,
     /// The POST failed (no answer, or an error answer).
     Post(anyhow::Error),
     /// The socket broke the protocol or closed.
@@ -43,6 +53,12 @@ pub enum FollowError {
 
 /// What the follower hands on as it goes, for the caller to show.
 pub enum Seen<'a> {
+    /// The answer to the POST, `ms` after it was sent; handed on before any event
+    /// that arrived ahead of it.
+    Answered {
+        response: &'a WriteSyncResponse,
+        ms: f64,
+    },
     /// An event of one of our items.
     Event {
         raw: &'a str,
@@ -85,7 +101,8 @@ pub async fn open(
 }
 
 /// Posts `request` on `session` and follows every queued item to its terminal
-/// event, until `deadline`; `on` sees our items' events and the check's findings.
+/// event, until `deadline` or `interrupt` (polled first); `on` sees the answer,
+/// our items' events and the check's findings, in that causal order.
 ///
 /// Items are the answer's `items` (Part 2). A Part 1 answer names none: then the
 /// first `queuedCount` items whose SYNC_QUEUED arrives after the POST are followed.
@@ -94,21 +111,28 @@ pub async fn follow(
     api: &Api,
     request: &WriteSyncRequest,
     deadline: Instant,
+    interrupt: &mut (impl Future<Output = ()> + Unpin),
     mut on: impl FnMut(Seen<'_>),
-) -> Result<Followed, FollowError> {
+) -> Followed {
     let mut state = Following::new(session, &request.organization_id);
     let post = api.write_sync(request);
     tokio::pin!(post);
-    loop {
+    let end = loop {
         if state.done() {
-            return Ok(state.followed());
+            break FollowEnd::Done;
         }
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => return Err(state.timed_out()),
-            answer = &mut post, if state.response.is_none() => state.answered(answer, &mut on)?,
-            incoming = session.next() => state.incoming(incoming, &mut on)?,
+        let step = tokio::select! {
+            biased;
+            _ = &mut *interrupt => Err(FollowEnd::Interrupted),
+            _ = tokio::time::sleep_until(deadline) => Err(FollowEnd::Timeout),
+            answer = &mut post, if state.response.is_none() => state.answered(answer, &mut on),
+            incoming = session.next() => state.incoming(incoming, &mut on),
+        };
+        if let Err(end) = step {
+            break end;
         }
-    }
+    };
+    state.followed(end)
 }
 
 /// The state of one follow.
@@ -159,9 +183,14 @@ impl Following {
         &mut self,
         answer: anyhow::Result<WriteSyncResponse>,
         on: &mut impl FnMut(Seen<'_>),
-    ) -> Result<(), FollowError> {
-        let answer = answer.map_err(FollowError::Post)?;
-        self.answered_ms = Some(millis(self.sent.elapsed()));
+    ) -> Result<(), FollowEnd> {
+        let answer = answer.map_err(FollowEnd::Post)?;
+        let ms = millis(self.sent.elapsed());
+        self.answered_ms = Some(ms);
+        on(Seen::Answered {
+            response: &answer,
+            ms,
+        });
         let names: Vec<String> = match &answer.items {
             Some(items) => items.iter().map(|i| i.pfa_id.clone()).collect(),
             // Part 1: ours are the first queued after the POST, in arrival order.
@@ -189,8 +218,8 @@ impl Following {
         &mut self,
         incoming: anyhow::Result<ws::Incoming>,
         on: &mut impl FnMut(Seen<'_>),
-    ) -> Result<(), FollowError> {
-        let (text, at) = match incoming.map_err(FollowError::Stream)? {
+    ) -> Result<(), FollowEnd> {
+        let (text, at) = match incoming.map_err(FollowEnd::Stream)? {
             ws::Incoming::Text { text, at } => (text, at),
             ws::Incoming::Binary(len) => {
                 return Err(protocol_error(format!(
@@ -251,31 +280,20 @@ impl Following {
         names.contains(&event.pfa_id)
     }
 
-    fn followed(mut self) -> Followed {
+    fn followed(mut self, end: FollowEnd) -> Followed {
         let names = self.ours.take().unwrap_or_default();
         let items = names
             .iter()
             .map(|p| self.items.remove(p).unwrap_or_else(|| Lifecycle::new(p)))
             .map(|item| item.trace())
             .collect();
-        let response = self.response.take().unwrap_or(WriteSyncResponse {
-            success: false,
-            job_id: None,
-            queued_count: 0,
-            estimated_completion_time: None,
-            message: None,
-            items: None,
-        });
         Followed {
-            response,
+            response: self.response,
             answered_ms: self.answered_ms,
             items,
             check: self.check,
+            end,
         }
-    }
-
-    fn timed_out(self) -> FollowError {
-        FollowError::Timeout(Box::new(self.followed()))
     }
 }
 
@@ -286,11 +304,11 @@ fn event_of(frame: Option<&ServerFrame>) -> Option<&SyncEvent> {
     }
 }
 
-fn protocol_error(message: String) -> FollowError {
-    FollowError::Stream(Failure::Protocol(message).into())
+fn protocol_error(message: String) -> FollowEnd {
+    FollowEnd::Stream(Failure::Protocol(message).into())
 }
 
-fn closed_early(frame: Option<(u16, String)>) -> FollowError {
+fn closed_early(frame: Option<(u16, String)>) -> FollowEnd {
     let how = match frame {
         None => "without a close frame".to_string(),
         Some((code, reason)) if reason.is_empty() => format!("with code {code} (reason: -)"),

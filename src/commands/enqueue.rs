@@ -12,19 +12,22 @@ use tokio::time::Instant;
 
 use super::args::{ConnectionArgs, parse_duration};
 use crate::client::http::Api;
+use crate::client::session::Started;
 use crate::client::ws;
 use crate::client::{ClientOptions, Endpoint};
-use crate::exit::{Exit, Failure};
-use crate::follow::{self, FollowError, Followed};
+use crate::exit::{Exit, Failure, exit_for};
+use crate::follow::{self, FollowEnd};
 use crate::lifecycle::ItemTrace;
 use crate::protocol::{EventType, Outcome, WriteSyncRequest, WriteSyncResponse};
-use crate::report::enqueue::{self as report, EnqueueSummary};
+use crate::report::enqueue::{self as report, EnqueueOutcome, EnqueueSummary};
 use crate::report::{Reporter, json, junit};
 
 #[derive(Debug, Args)]
 #[command(
     after_long_help = "Exit codes besides the table: an error answer exits 3 for 401/403, 5 for
-404 and 5xx, 6 for 400 and other 4xx; --expect-outcome not met exits 1.
+404 and 5xx, 6 for 400 and other 4xx; --expect-outcome not met exits 1. Ctrl-C (or
+SIGTERM) at any point prints the summary, the --json error record and the --junit file,
+then exits 130. The answer is shown before the events it caused; -q prints the verdict only.
 
 Examples:
   syncprobe enqueue org-rio --modification-id m-1 --modification-id m-2 --priority 5
@@ -90,6 +93,8 @@ pub async fn run(args: EnqueueArgs, reporter: &Reporter) -> anyhow::Result<Exit>
     }
     let endpoint = args.connection.endpoint(&args.target)?;
     let options = args.connection.client_options()?;
+    // One future for the whole run, so a signal between two waits is not lost.
+    let mut interrupt = Box::pin(super::interrupted());
     let deadline = Instant::now() + args.timeout;
     let api = Api::new(&endpoint, &options, args.timeout)?;
     let request = WriteSyncRequest {
@@ -101,75 +106,228 @@ pub async fn run(args: EnqueueArgs, reporter: &Reporter) -> anyhow::Result<Exit>
         pfa_ids: (!args.pfa_ids.is_empty()).then(|| args.pfa_ids.clone()),
         outcome: args.outcome,
     };
+    let run = Run {
+        args: &args,
+        endpoint: &endpoint,
+        reporter,
+    };
     if !args.wait {
-        let response = tokio::time::timeout_at(deadline, api.write_sync(&request))
-            .await
-            .map_err(|_| {
-                Failure::Timeout(format!(
-                    "no answer from {} within {}",
-                    crate::client::redact(&endpoint.rest("api/pems/write-sync")),
-                    humantime::format_duration(args.timeout)
-                ))
-            })??;
-        report_queued(reporter, &endpoint.org, &response, &[]);
-        return Ok(Exit::Success);
+        let answer = tokio::select! {
+            biased;
+            _ = &mut interrupt => Err(End::Interrupted),
+            answer = tokio::time::timeout_at(deadline, api.write_sync(&request)) => {
+                answered(answer, &run)
+            }
+        };
+        let (response, end) = match answer {
+            Ok(response) => (Some(response), End::Done),
+            Err(end) => (None, end),
+        };
+        let posted = Posted {
+            response,
+            items: Vec::new(),
+        };
+        return run.finish(Some(posted), end);
     }
-    let (followed, timed_out) =
-        wait(&endpoint, &options, &api, &request, deadline, reporter).await?;
-    report_queued(reporter, &endpoint.org, &followed.response, &followed.items);
-    if let Some(path) = &args.junit {
-        let expected = args.expect_outcome.map(|t| t.event_type().to_string());
-        let cases = junit::trace_cases(
-            &followed.items,
-            &format!("enqueue.{}", endpoint.org),
-            expected.as_deref(),
-        );
-        junit::write(path, "syncprobe enqueue", &cases)?;
-    }
-    if timed_out {
-        return Err(timed_out_error(&followed.items, args.timeout));
-    }
-    match args.expect_outcome {
-        Some(expected) => expect_outcome(&followed.items, expected.event_type()),
-        None => Ok(Exit::Success),
+    let (posted, end) = wait(&run, &options, &api, &request, deadline, &mut interrupt).await;
+    run.finish(posted, end)
+}
+
+/// How a run ended.
+enum End {
+    /// Answered (and with `--wait`, every item ended).
+    Done,
+    /// `--timeout` ran out while following.
+    Timeout,
+    Interrupted,
+    /// Connecting, the POST or the stream failed (a timeout of the connection included).
+    Failed(anyhow::Error),
+}
+
+/// What the end of a run needs.
+struct Run<'a> {
+    args: &'a EnqueueArgs,
+    endpoint: &'a Endpoint,
+    reporter: &'a Reporter,
+}
+
+/// The POST without `--wait`: its answer, or how it ended without one.
+fn answered(
+    answer: Result<anyhow::Result<WriteSyncResponse>, tokio::time::error::Elapsed>,
+    run: &Run<'_>,
+) -> Result<WriteSyncResponse, End> {
+    match answer {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(e)) => Err(End::Failed(e)),
+        Err(_) => Err(End::Failed(
+            Failure::Timeout(format!(
+                "no answer from {} within {}",
+                crate::client::redact(&run.endpoint.rest("api/pems/write-sync")),
+                humantime::format_duration(run.args.timeout)
+            ))
+            .into(),
+        )),
     }
 }
 
+/// What `--wait` saw: `None` when the socket never got ready (nothing was posted).
+type Waited = (Option<Posted>, End);
+
+/// A POST made: its answer (if one came) and the items followed.
+struct Posted {
+    response: Option<WriteSyncResponse>,
+    items: Vec<ItemTrace>,
+}
+
 /// `--wait`: opens the socket (CONNECTED checked), posts, follows every item, closes.
-/// The follow's result, and whether the deadline cut it short.
+/// Ctrl-C at any point ends it with what was seen so far.
 async fn wait(
-    endpoint: &Endpoint,
+    run: &Run<'_>,
     options: &ClientOptions,
     api: &Api,
     request: &WriteSyncRequest,
     deadline: Instant,
-    reporter: &Reporter,
-) -> anyhow::Result<(Followed, bool)> {
-    // One future for the whole run, so a signal between two waits is not lost.
-    let interrupt = super::interrupted();
-    tokio::pin!(interrupt);
-    let on_open = |opened: &ws::Opened| reporter.open(&json::Open::of(opened, &endpoint.org, 0));
-    let started = follow::open(endpoint, options, deadline, on_open, &mut interrupt);
-    let mut session = started
-        .await?
-        .or_interrupted(|closed| reporter.close(closed))?;
-    let on = |seen: follow::Seen<'_>| report::seen(reporter, seen);
-    let followed = tokio::select! {
-        _ = &mut interrupt => return Err(Failure::Interrupted.into()),
-        followed = follow::follow(&mut session, api, request, deadline, on) => followed,
+    interrupt: &mut (impl Future<Output = ()> + Unpin),
+) -> Waited {
+    let (reporter, org) = (run.reporter, &run.endpoint.org);
+    let on_open = |opened: &ws::Opened| reporter.open(&json::Open::of(opened, org, 0));
+    let started = follow::open(run.endpoint, options, deadline, on_open, interrupt).await;
+    let mut session = match started {
+        Ok(Started::Ready(session)) => *session,
+        Ok(Started::Interrupted(closed)) => {
+            if let Some(closed) = &closed {
+                reporter.close(closed);
+            }
+            return (None, End::Interrupted);
+        }
+        Err(e) => return (None, End::Failed(e)),
     };
-    let followed = match followed {
-        Ok(f) => (f, false),
-        Err(FollowError::Timeout(f)) => (*f, true),
-        Err(FollowError::Post(e) | FollowError::Stream(e)) => return Err(e),
+    let on = |seen: follow::Seen<'_>| report::seen(reporter, org, seen);
+    let followed = follow::follow(&mut session, api, request, deadline, interrupt, on).await;
+    let posted = Posted {
+        response: followed.response,
+        items: followed.items,
+    };
+    let end = match followed.end {
+        FollowEnd::Done => End::Done,
+        FollowEnd::Timeout => End::Timeout,
+        FollowEnd::Interrupted => End::Interrupted,
+        FollowEnd::Post(e) => End::Failed(e),
+        // The connection may be unusable: no close handshake to wait for.
+        FollowEnd::Stream(e) => return (Some(posted), End::Failed(e)),
     };
     reporter.close(&session.close(1000, "normal").await);
-    Ok(followed)
+    (Some(posted), end)
 }
 
-fn timed_out_error(items: &[ItemTrace], limit: Duration) -> anyhow::Error {
-    let known = if items.is_empty() {
-        "no item was announced".to_string()
+impl Run<'_> {
+    /// The summary, `--junit`, and the exit: every end leaves both, Ctrl-C included.
+    fn finish(&self, posted: Option<Posted>, end: End) -> anyhow::Result<Exit> {
+        let (response, items) = match posted {
+            Some(p) => (Some(p.response), p.items),
+            None => (None, Vec::new()),
+        };
+        let posted = response.is_some();
+        let response = response.flatten();
+        let items = &items[..];
+        let verdict = match end {
+            End::Done => match self.args.expect_outcome {
+                Some(expected) => expect_outcome(items, expected.event_type()),
+                None => Ok(Exit::Success),
+            },
+            End::Timeout => Err(timed_out_error(
+                response.is_some(),
+                items,
+                self.args.timeout,
+            )),
+            End::Interrupted => Err(Failure::Interrupted.into()),
+            End::Failed(e) => Err(e),
+        };
+        let outcome = outcome_of(&verdict, self.args.wait);
+        let summary = EnqueueSummary {
+            ok: verdict.is_ok() && response.as_ref().is_some_and(|r| r.success),
+            outcome,
+            organization_id: self.endpoint.org.clone(),
+            posted,
+            job_id: response.as_ref().and_then(|r| r.job_id.clone()),
+            queued_count: response.as_ref().map(|r| r.queued_count),
+            message: response.as_ref().and_then(|r| r.message.clone()),
+            queued: response
+                .as_ref()
+                .and_then(|r| r.items.clone())
+                .unwrap_or_default(),
+            items: items.to_vec(),
+        };
+        let estimated = response.as_ref().and_then(|r| r.estimated_completion_time);
+        let verbosity = self.reporter.verbosity();
+        self.reporter.summary(json::Summary::Enqueue(&summary), || {
+            report::summary(&summary, estimated, verbosity)
+        });
+        if let Some(path) = &self.args.junit {
+            self.write_junit(path, &summary, &verdict)?;
+        }
+        verdict
+    }
+
+    /// One case per item, and one for the POST when no answer came, so a run cut
+    /// short never leaves an empty (passing) suite.
+    fn write_junit(
+        &self,
+        path: &std::path::Path,
+        summary: &EnqueueSummary,
+        verdict: &anyhow::Result<Exit>,
+    ) -> anyhow::Result<()> {
+        let classname = format!("enqueue.{}", self.endpoint.org);
+        let expected = self.args.expect_outcome.map(|t| t.event_type().to_string());
+        let cut = match summary.outcome {
+            EnqueueOutcome::Interrupted => Some("interrupted"),
+            EnqueueOutcome::Error => Some("the run failed"),
+            _ => None,
+        };
+        let mut cases = junit::trace_cases(&summary.items, &classname, expected.as_deref(), cut);
+        if summary.queued_count.is_none() {
+            let error = verdict
+                .as_ref()
+                .err()
+                .map_or(String::new(), |e| format!("{e:#}"));
+            let what = if summary.posted {
+                "no answer to POST /api/pems/write-sync: nothing is known to be queued"
+            } else {
+                "nothing was posted: the socket was not ready"
+            };
+            let timed_out = summary.outcome == EnqueueOutcome::Timeout;
+            cases.push(junit::error_case(
+                "write-sync",
+                &classname,
+                &error,
+                what,
+                !timed_out,
+            ));
+        }
+        junit::write(path, "syncprobe enqueue", &cases)
+    }
+}
+
+/// The summary's outcome for how the run ended.
+fn outcome_of(verdict: &anyhow::Result<Exit>, wait: bool) -> EnqueueOutcome {
+    match verdict {
+        Ok(_) if wait => EnqueueOutcome::Finished,
+        Ok(_) => EnqueueOutcome::Queued,
+        Err(e) => match exit_for(e) {
+            Exit::Interrupted => EnqueueOutcome::Interrupted,
+            Exit::Timeout => EnqueueOutcome::Timeout,
+            Exit::ExpectationFailed => EnqueueOutcome::Failed,
+            _ => EnqueueOutcome::Error,
+        },
+    }
+}
+
+/// `--timeout` ran out while following: before the answer, or with items unfinished.
+fn timed_out_error(answered: bool, items: &[ItemTrace], limit: Duration) -> anyhow::Error {
+    let known = if !answered {
+        "no answer to POST /api/pems/write-sync: nothing is known to be queued".to_string()
+    } else if items.is_empty() {
+        "no queued item was announced".to_string()
     } else {
         let unfinished: Vec<&str> = items
             .iter()
@@ -179,7 +337,7 @@ fn timed_out_error(items: &[ItemTrace], limit: Duration) -> anyhow::Error {
         format!("no terminal event for {}", unfinished.join(", "))
     };
     Failure::Timeout(format!(
-        "timed out after {} following the queued items: {known}",
+        "timed out after {}: {known}",
         humantime::format_duration(limit)
     ))
     .into()
@@ -207,26 +365,6 @@ fn expect_outcome(items: &[ItemTrace], wanted: EventType) -> anyhow::Result<Exit
         wrong.join("; ")
     ))
     .into())
-}
-
-fn report_queued(
-    reporter: &Reporter,
-    org: &str,
-    response: &WriteSyncResponse,
-    traces: &[ItemTrace],
-) {
-    let summary = EnqueueSummary {
-        ok: response.success,
-        organization_id: org.to_string(),
-        job_id: response.job_id.clone(),
-        queued_count: response.queued_count,
-        message: response.message.clone(),
-        queued: response.items.clone().unwrap_or_default(),
-        items: traces.to_vec(),
-    };
-    reporter.summary(json::Summary::Enqueue(&summary), || {
-        report::summary(&summary, response.estimated_completion_time)
-    });
 }
 
 #[cfg(test)]

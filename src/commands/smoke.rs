@@ -22,9 +22,11 @@ use crate::client::session::{Session, Started};
 use crate::client::{ClientOptions, Endpoint, ws};
 use crate::exit::{Exit, Failure, exit_for};
 use crate::expect::{Matcher, Mode, Pattern, Status};
-use crate::follow::{self, FollowError, Followed};
+use crate::follow::{self, FollowEnd, Followed};
 use crate::lifecycle::ItemTrace;
-use crate::protocol::{EventType, Outcome, ProtocolPart, SyncStatus, WriteSyncRequest};
+use crate::protocol::{
+    EventType, Outcome, ProtocolPart, SyncStatus, WriteSyncRequest, WriteSyncResponse,
+};
 use crate::report::smoke::{self as report, ServerKind, SmokeSummary, Step, StepStatus};
 use crate::report::{Reporter, json, junit};
 
@@ -37,6 +39,8 @@ const STATUS_ATTEMPTS: u32 = 10;
 #[derive(Debug, Args)]
 #[command(
     after_long_help = "Steps: connect, enqueue, lifecycle, seq, sync-status, stats, close.
+Ctrl-C (or SIGTERM) in any step reports it interrupted, skips the rest, and prints the
+summary, the --json error record and the --junit file before exiting 130.
 
 Examples:
   syncprobe smoke                                   # against the bundled server, started in-process
@@ -73,6 +77,8 @@ pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     if let Some(path) = &args.junit {
         crate::report::check_output_path(path, "--junit")?;
     }
+    // Installed before anything is shown: a Ctrl-C right after the banner is ours.
+    let interrupt: Interrupt = Box::pin(super::interrupted());
     let started = Instant::now();
     let mut connection = args.connection.clone();
     let kind = if connection.given_url().is_none() && !args.target.contains("://") {
@@ -89,7 +95,7 @@ pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
         }
         ServerKind::Url => None,
     };
-    let result = smoke(&args, &connection, kind, reporter, started).await;
+    let result = smoke(&args, &connection, kind, reporter, started, interrupt).await;
     if let Some(server) = server {
         server.stop().await;
     }
@@ -97,12 +103,16 @@ pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
 }
 
 /// The steps, one after the other; each step that cannot run says why it is skipped.
+/// Ctrl-C (or SIGTERM) at any step ends the run there: that step is reported
+/// interrupted, the rest skipped, the socket closed, and the summary and `--junit`
+/// written all the same (exit 130).
 async fn smoke(
     args: &SmokeArgs,
     connection: &ConnectionArgs,
     kind: ServerKind,
     reporter: &Reporter,
     started: Instant,
+    interrupt: Interrupt,
 ) -> anyhow::Result<Exit> {
     let endpoint = connection.endpoint(&args.target)?;
     let options = connection.client_options()?;
@@ -117,25 +127,48 @@ async fn smoke(
         kind,
         steps: Vec::new(),
         failure: None,
+        interrupted: false,
+        interrupt,
         protocol: None,
         items: Vec::new(),
     };
     let Some(mut session) = smoke.connect(&options).await else {
         return smoke.finish(started);
     };
-    let before = smoke.api.sync_status(&smoke.endpoint.org).await;
-    let queued = match smoke.enqueue(&mut session).await {
-        Some(posted) => {
-            smoke.lifecycle(&posted);
-            smoke.seq(&posted.followed.check);
-            posted.followed.response.queued_count
-        }
-        None => 0,
-    };
-    smoke.sync_status(before, queued).await;
-    smoke.stats().await;
-    smoke.close(&mut session).await;
+    smoke.after_connect(&mut session).await;
+    if smoke.interrupted {
+        smoke.skip_unrecorded("interrupted");
+        reporter.close(&session.close(1000, "normal").await);
+    } else {
+        smoke.close(&mut session).await;
+    }
     smoke.finish(started)
+}
+
+/// Every step, in order.
+const STEPS: [&str; 7] = [
+    CONNECT,
+    ENQUEUE,
+    LIFECYCLE_STEP,
+    SEQ,
+    SYNC_STATUS,
+    STATS,
+    CLOSE,
+];
+
+/// Ctrl-C, one future for the whole run (a signal between two waits is kept).
+type Interrupt = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// `work`, unless `interrupt` fires first (`None`).
+async fn unless_interrupted<T>(
+    interrupt: &mut Interrupt,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        _ = interrupt => None,
+        done = work => Some(done),
+    }
 }
 
 /// A run of the steps: what they share and what they found.
@@ -146,8 +179,10 @@ struct Smoke<'a> {
     api: Api,
     kind: ServerKind,
     steps: Vec<Step>,
-    /// The first failure, which the run ends with.
+    /// The first failure, which the run ends with (an interruption takes its place).
     failure: Option<anyhow::Error>,
+    interrupted: bool,
+    interrupt: Interrupt,
     protocol: Option<ProtocolPart>,
     items: Vec<ItemTrace>,
 }
@@ -178,29 +213,54 @@ fn skipped(reason: impl Into<String>) -> StepEnd {
     StepEnd::Skipped(reason.into())
 }
 
+fn interrupted() -> StepEnd {
+    StepEnd::Failed(Failure::Interrupted.into())
+}
+
+/// A step as reported, and the error it failed with.
+fn make_step(
+    name: &str,
+    started: Instant,
+    result: Result<String, StepEnd>,
+) -> (Step, Option<anyhow::Error>) {
+    let ms = millis(started.elapsed());
+    let (status, message, exit_code, error) = match result {
+        Ok(message) => (StepStatus::Passed, message, None, None),
+        Err(StepEnd::Skipped(reason)) => (StepStatus::Skipped, reason, None, None),
+        Err(StepEnd::Failed(error)) => {
+            let exit = exit_for(&error);
+            let message = format!("{error:#}");
+            (StepStatus::Failed, message, Some(exit.code()), Some(error))
+        }
+    };
+    let step = Step {
+        name: name.to_string(),
+        status,
+        ms,
+        message,
+        exit_code,
+    };
+    (step, error)
+}
+
 impl Smoke<'_> {
     fn record(&mut self, name: &str, started: Instant, result: Result<String, StepEnd>) {
-        let ms = millis(started.elapsed());
-        let (status, message, exit_code) = match result {
-            Ok(message) => (StepStatus::Passed, message, None),
-            Err(StepEnd::Skipped(reason)) => (StepStatus::Skipped, reason, None),
-            Err(StepEnd::Failed(error)) => {
-                let exit = exit_for(&error);
-                let message = format!("{error:#}");
-                if self.failure.is_none() {
-                    self.failure = Some(error.context(format!("smoke failed at step {name}")));
-                }
-                (StepStatus::Failed, message, Some(exit.code()))
-            }
-        };
-        let step = Step {
-            name: name.to_string(),
-            status,
-            ms,
-            message,
-            exit_code,
-        };
+        let (step, error) = make_step(name, started, result);
         self.reporter.step(&step);
+        self.push(step, error);
+    }
+
+    /// Keeps a step that was already shown.
+    fn push(&mut self, step: Step, error: Option<anyhow::Error>) {
+        if let Some(error) = error {
+            let name = &step.name;
+            if exit_for(&error) == Exit::Interrupted {
+                self.interrupted = true;
+                self.failure = Some(error.context(format!("smoke interrupted during step {name}")));
+            } else if self.failure.is_none() {
+                self.failure = Some(error.context(format!("smoke failed at step {name}")));
+            }
+        }
         self.steps.push(step);
     }
 
@@ -210,13 +270,20 @@ impl Smoke<'_> {
         }
     }
 
+    /// Every step not reported yet is skipped for `reason`.
+    fn skip_unrecorded(&mut self, reason: &str) {
+        for name in STEPS {
+            if !self.steps.iter().any(|s| s.name == name) {
+                self.record(name, Instant::now(), Err(skipped(reason)));
+            }
+        }
+    }
+
     /// Step connect: the socket opens and CONNECTED is right. Without a socket the
     /// other steps are skipped.
     async fn connect(&mut self, options: &ClientOptions) -> Option<Session> {
         let t = Instant::now();
         let org = self.endpoint.org.clone();
-        // No Ctrl-C handling here: the default (the process ends) is kept.
-        let mut never = std::future::pending();
         let reporter = self.reporter;
         let on_open = |opened: &ws::Opened| reporter.open(&json::Open::of(opened, &org, 0));
         let started = Session::start(
@@ -225,15 +292,21 @@ impl Smoke<'_> {
             options,
             self.args.timeout,
             on_open,
-            &mut never,
+            &mut self.interrupt,
         );
         let session = match started.await {
             Ok(Started::Ready(session)) => *session,
-            other => {
-                let error = other.err().unwrap_or_else(|| Failure::Interrupted.into());
+            Ok(Started::Interrupted(closed)) => {
+                if let Some(closed) = &closed {
+                    reporter.close(closed);
+                }
+                self.record(CONNECT, t, Err(interrupted()));
+                self.skip_unrecorded("interrupted");
+                return None;
+            }
+            Err(error) => {
                 self.record(CONNECT, t, Err(error.into()));
-                let rest = [ENQUEUE, LIFECYCLE_STEP, SEQ, SYNC_STATUS, STATS, CLOSE];
-                self.skip_rest(&rest, "the socket could not be opened");
+                self.skip_unrecorded("the socket could not be opened");
                 return None;
             }
         };
@@ -251,49 +324,92 @@ impl Smoke<'_> {
         Some(session)
     }
 
+    /// The steps between connect and close; they stop at Ctrl-C.
+    async fn after_connect(&mut self, session: &mut Session) {
+        let t = Instant::now();
+        let before = unless_interrupted(
+            &mut self.interrupt,
+            self.api.sync_status(&self.endpoint.org),
+        )
+        .await;
+        let Some(before) = before else {
+            return self.record(ENQUEUE, t, Err(interrupted()));
+        };
+        let queued = match self.enqueue(session).await {
+            Some(posted) => {
+                self.lifecycle(&posted);
+                self.seq(&posted.followed.check);
+                posted.followed.response.map_or(0, |r| r.queued_count)
+            }
+            None => 0,
+        };
+        if self.interrupted {
+            return;
+        }
+        self.sync_status(before, queued).await;
+        if !self.interrupted {
+            self.stats().await;
+        }
+    }
+
     /// Step enqueue: `--items` items are queued (named, on a Part 2 server) and
-    /// followed. `None` when nothing was queued or the follow broke; then the
-    /// steps that need the items are recorded too.
+    /// followed. The step is reported when the answer comes, before the events it
+    /// caused. `None` when nothing was queued or the follow broke; then the steps
+    /// that need the items are recorded too.
     async fn enqueue(&mut self, session: &mut Session) -> Option<Posted> {
         let part2 = self.protocol == Some(ProtocolPart::Part2);
         let request = self.request(part2);
         let t = Instant::now();
         let deadline = Instant::now() + self.args.timeout;
-        let reporter = self.reporter;
-        let on = |seen: follow::Seen<'_>| crate::report::enqueue::seen(reporter, seen);
-        let followed = follow::follow(session, &self.api, &request, deadline, on).await;
-        let followed = match followed {
-            Ok(f) => f,
-            Err(FollowError::Timeout(f)) if f.answered_ms.is_some() => *f,
-            Err(error) => {
-                self.not_followed(t, error);
-                return None;
+        let (reporter, asked) = (self.reporter, self.args.items);
+        let mut answered = None;
+        let on = |seen: follow::Seen<'_>| match seen {
+            follow::Seen::Answered { response, ms } => {
+                let step = make_step(ENQUEUE, t, answer_result(response, ms, part2, asked));
+                reporter.step(&step.0);
+                answered = Some(step);
             }
+            other => crate::report::enqueue::shown_events(reporter, other),
         };
-        let queued = followed.response.queued_count;
+        let followed = follow::follow(
+            session,
+            &self.api,
+            &request,
+            deadline,
+            &mut self.interrupt,
+            on,
+        )
+        .await;
+        if let Some((step, error)) = answered {
+            self.push(step, error);
+        }
+        self.followed(t, followed)
+    }
+
+    /// What the follow of the enqueue step leaves for the next steps.
+    fn followed(&mut self, t: Instant, followed: Followed) -> Option<Posted> {
+        let Some(queued) = followed.response.as_ref().map(|r| r.queued_count) else {
+            self.not_answered(t, followed.end);
+            return None;
+        };
         if queued == 0 {
-            let reason = format!(
-                "the backend queued nothing ({}): a Part 1 backend queues only pending modifications",
-                followed.response.message.as_deref().unwrap_or("no message")
-            );
-            self.record(ENQUEUE, t, Err(skipped(reason)));
             self.skip_rest(&[LIFECYCLE_STEP, SEQ], "nothing was queued");
             return None;
         }
-        let answered = followed.answered_ms.unwrap_or_default();
-        let job = followed.response.job_id.as_deref().unwrap_or("-");
-        let result = if part2 && queued != u64::from(self.args.items) {
-            Err(expectation(format!(
-                "asked for {} items, the backend queued {queued}",
-                self.args.items
-            )))
-        } else {
-            Ok(format!(
-                "{queued} items queued (job {job}), answered in {answered:.1} ms"
-            ))
-        };
-        self.record(ENQUEUE, t, result);
-        Some(Posted { followed, at: t })
+        match followed.end {
+            FollowEnd::Done | FollowEnd::Timeout => Some(Posted { followed, at: t }),
+            FollowEnd::Interrupted => {
+                self.items = followed.items;
+                self.record(LIFECYCLE_STEP, t, Err(interrupted()));
+                None
+            }
+            FollowEnd::Post(e) | FollowEnd::Stream(e) => {
+                self.items = followed.items;
+                self.record(LIFECYCLE_STEP, t, Err(e.into()));
+                self.skip_rest(&[SEQ], "the event stream broke");
+                None
+            }
+        }
     }
 
     /// The write-sync of the enqueue step: named items on a Part 2 server, so
@@ -313,34 +429,34 @@ impl Smoke<'_> {
         }
     }
 
-    /// The enqueue step when the follow stopped before the answer, or broke.
-    fn not_followed(&mut self, t: Instant, error: FollowError) {
-        match error {
-            FollowError::Timeout(_) => {
-                let error = Failure::Timeout(format!(
+    /// The enqueue step when the follow stopped before the answer: nothing is
+    /// known to be queued, and nothing says it was.
+    fn not_answered(&mut self, t: Instant, end: FollowEnd) {
+        let error: StepEnd = match end {
+            FollowEnd::Interrupted => {
+                return self.record(ENQUEUE, t, Err(interrupted()));
+            }
+            FollowEnd::Done | FollowEnd::Timeout => {
+                let message = format!(
                     "no answer to POST /api/pems/write-sync within {}",
                     humantime::format_duration(self.args.timeout)
-                ));
-                self.record(ENQUEUE, t, Err(StepEnd::Failed(error.into())));
-                self.skip_rest(&[LIFECYCLE_STEP, SEQ], "nothing was queued");
+                );
+                anyhow::Error::from(Failure::Timeout(message)).into()
             }
-            FollowError::Post(e) => {
-                self.record(ENQUEUE, t, Err(e.into()));
-                self.skip_rest(&[LIFECYCLE_STEP, SEQ], "nothing was queued");
-            }
-            FollowError::Stream(e) => {
-                self.record(ENQUEUE, t, Ok("the POST was sent".into()));
-                self.record(LIFECYCLE_STEP, t, Err(e.into()));
-                self.skip_rest(&[SEQ], "the event stream broke");
-            }
-        }
+            FollowEnd::Post(e) => e.into(),
+            FollowEnd::Stream(e) => e
+                .context("the event stream broke before POST /api/pems/write-sync was answered")
+                .into(),
+        };
+        self.record(ENQUEUE, t, Err(error));
+        self.skip_rest(&[LIFECYCLE_STEP, SEQ], "nothing is known to be queued");
     }
 
     /// Step lifecycle: every queued item went `QUEUED PROCESSING+ TERMINAL` and
     /// succeeded, within `--timeout` of the POST.
     fn lifecycle(&mut self, posted: &Posted) {
         let f = &posted.followed;
-        let queued = f.response.queued_count;
+        let queued = f.response.as_ref().map_or(0, |r| r.queued_count);
         let timed_out =
             f.items.iter().any(|i| i.outcome.is_none()) || (f.items.len() as u64) < queued;
         self.items = f.items.clone();
@@ -370,7 +486,12 @@ impl Smoke<'_> {
             Ok(_) if queued == 0 => {
                 Err(skipped("nothing was queued, so the figures need not move"))
             }
-            Ok(before) => sync_status_moved(&self.api, &self.endpoint.org, &before, queued).await,
+            Ok(before) => {
+                let moved = sync_status_moved(&self.api, &self.endpoint.org, &before, queued);
+                unless_interrupted(&mut self.interrupt, moved)
+                    .await
+                    .unwrap_or_else(|| Err(interrupted()))
+            }
         };
         self.record(SYNC_STATUS, t, result);
     }
@@ -379,12 +500,13 @@ impl Smoke<'_> {
     async fn stats(&mut self) {
         let t = Instant::now();
         let org = &self.endpoint.org;
-        let result = match self.api.stats().await {
-            Ok(stats) => check_stats(&stats, org),
-            Err(e) if http_status(&e) == Some(404) => {
+        let result = match unless_interrupted(&mut self.interrupt, self.api.stats()).await {
+            None => Err(interrupted()),
+            Some(Ok(stats)) => check_stats(&stats, org),
+            Some(Err(e)) if http_status(&e) == Some(404) => {
                 Err(skipped("the backend has no /api/ws/stats (Part 1)"))
             }
-            Err(e) => Err(e.into()),
+            Some(Err(e)) => Err(e.into()),
         };
         self.record(STATS, t, result);
     }
@@ -405,7 +527,8 @@ impl Smoke<'_> {
         self.record(CLOSE, t, result);
     }
 
-    /// The JUnit file, the summary, and the run's end: the first failure, if any.
+    /// The JUnit file, the summary, and the run's end: the first failure, if any
+    /// (an interruption: exit 130).
     fn finish(self, started: Instant) -> anyhow::Result<Exit> {
         let summary = SmokeSummary {
             ok: self.failure.is_none(),
@@ -417,23 +540,51 @@ impl Smoke<'_> {
             items: self.items,
             duration_ms: millis(started.elapsed()),
         };
+        self.reporter.summary(json::Summary::Smoke(&summary), || {
+            report::summary(&summary, self.reporter.verbosity())
+        });
         if let Some(path) = &self.args.junit {
             let mut cases = junit::step_cases(&summary.steps, "smoke");
             let success = EventType::Success.to_string();
+            let cut = self.interrupted.then_some("interrupted");
             cases.extend(junit::trace_cases(
                 &summary.items,
                 "smoke.items",
                 Some(&success),
+                cut,
             ));
             junit::write(path, "syncprobe smoke", &cases)?;
         }
-        self.reporter
-            .summary(json::Summary::Smoke(&summary), || report::summary(&summary));
         match self.failure {
             None => Ok(Exit::Success),
             Some(error) => Err(error),
         }
     }
+}
+
+/// The enqueue step, judged on the answer.
+fn answer_result(
+    response: &WriteSyncResponse,
+    answered: f64,
+    part2: bool,
+    asked: u32,
+) -> Result<String, StepEnd> {
+    let queued = response.queued_count;
+    if queued == 0 {
+        return Err(skipped(format!(
+            "the backend queued nothing ({}): a Part 1 backend queues only pending modifications",
+            response.message.as_deref().unwrap_or("no message")
+        )));
+    }
+    if part2 && queued != u64::from(asked) {
+        return Err(expectation(format!(
+            "asked for {asked} items, the backend queued {queued}"
+        )));
+    }
+    let job = response.job_id.as_deref().unwrap_or("-");
+    Ok(format!(
+        "{queued} items queued (job {job}), answered in {answered:.1} ms"
+    ))
 }
 
 /// Completed + failed + conflicts: every finished item, whatever its outcome.

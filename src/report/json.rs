@@ -11,6 +11,7 @@
 //! | `event` | a frame the server sent, untouched (a frame that is not JSON: a JSON string) |
 //! | `close` | a socket closed: [`Close`] |
 //! | `step` | a `smoke` step: `name`, `status`, `ms`, `message`, `exitCode` |
+//! | `queued` | `enqueue --wait`: the answer to the POST, before the events it caused: [`Queued`] |
 //! | `progress` | periodic figures of long runs (`load`) |
 //! | `summary` | the final figures and verdict of a run |
 //! | `warning` | something worth knowing that does not end the run: `message` |
@@ -25,7 +26,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::connect::ConnectSummary;
-use super::enqueue::EnqueueSummary;
+use super::enqueue::{EnqueueSummary, Queued};
 use super::load::LoadReport;
 use super::smoke::{SmokeSummary, Step};
 use super::token::TokenSummary;
@@ -40,6 +41,7 @@ pub enum Record<'a> {
     Event(EventData<'a>),
     Close(&'a Close),
     Step(&'a Step),
+    Queued(&'a Queued),
     Progress(&'a crate::load::Progress),
     Summary(Summary<'a>),
     Warning(Warning<'a>),
@@ -76,6 +78,7 @@ impl Record<'_> {
             Record::Event(_) => "event",
             Record::Close(_) => "close",
             Record::Step(_) => "step",
+            Record::Queued(_) => "queued",
             Record::Progress(_) => "progress",
             Record::Summary(_) => "summary",
             Record::Warning(_) => "warning",

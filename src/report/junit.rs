@@ -1,6 +1,7 @@
 //! `--junit FILE`: JUnit XML that CI systems read, written with `quick-junit`. One
 //! test case per checked thing (a `smoke` step, an item, an expectation); failures
-//! carry what was expected and what was received.
+//! carry what was expected and what was received. What could not be judged because
+//! the run was cut short (Ctrl-C, a broken stream) is an error case, not a pass.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use anyhow::Context;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::smoke::{Step, StepStatus};
+use crate::exit::Exit;
 use crate::lifecycle::ItemTrace;
 use crate::protocol::EventType;
 
@@ -16,8 +18,18 @@ use crate::protocol::EventType;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Passed,
-    Failed { message: String, details: String },
-    Skipped { reason: String },
+    Failed {
+        message: String,
+        details: String,
+    },
+    /// Not judged: the run ended before it could be (Ctrl-C, a broken connection).
+    Error {
+        message: String,
+        details: String,
+    },
+    Skipped {
+        reason: String,
+    },
 }
 
 /// One test case.
@@ -37,6 +49,13 @@ pub fn write(path: &Path, suite: &str, cases: &[Case]) -> anyhow::Result<()> {
             Outcome::Passed => TestCaseStatus::success(),
             Outcome::Failed { message, details } => {
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status
+                    .set_message(message.as_str())
+                    .set_description(details.as_str());
+                status
+            }
+            Outcome::Error { message, details } => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
                 status
                     .set_message(message.as_str())
                     .set_description(details.as_str());
@@ -104,11 +123,13 @@ impl<'a> From<&'a ItemTrace> for ItemResult<'a> {
 }
 
 /// One case per item: passed when the item ended (with `expected`, if given) and
-/// its own expectation, if any, is met.
+/// its own expectation, if any, is met. An item without its terminal event fails,
+/// or, when `cut` says why the run ended first, is an error.
 fn item_results<'a>(
     items: impl IntoIterator<Item = ItemResult<'a>>,
     classname: &str,
     expected: Option<&str>,
+    cut: Option<&str>,
 ) -> Vec<Case> {
     items
         .into_iter()
@@ -117,6 +138,10 @@ fn item_results<'a>(
                 (Some(explanation), _, _) => Outcome::Failed {
                     message: "expectation not met".into(),
                     details: explanation.to_string(),
+                },
+                (None, None, _) if cut.is_some() => Outcome::Error {
+                    message: format!("{} before its terminal event", cut.unwrap_or_default()),
+                    details: format!("expected a terminal event\nreceived: {}", item.received),
                 },
                 (None, None, _) => Outcome::Failed {
                     message: "no terminal event".into(),
@@ -149,12 +174,35 @@ pub fn item_cases(
         summary.items.iter().map(ItemResult::from),
         classname,
         expected_terminal,
+        None,
     )
 }
 
-/// Test cases for followed items (`enqueue --wait`, `smoke`).
-pub fn trace_cases(items: &[ItemTrace], classname: &str, expected: Option<&str>) -> Vec<Case> {
-    item_results(items.iter().map(ItemResult::from), classname, expected)
+/// Test cases for followed items (`enqueue --wait`, `smoke`); `cut` is why the
+/// follow ended before every item did (`interrupted`), if it did.
+pub fn trace_cases(
+    items: &[ItemTrace],
+    classname: &str,
+    expected: Option<&str>,
+    cut: Option<&str>,
+) -> Vec<Case> {
+    item_results(items.iter().map(ItemResult::from), classname, expected, cut)
+}
+
+/// A case for what did not get as far as the items (the connection, the POST):
+/// an error when `interrupted` or broken, else a failure.
+pub fn error_case(name: &str, classname: &str, message: &str, details: &str, error: bool) -> Case {
+    let (message, details) = (message.to_string(), details.to_string());
+    Case {
+        name: name.to_string(),
+        classname: classname.to_string(),
+        time: Duration::ZERO,
+        outcome: if error {
+            Outcome::Error { message, details }
+        } else {
+            Outcome::Failed { message, details }
+        },
+    }
 }
 
 /// Test cases for `smoke`'s steps: a skipped step is a skipped case.
@@ -170,6 +218,12 @@ pub fn step_cases(steps: &[Step], classname: &str) -> Vec<Case> {
                 StepStatus::Skipped => Outcome::Skipped {
                     reason: step.message.clone(),
                 },
+                StepStatus::Failed if step.exit_code == Some(Exit::Interrupted.code()) => {
+                    Outcome::Error {
+                        message: format!("step {} interrupted", step.name),
+                        details: step.message.clone(),
+                    }
+                }
                 StepStatus::Failed => Outcome::Failed {
                     message: format!("step {} failed", step.name),
                     details: step.message.clone(),

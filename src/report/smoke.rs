@@ -81,21 +81,36 @@ pub fn banner(org: &str, url: &str) -> String {
     format!("Smoke test of {} at {url}\n", paint(human::BOLD, org))
 }
 
-/// The verdict and the step counts.
-pub fn summary(s: &SmokeSummary) -> String {
+/// The step that Ctrl-C cut short, if one was.
+pub fn interrupted_step(s: &SmokeSummary) -> Option<&Step> {
+    let interrupted = crate::exit::Exit::Interrupted.code();
+    s.steps.iter().find(|d| d.exit_code == Some(interrupted))
+}
+
+/// The verdict and the step counts: one line, after a blank one unless `-q` (then
+/// it is all that is printed).
+pub fn summary(s: &SmokeSummary, verbosity: super::Verbosity) -> String {
     let count = |status: StepStatus| s.steps.iter().filter(|d| d.status == status).count();
     let (passed, failed, skipped) = (
         count(StepStatus::Passed),
         count(StepStatus::Failed),
         count(StepStatus::Skipped),
     );
-    let verdict = if failed == 0 {
-        paint(human::GREEN, "smoke passed")
+    let verdict = match interrupted_step(s) {
+        Some(step) => paint(
+            human::RED,
+            format!("smoke INTERRUPTED during step {}", step.name),
+        ),
+        None if failed == 0 => paint(human::GREEN, "smoke passed"),
+        None => paint(human::RED, "smoke FAILED"),
+    };
+    let gap = if verbosity == super::Verbosity::Quiet {
+        ""
     } else {
-        paint(human::RED, "smoke FAILED")
+        "\n"
     };
     format!(
-        "\n{verdict}: {passed} passed, {failed} failed, {skipped} skipped in {:.0} ms\n",
+        "{gap}{verdict}: {passed} passed, {failed} failed, {skipped} skipped in {:.0} ms\n",
         s.duration_ms
     )
 }

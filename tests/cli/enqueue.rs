@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use syncprobe::protocol::{EventType, ProtocolPart, Timestamp};
-use syncprobe::report::enqueue::EnqueueSummary;
+use syncprobe::report::enqueue::{EnqueueOutcome, EnqueueSummary};
 use syncprobe::report::smoke::{ServerKind, SmokeSummary, StepStatus};
 use tokio::sync::broadcast;
 
@@ -26,6 +26,10 @@ enum Fault {
     NoTerminal,
     LeaksOtherOrg,
     StatusStuck,
+    /// The POST is never answered (its arrival is announced on `posted`).
+    PostHangs,
+    /// Events carry `seq`, skipping every other number (a seq gap at each event).
+    SeqGap,
 }
 
 struct Backend {
@@ -36,6 +40,9 @@ struct Backend {
     completed: AtomicU64,
     sockets: AtomicU64,
     jobs: AtomicU64,
+    /// Notified when a POST /api/pems/write-sync arrives.
+    posted: tokio::sync::Notify,
+    seq: AtomicU64,
 }
 
 type Shared = Arc<Backend>;
@@ -77,6 +84,7 @@ async fn socket(
                     _ => {}
                 },
                 Ok(text) = rx.recv() => {
+                    let text = numbered(&b, text);
                     if socket.send(Message::text(text)).await.is_err() {
                         break;
                     }
@@ -89,7 +97,21 @@ async fn socket(
     })
 }
 
+/// With [`Fault::SeqGap`], `text` with a `seq` two past the last one.
+fn numbered(b: &Backend, text: String) -> String {
+    if b.fault != Fault::SeqGap {
+        return text;
+    }
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v["seq"] = json!(b.seq.fetch_add(2, Ordering::SeqCst) + 2);
+    v.to_string()
+}
+
 async fn write_sync(State(b): State<Shared>, axum::Json(body): axum::Json<Value>) -> Response {
+    b.posted.notify_one();
+    if b.fault == Fault::PostHangs {
+        std::future::pending::<()>().await;
+    }
     let org = body["organizationId"]
         .as_str()
         .unwrap_or_default()
@@ -159,6 +181,11 @@ async fn stats(State(b): State<Shared>) -> Response {
 
 /// Starts a fake backend on a free port.
 async fn backend(fault: Fault, part1: bool) -> SocketAddr {
+    backend_with(fault, part1).await.0
+}
+
+/// [`backend`], and its state (to wait for the POST).
+async fn backend_with(fault: Fault, part1: bool) -> (SocketAddr, Shared) {
     let state = Arc::new(Backend {
         fault,
         part1,
@@ -166,7 +193,10 @@ async fn backend(fault: Fault, part1: bool) -> SocketAddr {
         completed: AtomicU64::new(0),
         sockets: AtomicU64::new(0),
         jobs: AtomicU64::new(1),
+        posted: tokio::sync::Notify::new(),
+        seq: AtomicU64::new(0),
     });
+    let shared = state.clone();
     let app = Router::new()
         .route("/api/ws/sync/{org}", get(socket))
         .route("/api/pems/write-sync", post(write_sync))
@@ -176,7 +206,7 @@ async fn backend(fault: Fault, part1: bool) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
+    (addr, shared)
 }
 
 #[derive(Deserialize)]
@@ -266,7 +296,7 @@ async fn enqueue_wait_follows_every_outcome() {
             stderr(&output)
         );
         let s: EnqueueSummary = summary(&output);
-        assert_eq!(s.queued_count, 2);
+        assert_eq!(s.queued_count, Some(2));
         assert_eq!(s.items.len(), 2);
         for item in &s.items {
             assert_eq!(item.events, events, "{outcome}");
@@ -452,7 +482,7 @@ fn junit_cases(path: &std::path::Path) -> Vec<(String, String, Option<String>)> 
     doc.descendants()
         .filter(|n| n.has_tag_name("testcase"))
         .map(|case| {
-            let status = ["failure", "skipped"]
+            let status = ["failure", "error", "skipped"]
                 .into_iter()
                 .find_map(|tag| {
                     case.children()
@@ -669,4 +699,571 @@ async fn smoke_skips_what_a_part1_backend_cannot_do() {
         .map(|c| c.0.as_str())
         .collect();
     assert_eq!(skipped, ["seq", "stats"]);
+}
+
+// Ctrl-C, causal order, -q and unanswered POSTs (issue 11, points 8 and 19).
+
+/// A text-mode run read line by line while it runs ([`Running`] reads NDJSON only).
+struct TextRun {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    seen: Vec<String>,
+}
+
+fn spawn_text(args: &[&str]) -> TextRun {
+    use std::process::Stdio;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_syncprobe"));
+    command
+        .args(args)
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SYNCPROBE_") || key == "CLICOLOR_FORCE" {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command.spawn().expect("failed to start syncprobe");
+    let stdout = child.stdout.take().unwrap();
+    TextRun {
+        child,
+        lines: tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout)),
+        seen: Vec::new(),
+    }
+}
+
+impl TextRun {
+    /// Reads stdout lines until one contains `wanted`.
+    async fn wait_for(&mut self, wanted: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no {wanted:?} within {WAIT:?}: {:?}", self.seen))
+                .unwrap()
+                .unwrap_or_else(|| panic!("stdout ended before {wanted:?}: {:?}", self.seen));
+            self.seen.push(line.clone());
+            if line.contains(wanted) {
+                return;
+            }
+        }
+    }
+
+    /// Sends `signal` (`-INT` as Ctrl-C does, `-TERM`).
+    async fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("still running").to_string();
+        let status = tokio::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Every stdout line, the exit code and stderr.
+    async fn finish(mut self) -> (Option<i32>, Vec<String>, String) {
+        use tokio::io::AsyncReadExt;
+        let mut stderr_pipe = self.child.stderr.take().unwrap();
+        let rest = async {
+            let mut stderr = String::new();
+            let (lines, _) = tokio::join!(
+                async {
+                    while let Some(line) = self.lines.next_line().await.unwrap() {
+                        self.seen.push(line);
+                    }
+                },
+                stderr_pipe.read_to_string(&mut stderr)
+            );
+            let () = lines;
+            let status = self.child.wait().await.unwrap();
+            (status.code(), stderr)
+        };
+        let (code, stderr) = tokio::time::timeout(WAIT, rest)
+            .await
+            .expect("syncprobe did not finish in time");
+        (code, self.seen, stderr)
+    }
+}
+
+/// A server that completes the upgrade and never sends CONNECTED.
+async fn mute_socket_server() -> crate::fake::FakeServer {
+    crate::fake::FakeServer::start(|mut ws, _| async move { crate::fake::drain(&mut ws).await })
+        .await
+}
+
+/// A `serve` whose items are queued and then processed for a minute: the run is
+/// left waiting for the terminal events.
+async fn slow_server() -> TestServer {
+    let mut config = fast_config();
+    config.worker.processing_time = std::time::Duration::from_secs(60);
+    TestServer::with(config).await
+}
+
+/// The JUnit file is well-formed XML; its cases as `junit_cases` reads them.
+fn junit_errors(path: &std::path::Path) -> Vec<(String, String, Option<String>)> {
+    junit_cases(path)
+        .into_iter()
+        .filter(|(_, status, _)| status == "error")
+        .collect()
+}
+
+/// The `error` record of a run: exit 130, "interrupted".
+fn assert_interrupted(finished: &Finished) {
+    assert_eq!(finished.code(), Some(130), "{}", finished.stderr);
+    let errors = data_of(&finished.records, "error");
+    assert_eq!(errors.len(), 1, "{:?}", finished.records);
+    assert_eq!(errors[0]["exitCode"], 130);
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(
+        finished.records.last().unwrap()["type"],
+        "error",
+        "the error record is the last"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_enqueue_wait_leaves_the_summary_the_error_and_the_junit_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("enqueue.xml");
+    let junit_arg = junit.to_str().unwrap().to_string();
+    let args = |url: &str| -> Vec<String> {
+        [
+            "enqueue", "org-int", "--url", url, "--count", "2", "--wait", "--json", "--junit",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([junit_arg.clone()])
+        .collect()
+    };
+
+    // While waiting for CONNECTED: nothing was posted.
+    let mute = mute_socket_server().await;
+    let argv = args(&format!("ws://{}", mute.addr));
+    let mut run = spawn_cli(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    run.wait_for("open", |r| r["type"] == "open").await;
+    run.interrupt().await;
+    let finished = run.finish().await;
+    assert_interrupted(&finished);
+    let s: EnqueueSummary = summary_of(&finished.records);
+    assert_eq!(s.outcome, EnqueueOutcome::Interrupted);
+    assert!(!s.ok && !s.posted, "{s:?}");
+    assert_eq!((s.queued_count, s.job_id), (None, None));
+    let close: Value = data_of(&finished.records, "close")[0].clone();
+    assert_eq!(
+        (close["code"].as_u64(), &close["initiator"]),
+        (Some(1000), &json!("client"))
+    );
+    let errors = junit_errors(&junit);
+    assert_eq!(errors.len(), 1, "{:?}", junit_cases(&junit));
+    assert_eq!(errors[0].0, "write-sync");
+
+    // During the POST: posted, no answer, nothing claimed to be queued.
+    let (addr, state) = backend_with(Fault::PostHangs, false).await;
+    let argv = args(&format!("ws://{addr}"));
+    let mut run = spawn_cli(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    run.wait_for("open", |r| r["type"] == "open").await;
+    tokio::time::timeout(WAIT, state.posted.notified())
+        .await
+        .expect("the POST arrived");
+    run.interrupt().await;
+    let finished = run.finish().await;
+    assert_interrupted(&finished);
+    let s: EnqueueSummary = summary_of(&finished.records);
+    assert_eq!(s.outcome, EnqueueOutcome::Interrupted);
+    assert!(s.posted && s.queued_count.is_none(), "{s:?}");
+    assert!(data_of(&finished.records, "queued").is_empty());
+    assert_eq!(junit_errors(&junit).len(), 1, "{:?}", junit_cases(&junit));
+
+    // While waiting for the terminal events: the items so far, unfinished ones as errors.
+    let server = slow_server().await;
+    let argv = args(&server.base());
+    let mut run = spawn_cli(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    let processing = |r: &Value| r["type"] == "event" && r["data"]["type"] == "SYNC_PROCESSING";
+    run.wait_for("SYNC_PROCESSING", processing).await;
+    run.interrupt().await;
+    let finished = run.finish().await;
+    assert_interrupted(&finished);
+    let s: EnqueueSummary = summary_of(&finished.records);
+    assert_eq!(s.outcome, EnqueueOutcome::Interrupted);
+    assert_eq!(s.queued_count, Some(2));
+    assert_eq!(s.items.len(), 2);
+    assert!(s.items.iter().all(|i| i.outcome.is_none()), "{s:?}");
+    let cases = junit_cases(&junit);
+    assert_eq!(cases.len(), 2, "{cases:?}");
+    for (name, status, message) in &cases {
+        assert_eq!(status, "error", "{name}");
+        assert_eq!(
+            message.as_deref(),
+            Some("interrupted before its terminal event")
+        );
+    }
+    let close: Value = data_of(&finished.records, "close")[0].clone();
+    assert_eq!(close["code"], 1000);
+
+    // Without --wait, during the POST.
+    let (addr, state) = backend_with(Fault::PostHangs, false).await;
+    let url = format!("ws://{addr}");
+    let run = spawn_cli(&["enqueue", "org-int", "--url", &url, "--json"]);
+    tokio::time::timeout(WAIT, state.posted.notified())
+        .await
+        .expect("the POST arrived");
+    run.interrupt().await;
+    let finished = run.finish().await;
+    assert_interrupted(&finished);
+    let s: EnqueueSummary = summary_of(&finished.records);
+    assert_eq!(s.outcome, EnqueueOutcome::Interrupted);
+    assert!(s.posted && s.queued_count.is_none(), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_enqueue_wait_in_text_prints_the_summary() {
+    let server = slow_server().await;
+    let mut run = spawn_text(&[
+        "enqueue",
+        "org-int",
+        "--url",
+        &server.base(),
+        "--count",
+        "1",
+        "--wait",
+    ]);
+    run.wait_for("SYNC_PROCESSING").await;
+    // SIGTERM ends the run as Ctrl-C does.
+    run.signal("-TERM").await;
+    let (code, lines, stderr) = run.finish().await;
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("interrupted: 0 of 1 item ended (job "),
+        "{lines:?}"
+    );
+    assert!(stderr.contains("syncprobe: error: interrupted"), "{stderr}");
+}
+
+/// Smoke interrupted at `step`: exit 130, that step failed with exit code 130, every
+/// later one skipped, the error record, and the JUnit file with the step as an error.
+fn assert_smoke_interrupted(finished: &Finished, step: &str, junit: &std::path::Path) {
+    assert_interrupted(finished);
+    let s: SmokeSummary = summary_of(&finished.records);
+    assert!(!s.ok);
+    let at = s
+        .steps
+        .iter()
+        .position(|st| st.name == step)
+        .expect("the step is reported");
+    assert_eq!(s.steps[at].status, StepStatus::Failed, "{:?}", s.steps);
+    assert_eq!(s.steps[at].exit_code, Some(130));
+    assert!(
+        s.steps[at + 1..]
+            .iter()
+            .all(|st| st.status == StepStatus::Skipped),
+        "{:?}",
+        s.steps
+    );
+    let mut names: Vec<&str> = s.steps.iter().map(|st| st.name.as_str()).collect();
+    names.sort();
+    let mut all = STEPS.to_vec();
+    all.sort();
+    assert_eq!(names, all, "every step is reported once");
+    assert!(
+        finished
+            .stderr
+            .contains(&format!("smoke interrupted during step {step}")),
+        "{}",
+        finished.stderr
+    );
+    let errors = junit_errors(junit);
+    assert!(
+        errors.iter().any(|(name, _, message)| name == step
+            && message.as_deref() == Some(&format!("step {step} interrupted"))),
+        "{:?}",
+        junit_cases(junit)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_smoke_leaves_the_summary_the_error_and_the_junit_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("smoke.xml");
+    let junit_arg = junit.to_str().unwrap();
+    let argv = |url: &str| -> Vec<String> {
+        ["smoke", "--url", url, "--json", "--junit", junit_arg]
+            .map(String::from)
+            .to_vec()
+    };
+    let spawn = |v: Vec<String>| spawn_cli(&v.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // While waiting for CONNECTED.
+    let mute = mute_socket_server().await;
+    let mut run = spawn(argv(&format!("ws://{}", mute.addr)));
+    run.wait_for("open", |r| r["type"] == "open").await;
+    run.interrupt().await;
+    let finished = run.finish().await;
+    assert_smoke_interrupted(&finished, "connect", &junit);
+
+    // During the POST.
+    let (addr, state) = backend_with(Fault::PostHangs, false).await;
+    let mut run = spawn(argv(&format!("ws://{addr}")));
+    run.wait_for("step connect", |r| r["type"] == "step").await;
+    tokio::time::timeout(WAIT, state.posted.notified())
+        .await
+        .expect("the POST arrived");
+    run.interrupt().await;
+    let finished = run.finish().await;
+    assert_smoke_interrupted(&finished, "enqueue", &junit);
+    assert!(
+        data_of(&finished.records, "close").len() == 1,
+        "the socket is closed"
+    );
+
+    // While waiting for the terminal events: the items so far, as errors.
+    let addr = backend(Fault::NoTerminal, false).await;
+    let mut run = spawn(argv(&format!("ws://{addr}")));
+    let processing = |r: &Value| r["type"] == "event" && r["data"]["type"] == "SYNC_PROCESSING";
+    run.wait_for("SYNC_PROCESSING", processing).await;
+    run.interrupt().await;
+    let finished = run.finish().await;
+    assert_smoke_interrupted(&finished, "lifecycle", &junit);
+    let s: SmokeSummary = summary_of(&finished.records);
+    assert_eq!(s.items.len(), 3, "{s:?}");
+    let item_errors = junit_errors(&junit)
+        .into_iter()
+        .filter(|(_, _, m)| m.as_deref() == Some("interrupted before its terminal event"))
+        .count();
+    assert_eq!(item_errors, 3, "{:?}", junit_cases(&junit));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_smoke_in_text_prints_the_verdict() {
+    let addr = backend(Fault::NoTerminal, false).await;
+    let mut run = spawn_text(&["smoke", "--url", &format!("ws://{addr}")]);
+    run.wait_for("SYNC_PROCESSING").await;
+    run.signal("-INT").await;
+    let (code, lines, stderr) = run.finish().await;
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("smoke INTERRUPTED during step lifecycle: 2 passed, 1 failed, 4 skipped"),
+        "{lines:?}"
+    );
+    // Before the upgrade is answered (a server that accepts TCP and says nothing).
+    let silent = crate::fake::SilentServer::start().await;
+    let mut run = spawn_text(&["smoke", "--url", &silent.base()]);
+    run.wait_for("Smoke test of org-smoke").await;
+    run.signal("-INT").await;
+    let (code, lines, stderr) = run.finish().await;
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("smoke INTERRUPTED during step connect: 0 passed, 1 failed, 6 skipped"),
+        "{lines:?}"
+    );
+}
+
+/// The answer to the POST is shown before the events it caused, in text and in
+/// NDJSON, although the server sends SYNC_QUEUED before it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_wait_and_smoke_print_in_causal_order() {
+    let server = TestServer::start().await;
+    let base = server.base();
+    let out = run_cli(&[
+        "enqueue",
+        "org-order",
+        "--url",
+        &base,
+        "--count",
+        "3",
+        "--wait",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let queued = lines
+        .iter()
+        .position(|l| l.starts_with("Queued 3 items for org-order"));
+    let first_event = lines.iter().position(|l| l.contains("SYNC_QUEUED"));
+    assert!(queued.is_some() && queued < first_event, "{text}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("followed: 3 of 3 items ended"),
+        "{text}"
+    );
+
+    let out = run_cli(&["smoke", "org-order", "--url", &base]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let step = lines.iter().position(|l| l.contains("pass enqueue"));
+    let first_event = lines.iter().position(|l| l.contains("SYNC_QUEUED"));
+    assert!(step.is_some() && step < first_event, "{text}");
+
+    let out = run_cli(&["smoke", "org-order", "--url", &base, "--json"]).await;
+    let records = records(&out);
+    let step = records
+        .iter()
+        .position(|r| r["type"] == "step" && r["data"]["name"] == "enqueue");
+    let first_event = records
+        .iter()
+        .position(|r| r["type"] == "event" && r["data"]["type"] == "SYNC_QUEUED");
+    assert!(step.is_some() && step < first_event, "{records:?}");
+}
+
+/// `-q`: one line on stdout, the verdict, whatever the run printed otherwise (the
+/// socket, the queued items, events, notes, warnings); stderr only for an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_prints_only_the_verdict() {
+    let server = TestServer::start().await;
+    let base = server.base();
+    let fake = format!("ws://{}", backend(Fault::None, false).await);
+    let mut runs: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec!["enqueue", "org-q", "--url", &base, "--count", "2", "--wait"],
+            0,
+            "followed: 2 of 2 items ended",
+        ),
+        (
+            vec!["enqueue", "org-q", "--url", &base, "--count", "2"],
+            0,
+            "Queued 2 items for org-q",
+        ),
+        (
+            vec!["enqueue", "org-q", "--url", &fake, "--count", "2", "--wait"],
+            0,
+            "followed: 2 of 2 items ended",
+        ),
+        (
+            vec![
+                "enqueue",
+                "org-q",
+                "--url",
+                &base,
+                "--count",
+                "1",
+                "--outcome",
+                "conflict",
+                "--wait",
+                "--expect-outcome",
+                "success",
+            ],
+            1,
+            "FAILED: 1 of 1 item ended",
+        ),
+        (
+            vec!["smoke", "org-q", "--url", &base],
+            0,
+            "smoke passed: 7 passed",
+        ),
+        (vec!["smoke", "--url", &fake], 0, "smoke passed: 7 passed"),
+        (vec!["smoke"], 0, "smoke passed: 7 passed"),
+    ];
+    // A seq gap is a warning (stderr) without -q.
+    let gaps = format!("ws://{}", backend(Fault::SeqGap, false).await);
+    let out = run_cli(&["enqueue", "o", "--url", &gaps, "--count", "2", "--wait"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: seq gap"),
+        "{}",
+        stderr(&out)
+    );
+    runs.push((
+        vec!["enqueue", "o", "--url", &gaps, "--count", "2", "--wait"],
+        0,
+        "followed: 2 of 2 items ended",
+    ));
+    runs.push((
+        vec!["smoke", "--url", &gaps],
+        1,
+        "smoke FAILED: 6 passed, 1 failed",
+    ));
+    for (mut argv, code, verdict) in runs {
+        argv.push("-q");
+        let out = run_cli(&argv).await;
+        assert_eq!(out.status.code(), Some(code), "{argv:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert_eq!(text.lines().count(), 1, "{argv:?}: {text:?}");
+        assert!(text.starts_with(verdict), "{argv:?}: {text:?}");
+        if code == 0 {
+            assert_eq!(stderr(&out), "", "{argv:?}");
+        } else {
+            assert!(stderr(&out).starts_with("syncprobe: error: "), "{argv:?}");
+            assert_eq!(
+                stderr(&out).lines().count(),
+                1,
+                "{argv:?}: {}",
+                stderr(&out)
+            );
+        }
+    }
+}
+
+/// A POST that times out is never shown as "Queued 0 items (job -)": the run says
+/// there was no answer, and nothing claims a queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_post_is_not_reported_as_queued() {
+    let url = format!("ws://{}", backend(Fault::PostHangs, false).await);
+    for wait in [true, false] {
+        let mut argv = vec![
+            "enqueue",
+            "org-t",
+            "--url",
+            &url,
+            "--count",
+            "2",
+            "--timeout",
+            "1s",
+        ];
+        if wait {
+            argv.push("--wait");
+        }
+        let out = run_cli(&argv).await;
+        assert_eq!(out.status.code(), Some(4), "{argv:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(!text.contains("Queued"), "{argv:?}: {text}");
+        assert!(
+            text.contains(
+                "timed out: no answer to POST /api/pems/write-sync: nothing is known to be queued"
+            ),
+            "{argv:?}: {text}"
+        );
+        assert!(
+            stderr(&out).contains("no answer"),
+            "{argv:?}: {}",
+            stderr(&out)
+        );
+        argv.push("--json");
+        let out = run_cli(&argv).await;
+        let s: EnqueueSummary = summary_of(&records(&out));
+        assert_eq!(s.outcome, EnqueueOutcome::Timeout);
+        assert_eq!(
+            (s.queued_count, s.ok, s.posted),
+            (None, false, true),
+            "{argv:?}"
+        );
+    }
+    let out = run_cli(&["smoke", "--url", &url, "--timeout", "1s", "--json"]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let s: SmokeSummary = summary_of(&records(&out));
+    let enqueue = s.steps.iter().find(|st| st.name == "enqueue").unwrap();
+    assert_eq!(enqueue.status, StepStatus::Failed);
+    assert!(enqueue.message.contains("no answer to POST"), "{enqueue:?}");
+    let lifecycle = s.steps.iter().find(|st| st.name == "lifecycle").unwrap();
+    assert_eq!(lifecycle.message, "nothing is known to be queued");
 }

@@ -21,6 +21,7 @@ enum Record {
     Event(Value),
     Close(Value),
     Step(Value),
+    Queued(Value),
     Progress(Value),
     Summary(Value),
     Warning(Value),
@@ -35,6 +36,7 @@ impl Record {
             Record::Event(_) => "event",
             Record::Close(_) => "close",
             Record::Step(_) => "step",
+            Record::Queued(_) => "queued",
             Record::Progress(_) => "progress",
             Record::Summary(_) => "summary",
             Record::Warning(_) => "warning",
@@ -49,6 +51,7 @@ impl Record {
             | Record::Event(d)
             | Record::Close(d)
             | Record::Step(d)
+            | Record::Queued(d)
             | Record::Progress(d)
             | Record::Summary(d)
             | Record::Warning(d)
@@ -253,9 +256,36 @@ async fn enqueue_records() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let records = parse(&stdout(&out));
+    // The answer, as a `queued` record, before the events it caused.
+    let queued_at = records.iter().position(|r| r.kind() == "queued");
+    let first_item_event = records
+        .iter()
+        .position(|r| r.kind() == "event" && r.data()["type"] != "CONNECTED");
+    assert!(
+        queued_at.is_some() && queued_at < first_item_event,
+        "{records:?}"
+    );
+    assert_eq!(
+        fields_of(&records, "queued"),
+        set(&[
+            "organizationId",
+            "jobId",
+            "queuedCount",
+            "message",
+            "queued[].id",
+            "queued[].pfaId",
+            "answeredMs",
+        ])
+    );
+    let records: Vec<Record> = records
+        .into_iter()
+        .filter(|r| r.kind() != "queued")
+        .collect();
     one_socket_records(&records);
     let mut expected = set(&[
         "ok",
+        "outcome",
+        "posted",
         "organizationId",
         "jobId",
         "queuedCount",
@@ -569,6 +599,17 @@ fn states_are_spelt_as_documented() {
     assert_eq!(wire(StepStatus::Passed), "passed");
     assert_eq!(wire(StepStatus::Skipped), "skipped");
     assert_eq!(wire(StepStatus::Failed), "failed");
+    use syncprobe::report::enqueue::EnqueueOutcome as E;
+    for (outcome, spelt) in [
+        (E::Queued, "queued"),
+        (E::Finished, "finished"),
+        (E::Failed, "failed"),
+        (E::Timeout, "timeout"),
+        (E::Interrupted, "interrupted"),
+        (E::Error, "error"),
+    ] {
+        assert_eq!(wire(outcome), spelt);
+    }
 }
 
 /// Output that cannot be written is an error (exit 6) once the run is over, not a
