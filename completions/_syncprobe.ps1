@@ -80,7 +80,7 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Stop after this many events (after filters)')
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Replay the events the server kept after seq N (`?since=N`), then go on live; needs a Part 2 server (exit 5 on a Part 1 server)')
             [CompletionResult]::new('--last', '--last', [CompletionResultType]::ParameterName, 'Replay the server''s last N events, then go on live: asks the server for its seq first (a short connection of its own), then opens with since = seq - N; needs a Part 2 server (exit 5 on a Part 1 server)')
-            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after watching this long')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after watching this long (more than 0; without it, watch until Ctrl-C)')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Bound the wait for CONNECTED and for --expect or --count (default 10s and 60s)')
             [CompletionResult]::new('--reconnect-base', '--reconnect-base', [CompletionResultType]::ParameterName, 'First reconnect delay ceiling (full jitter, doubling per attempt)')
             [CompletionResult]::new('--reconnect-cap', '--reconnect-cap', [CompletionResultType]::ParameterName, 'Largest reconnect delay')

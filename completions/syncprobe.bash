@@ -810,7 +810,7 @@ _syncprobe() {
                     return 0
                     ;;
                 --fail-on)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "SYNC_QUEUED SYNC_PROCESSING SYNC_SUCCESS SYNC_CONFLICT SYNC_FAILED" -- "${cur}"))
                     return 0
                     ;;
                 --allow-type)

@@ -75,7 +75,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand --count 'Stop after this many events (after filters)'
             cand --since 'Replay the events the server kept after seq N (`?since=N`), then go on live; needs a Part 2 server (exit 5 on a Part 1 server)'
             cand --last 'Replay the server''s last N events, then go on live: asks the server for its seq first (a short connection of its own), then opens with since = seq - N; needs a Part 2 server (exit 5 on a Part 1 server)'
-            cand --duration 'Stop after watching this long'
+            cand --duration 'Stop after watching this long (more than 0; without it, watch until Ctrl-C)'
             cand --timeout 'Bound the wait for CONNECTED and for --expect or --count (default 10s and 60s)'
             cand --reconnect-base 'First reconnect delay ceiling (full jitter, doubling per attempt)'
             cand --reconnect-cap 'Largest reconnect delay'

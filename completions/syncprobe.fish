@@ -66,14 +66,18 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -s h -l hel
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -s V -l version -d 'Print version'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l expect -d 'Ordered pattern of event types to wait for (see below)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l items -d 'With --per-item: items that must be seen before the expectation can hold' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l fail-on -d 'Exit 1 as soon as an event of one of these types arrives (comma-separated)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l fail-on -d 'Exit 1 as soon as an event of one of these types arrives (comma-separated)' -r -f -a "SYNC_QUEUED\t''
+SYNC_PROCESSING\t''
+SYNC_SUCCESS\t''
+SYNC_CONFLICT\t''
+SYNC_FAILED\t''"
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l allow-type -d 'Accept this event type in --expect and --fail-on although the protocol does not define it (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l item -d 'Consider only this item (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l where -d 'Consider only events whose field equals the value: FIELD=VALUE, dotted paths such as details.error (repeatable; all must hold)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l count -d 'Stop after this many events (after filters)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l since -d 'Replay the events the server kept after seq N (`?since=N`), then go on live; needs a Part 2 server (exit 5 on a Part 1 server)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l last -d 'Replay the server\'s last N events, then go on live: asks the server for its seq first (a short connection of its own), then opens with since = seq - N; needs a Part 2 server (exit 5 on a Part 1 server)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l duration -d 'Stop after watching this long' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l duration -d 'Stop after watching this long (more than 0; without it, watch until Ctrl-C)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l timeout -d 'Bound the wait for CONNECTED and for --expect or --count (default 10s and 60s)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l reconnect-base -d 'First reconnect delay ceiling (full jitter, doubling per attempt)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l reconnect-cap -d 'Largest reconnect delay' -r

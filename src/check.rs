@@ -82,8 +82,8 @@ impl Finding {
             Finding::Tolerated(m) => format!("protocol violation tolerated by --lenient: {m}"),
             Finding::Gap { from, to } if from == to => format!("seq gap: event {from} is missing"),
             Finding::Gap { from, to } => format!(
-                "seq gap: events {from} to {to} are missing ({} events)",
-                (to - from).saturating_add(1)
+                "seq gap: events {from} to {to} are missing ({})",
+                crate::text::count((to - from).saturating_add(1), "event")
             ),
             Finding::Duplicate(s) => format!("duplicate: seq {s} arrived again"),
             Finding::Late(s) => format!("seq {s} arrived late (out of order)"),
@@ -673,8 +673,8 @@ impl StreamCheck {
                 let mut text = String::new();
                 if self.items.len() < e.min_items.max(1) {
                     text.push_str(&format!(
-                        "{} items seen, {} expected\n",
-                        self.items.len(),
+                        "{} seen, {} expected\n",
+                        crate::text::count(self.items.len() as u64, "item"),
                         e.min_items.max(1)
                     ));
                 }

@@ -52,6 +52,14 @@ pub fn clamp(text: &str, max: usize) -> Cow<'_, str> {
     }
 }
 
+/// `1 event`, `2 events`, `0 events`: a count with its noun (regular plurals).
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// [`escape`] then [`clamp`]: peer text as one field of human output.
 pub fn shown(text: &str, max: usize) -> String {
     clamp(&escape(text), max).into_owned()
@@ -72,6 +80,13 @@ mod tests {
         assert_eq!(escape("tab\there\u{7f}"), "tab\\u{9}here\\u{7f}");
         assert_eq!(escape("accents é ✓"), "accents é ✓");
         assert_eq!(message_lines("one\ntwo\r\n"), "one\ntwo\\u{d}\n");
+    }
+
+    #[test]
+    fn counts_take_their_plural() {
+        assert_eq!(count(1u64, "event"), "1 event");
+        assert_eq!(count(0u64, "item"), "0 items");
+        assert_eq!(count(2u32, "connection"), "2 connections");
     }
 
     #[test]

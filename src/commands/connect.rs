@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio::time::Instant;
 
-use super::args::{ConnectionArgs, parse_duration};
+use super::args::{ConnectionArgs, parse_duration, positive_duration};
 use crate::client::error::{PeerClosed, failed};
 use crate::client::session::{Closed, Session};
 use crate::client::ws;
@@ -26,7 +26,7 @@ pub struct ConnectArgs {
     #[arg(value_name = "ORG")]
     pub target: String,
     /// How long to wait for CONNECTED once the socket is open
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
     pub timeout: Duration,
     /// Keep the connection open this long after CONNECTED, showing what arrives
     #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_duration)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use tokio::time::Instant;
 
-use super::args::{ConnectionArgs, parse_duration};
+use super::args::{ConnectionArgs, positive_duration};
 use crate::client::http::Api;
 use crate::client::session::Started;
 use crate::client::ws;
@@ -45,7 +45,7 @@ pub struct EnqueueArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=10))]
     pub priority: Option<u8>,
     /// Synthetic items to queue (Part 2 servers such as `serve`)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub count: Option<u32>,
     /// Name the queued items (repeatable; Part 2 servers)
     #[arg(long = "pfa-id", value_name = "PFA_ID")]
@@ -60,7 +60,7 @@ pub struct EnqueueArgs {
     #[arg(long, value_name = "OUTCOME", requires = "wait")]
     pub expect_outcome: Option<Terminal>,
     /// Bound the whole command, waiting included
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
     pub timeout: Duration,
     /// With --wait: write a JUnit XML report (one test case per item)
     #[arg(long, value_name = "FILE", requires = "wait")]
@@ -161,7 +161,7 @@ fn answered(
         Ok(Err(e)) => Err(End::Failed(e)),
         Err(_) => Err(End::Failed(
             Failure::Timeout(format!(
-                "no answer from {} within {}",
+                "no answer from {} within {} (raise --timeout)",
                 crate::client::redact(&run.endpoint.rest("api/pems/write-sync")),
                 humantime::format_duration(run.args.timeout)
             ))
@@ -337,7 +337,7 @@ fn timed_out_error(answered: bool, items: &[ItemTrace], limit: Duration) -> anyh
         format!("no terminal event for {}", unfinished.join(", "))
     };
     Failure::Timeout(format!(
-        "timed out after {}: {known}",
+        "timed out after {} (raise --timeout): {known}",
         humantime::format_duration(limit)
     ))
     .into()

@@ -262,8 +262,8 @@ fn verdict(report: &LoadReport, allow_loss: bool) -> anyhow::Result<Exit> {
     let s = &report.summary;
     if s.connections_opened == 0 {
         return Err(Failure::Connect(format!(
-            "none of the {} connections opened ({})",
-            s.connections_requested,
+            "none of the {} opened ({})",
+            crate::text::count(s.connections_requested, "connection"),
             report::errors_list(&s.errors)
         ))
         .into());

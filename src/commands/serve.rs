@@ -354,8 +354,9 @@ pub async fn run(args: ServeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
 fn reload_on_hangup(state: &server::Shared, reporter: &Reporter) {
     match state.security.reload_orgs() {
         Ok(reloaded) => reporter.note(&format!(
-            "SIGHUP: reloaded the organization allow-list: {} organizations, closing {} connection(s)",
-            reloaded.organizations, reloaded.closing
+            "SIGHUP: reloaded the organization allow-list: {}, closing {}",
+            crate::text::count(reloaded.organizations as u64, "organization"),
+            crate::text::count(reloaded.closing as u64, "connection")
         )),
         Err(e) => reporter.warn(&format!("SIGHUP: the allow-list was not reloaded: {e:#}")),
     }

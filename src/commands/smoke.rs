@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio::time::Instant;
 
-use super::args::{ConnectionArgs, parse_duration};
+use super::args::{ConnectionArgs, positive_duration};
 use crate::check::{SeqSummary, StreamCheck};
 use crate::client::error::http_status;
 use crate::client::http::Api;
@@ -55,7 +55,7 @@ pub struct SmokeArgs {
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub items: u32,
     /// Bound of each waiting step (CONNECTED, the lifecycle of every item)
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
     pub timeout: Duration,
     /// Write a JUnit XML report: one test case per step and per item
     #[arg(long, value_name = "FILE")]
@@ -438,7 +438,7 @@ impl Smoke<'_> {
             }
             FollowEnd::Done | FollowEnd::Timeout => {
                 let message = format!(
-                    "no answer to POST /api/pems/write-sync within {}",
+                    "no answer to POST /api/pems/write-sync within {} (raise --timeout)",
                     humantime::format_duration(self.args.timeout)
                 );
                 anyhow::Error::from(Failure::Timeout(message)).into()
@@ -634,8 +634,8 @@ fn check_lifecycle(
         .filter_map(|i| i.terminal_ms)
         .fold(0.0, f64::max);
     Ok(format!(
-        "{} items went {LIFECYCLE} and succeeded; slowest {slowest:.1} ms after the POST",
-        items.len()
+        "{} went {LIFECYCLE} and succeeded; slowest {slowest:.1} ms after the POST",
+        crate::text::count(items.len() as u64, "item")
     ))
 }
 
@@ -676,8 +676,10 @@ fn check_seq(seq: &SeqSummary) -> Result<String, StepEnd> {
         ))
     } else {
         Err(expectation(format!(
-            "seq is not contiguous: {} gaps ({} events missing), {} duplicates",
-            seq.gaps, seq.missing, seq.duplicates
+            "seq is not contiguous: {} ({} missing), {}",
+            crate::text::count(seq.gaps, "gap"),
+            crate::text::count(seq.missing, "event"),
+            crate::text::count(seq.duplicates, "duplicate")
         )))
     }
 }
@@ -698,7 +700,8 @@ fn check_stats(stats: &serde_json::Value, org: &str) -> Result<String, StepEnd> 
         .and_then(|n| n.as_u64())
         .unwrap_or(0);
     Ok(format!(
-        "lists {listed} connection(s) for {org}, {total} in total"
+        "lists {} for {org}, {total} in total",
+        crate::text::count(listed, "connection")
     ))
 }
 

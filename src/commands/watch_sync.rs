@@ -13,7 +13,7 @@ use clap::Args;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::args::{ConnectionArgs, parse_duration};
+use super::args::{ConnectionArgs, EventTypeName, positive_count, positive_duration};
 use crate::check::{self, CheckConfig, Expectation, StreamCheck, Verdict};
 use crate::client::backoff::{Backoff, Delays};
 use crate::client::session::{Closed, Session, Started};
@@ -50,7 +50,7 @@ fn is_final_refusal(e: &anyhow::Error) -> bool {
   Event types in order, matched as a subsequence (others may come between) or, with
   --strict, exactly. QUEUED, PROCESSING, SUCCESS, CONFLICT, FAILED stand for the SYNC_
   types; TERMINAL is (SYNC_SUCCESS|SYNC_CONFLICT|SYNC_FAILED); _ is any event.
-  Quantifiers: + * ? {n} {n,} {n,m}. Groups ( ), alternatives |.
+  Quantifiers: + * ? {N} {N,} {N,M} (N, M numbers). Groups ( ), alternatives |.
   Names are checked, in --expect and --fail-on alike: one that is not a type of the
   protocol could never match, so it is a usage error (exit 2, with the nearest
   name); --allow-type NAME admits a custom type.
@@ -81,10 +81,10 @@ pub struct WatchSyncArgs {
     #[arg(long, requires = "expect")]
     pub per_item: bool,
     /// With --per-item: items that must be seen before the expectation can hold
-    #[arg(long, value_name = "N", default_value_t = 1, requires = "per_item")]
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "per_item", value_parser = positive_count)]
     pub items: usize,
     /// Exit 1 as soon as an event of one of these types arrives (comma-separated)
-    #[arg(long, value_name = "TYPES", value_delimiter = ',')]
+    #[arg(long, value_name = "TYPES", value_delimiter = ',', value_parser = EventTypeName, hide_possible_values = true)]
     pub fail_on: Vec<String>,
     /// Accept this event type in --expect and --fail-on although the protocol does
     /// not define it (repeatable)
@@ -98,7 +98,7 @@ pub struct WatchSyncArgs {
     #[arg(long = "where", value_name = "FIELD=VALUE", value_parser = check::parse_where)]
     pub wheres: Vec<(String, String)>,
     /// Stop after this many events (after filters)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Replay the events the server kept after seq N (`?since=N`), then go on live;
     /// needs a Part 2 server (exit 5 on a Part 1 server)
@@ -107,13 +107,13 @@ pub struct WatchSyncArgs {
     /// Replay the server's last N events, then go on live: asks the server for its
     /// seq first (a short connection of its own), then opens with since = seq - N;
     /// needs a Part 2 server (exit 5 on a Part 1 server)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub last: Option<u64>,
-    /// Stop after watching this long
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Stop after watching this long (more than 0; without it, watch until Ctrl-C)
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     pub duration: Option<Duration>,
     /// Bound the wait for CONNECTED and for --expect or --count (default 10s and 60s)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     pub timeout: Option<Duration>,
     /// Report protocol violations as warnings instead of failing (exit 5)
     #[arg(long)]
@@ -123,17 +123,17 @@ pub struct WatchSyncArgs {
     #[arg(long)]
     pub reconnect: bool,
     /// First reconnect delay ceiling (full jitter, doubling per attempt)
-    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = positive_duration)]
     pub reconnect_base: Duration,
     /// Largest reconnect delay
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
     pub reconnect_cap: Duration,
     /// Consecutive failed reconnect attempts before giving up (0 = never give up)
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub reconnect_attempts: u32,
     /// Ping the server this often; a ping unanswered by the next one means the
     /// connection is dead (with -v, round-trip times are shown)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     pub ping_interval: Option<Duration>,
     /// Write every received frame to FILE as NDJSON, with its receive time
     #[arg(long, value_name = "FILE")]
@@ -815,7 +815,9 @@ impl Watch<'_> {
     fn outcome(&self, end: &End) -> WatchOutcome {
         let never_connected = self.check.connections() == 0;
         match end {
-            End::GaveUp(_) | End::Timeout | End::Protocol(_) if never_connected => {
+            End::GaveUp(_) | End::Timeout | End::Protocol(_) | End::Finished(_)
+                if never_connected =>
+            {
                 WatchOutcome::ConnectFailed
             }
             End::Satisfied => WatchOutcome::Satisfied,
@@ -850,6 +852,19 @@ impl Watch<'_> {
         }
         match end {
             End::Satisfied => Ok(Exit::Success),
+            // A watch that never saw CONNECTED watched nothing: never a pass.
+            End::Finished(limit) if self.check.connections() == 0 => {
+                Err(Failure::Timeout(format!(
+                    "the watch ended (--{}) before CONNECTED: {}",
+                    limit.flag(),
+                    if self.opened {
+                        "the socket opened, but no CONNECTED came"
+                    } else {
+                        "the socket did not open; no frame received"
+                    }
+                ))
+                .into())
+            }
             End::Finished(_) if !self.expectation_unmet() => Ok(Exit::Success),
             End::Finished(limit) => Err(Failure::Expectation(format!(
                 "the expectation was not met when the watch ended (--{}):\n{}",

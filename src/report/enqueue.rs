@@ -167,7 +167,7 @@ fn verdict(s: &EnqueueSummary, estimated: Option<Timestamp>) -> String {
     format!(
         "{}: {ended} of {} ended (job {job}){counts}\n",
         paint(style, head),
-        plural(queued, "item"),
+        crate::text::count(queued, "item"),
     )
 }
 
@@ -220,7 +220,7 @@ fn queued_line(
         ),
         _ => format!(
             "Queued {} for {} (job {}){}\n",
-            plural(queued, "item"),
+            crate::text::count(queued, "item"),
             shown(org, MAX_COLUMN),
             shown(job.as_deref().unwrap_or("-"), MAX_COLUMN),
             estimated.map_or(String::new(), |t| format!(", estimated completion {t}"))
@@ -258,12 +258,4 @@ fn trace_line(trace: &ItemTrace) -> String {
         ms(trace.terminal_ms),
         paint(DIM, shown(&trace.details, MAX_SHOWN))
     )
-}
-
-fn plural(n: u64, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
 }

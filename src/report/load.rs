@@ -50,7 +50,12 @@ impl LoadReport {
 
 /// The first line of a run.
 pub fn banner(url: &str, connections: usize, organizations: usize) -> String {
-    format!("Loading {url} with {connections} connections over {organizations} organization(s)\n")
+    use crate::text::count;
+    format!(
+        "Loading {url} with {} over {}\n",
+        count(connections as u64, "connection"),
+        count(organizations as u64, "organization")
+    )
 }
 
 /// The note of a run against the bundled server.
@@ -114,11 +119,11 @@ pub fn figures(s: &LoadSummary) -> Vec<(&'static str, String, Mark)> {
         plain(
             "connections",
             format!(
-                "{} opened / {} requested, {} failed, {} org(s)",
+                "{} opened / {} requested, {} failed, {}",
                 s.connections_opened,
                 s.connections_requested,
                 s.connections_failed,
-                s.organizations
+                crate::text::count(s.organizations, "organization")
             ),
         ),
         plain(

@@ -311,8 +311,8 @@ fn headline(outcome: WatchOutcome, reached: Reached, s: &Summary) -> String {
     format!(
         "\n{} {verdict}: {}{of_which}; {} received\n",
         paint(BOLD, "Summary"),
-        plural(s.events, "event"),
-        plural(s.frames, "frame")
+        crate::text::count(s.events, "event"),
+        crate::text::count(s.frames, "frame")
     )
 }
 
@@ -320,15 +320,6 @@ fn headline(outcome: WatchOutcome, reached: Reached, s: &Summary) -> String {
 pub const NOTHING_RECEIVED: &str = "no frame received";
 /// What the summary says when a socket opened but no valid CONNECTED came.
 pub const NO_CONNECTED: &str = "the socket opened, but no valid CONNECTED was received";
-
-/// `1 event`, `2 events`.
-fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
 
 fn by_type(s: &Summary) -> String {
     if s.by_type.is_empty() {
@@ -393,7 +384,7 @@ fn item_line(item: &ItemSummary, width: usize) -> String {
     format!(
         "    {:<width$}  {state} after {}{duration}{kept}{pending}{expectation}\n",
         shown(&item.pfa_id, MAX_COLUMN),
-        plural(item.events.len() as u64, "event")
+        crate::text::count(item.events.len() as u64, "event")
     )
 }
 
@@ -412,8 +403,11 @@ fn durations(s: &Summary) -> String {
     let mut out = String::new();
     if let Some(d) = &s.queued_to_terminal_ms {
         out.push_str(&format!(
-            "  queued→terminal: min {:.0} ms, avg {:.1} ms, max {:.0} ms ({} items)\n",
-            d.min, d.avg, d.max, d.count
+            "  queued→terminal: min {:.0} ms, avg {:.1} ms, max {:.0} ms ({})\n",
+            d.min,
+            d.avg,
+            d.max,
+            crate::text::count(d.count, "item")
         ));
     }
     if let (Some(l), Some(source)) = (&s.delivery_latency_ms, &s.latency_source) {

@@ -1243,8 +1243,9 @@ async fn an_unanswered_post_is_not_reported_as_queued() {
             ),
             "{argv:?}: {text}"
         );
+        // The error names the limit and the flag that sets it.
         assert!(
-            stderr(&out).contains("no answer"),
+            stderr(&out).contains(" 1s (raise --timeout)"),
             "{argv:?}: {}",
             stderr(&out)
         );

@@ -5,6 +5,7 @@ mod color;
 mod completions;
 mod connect;
 mod enqueue;
+mod errors;
 mod fake;
 mod interop;
 mod layers;

@@ -1380,12 +1380,14 @@ async fn a_summary_without_any_frame_says_so() {
             3,
             WatchOutcome::ConnectFailed,
         ),
+        // A watch whose --duration ends before CONNECTED watched nothing: exit 4.
+        // (`--duration 0` is refused as a usage error: see usage.rs.)
         (
-            "--duration 0",
+            "--duration before CONNECTED",
             silent.base(),
-            vec!["--duration", "0s"],
-            0,
-            WatchOutcome::Duration,
+            vec!["--duration", "300ms"],
+            4,
+            WatchOutcome::ConnectFailed,
         ),
     ];
     for (name, url, extra, code, outcome) in cases {
