@@ -215,8 +215,22 @@ async fn bash_completes_subcommands_and_flags() {
         "the hidden subcommand is offered: {candidates:?}"
     );
 
-    let cases: [(&[&str], &[&str]); 5] = [
+    let cases: [(&[&str], &[&str]); 7] = [
         (&["syncprobe", "wat"], &["watch-sync"]),
+        (
+            &["syncprobe", "watch-sync", "org-rio", "--fail-on", "SYNC_"],
+            &[
+                "SYNC_QUEUED",
+                "SYNC_PROCESSING",
+                "SYNC_SUCCESS",
+                "SYNC_CONFLICT",
+                "SYNC_FAILED",
+            ],
+        ),
+        (
+            &["syncprobe", "watch-sync", "o", "--fail-on", "SYNC_F"],
+            &["SYNC_FAILED"],
+        ),
         (&["syncprobe", "watch-sync", "--ex"], &["--expect"]),
         (&["syncprobe", "serve", "--li"], &["--listen"]),
         (&["syncprobe", "--color", ""], &["auto", "always", "never"]),
@@ -232,6 +246,28 @@ async fn bash_completes_subcommands_and_flags() {
 }
 
 // ---- --help ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn help_text_keeps_braces_that_clap_would_eat() {
+    // clap turns a literal `{n}` into a line break in help text.
+    let output = run_cli(&["watch-sync", "--help"]).await;
+    let help = stdout(&output);
+    assert!(help.contains("Quantifiers: + * ? {N} {N,} {N,M}"), "{help}");
+    for sub in visible_subcommands() {
+        let help = stdout(&run_cli(&[&sub, "--help"]).await);
+        let source = syncprobe::cli::command();
+        let cmd = source.find_subcommand(&sub).unwrap();
+        let written = cmd
+            .get_after_long_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(
+            !written.contains("{n}"),
+            "{sub}: `{{n}}` in its help would vanish"
+        );
+        assert!(!help.contains("{n}"));
+    }
+}
 
 #[tokio::test]
 async fn root_help_ends_with_the_exit_codes_and_the_environment() {
