@@ -485,9 +485,12 @@ fn base64url_json(part: &str, name: &str) -> Result<Value, String> {
 pub fn decode_unverified(token: &str) -> Result<Unverified, String> {
     let parts: Vec<&str> = token.trim().split('.').collect();
     if parts.len() != 3 {
+        let parts = match parts.len() {
+            1 => "1 dot-separated part".to_string(),
+            n => format!("{n} dot-separated parts"),
+        };
         return Err(not_a_jwt(&format!(
-            "it has {} dot-separated parts, a JWT has 3 (header.claims.signature)",
-            parts.len()
+            "it has {parts}, a JWT has 3 (header.claims.signature)"
         )));
     }
     let Value::Object(header) = base64url_json(parts[0], "header")? else {
