@@ -265,11 +265,13 @@ async fn valid_tokens_open_sockets_from_the_header_or_the_query() {
 
 /// The original backend's error code and message for a refused token, as
 /// `(status, error, message)`.
-pub(crate) const NO_TOKEN: (u16, &str, &str) = (401, "UNAUTHORIZED", "No token provided");
-pub(crate) const EXPIRED: (u16, &str, &str) = (401, "TOKEN_EXPIRED", "Token has expired");
-pub(crate) const INVALID: (u16, &str, &str) = (401, "INVALID_TOKEN", "Invalid token");
-pub(crate) const NO_ACCESS: (u16, &str, &str) =
-    (403, "FORBIDDEN", "No access to this organization");
+/// A refusal as the original backend words it: `(status, error, message)`.
+pub(crate) type Answer = (u16, &'static str, &'static str);
+
+pub(crate) const NO_TOKEN: Answer = (401, "UNAUTHORIZED", "No token provided");
+pub(crate) const EXPIRED: Answer = (401, "TOKEN_EXPIRED", "Token has expired");
+pub(crate) const INVALID: Answer = (401, "INVALID_TOKEN", "Invalid token");
+pub(crate) const NO_ACCESS: Answer = (403, "FORBIDDEN", "No access to this organization");
 
 /// Checks a refusal's status and body: the original's `error` and `message`, and
 /// serve's explanation in `details`.
@@ -294,7 +296,7 @@ pub(crate) fn assert_refusal(
 async fn refused_tokens_get_401_or_403_with_a_json_body() {
     let server = TestServer::with(secured()).await;
     let url = server.sync_url("org-r");
-    let cases: Vec<(&str, Option<String>, (u16, &str, &str), &str)> = vec![
+    let cases: Vec<(&str, Option<String>, Answer, &str)> = vec![
         ("missing", None, NO_TOKEN, "a token is required"),
         (
             "expired",

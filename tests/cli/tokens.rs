@@ -12,8 +12,8 @@ use syncprobe::report::token::TokenInspection;
 use tokio::io::AsyncWriteExt;
 
 use super::security::{
-    EXPIRED, INVALID, NO_ACCESS, NO_TOKEN, SECRET, assert_refusal, bearer, call, metric, now, open,
-    refused, secured, sign, sign_with,
+    Answer, EXPIRED, INVALID, NO_ACCESS, NO_TOKEN, SECRET, assert_refusal, bearer, call, metric,
+    now, open, refused, secured, sign, sign_with,
 };
 use super::support::*;
 
@@ -56,8 +56,8 @@ fn ids(orgs: &[&str], role: &str) -> String {
     )
 }
 
-const SYNC_REQUIRED: (u16, &str, &str) = (403, "FORBIDDEN", "Sync permission required");
-const INACTIVE: (u16, &str, &str) = (403, "FORBIDDEN", "Account is not active");
+const SYNC_REQUIRED: Answer = (403, "FORBIDDEN", "Sync permission required");
+const INACTIVE: Answer = (403, "FORBIDDEN", "Account is not active");
 
 /// POST write-sync for `org` with `token`: status and body.
 async fn write_sync(server: &TestServer, token: Option<&str>, org: &str) -> (u16, Value) {
