@@ -830,6 +830,17 @@ async fn the_admin_endpoint_needs_jwt_and_an_allow_list() {
         (status, body["error"].as_str()),
         (409, Some("NOT_CONFIGURED"))
     );
+    // The original's older admin (role admin, organizationIds) passes the same check;
+    // a listing token of either original shape does not.
+    let admin = sign(json!({"role": "admin", "organizationIds": [], "exp": now() + 60}));
+    let listed = sign(json!({"role": "user", "organizationIds": ["o"], "exp": now() + 60}));
+    let pfa = sign(json!({"organizations": [{"organizationId": "o",
+        "permissions": {"perm_ManageUsers": true}}], "exp": now() + 60}));
+    for (token, want) in [(admin, 409), (listed, 403), (pfa, 403)] {
+        let url = secured.http("/api/ws/admin/reload-orgs");
+        let (status, _, body) = call("POST", &url, Some(&token), None, None).await;
+        assert_eq!(status, want, "{body}");
+    }
 }
 
 // ---------------------------------------------------------------------------------
