@@ -64,6 +64,21 @@ _syncprobe() {
             syncprobe__subcmd__help,watch-sync)
                 cmd="syncprobe__subcmd__help__subcmd__watch__subcmd__sync"
                 ;;
+            syncprobe__subcmd__help__subcmd__token,inspect)
+                cmd="syncprobe__subcmd__help__subcmd__token__subcmd__inspect"
+                ;;
+            syncprobe__subcmd__token,help)
+                cmd="syncprobe__subcmd__token__subcmd__help"
+                ;;
+            syncprobe__subcmd__token,inspect)
+                cmd="syncprobe__subcmd__token__subcmd__inspect"
+                ;;
+            syncprobe__subcmd__token__subcmd__help,help)
+                cmd="syncprobe__subcmd__token__subcmd__help__subcmd__help"
+                ;;
+            syncprobe__subcmd__token__subcmd__help,inspect)
+                cmd="syncprobe__subcmd__token__subcmd__help__subcmd__inspect"
+                ;;
             *)
                 ;;
         esac
@@ -367,8 +382,22 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__help__subcmd__token)
-            opts=""
+            opts="inspect"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__help__subcmd__token__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -745,7 +774,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__token)
-            opts="-q -v -h -V --secret --secret-file --org --ttl --issuer --audience --subject --not-before --json --color --quiet --verbose --help --version"
+            opts="-q -v -h -V --secret --secret-file --org --claims --permission --user --service-status --ttl --issuer --audience --subject --not-before --json --color --quiet --verbose --help --version inspect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -761,6 +790,22 @@ _syncprobe() {
                     ;;
                 --org)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --claims)
+                    COMPREPLY=($(compgen -W "simple pfa ids" -- "${cur}"))
+                    return 0
+                    ;;
+                --permission)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-status)
+                    COMPREPLY=($(compgen -W "active suspended locked" -- "${cur}"))
                     return 0
                     ;;
                 --ttl)
@@ -780,6 +825,70 @@ _syncprobe() {
                     return 0
                     ;;
                 --not-before)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__token__subcmd__help)
+            opts="inspect help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__token__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__token__subcmd__help__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__token__subcmd__inspect)
+            opts="-q -v -h -V --org --json --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --org)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -34,7 +34,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand smoke 'Run the whole verification checklist against a backend (or the bundled server)'
             cand load 'Open many sync sockets and measure connect time, fan-out latency and completeness'
             cand serve 'Run the bundled sync-socket server (the protocol''s reference implementation)'
-            cand token 'Mint an HS256 test token for a secured `serve` (development and CI only)'
+            cand token 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'syncprobe;connect'= {
@@ -265,7 +265,11 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand --secret 'The HS256 secret (the one `serve --jwt-secret` was given)'
             cand --secret-file 'Read the secret from a file (surrounding whitespace is ignored)'
             cand --org 'Organization the token allows (repeatable; `*` allows every organization)'
-            cand --ttl 'Lifetime: exp is now plus this'
+            cand --claims 'The shape of the claims (see below) [default: simple]'
+            cand --permission 'Permission granted in every organization, with --claims pfa (repeatable; perm_Read and perm_Sync when not given)'
+            cand --user 'userId and username, with --claims pfa or ids [default: syncprobe]'
+            cand --service-status 'serviceStatus, with --claims pfa (serve refuses anything but active) [default: active]'
+            cand --ttl 'Lifetime: exp is now plus this [default: 1h]'
             cand --issuer 'Issuer claim (iss)'
             cand --audience 'Audience claim (aud)'
             cand --subject 'Subject claim (sub)'
@@ -280,6 +284,29 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand inspect 'Decode a token without verifying it and say whether it is usable'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'syncprobe;token;inspect'= {
+            cand --org 'Say whether the token allows this organization'
+            cand --color 'When to use colour'
+            cand --json 'Write NDJSON records to stdout instead of text (see README, "--json")'
+            cand -q 'Print only errors and the final result'
+            cand --quiet 'Print only errors and the final result'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'syncprobe;token;help'= {
+            cand inspect 'Decode a token without verifying it and say whether it is usable'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'syncprobe;token;help;inspect'= {
+        }
+        &'syncprobe;token;help;help'= {
         }
         &'syncprobe;help'= {
             cand connect 'Open a sync socket, check CONNECTED, and close'
@@ -288,7 +315,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand smoke 'Run the whole verification checklist against a backend (or the bundled server)'
             cand load 'Open many sync sockets and measure connect time, fan-out latency and completeness'
             cand serve 'Run the bundled sync-socket server (the protocol''s reference implementation)'
-            cand token 'Mint an HS256 test token for a secured `serve` (development and CI only)'
+            cand token 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'syncprobe;help;connect'= {
@@ -304,6 +331,9 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
         &'syncprobe;help;serve'= {
         }
         &'syncprobe;help;token'= {
+            cand inspect 'Decode a token without verifying it and say whether it is usable'
+        }
+        &'syncprobe;help;token;inspect'= {
         }
         &'syncprobe;help;help'= {
         }

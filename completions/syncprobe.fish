@@ -38,7 +38,7 @@ complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "enqueue" -d 'Qu
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
-complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only)'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l timeout -d 'How long to wait for CONNECTED once the socket is open' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l hold -d 'Keep the connection open this long after CONNECTED, showing what arrives' -r
@@ -252,27 +252,49 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s q -l quiet
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s V -l version -d 'Print version'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l secret -d 'The HS256 secret (the one `serve --jwt-secret` was given)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l secret-file -d 'Read the secret from a file (surrounding whitespace is ignored)' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l org -d 'Organization the token allows (repeatable; `*` allows every organization)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l ttl -d 'Lifetime: exp is now plus this' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l issuer -d 'Issuer claim (iss)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l audience -d 'Audience claim (aud)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l subject -d 'Subject claim (sub)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l not-before -d 'Not valid before now plus this (nbf)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l secret -d 'The HS256 secret (the one `serve --jwt-secret` was given)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l secret-file -d 'Read the secret from a file (surrounding whitespace is ignored)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l org -d 'Organization the token allows (repeatable; `*` allows every organization)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l claims -d 'The shape of the claims (see below) [default: simple]' -r -f -a "simple\t'{"org": …}: syncprobe\'s own'
+pfa\t'{"organizations": [{…, "permissions"}]}: the original backend\'s'
+ids\t'{"organizationIds": […], "role"}: the original\'s older middleware'"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l permission -d 'Permission granted in every organization, with --claims pfa (repeatable; perm_Read and perm_Sync when not given)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l user -d 'userId and username, with --claims pfa or ids [default: syncprobe]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l service-status -d 'serviceStatus, with --claims pfa (serve refuses anything but active) [default: active]' -r -f -a "active\t''
+suspended\t''
+locked\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l ttl -d 'Lifetime: exp is now plus this [default: 1h]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l issuer -d 'Issuer claim (iss)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l audience -d 'Audience claim (aud)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l subject -d 'Subject claim (sub)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l not-before -d 'Not valid before now plus this (nbf)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
 always\t''
 never\t''"
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -s q -l quiet -d 'Print only errors and the final result'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -s v -l verbose -d 'Print more detail (repeat for more)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand token" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -f -a "inspect" -d 'Decode a token without verifying it and say whether it is usable'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from inspect" -l org -d 'Say whether the token allows this organization' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from inspect" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from inspect" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from inspect" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from inspect" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Decode a token without verifying it and say whether it is usable'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "connect" -d 'Open a sync socket, check CONNECTED, and close'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "inspect" -d 'Decode a token without verifying it and say whether it is usable'

@@ -31,11 +31,12 @@ pub enum Command {
     Load(load::LoadArgs),
     /// Run the bundled sync-socket server (the protocol's reference implementation)
     Serve(serve::ServeArgs),
-    /// Mint an HS256 test token for a secured `serve` (development and CI only)
+    /// Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one
     ///
     /// It signs whatever it is asked to with the shared secret given, so it belongs in
     /// local development and test pipelines; production tokens come from your identity
     /// provider. The token goes to stdout alone, ready for `--token "$(syncprobe token …)"`.
+    /// `syncprobe token inspect TOKEN` decodes a token without verifying it.
     Token(token::TokenArgs),
     /// Write shell completions or the man page (see `completions/`)
     #[command(hide = true)]

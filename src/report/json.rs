@@ -29,7 +29,7 @@ use super::connect::ConnectSummary;
 use super::enqueue::{EnqueueSummary, Queued};
 use super::load::LoadReport;
 use super::smoke::{SmokeSummary, Step};
-use super::token::TokenSummary;
+use super::token::{TokenInspection, TokenSummary};
 use super::watch::WatchSummary;
 
 /// Every record `--json` writes, with its `{"type": …, "data": …}` envelope.
@@ -67,6 +67,7 @@ pub enum Summary<'a> {
     Smoke(&'a SmokeSummary),
     Load(&'a LoadReport),
     Token(&'a TokenSummary),
+    TokenInspect(&'a TokenInspection),
 }
 
 impl Record<'_> {

@@ -56,6 +56,9 @@ pub struct Refusal {
     pub message: String,
     pub reason: &'static str,
     pub field: Option<&'static str>,
+    /// serve's own explanation, as `details` (a string), when `message` is the
+    /// original backend's fixed text.
+    pub detail: Option<String>,
 }
 
 impl Refusal {
@@ -71,7 +74,13 @@ impl Refusal {
             message,
             reason,
             field: None,
+            detail: None,
         }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 
     pub fn unauthorized(reason: &'static str, message: impl Into<String>) -> Self {
@@ -111,9 +120,10 @@ impl Refusal {
 
 impl From<Refusal> for Rejection {
     fn from(refusal: Refusal) -> Self {
-        let details = refusal
-            .field
-            .map(|field| json!([{ "field": field, "message": refusal.message }]));
+        let details = match (refusal.field, refusal.detail) {
+            (Some(field), _) => Some(json!([{ "field": field, "message": refusal.message }])),
+            (None, detail) => detail.map(Value::String),
+        };
         Rejection::new(refusal.status, refusal.error, refusal.message, details)
     }
 }

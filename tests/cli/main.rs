@@ -14,5 +14,6 @@ mod records;
 mod security;
 mod serve;
 mod support;
+mod tokens;
 mod usage;
 mod watch;

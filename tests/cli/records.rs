@@ -228,6 +228,52 @@ async fn token_summary() {
     );
 }
 
+#[tokio::test]
+async fn token_inspect_summary() {
+    let minted = run_cli(&[
+        "token",
+        "--secret",
+        "s3cret",
+        "--org",
+        "org-a",
+        "--claims",
+        "pfa",
+        "--subject",
+        "ci",
+    ])
+    .await;
+    let token = stdout(&minted);
+    let out = run_cli(&["token", "inspect", token.trim(), "--org", "org-a", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = parse(&stdout(&out));
+    assert_eq!(
+        fields_of(&records, "summary"),
+        set(&[
+            "algorithm",
+            "shape",
+            "subject",
+            "userId",
+            "username",
+            "email",
+            "serviceStatus",
+            "allOrganizations",
+            "organizations[].organizationId",
+            "organizations[].organizationCode",
+            "organizations[].role",
+            "organizations[].permissions[]",
+            "issuedAt",
+            "notBefore",
+            "expiresAt",
+            "issuer",
+            "audience",
+            "org",
+            "usable",
+            "problems",
+            "notes",
+        ])
+    );
+}
+
 const ITEM_TRACE: &[&str] = &[
     "items[].pfaId",
     "items[].events[]",

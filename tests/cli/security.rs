@@ -22,16 +22,16 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::support::*;
 
-const SECRET: &str = "a shared secret for the security tests";
+pub(crate) const SECRET: &str = "a shared secret for the security tests";
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
 }
 
-fn sign_with(claims: &Value, secret: &[u8]) -> String {
+pub(crate) fn sign_with(claims: &Value, secret: &[u8]) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,
@@ -40,17 +40,17 @@ fn sign_with(claims: &Value, secret: &[u8]) -> String {
     .unwrap()
 }
 
-fn sign(claims: Value) -> String {
+pub(crate) fn sign(claims: Value) -> String {
     sign_with(&claims, SECRET.as_bytes())
 }
 
 /// A token for `org` (or `*`), valid for five minutes.
-fn token_for(org: &str) -> String {
+pub(crate) fn token_for(org: &str) -> String {
     sign(json!({"org": org, "exp": now() + 300}))
 }
 
 /// `{header}.{claims}.` with `alg: none`.
-fn unsigned(claims: Value) -> String {
+pub(crate) fn unsigned(claims: Value) -> String {
     let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     format!(
         "{}.{}.",
@@ -59,7 +59,7 @@ fn unsigned(claims: Value) -> String {
     )
 }
 
-fn jwt() -> JwtConfig {
+pub(crate) fn jwt() -> JwtConfig {
     let mut jwt = JwtConfig::hs256(SECRET.as_bytes()).unwrap();
     // Expiry tests must not wait for a leeway.
     jwt.leeway = Duration::ZERO;
@@ -67,13 +67,13 @@ fn jwt() -> JwtConfig {
 }
 
 /// A fast server that requires tokens.
-fn secured() -> Config {
+pub(crate) fn secured() -> Config {
     let mut config = fast_config();
     config.jwt = Some(jwt());
     config
 }
 
-fn bearer(token: &str) -> String {
+pub(crate) fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
@@ -118,7 +118,7 @@ async fn upgrade(url: &str, headers: &[(&str, &str)]) -> Upgrade {
 }
 
 /// The socket of an upgrade that must succeed, with its CONNECTED checked.
-async fn open(url: &str, headers: &[(&str, &str)]) -> Ws {
+pub(crate) async fn open(url: &str, headers: &[(&str, &str)]) -> Ws {
     match upgrade(url, headers).await {
         Upgrade::Open(mut ws) => {
             let connected = next_json(&mut ws).await;
@@ -132,7 +132,7 @@ async fn open(url: &str, headers: &[(&str, &str)]) -> Ws {
 }
 
 /// The status and body of an upgrade that must be refused.
-async fn refused(url: &str, headers: &[(&str, &str)]) -> (u16, Value, HeaderMap) {
+pub(crate) async fn refused(url: &str, headers: &[(&str, &str)]) -> (u16, Value, HeaderMap) {
     match upgrade(url, headers).await {
         Upgrade::Open(_) => panic!("{url} opened, but it must be refused"),
         Upgrade::Refused {
@@ -165,7 +165,7 @@ async fn close_of(ws: &mut Ws) -> Option<(u16, String)> {
 }
 
 /// A REST call with optional token, Origin and body: status, headers, JSON body.
-async fn call(
+pub(crate) async fn call(
     method: &str,
     url: &str,
     token: Option<&str>,
@@ -211,7 +211,7 @@ async fn publish_as(server: &TestServer, token: &str, org: &str, pfa: &str) {
 }
 
 /// A `syncprobe_…_total{reason="…"}` figure from `/metrics` (0 when absent).
-async fn metric(server: &TestServer, family: &str, reason: &str) -> u64 {
+pub(crate) async fn metric(server: &TestServer, family: &str, reason: &str) -> u64 {
     let (_, text) = get(&server.http("/metrics")).await;
     let prefix = format!("syncprobe_{family}_total{{reason=\"{reason}\"}} ");
     text.lines()
@@ -263,16 +263,45 @@ async fn valid_tokens_open_sockets_from_the_header_or_the_query() {
     .await;
 }
 
+/// The original backend's error code and message for a refused token, as
+/// `(status, error, message)`.
+/// A refusal as the original backend words it: `(status, error, message)`.
+pub(crate) type Answer = (u16, &'static str, &'static str);
+
+pub(crate) const NO_TOKEN: Answer = (401, "UNAUTHORIZED", "No token provided");
+pub(crate) const EXPIRED: Answer = (401, "TOKEN_EXPIRED", "Token has expired");
+pub(crate) const INVALID: Answer = (401, "INVALID_TOKEN", "Invalid token");
+pub(crate) const NO_ACCESS: Answer = (403, "FORBIDDEN", "No access to this organization");
+
+/// Checks a refusal's status and body: the original's `error` and `message`, and
+/// serve's explanation in `details`.
+pub(crate) fn assert_refusal(
+    case: &str,
+    got: (u16, &Value),
+    want: (u16, &str, &str),
+    detail: &str,
+) {
+    let (status, body) = got;
+    assert_eq!(status, want.0, "{case}: {body}");
+    assert_eq!(
+        (body["error"].as_str(), body["message"].as_str()),
+        (Some(want.1), Some(want.2)),
+        "{case}: {body}"
+    );
+    let details = body["details"].as_str().unwrap_or_default();
+    assert!(details.contains(detail), "{case}: {body}");
+}
+
 #[tokio::test]
 async fn refused_tokens_get_401_or_403_with_a_json_body() {
     let server = TestServer::with(secured()).await;
     let url = server.sync_url("org-r");
-    let cases: Vec<(&str, Option<String>, u16, &str)> = vec![
-        ("missing", None, 401, "a token is required"),
+    let cases: Vec<(&str, Option<String>, Answer, &str)> = vec![
+        ("missing", None, NO_TOKEN, "a token is required"),
         (
             "expired",
             Some(sign(json!({"org": "org-r", "exp": now() - 60}))),
-            401,
+            EXPIRED,
             "the token expired",
         ),
         (
@@ -281,67 +310,59 @@ async fn refused_tokens_get_401_or_403_with_a_json_body() {
                 &json!({"org": "org-r", "exp": now() + 60}),
                 b"another secret",
             )),
-            401,
+            INVALID,
             "signature does not verify",
         ),
         (
             "alg none",
             Some(unsigned(json!({"org": "org-r", "exp": now() + 60}))),
-            401,
+            INVALID,
             "alg none",
         ),
-        ("garbage", Some("not-a-jwt".into()), 401, "malformed"),
+        ("garbage", Some("not-a-jwt".into()), INVALID, "malformed"),
         (
             "not yet valid",
             Some(sign(
                 json!({"org": "org-r", "exp": now() + 600, "nbf": now() + 300}),
             )),
-            401,
+            INVALID,
             "not valid yet",
         ),
         (
             "no exp",
             Some(sign(json!({"org": "org-r"}))),
-            401,
+            INVALID,
             "has no exp claim",
         ),
         (
             "wrong organization",
             Some(token_for("org-other")),
-            403,
+            NO_ACCESS,
             "does not allow organization \"org-r\"",
         ),
         (
             "no org claim",
             Some(sign(json!({"exp": now() + 60}))),
-            403,
-            "has no org claim",
+            NO_ACCESS,
+            "has no org, organizations or organizationIds claim",
         ),
     ];
-    for (case, token, status, message) in cases {
+    for (case, token, want, detail) in cases {
         let header = token.as_deref().map(bearer);
         let headers: Vec<(&str, &str)> = header
             .iter()
             .map(|h| ("authorization", h.as_str()))
             .collect();
         let (got, body, response_headers) = refused(&url, &headers).await;
-        assert_eq!(got, status, "{case}: {body}");
-        let error = if status == 401 {
-            "UNAUTHORIZED"
-        } else {
-            "FORBIDDEN"
-        };
-        assert_eq!(body["error"], error, "{case}: {body}");
-        let text = body["message"].as_str().unwrap();
-        assert!(text.contains(message), "{case}: {text}");
-        if status == 401 {
+        assert_refusal(case, (got, &body), want, detail);
+        if got == 401 {
             let challenge = response_headers["www-authenticate"].to_str().unwrap();
             assert!(challenge.starts_with("Bearer"), "{case}: {challenge}");
         }
     }
     // Not a bearer token at all.
     let (status, body, _) = refused(&url, &[("authorization", "Basic dXNlcjpwYXNz")]).await;
-    assert_eq!(status, 401, "{body}");
+    assert_refusal("basic", (status, &body), NO_TOKEN, "Bearer <JWT>");
     // Each refusal is counted by reason.
     assert!(metric(&server, "errors", "missing_token").await >= 2);
     for reason in [
@@ -377,11 +398,7 @@ async fn issuer_and_audience_are_checked_when_configured() {
         (token_for("org-i"), "has no"),
     ] {
         let (status, body, _) = refused(&url, &[("authorization", &bearer(&token))]).await;
-        assert_eq!(status, 401, "{body}");
-        assert!(
-            body["message"].as_str().unwrap().contains(message),
-            "{body}"
-        );
+        assert_refusal(message, (status, &body), INVALID, message);
     }
 }
 
@@ -397,23 +414,32 @@ async fn public_key_tokens_verify_and_algorithm_confusion_is_refused() {
     let server = TestServer::with(config).await;
     let url = server.sync_url("org-es");
     let claims = json!({"org": "org-es", "exp": now() + 60});
-    let es256 = jsonwebtoken::encode(
-        &Header::new(Algorithm::ES256),
-        &claims,
-        &EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap(),
-    )
-    .unwrap();
-    open(&url, &[("authorization", &bearer(&es256))]).await;
+    let es256_of = |claims: &Value| {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::ES256),
+            claims,
+            &EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    open(&url, &[("authorization", &bearer(&es256_of(&claims)))]).await;
+    // The original backend's shapes verify with a public key too.
+    let pfa = json!({"userId": "u", "serviceStatus": "active", "exp": now() + 60,
+        "organizations": [{"organizationId": "org-es", "permissions": {"perm_Sync": true}}]});
+    open(&url, &[("authorization", &bearer(&es256_of(&pfa)))]).await;
+    let admin = json!({"userId": "u", "role": "admin", "organizationIds": [], "exp": now() + 60});
+    open(&url, &[("authorization", &bearer(&es256_of(&admin)))]).await;
+    let listed = json!({"role": "user", "organizationIds": ["org-x"], "exp": now() + 60});
+    let (status, body, _) = refused(&url, &[("authorization", &bearer(&es256_of(&listed)))]).await;
+    assert_refusal("ids elsewhere", (status, &body), NO_ACCESS, "\"org-es\"");
     // The classic confusion: HS256 with the public key as the HMAC secret.
     let confused = sign_with(&claims, public_pem.as_bytes());
     let (status, body, _) = refused(&url, &[("authorization", &bearer(&confused))]).await;
-    assert_eq!(status, 401, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("signed with HS256; this server accepts ES256 only"),
-        "{body}"
+    assert_refusal(
+        "confused",
+        (status, &body),
+        INVALID,
+        "signed with HS256; this server accepts ES256 only",
     );
     let none = unsigned(claims.clone());
     let (status, body, _) = refused(&url, &[("authorization", &bearer(&none))]).await;
@@ -427,10 +453,7 @@ async fn public_key_tokens_verify_and_algorithm_confusion_is_refused() {
     )
     .unwrap();
     let (status, body, _) = refused(&url, &[("authorization", &bearer(&forged))]).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (401, Some("UNAUTHORIZED"))
-    );
+    assert_refusal("forged", (status, &body), INVALID, "signature");
 }
 
 #[tokio::test]
@@ -807,6 +830,17 @@ async fn the_admin_endpoint_needs_jwt_and_an_allow_list() {
         (status, body["error"].as_str()),
         (409, Some("NOT_CONFIGURED"))
     );
+    // The original's older admin (role admin, organizationIds) passes the same check;
+    // a listing token of either original shape does not.
+    let admin = sign(json!({"role": "admin", "organizationIds": [], "exp": now() + 60}));
+    let listed = sign(json!({"role": "user", "organizationIds": ["o"], "exp": now() + 60}));
+    let pfa = sign(json!({"organizations": [{"organizationId": "o",
+        "permissions": {"perm_ManageUsers": true}}], "exp": now() + 60}));
+    for (token, want) in [(admin, 409), (listed, 403), (pfa, 403)] {
+        let url = secured.http("/api/ws/admin/reload-orgs");
+        let (status, _, body) = call("POST", &url, Some(&token), None, None).await;
+        assert_eq!(status, want, "{body}");
+    }
 }
 
 // ---------------------------------------------------------------------------------

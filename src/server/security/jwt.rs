@@ -1,13 +1,31 @@
 //! Tokens on the way in: where a request carries its token (`Authorization: Bearer …`,
 //! or on upgrades the `token` query parameter), and the verdict of
-//! [`crate::claims::verify`] as a refusal (401, or 403 for an organization claim of
-//! the wrong shape). What a token may claim, and how it is verified, is
+//! [`crate::claims::verify`] as a refusal in the original backend's words (401
+//! `UNAUTHORIZED`, `TOKEN_EXPIRED` or `INVALID_TOKEN`; 403 `FORBIDDEN` for claims that
+//! name no organization or an account that is not active), with serve's own
+//! explanation in `details`. What a token may claim, and how it is verified, is
 //! `crate::claims`.
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 
 use crate::claims::{self, Grant, JwtConfig, TokenError};
 use crate::server::error::Refusal;
+
+// The original backend's messages (`middleware/auth.ts`, `pemsWriteSyncController.ts`).
+pub const NO_TOKEN: &str = "No token provided";
+pub const TOKEN_EXPIRED: &str = "Token has expired";
+pub const INVALID_TOKEN: &str = "Invalid token";
+pub const NO_ACCESS: &str = "No access to this organization";
+/// serve's own: the original refuses inactive accounts at login, not per request.
+pub const ACCOUNT_INACTIVE: &str = "Account is not active";
+
+/// The original's 403 for a missing permission: `Sync permission required`.
+pub fn permission_required(permission: &str) -> String {
+    format!(
+        "{} permission required",
+        permission.strip_prefix("perm_").unwrap_or(permission)
+    )
+}
 
 /// Verifies a token, refusing as the protocol says.
 pub fn verify(jwt: &JwtConfig, token: &str) -> Result<Grant, Refusal> {
@@ -17,10 +35,17 @@ pub fn verify(jwt: &JwtConfig, token: &str) -> Result<Grant, Refusal> {
 impl From<TokenError> for Refusal {
     fn from(error: TokenError) -> Self {
         let reason = error.reason();
-        match error {
-            TokenError::BadOrgClaim(message) => Refusal::forbidden(reason, message),
-            other => Refusal::unauthorized(reason, other.to_string()),
-        }
+        let detail = error.to_string();
+        let unauthorized = |code, message: &str| {
+            Refusal::new(StatusCode::UNAUTHORIZED, code, reason, message.into())
+        };
+        let refusal = match error {
+            TokenError::BadOrgClaim(_) => Refusal::forbidden(reason, NO_ACCESS),
+            TokenError::Inactive(_) => Refusal::forbidden(reason, ACCOUNT_INACTIVE),
+            TokenError::Expired => unauthorized("TOKEN_EXPIRED", TOKEN_EXPIRED),
+            _ => unauthorized("INVALID_TOKEN", INVALID_TOKEN),
+        };
+        refusal.with_detail(detail)
     }
 }
 
@@ -35,10 +60,8 @@ fn token_of(headers: &HeaderMap, query: Option<&str>) -> Result<String, Refusal>
             {
                 Ok(token.trim().to_string())
             }
-            _ => Err(Refusal::unauthorized(
-                "missing_token",
-                "the Authorization header must be `Bearer <JWT>`",
-            )),
+            _ => Err(Refusal::unauthorized("missing_token", NO_TOKEN)
+                .with_detail("the Authorization header must be `Bearer <JWT>`")),
         };
     }
     if let Some(query) = query
@@ -53,10 +76,8 @@ fn token_of(headers: &HeaderMap, query: Option<&str>) -> Result<String, Refusal>
     } else {
         "send Authorization: Bearer <JWT>"
     };
-    Err(Refusal::unauthorized(
-        "missing_token",
-        format!("a token is required: {how}"),
-    ))
+    Err(Refusal::unauthorized("missing_token", NO_TOKEN)
+        .with_detail(format!("a token is required: {how}")))
 }
 
 /// Verifies the request's token when JWT is configured (`None` when it is not).

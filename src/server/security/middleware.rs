@@ -1,6 +1,7 @@
 //! The HTTP middleware of the rules: [`guard_requests`] in front of every route (the
 //! Origin allow-list, CORS for the origins on it, the per-IP limit on upgrade
-//! attempts) and [`require_token`] on the protected REST routes. Both take the
+//! attempts) and [`require_token`] on the protected REST routes, which also marks
+//! the requests that need a permission ([`required_permission`]). Both take the
 //! server's [`Security`] as their state.
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use tower::{Layer, ServiceExt};
 
 use super::Security;
 use super::caps::IpLimit;
+use crate::claims::PERM_SYNC;
 use crate::server::error::Refusal;
 
 fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -81,19 +83,66 @@ fn check_origin(security: &Security, request: &Request) -> Result<bool, Refusal>
     ))
 }
 
+/// The permission a request needs in its organization, by method and path, as the
+/// original backend's controllers require it: queueing writes (`POST
+/// /api/pems/write-sync`) and resolving a conflict (`POST
+/// /api/pems/conflicts/{id}/resolve`) need `perm_Sync`. The handler's organization
+/// check ([`Security::authorize_org`]) enforces it once it knows the organization.
+pub fn required_permission(method: &Method, path: &str) -> Option<&'static str> {
+    if method != Method::POST {
+        return None;
+    }
+    if path == "/api/pems/write-sync" {
+        return Some(PERM_SYNC);
+    }
+    let (id, rest) = path.strip_prefix("/api/pems/conflicts/")?.split_once('/')?;
+    (!id.is_empty() && rest == "resolve").then_some(PERM_SYNC)
+}
+
 /// On the protected REST routes: a valid token (401 otherwise) when JWT is
-/// configured; the grant goes into the request's extensions for the handler.
+/// configured; the grant, marked with the permission the request needs, goes into
+/// the request's extensions for the handler.
 pub async fn require_token(
     State(security): State<Arc<Security>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     match security.authenticate(request.headers(), None) {
-        Ok(Some(grant)) => {
+        Ok(Some(mut grant)) => {
+            grant.required = required_permission(request.method(), request.uri().path());
             request.extensions_mut().insert(grant);
         }
         Ok(None) => {}
         Err(refusal) => return security.refuse(refusal),
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writing_and_resolving_need_perm_sync() {
+        let post = Method::POST;
+        assert_eq!(
+            required_permission(&post, "/api/pems/write-sync"),
+            Some(PERM_SYNC)
+        );
+        assert_eq!(
+            required_permission(&post, "/api/pems/conflicts/conflict_1_abc/resolve"),
+            Some(PERM_SYNC)
+        );
+        for (method, path) in [
+            (Method::GET, "/api/pems/write-sync"),
+            (Method::GET, "/api/pems/conflicts/c1/resolve"),
+            (post.clone(), "/api/pems/conflicts//resolve"),
+            (post.clone(), "/api/pems/conflicts/c1"),
+            (post.clone(), "/api/pems/conflicts/c1/resolve/x"),
+            (post.clone(), "/api/ws/publish"),
+            (Method::GET, "/api/pems/sync-status"),
+        ] {
+            assert_eq!(required_permission(&method, path), None, "{method} {path}");
+        }
+    }
 }

@@ -147,20 +147,28 @@ impl Security {
     }
 
     /// Everything that applies to an organization id, for sockets and REST calls
-    /// alike: syntax (400), the token's org claim (403), the allow-list (403).
+    /// alike: syntax (400), the token's organizations (403), the permission the
+    /// request needs there ([`Grant::required`], 403), the allow-list (403).
     pub fn authorize_org(&self, grant: Option<&Grant>, org: &str) -> Result<(), Refusal> {
         if self.org_syntax == OrgIdSyntax::Strict
             && let Err(why) = check_org_syntax(org)
         {
             return Err(malformed_org(org, why));
         }
-        if let Some(grant) = grant
-            && !grant.allows(org)
-        {
-            return Err(Refusal::forbidden(
-                "org_not_in_token",
-                format!("the token does not allow organization {org:?}"),
-            ));
+        if let Some(grant) = grant {
+            if !grant.allows(org) {
+                return Err(Refusal::forbidden("org_not_in_token", jwt::NO_ACCESS)
+                    .with_detail(format!("the token does not allow organization {org:?}")));
+            }
+            if let Some(permission) = grant.missing_permission(org) {
+                return Err(Refusal::forbidden(
+                    "permission_denied",
+                    jwt::permission_required(permission),
+                )
+                .with_detail(format!(
+                    "the token's permissions for organization {org:?} do not include {permission}"
+                )));
+            }
         }
         if self.allow.as_ref().is_some_and(|allow| !allow.allows(org)) {
             return Err(Refusal::forbidden(
