@@ -561,7 +561,9 @@ pub struct SyncStatus {
     pub processing: u64,
     pub completed: u64,
     pub failed: u64,
-    pub avg_sync_time: u64,
+    /// Milliseconds; `null` when nothing finished recently (as existing backends say).
+    #[serde(default)]
+    pub avg_sync_time: Option<u64>,
     pub last_sync_at: Option<Timestamp>,
     pub next_sync_at: Option<Timestamp>,
     pub health: Health,
@@ -601,6 +603,95 @@ pub struct PublishResponse {
     pub first_seq: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seq: Option<u64>,
+}
+
+/// How a conflict is resolved (`POST /api/pems/conflicts/{id}/resolve`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// Keep the local change: it is queued again.
+    UseLocal,
+    /// Keep what upstream has: the item is marked synced, nothing is queued.
+    UsePems,
+    /// Write `mergedData`: it is queued again.
+    Merge,
+}
+
+impl Resolution {
+    pub const ALL: [&'static str; 3] = ["use_local", "use_pems", "merge"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::UseLocal => "use_local",
+            Resolution::UsePems => "use_pems",
+            Resolution::Merge => "merge",
+        }
+    }
+
+    /// Whether resolving this way queues the item again.
+    pub fn requeues(self) -> bool {
+        self != Resolution::UsePems
+    }
+}
+
+/// One conflict of `GET /api/pems/conflicts`. Timestamps and `status` are kept as
+/// the backend wrote them (a client shows them; it does not judge them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflict {
+    pub id: String,
+    pub pfa_id: String,
+    #[serde(default)]
+    pub local_version: Option<i64>,
+    #[serde(default)]
+    pub pems_version: Option<i64>,
+    #[serde(default)]
+    pub conflict_fields: Vec<String>,
+    #[serde(default)]
+    pub local_data: Value,
+    #[serde(default)]
+    pub pems_data: Value,
+    /// `unresolved` or `resolved`.
+    pub status: String,
+    #[serde(default)]
+    pub resolution: Option<String>,
+    #[serde(default)]
+    pub merged_data: Value,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub resolved_at: Option<String>,
+    #[serde(default)]
+    pub resolved_by: Option<String>,
+}
+
+/// `GET /api/pems/conflicts?organizationId=…[&status=…]` answer (newest first).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConflictList {
+    pub conflicts: Vec<Conflict>,
+    pub total: u64,
+}
+
+/// `POST /api/pems/conflicts/{id}/resolve` body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolveRequest {
+    pub resolution: Resolution,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_data: Option<Value>,
+}
+
+/// `POST /api/pems/conflicts/{id}/resolve` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolveResponse {
+    pub success: bool,
+    pub conflict_id: String,
+    #[serde(default)]
+    pub resolved_at: Option<String>,
+    /// What will be written upstream: `null` for `use_pems`.
+    #[serde(default)]
+    pub applied_changes: Value,
 }
 
 #[cfg(test)]
