@@ -839,6 +839,22 @@ mod tests {
     }
 
     #[test]
+    fn existing_backends_answers_parse() {
+        // avgSyncTime is null when nothing finished in the last day.
+        let status: SyncStatus = serde_json::from_str(r#"{"totalQueued":0,"processing":0,"completed":0,"failed":0,"avgSyncTime":null,"lastSyncAt":null,"nextSyncAt":"2025-11-28T10:01:00.000Z","health":"healthy","successRate":100}"#).unwrap();
+        assert_eq!(status.avg_sync_time, None);
+        // The original's list entries carry more than syncprobe reads.
+        let list: ConflictList = serde_json::from_str(r#"{"conflicts":[{"id":"conflict_1_abc","pfaId":"PFA-1","pfaDetails":{"category":"x"},"localVersion":3,"pemsVersion":5,"conflictFields":["forecastStart"],"localData":{},"pemsData":{},"status":"unresolved","resolution":null,"mergedData":null,"createdAt":"2025-11-28T10:00:00.000Z","resolvedAt":null,"resolvedBy":null,"modifiedBy":{"id":"u"}}],"total":1}"#).unwrap();
+        assert_eq!(list.conflicts[0].pems_version, Some(5));
+        let body = serde_json::to_value(ResolveRequest {
+            resolution: Resolution::UseLocal,
+            merged_data: None,
+        })
+        .unwrap();
+        assert_eq!(body, serde_json::json!({"resolution": "use_local"}));
+    }
+
+    #[test]
     fn health_thresholds() {
         assert_eq!(Health::from_success_rate(100), Health::Healthy);
         assert_eq!(Health::from_success_rate(95), Health::Healthy);
