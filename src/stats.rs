@@ -113,7 +113,13 @@ fn entry_count(map: &Map<String, Value>, org: &str) -> Option<u64> {
 }
 
 /// Breadth of the walk: each node looked at once, within the bounds.
-fn find(value: &Value, org: &str, path: &str, depth: usize, nodes: &mut usize) -> Option<(u64, String)> {
+fn find(
+    value: &Value,
+    org: &str,
+    path: &str,
+    depth: usize,
+    nodes: &mut usize,
+) -> Option<(u64, String)> {
     *nodes += 1;
     if depth > MAX_DEPTH || *nodes > MAX_NODES {
         return None;
@@ -192,7 +198,10 @@ mod tests {
                 {"organizationId": "org-rio", "clients": 3}]})),
             Some(3)
         );
-        assert_eq!(listed(json!({"orgs": [["org-a", 1], ["org-rio", 5]]})), Some(5));
+        assert_eq!(
+            listed(json!({"orgs": [["org-a", 1], ["org-rio", 5]]})),
+            Some(5)
+        );
         assert_eq!(
             listed(json!({"byOrg": {"org-rio": {"connections": 7, "events": 100}}})),
             Some(7)

@@ -185,7 +185,11 @@ impl Api {
     }
 
     /// `POST /api/pems/conflicts/{conflictId}/resolve`.
-    pub async fn resolve(&self, id: &str, request: &ResolveRequest) -> anyhow::Result<ResolveResponse> {
+    pub async fn resolve(
+        &self,
+        id: &str,
+        request: &ResolveRequest,
+    ) -> anyhow::Result<ResolveResponse> {
         let path = format!("api/pems/conflicts/{}/resolve", path_segment(id));
         self.call("POST", &path, Some(request)).await
     }

@@ -24,7 +24,8 @@ use crate::report::{Reporter, json};
 use crate::text::{MAX_COLUMN, shown};
 
 #[derive(Debug, Args)]
-#[command(after_long_help = "Exit codes: 0 listed, or resolved (with --wait: the item queued \
+#[command(
+    after_long_help = "Exit codes: 0 listed, or resolved (with --wait: the item queued \
 again succeeded); 1 with --wait, the item ended otherwise; 4 --timeout ran out; 6 the id is \
 not among the organization's conflicts, or the backend refused the resolution (409: already \
 resolved; 400: bad mergedData); 3 refused credentials; 5 the backend does not answer as the \
@@ -33,7 +34,8 @@ protocol says.
 Examples:
   syncprobe conflicts org-rio --status unresolved
   syncprobe conflicts org-rio --resolve conflict_1732788000000_k3j9x0a1b --resolution use_local --wait
-  syncprobe conflicts org-rio --resolve ID --resolution merge --merged-data '{\"quantity\":11}'")]
+  syncprobe conflicts org-rio --resolve ID --resolution merge --merged-data '{\"quantity\":11}'"
+)]
 pub struct ConflictsArgs {
     /// Organization id, or a full socket URL
     #[arg(value_name = "ORG")]
@@ -112,7 +114,10 @@ pub async fn run(args: ConflictsArgs, reporter: &Reporter) -> anyhow::Result<Exi
 }
 
 /// The body of the resolution; `--merged-data` goes with `merge` and only with it.
-fn resolve_request(resolution: Resolution, merged: Option<Value>) -> anyhow::Result<ResolveRequest> {
+fn resolve_request(
+    resolution: Resolution,
+    merged: Option<Value>,
+) -> anyhow::Result<ResolveRequest> {
     match (resolution, &merged) {
         (Resolution::Merge, None) => Err(Failure::Usage(
             "--resolution merge needs --merged-data JSON (the merged record)".into(),
@@ -131,7 +136,12 @@ fn resolve_request(resolution: Resolution, merged: Option<Value>) -> anyhow::Res
 }
 
 /// The list: a `conflict` record each and a summary, or a table.
-async fn list(api: &Api, org: &str, status: Option<&str>, reporter: &Reporter) -> anyhow::Result<Exit> {
+async fn list(
+    api: &Api,
+    org: &str,
+    status: Option<&str>,
+    reporter: &Reporter,
+) -> anyhow::Result<Exit> {
     let listed = api.conflicts(org, status).await?;
     let unresolved = listed
         .conflicts
@@ -191,8 +201,9 @@ impl Resolve<'_> {
             summary.ok = answer.success;
             summary.resolved_at = answer.resolved_at;
             summary.applied_changes = answer.applied_changes;
-            self.reporter
-                .summary(json::Summary::Resolve(&summary), || report::resolved(&summary));
+            self.reporter.summary(json::Summary::Resolve(&summary), || {
+                report::resolved(&summary)
+            });
             return Ok(Exit::Success);
         }
         self.wait(&conflict, &request, summary).await
@@ -229,7 +240,13 @@ impl Resolve<'_> {
         let mut interrupt = Box::pin(super::interrupted());
         let deadline = Instant::now() + self.args.timeout;
         let on_open = |opened: &ws::Opened| reporter.open(&json::Open::of(opened, org, 0));
-        let started = follow::open(self.endpoint, self.options, deadline, on_open, &mut interrupt);
+        let started = follow::open(
+            self.endpoint,
+            self.options,
+            deadline,
+            on_open,
+            &mut interrupt,
+        );
         let mut session = match started.await? {
             Started::Ready(session) => *session,
             Started::Interrupted(closed) => {
@@ -276,7 +293,11 @@ impl Resolve<'_> {
         summary.ok = verdict.is_ok();
         if summary.resolved || reporter.is_json() {
             reporter.summary(json::Summary::Resolve(&summary), || {
-                format!("{}{}", report::resolved(&summary), report::summary(&summary))
+                format!(
+                    "{}{}",
+                    report::resolved(&summary),
+                    report::summary(&summary)
+                )
             });
         }
         verdict

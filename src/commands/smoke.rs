@@ -34,9 +34,9 @@ use crate::protocol::{
     EventType, Outcome, ProtocolPart, Resolution, ResolveRequest, SyncStatus, WriteSyncRequest,
     WriteSyncResponse,
 };
-use crate::stats::{self, OrgStats};
 use crate::report::smoke::{self as report, ServerKind, SmokeSummary, Step, StepStatus};
 use crate::report::{Reporter, json, junit};
+use crate::stats::{self, OrgStats};
 
 /// The lifecycle every item must follow.
 const LIFECYCLE: &str = "QUEUED PROCESSING+ TERMINAL";
@@ -597,12 +597,19 @@ impl Smoke<'_> {
             follow::follow(session, &api, &request, deadline, &mut self.interrupt, on).await;
         ended(followed.end, "the conflict", self.args.timeout)?;
         let id = id.ok_or_else(|| {
-            expectation(format!("item {pfa} did not end with a SYNC_CONFLICT carrying details.conflictId"))
+            expectation(format!(
+                "item {pfa} did not end with a SYNC_CONFLICT carrying details.conflictId"
+            ))
         })?;
-        let listed = unless_interrupted(&mut self.interrupt, api.conflicts(&org, Some("unresolved")))
-            .await
-            .ok_or_else(interrupted)??;
-        if !listed.conflicts.iter().any(|c| c.id == id && c.pfa_id == pfa) {
+        let listed =
+            unless_interrupted(&mut self.interrupt, api.conflicts(&org, Some("unresolved")))
+                .await
+                .ok_or_else(interrupted)??;
+        if !listed
+            .conflicts
+            .iter()
+            .any(|c| c.id == id && c.pfa_id == pfa)
+        {
             return Err(expectation(format!(
                 "conflict {} of {pfa} is not among the {} unresolved conflicts GET /api/pems/conflicts lists",
                 crate::text::shown(&id, crate::text::MAX_COLUMN),
@@ -615,7 +622,15 @@ impl Smoke<'_> {
         };
         let on = |seen: follow::Seen<'_>| crate::report::enqueue::shown_events(reporter, seen);
         let (_, again) = follow::follow_resolution(
-            session, &api, &org, &id, &pfa, &resolve, deadline, &mut self.interrupt, on,
+            session,
+            &api,
+            &org,
+            &id,
+            &pfa,
+            &resolve,
+            deadline,
+            &mut self.interrupt,
+            on,
         )
         .await;
         ended(again.end, "the item queued again", self.args.timeout)?;

@@ -22,7 +22,8 @@ pub const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(200);
 pub const DEFAULT_WATCH_INTERVAL: &str = "2s";
 
 #[derive(Debug, Args)]
-#[command(after_long_help = "Exit codes: 0 healthy or degraded; 1 unhealthy, or no activity \
+#[command(
+    after_long_help = "Exit codes: 0 healthy or degraded; 1 unhealthy, or no activity \
 recorded for ORG (every count zero, no sync yet, no open socket: check the id); 3 refused \
 credentials or no connection; 4 timed out; 5 the backend does not answer as the protocol \
 says; 130 Ctrl-C (with --watch, the way to stop unless --count is given). With --watch a \
@@ -33,7 +34,8 @@ Put ORG before --watch: `status org-rio --watch` (a value right after --watch is
 Examples:
   syncprobe status org-rio --url https://api.example.com --token \"$JWT\"
   syncprobe status org-rio --watch 5s
-  syncprobe status org-rio --json")]
+  syncprobe status org-rio --json"
+)]
 pub struct StatusArgs {
     /// Organization id, or a full socket URL
     #[arg(value_name = "ORG")]
@@ -72,7 +74,9 @@ pub async fn run(args: StatusArgs, reporter: &Reporter) -> anyhow::Result<Exit> 
         let exit = verdict(&look);
         show(reporter, &look);
         let summary = summary_of(&org, 1, 0, Some(&look), exit);
-        reporter.summary(json::Summary::Status(&summary), || report::summary(&summary));
+        reporter.summary(json::Summary::Status(&summary), || {
+            report::summary(&summary)
+        });
         return Ok(exit);
     };
     watch(&api, &org, interval, args.count, reporter).await
@@ -126,7 +130,9 @@ async fn watch(
         }
     }
     let summary = summary_of(org, looks, failed, last.as_ref(), exit);
-    reporter.summary(json::Summary::Status(&summary), || report::summary(&summary));
+    reporter.summary(json::Summary::Status(&summary), || {
+        report::summary(&summary)
+    });
     if interrupted {
         return Err(Failure::Interrupted.into());
     }
@@ -194,10 +200,13 @@ async fn look(api: &Api, org: &str) -> anyhow::Result<StatusReport> {
     };
     let s = &status;
     let counts = s.total_queued + s.processing + s.completed + s.failed;
-    let conflicts = s.extra.get("conflicts").and_then(|v| v.as_u64()).unwrap_or(0);
-    let activity = counts + conflicts > 0
-        || s.last_sync_at.is_some()
-        || connections.is_some_and(|n| n > 0);
+    let conflicts = s
+        .extra
+        .get("conflicts")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let activity =
+        counts + conflicts > 0 || s.last_sync_at.is_some() || connections.is_some_and(|n| n > 0);
     Ok(StatusReport {
         organization_id: org.to_string(),
         at: Timestamp::now().to_string(),

@@ -82,7 +82,10 @@ pub fn table(org: &str, status: Option<&str>, conflicts: &[Conflict]) -> String 
             .collect();
         format!("{}\n", padded.join("  ").trim_end())
     };
-    let unresolved = conflicts.iter().filter(|c| c.status == "unresolved").count();
+    let unresolved = conflicts
+        .iter()
+        .filter(|c| c.status == "unresolved")
+        .count();
     let mut out = format!(
         "Conflicts of {}: {} ({unresolved} unresolved)\n",
         paint(BOLD, &org),
@@ -117,7 +120,11 @@ pub fn summary(s: &ResolveSummary) -> String {
         return String::new();
     };
     let events = item.events_text(" ");
-    let events = if events.is_empty() { "nothing" } else { &events };
+    let events = if events.is_empty() {
+        "nothing"
+    } else {
+        &events
+    };
     let verdict = match &item.outcome {
         Some(EventType::Success) => paint(GREEN, "✓ synced"),
         Some(other) => paint(RED, format!("✗ ended {}", other.as_str())),
@@ -149,6 +156,9 @@ mod tests {
         assert!(text.contains("conflict_1_\\u{1b}[31mred"), "{text}");
         assert!(!text.contains(&"p".repeat(MAX_COLUMN + 1)), "{text}");
         assert!(text.contains("1 (1 unresolved)"), "{text}");
-        assert_eq!(table("org", Some("resolved"), &[]), "No resolved conflicts for org\n");
+        assert_eq!(
+            table("org", Some("resolved"), &[]),
+            "No resolved conflicts for org\n"
+        );
     }
 }

@@ -114,7 +114,10 @@ pub fn report(r: &StatusReport) -> String {
     if !r.activity {
         out.push_str(&format!(
             "{}\n",
-            paint(YELLOW, format!("no activity recorded for {org} — check the id"))
+            paint(
+                YELLOW,
+                format!("no activity recorded for {org} — check the id")
+            )
         ));
     }
     out
@@ -150,7 +153,11 @@ mod tests {
     #[test]
     fn times_are_local_and_relative() {
         let soon = (chrono::Utc::now() + chrono::Duration::seconds(90)).to_rfc3339();
-        assert!(local_time(&soon).contains("(in 1m"), "{}", local_time(&soon));
+        assert!(
+            local_time(&soon).contains("(in 1m"),
+            "{}",
+            local_time(&soon)
+        );
         let past = (chrono::Utc::now() - chrono::Duration::seconds(3600)).to_rfc3339();
         assert!(local_time(&past).contains("ago)"), "{}", local_time(&past));
         assert_eq!(local_time("not a time\u{1b}"), "not a time\\u{1b}");

@@ -213,10 +213,7 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let (org, status) = match query {
-        Ok(Query(q)) => (
-            q.organization_id.filter(|o| !o.trim().is_empty()),
-            q.status,
-        ),
+        Ok(Query(q)) => (q.organization_id.filter(|o| !o.trim().is_empty()), q.status),
         Err(_) => (None, None),
     };
     let Some(org) = org else {
@@ -261,8 +258,8 @@ fn validate_resolve(body: &[u8]) -> Result<ResolveRequest, Rejection> {
             Some(details),
         )
     };
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
     if !value["resolution"]
         .as_str()
         .is_some_and(|r| Resolution::ALL.contains(&r))
@@ -328,7 +325,8 @@ async fn resolve_checked(
     id: &str,
     body: &[u8],
 ) -> Result<ResolveResponse, Rejection> {
-    let request = validate_resolve(body).inspect_err(|_| ctx.metrics.error("resolve_validation"))?;
+    let request =
+        validate_resolve(body).inspect_err(|_| ctx.metrics.error("resolve_validation"))?;
     let Some((org, conflict)) = ctx.store.get(id) else {
         ctx.metrics.error("conflict_not_found");
         return Err(Rejection::new(
@@ -432,7 +430,10 @@ mod tests {
         // No resolved one left: the oldest goes.
         store.insert("o", conflict("newer", UNRESOLVED));
         assert!(store.get("old-unresolved").is_none());
-        assert!(store.get("x").is_some(), "other organizations are untouched");
+        assert!(
+            store.get("x").is_some(),
+            "other organizations are untouched"
+        );
         assert_eq!(store.list("o", None)[0].id, "newer", "newest first");
     }
 
@@ -442,7 +443,10 @@ mod tests {
         store.insert("a", conflict("a-unresolved", UNRESOLVED));
         store.insert("b", conflict("b-resolved", RESOLVED));
         for i in 2..MAX_TOTAL {
-            store.insert(&format!("org-{}", i % 10), conflict(&format!("c{i}"), UNRESOLVED));
+            store.insert(
+                &format!("org-{}", i % 10),
+                conflict(&format!("c{i}"), UNRESOLVED),
+            );
         }
         assert_eq!(store.len(), MAX_TOTAL);
         store.insert("a", conflict("a-new", UNRESOLVED));
@@ -477,15 +481,23 @@ mod tests {
         };
         let code = |r: Result<Value, Rejection>| r.unwrap_err().body.error;
         assert_eq!(code(check_merged(&request(None))), "BAD_REQUEST");
-        assert_eq!(code(check_merged(&request(Some(Value::Null)))), "BAD_REQUEST");
-        assert_eq!(code(check_merged(&request(Some(json!(3))))), "VALIDATION_FAILED");
+        assert_eq!(
+            code(check_merged(&request(Some(Value::Null)))),
+            "BAD_REQUEST"
+        );
+        assert_eq!(
+            code(check_merged(&request(Some(json!(3))))),
+            "VALIDATION_FAILED"
+        );
         let big = json!({"x": "y".repeat(MAX_MERGED_DATA)});
         assert_eq!(code(check_merged(&request(Some(big)))), "VALIDATION_FAILED");
         assert!(check_merged(&request(Some(json!({"quantity": 11})))).is_ok());
         assert!(validate_resolve(br#"{"resolution":"keep"}"#).is_err());
         assert!(validate_resolve(b"nope").is_err());
         assert_eq!(
-            validate_resolve(br#"{"resolution":"use_pems"}"#).unwrap().resolution,
+            validate_resolve(br#"{"resolution":"use_pems"}"#)
+                .unwrap()
+                .resolution,
             Resolution::UsePems
         );
     }

@@ -68,7 +68,8 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
         metrics.clone(),
     ));
     let conflicts = Arc::new(ConflictStore::default());
-    let queue = Arc::new(Queue::new(config.worker, bus.clone()).with_conflict_hook(conflicts.clone()));
+    let queue =
+        Arc::new(Queue::new(config.worker, bus.clone()).with_conflict_hook(conflicts.clone()));
     let state = Arc::new(Shared {
         security: Arc::new(Security::new(&config, metrics.clone())),
         config,
