@@ -119,20 +119,23 @@ pub async fn follow(
 ) -> Followed {
     let post = api.write_sync(request);
     let org = &request.organization_id;
-    follow_post(session, org, post, deadline, interrupt, on).await
+    follow_post(session, org, None, post, deadline, interrupt, on).await
 }
 
 /// [`follow`] for any request that queues items: `post` answers which (a conflict
 /// resolution that queues its item again answers as if it were a write-sync of it).
+/// `after` is the check of an earlier follow on the same session, so that the stream
+/// is checked on from where that one stopped (its `seq`), not from CONNECTED.
 pub async fn follow_post(
     session: &mut Session,
     org: &str,
+    after: Option<StreamCheck>,
     post: impl Future<Output = anyhow::Result<WriteSyncResponse>>,
     deadline: Instant,
     interrupt: &mut (impl Future<Output = ()> + Unpin),
     mut on: impl FnMut(Seen<'_>),
 ) -> Followed {
-    let mut state = Following::new(session, org);
+    let mut state = Following::new(session, org, after);
     tokio::pin!(post);
     let end = loop {
         if state.done() {
@@ -163,6 +166,7 @@ pub async fn follow_resolution(
     id: &str,
     pfa_id: &str,
     request: &ResolveRequest,
+    after: Option<StreamCheck>,
     deadline: Instant,
     interrupt: &mut (impl Future<Output = ()> + Unpin),
     on: impl FnMut(Seen<'_>),
@@ -184,7 +188,7 @@ pub async fn follow_resolution(
         *answer.borrow_mut() = Some(resolved);
         Ok(as_queued)
     };
-    let followed = follow_post(session, org, post, deadline, interrupt, on).await;
+    let followed = follow_post(session, org, after, post, deadline, interrupt, on).await;
     (answer.into_inner(), followed)
 }
 
@@ -210,12 +214,15 @@ struct Following {
 }
 
 impl Following {
-    fn new(session: &Session, org: &str) -> Following {
-        let mut check = StreamCheck::new(CheckConfig {
-            org: org.to_string(),
-            ..Default::default()
+    fn new(session: &Session, org: &str, after: Option<StreamCheck>) -> Following {
+        let check = after.unwrap_or_else(|| {
+            let mut check = StreamCheck::new(CheckConfig {
+                org: org.to_string(),
+                ..Default::default()
+            });
+            check.on_connected(&session.connected.connected, None);
+            check
         });
-        check.on_connected(&session.connected.connected, None);
         Following {
             check,
             sent: Instant::now(),

@@ -275,6 +275,7 @@ impl Resolve<'_> {
             &conflict.id,
             &conflict.pfa_id,
             request,
+            None,
             deadline,
             &mut interrupt,
             on,

@@ -148,6 +148,7 @@ async fn smoke(
         interrupt,
         protocol: None,
         items: Vec::new(),
+        check: None,
     };
     let Some(mut session) = smoke.connect(&options).await else {
         return smoke.finish(started);
@@ -203,6 +204,8 @@ struct Smoke<'a> {
     interrupt: Interrupt,
     protocol: Option<ProtocolPart>,
     items: Vec<ItemTrace>,
+    /// The check of the last follow on the socket: a later follow goes on from it.
+    check: Option<StreamCheck>,
 }
 
 /// What the enqueue step hands to the next: the follow, and when the POST started.
@@ -360,6 +363,7 @@ impl Smoke<'_> {
             Some(posted) => {
                 self.lifecycle(&posted);
                 self.seq(&posted.followed.check);
+                self.check = Some(posted.followed.check);
                 posted.followed.response.map_or(0, |r| r.queued_count)
             }
             None => 0,
@@ -593,8 +597,11 @@ impl Smoke<'_> {
             crate::report::enqueue::shown_events(reporter, seen);
         };
         let api = self.api.clone();
+        let post = api.write_sync(&request);
+        let after = self.check.take();
+        let interrupt = &mut self.interrupt;
         let followed =
-            follow::follow(session, &api, &request, deadline, &mut self.interrupt, on).await;
+            follow::follow_post(session, &org, after, post, deadline, interrupt, on).await;
         ended(followed.end, "the conflict", self.args.timeout)?;
         let id = id.ok_or_else(|| {
             expectation(format!(
@@ -628,6 +635,7 @@ impl Smoke<'_> {
             &id,
             &pfa,
             &resolve,
+            Some(followed.check),
             deadline,
             &mut self.interrupt,
             on,
