@@ -35,6 +35,8 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('watch-sync', 'watch-sync', [CompletionResultType]::ParameterValue, 'Stream an organization''s sync events and check them against expectations')
             [CompletionResult]::new('enqueue', 'enqueue', [CompletionResultType]::ParameterValue, 'Queue writes through POST /api/pems/write-sync, optionally following them to the end')
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Run the whole verification checklist against a backend (or the bundled server)')
+            [CompletionResult]::new('conflicts', 'conflicts', [CompletionResultType]::ParameterValue, 'List an organization''s sync conflicts, or resolve one (and follow its item again)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show an organization''s queue health, backlog and sockets (--watch to refresh)')
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Open many sync sockets and measure connect time, fan-out latency and completeness')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the bundled sync-socket server (the protocol''s reference implementation)')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one')
@@ -158,6 +160,70 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('--items', '--items', [CompletionResultType]::ParameterName, 'Items to enqueue and follow')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Bound of each waiting step (CONNECTED, the lifecycle of every item)')
             [CompletionResult]::new('--junit', '--junit', [CompletionResultType]::ParameterName, 'Write a JUnit XML report: one test case per step and per item')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]')
+            [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'Path of the sync socket; {org} is replaced by the organization id')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)')
+            [CompletionResult]::new('-H', '-H ', [CompletionResultType]::ParameterName, 'Extra request header, `Name: value` (repeatable)')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Extra request header, `Name: value` (repeatable)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the upgrade and REST calls [env: SYNCPROBE_TOKEN, used when neither --token nor --token-file is given]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from a file (surrounding whitespace is ignored)')
+            [CompletionResult]::new('--token-in', '--token-in', [CompletionResultType]::ParameterName, 'Where the token goes on the upgrade: an Authorization header, or a query parameter (--token-param) as browsers must')
+            [CompletionResult]::new('--token-param', '--token-param', [CompletionResultType]::ParameterName, 'Query parameter that carries the token with --token-in query; its value is masked in every output, as `token` and `access_token` are')
+            [CompletionResult]::new('--origin', '--origin', [CompletionResultType]::ParameterName, 'Origin header for the upgrade')
+            [CompletionResult]::new('--subprotocol', '--subprotocol', [CompletionResultType]::ParameterName, 'WebSocket subprotocol to request (repeatable)')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Extra PEM file of CA certificates to trust (for wss:// and https://)')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Deadline for DNS, TCP, TLS and the upgrade together')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--with-conflict', '--with-conflict', [CompletionResultType]::ParameterName, 'Add the conflict step: queue a conflict, find it in GET /api/pems/conflicts, resolve it with use_local and see the item queued again succeed (Part 2 servers; skipped elsewhere)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Accept any TLS certificate (testing only)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Write NDJSON records to stdout instead of text (see README, "--json")')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'syncprobe;conflicts' {
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'List only the conflicts of this status')
+            [CompletionResult]::new('--resolve', '--resolve', [CompletionResultType]::ParameterName, 'Resolve the conflict with this id (see the list)')
+            [CompletionResult]::new('--resolution', '--resolution', [CompletionResultType]::ParameterName, 'How to resolve it: keep the local change (queued again), keep upstream''s (marked synced), or write --merged-data (queued again)')
+            [CompletionResult]::new('--merged-data', '--merged-data', [CompletionResultType]::ParameterName, 'The merged record for --resolution merge: a JSON object')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Bound of each REST call, and of --wait from the resolution to the end')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]')
+            [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'Path of the sync socket; {org} is replaced by the organization id')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)')
+            [CompletionResult]::new('-H', '-H ', [CompletionResultType]::ParameterName, 'Extra request header, `Name: value` (repeatable)')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Extra request header, `Name: value` (repeatable)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the upgrade and REST calls [env: SYNCPROBE_TOKEN, used when neither --token nor --token-file is given]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from a file (surrounding whitespace is ignored)')
+            [CompletionResult]::new('--token-in', '--token-in', [CompletionResultType]::ParameterName, 'Where the token goes on the upgrade: an Authorization header, or a query parameter (--token-param) as browsers must')
+            [CompletionResult]::new('--token-param', '--token-param', [CompletionResultType]::ParameterName, 'Query parameter that carries the token with --token-in query; its value is masked in every output, as `token` and `access_token` are')
+            [CompletionResult]::new('--origin', '--origin', [CompletionResultType]::ParameterName, 'Origin header for the upgrade')
+            [CompletionResult]::new('--subprotocol', '--subprotocol', [CompletionResultType]::ParameterName, 'WebSocket subprotocol to request (repeatable)')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Extra PEM file of CA certificates to trust (for wss:// and https://)')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Deadline for DNS, TCP, TLS and the upgrade together')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Follow the item queued again over the sync socket until its terminal event')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Accept any TLS certificate (testing only)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Write NDJSON records to stdout instead of text (see README, "--json")')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'syncprobe;status' {
+            [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Look again every INTERVAL (default 2s, at least 200ms) until Ctrl-C')
+            [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'With --watch: stop after N looks')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Bound of each REST call')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]')
             [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'Path of the sync socket; {org} is replaced by the organization id')
             [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)')
@@ -328,6 +394,8 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('watch-sync', 'watch-sync', [CompletionResultType]::ParameterValue, 'Stream an organization''s sync events and check them against expectations')
             [CompletionResult]::new('enqueue', 'enqueue', [CompletionResultType]::ParameterValue, 'Queue writes through POST /api/pems/write-sync, optionally following them to the end')
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Run the whole verification checklist against a backend (or the bundled server)')
+            [CompletionResult]::new('conflicts', 'conflicts', [CompletionResultType]::ParameterValue, 'List an organization''s sync conflicts, or resolve one (and follow its item again)')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show an organization''s queue health, backlog and sockets (--watch to refresh)')
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Open many sync sockets and measure connect time, fan-out latency and completeness')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the bundled sync-socket server (the protocol''s reference implementation)')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one')
@@ -344,6 +412,12 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             break
         }
         'syncprobe;help;smoke' {
+            break
+        }
+        'syncprobe;help;conflicts' {
+            break
+        }
+        'syncprobe;help;status' {
             break
         }
         'syncprobe;help;load' {

@@ -16,6 +16,9 @@ _syncprobe() {
             ",$1")
                 cmd="syncprobe"
                 ;;
+            syncprobe,conflicts)
+                cmd="syncprobe__subcmd__conflicts"
+                ;;
             syncprobe,connect)
                 cmd="syncprobe__subcmd__connect"
                 ;;
@@ -34,11 +37,17 @@ _syncprobe() {
             syncprobe,smoke)
                 cmd="syncprobe__subcmd__smoke"
                 ;;
+            syncprobe,status)
+                cmd="syncprobe__subcmd__status"
+                ;;
             syncprobe,token)
                 cmd="syncprobe__subcmd__token"
                 ;;
             syncprobe,watch-sync)
                 cmd="syncprobe__subcmd__watch__subcmd__sync"
+                ;;
+            syncprobe__subcmd__help,conflicts)
+                cmd="syncprobe__subcmd__help__subcmd__conflicts"
                 ;;
             syncprobe__subcmd__help,connect)
                 cmd="syncprobe__subcmd__help__subcmd__connect"
@@ -57,6 +66,9 @@ _syncprobe() {
                 ;;
             syncprobe__subcmd__help,smoke)
                 cmd="syncprobe__subcmd__help__subcmd__smoke"
+                ;;
+            syncprobe__subcmd__help,status)
+                cmd="syncprobe__subcmd__help__subcmd__status"
                 ;;
             syncprobe__subcmd__help,token)
                 cmd="syncprobe__subcmd__help__subcmd__token"
@@ -86,12 +98,102 @@ _syncprobe() {
 
     case "${cmd}" in
         syncprobe)
-            opts="-q -v -h -V --json --color --quiet --verbose --help --version connect watch-sync enqueue smoke load serve token help"
+            opts="-q -v -h -V --json --color --quiet --verbose --help --version connect watch-sync enqueue smoke conflicts status load serve token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__conflicts)
+            opts="-H -q -v -h -V --status --resolve --resolution --merged-data --wait --timeout --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --status)
+                    COMPREPLY=($(compgen -W "unresolved resolved" -- "${cur}"))
+                    return 0
+                    ;;
+                --resolve)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --resolution)
+                    COMPREPLY=($(compgen -W "use_local use_pems merge" -- "${cur}"))
+                    return 0
+                    ;;
+                --merged-data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -H)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-in)
+                    COMPREPLY=($(compgen -W "header query" -- "${cur}"))
+                    return 0
+                    ;;
+                --token-param)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subprotocol)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -284,8 +386,22 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__help)
-            opts="connect watch-sync enqueue smoke load serve token help"
+            opts="connect watch-sync enqueue smoke conflicts status load serve token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__help__subcmd__conflicts)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -368,6 +484,20 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__help__subcmd__smoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -692,7 +822,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__smoke)
-            opts="-H -q -v -h -V --items --timeout --junit --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-H -q -v -h -V --items --timeout --junit --with-conflict --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -707,6 +837,88 @@ _syncprobe() {
                     return 0
                     ;;
                 --junit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -H)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-in)
+                    COMPREPLY=($(compgen -W "header query" -- "${cur}"))
+                    return 0
+                    ;;
+                --token-param)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subprotocol)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__status)
+            opts="-H -q -v -h -V --watch --count --timeout --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --count)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

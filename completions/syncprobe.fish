@@ -36,6 +36,8 @@ complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "connect" -d 'Op
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "conflicts" -d 'List an organization\'s sync conflicts, or resolve one (and follow its item again)'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "status" -d 'Show an organization\'s queue health, backlog and sockets (--watch to refresh)'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
@@ -167,12 +169,69 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l connect-ti
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
 always\t''
 never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l with-conflict -d 'Add the conflict step: queue a conflict, find it in GET /api/pems/conflicts, resolve it with use_local and see the item queued again succeed (Part 2 servers; skipped elsewhere)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l insecure -d 'Accept any TLS certificate (testing only)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -s q -l quiet -d 'Print only errors and the final result'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l status -d 'List only the conflicts of this status' -r -f -a "unresolved\t''
+resolved\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l resolve -d 'Resolve the conflict with this id (see the list)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l resolution -d 'How to resolve it: keep the local change (queued again), keep upstream\'s (marked synced), or write --merged-data (queued again)' -r -f -a "use_local\t''
+use_pems\t''
+merge\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l merged-data -d 'The merged record for --resolution merge: a JSON object' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l timeout -d 'Bound of each REST call, and of --wait from the resolution to the end' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l token -d 'Bearer token for the upgrade and REST calls [env: SYNCPROBE_TOKEN, used when neither --token nor --token-file is given]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l token-file -d 'Read the bearer token from a file (surrounding whitespace is ignored)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or a query parameter (--token-param) as browsers must' -r -f -a "header\t''
+query\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l token-param -d 'Query parameter that carries the token with --token-in query; its value is masked in every output, as `token` and `access_token` are' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l origin -d 'Origin header for the upgrade' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l wait -d 'Follow the item queued again over the sync socket until its terminal event'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l insecure -d 'Accept any TLS certificate (testing only)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l watch -d 'Look again every INTERVAL (default 2s, at least 200ms) until Ctrl-C' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l count -d 'With --watch: stop after N looks' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l timeout -d 'Bound of each REST call' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l token -d 'Bearer token for the upgrade and REST calls [env: SYNCPROBE_TOKEN, used when neither --token nor --token-file is given]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l token-file -d 'Read the bearer token from a file (surrounding whitespace is ignored)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or a query parameter (--token-param) as browsers must' -r -f -a "header\t''
+query\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l token-param -d 'Query parameter that carries the token with --token-in query; its value is masked in every output, as `token` and `access_token` are' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l origin -d 'Origin header for the upgrade' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l insecure -d 'Accept any TLS certificate (testing only)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -s V -l version -d 'Print version'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -s c -l connections -d 'Sockets to open' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l orgs -d 'Organizations to spread them over, named PREFIX-1 … PREFIX-K' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l org-prefix -d 'Prefix of the generated organization names' -r
@@ -289,12 +348,14 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_se
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Decode a token without verifying it and say whether it is usable'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "connect" -d 'Open a sync socket, check CONNECTED, and close'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke load serve token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "connect" -d 'Open a sync socket, check CONNECTED, and close'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "conflicts" -d 'List an organization\'s sync conflicts, or resolve one (and follow its item again)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "status" -d 'Show an organization\'s queue health, backlog and sockets (--watch to refresh)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "inspect" -d 'Decode a token without verifying it and say whether it is usable'

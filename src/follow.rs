@@ -23,7 +23,10 @@ use crate::client::ws::{self, Opened};
 use crate::client::{ClientOptions, Endpoint};
 use crate::exit::Failure;
 use crate::lifecycle::{ItemTrace, Lifecycle};
-use crate::protocol::{EventType, ServerFrame, SyncEvent, WriteSyncRequest, WriteSyncResponse};
+use crate::protocol::{
+    EventType, QueuedItem, ResolveRequest, ResolveResponse, ServerFrame, SyncEvent,
+    WriteSyncRequest, WriteSyncResponse,
+};
 
 /// What following a write-sync produced, however it ended.
 pub struct Followed {
@@ -112,10 +115,27 @@ pub async fn follow(
     request: &WriteSyncRequest,
     deadline: Instant,
     interrupt: &mut (impl Future<Output = ()> + Unpin),
+    on: impl FnMut(Seen<'_>),
+) -> Followed {
+    let post = api.write_sync(request);
+    let org = &request.organization_id;
+    follow_post(session, org, None, post, deadline, interrupt, on).await
+}
+
+/// [`follow`] for any request that queues items: `post` answers which (a conflict
+/// resolution that queues its item again answers as if it were a write-sync of it).
+/// `after` is the check of an earlier follow on the same session, so that the stream
+/// is checked on from where that one stopped (its `seq`), not from CONNECTED.
+pub async fn follow_post(
+    session: &mut Session,
+    org: &str,
+    after: Option<StreamCheck>,
+    post: impl Future<Output = anyhow::Result<WriteSyncResponse>>,
+    deadline: Instant,
+    interrupt: &mut (impl Future<Output = ()> + Unpin),
     mut on: impl FnMut(Seen<'_>),
 ) -> Followed {
-    let mut state = Following::new(session, &request.organization_id);
-    let post = api.write_sync(request);
+    let mut state = Following::new(session, org, after);
     tokio::pin!(post);
     let end = loop {
         if state.done() {
@@ -135,6 +155,50 @@ pub async fn follow(
     state.followed(end)
 }
 
+/// Resolves conflict `id` of item `pfa_id` on a socket already past CONNECTED and,
+/// as [`follow`] does for a write-sync, follows the item queued again to its end.
+/// The resolve answer comes back beside the follow (`None` when none came).
+#[allow(clippy::too_many_arguments)]
+pub async fn follow_resolution(
+    session: &mut Session,
+    api: &Api,
+    org: &str,
+    id: &str,
+    pfa_id: &str,
+    request: &ResolveRequest,
+    after: Option<StreamCheck>,
+    deadline: Instant,
+    interrupt: &mut (impl Future<Output = ()> + Unpin),
+    on: impl FnMut(Seen<'_>),
+) -> (Option<ResolveResponse>, Followed) {
+    let answer = std::cell::RefCell::new(None);
+    let post = async {
+        let resolved = api.resolve(id, request).await?;
+        let as_queued = WriteSyncResponse {
+            success: resolved.success,
+            job_id: None,
+            queued_count: 1,
+            estimated_completion_time: None,
+            message: None,
+            items: Some(vec![QueuedItem {
+                id: resolved.conflict_id.clone(),
+                pfa_id: pfa_id.to_string(),
+            }]),
+        };
+        *answer.borrow_mut() = Some(resolved);
+        Ok(as_queued)
+    };
+    let followed = follow_post(session, org, after, post, deadline, interrupt, on).await;
+    (answer.into_inner(), followed)
+}
+
+/// The `details.conflictId` of a SYNC_CONFLICT frame.
+pub fn conflict_id(frame: Option<&ServerFrame>) -> Option<String> {
+    let event = event_of(frame).filter(|e| e.kind == EventType::Conflict)?;
+    let id = event.details.as_ref()?.get("conflictId")?.as_str()?;
+    Some(id.to_string())
+}
+
 /// The state of one follow.
 struct Following {
     check: StreamCheck,
@@ -150,12 +214,15 @@ struct Following {
 }
 
 impl Following {
-    fn new(session: &Session, org: &str) -> Following {
-        let mut check = StreamCheck::new(CheckConfig {
-            org: org.to_string(),
-            ..Default::default()
+    fn new(session: &Session, org: &str, after: Option<StreamCheck>) -> Following {
+        let check = after.unwrap_or_else(|| {
+            let mut check = StreamCheck::new(CheckConfig {
+                org: org.to_string(),
+                ..Default::default()
+            });
+            check.on_connected(&session.connected.connected, None);
+            check
         });
-        check.on_connected(&session.connected.connected, None);
         Following {
             check,
             sent: Instant::now(),

@@ -25,4 +25,5 @@ pub mod protocol;
 pub mod report;
 pub mod seq;
 pub mod server;
+pub mod stats;
 pub mod text;

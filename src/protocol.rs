@@ -561,7 +561,9 @@ pub struct SyncStatus {
     pub processing: u64,
     pub completed: u64,
     pub failed: u64,
-    pub avg_sync_time: u64,
+    /// Milliseconds; `null` when nothing finished recently (as existing backends say).
+    #[serde(default)]
+    pub avg_sync_time: Option<u64>,
     pub last_sync_at: Option<Timestamp>,
     pub next_sync_at: Option<Timestamp>,
     pub health: Health,
@@ -601,6 +603,95 @@ pub struct PublishResponse {
     pub first_seq: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seq: Option<u64>,
+}
+
+/// How a conflict is resolved (`POST /api/pems/conflicts/{id}/resolve`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// Keep the local change: it is queued again.
+    UseLocal,
+    /// Keep what upstream has: the item is marked synced, nothing is queued.
+    UsePems,
+    /// Write `mergedData`: it is queued again.
+    Merge,
+}
+
+impl Resolution {
+    pub const ALL: [&'static str; 3] = ["use_local", "use_pems", "merge"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::UseLocal => "use_local",
+            Resolution::UsePems => "use_pems",
+            Resolution::Merge => "merge",
+        }
+    }
+
+    /// Whether resolving this way queues the item again.
+    pub fn requeues(self) -> bool {
+        self != Resolution::UsePems
+    }
+}
+
+/// One conflict of `GET /api/pems/conflicts`. Timestamps and `status` are kept as
+/// the backend wrote them (a client shows them; it does not judge them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflict {
+    pub id: String,
+    pub pfa_id: String,
+    #[serde(default)]
+    pub local_version: Option<i64>,
+    #[serde(default)]
+    pub pems_version: Option<i64>,
+    #[serde(default)]
+    pub conflict_fields: Vec<String>,
+    #[serde(default)]
+    pub local_data: Value,
+    #[serde(default)]
+    pub pems_data: Value,
+    /// `unresolved` or `resolved`.
+    pub status: String,
+    #[serde(default)]
+    pub resolution: Option<String>,
+    #[serde(default)]
+    pub merged_data: Value,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub resolved_at: Option<String>,
+    #[serde(default)]
+    pub resolved_by: Option<String>,
+}
+
+/// `GET /api/pems/conflicts?organizationId=…[&status=…]` answer (newest first).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConflictList {
+    pub conflicts: Vec<Conflict>,
+    pub total: u64,
+}
+
+/// `POST /api/pems/conflicts/{id}/resolve` body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolveRequest {
+    pub resolution: Resolution,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_data: Option<Value>,
+}
+
+/// `POST /api/pems/conflicts/{id}/resolve` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolveResponse {
+    pub success: bool,
+    pub conflict_id: String,
+    #[serde(default)]
+    pub resolved_at: Option<String>,
+    /// What will be written upstream: `null` for `use_pems`.
+    #[serde(default)]
+    pub applied_changes: Value,
 }
 
 #[cfg(test)]
@@ -745,6 +836,22 @@ mod tests {
         let err: ApiError =
             serde_json::from_str(r#"{"error":"FORBIDDEN","message":"no"}"#).unwrap();
         assert_eq!(err.error, "FORBIDDEN");
+    }
+
+    #[test]
+    fn existing_backends_answers_parse() {
+        // avgSyncTime is null when nothing finished in the last day.
+        let status: SyncStatus = serde_json::from_str(r#"{"totalQueued":0,"processing":0,"completed":0,"failed":0,"avgSyncTime":null,"lastSyncAt":null,"nextSyncAt":"2025-11-28T10:01:00.000Z","health":"healthy","successRate":100}"#).unwrap();
+        assert_eq!(status.avg_sync_time, None);
+        // The original's list entries carry more than syncprobe reads.
+        let list: ConflictList = serde_json::from_str(r#"{"conflicts":[{"id":"conflict_1_abc","pfaId":"PFA-1","pfaDetails":{"category":"x"},"localVersion":3,"pemsVersion":5,"conflictFields":["forecastStart"],"localData":{},"pemsData":{},"status":"unresolved","resolution":null,"mergedData":null,"createdAt":"2025-11-28T10:00:00.000Z","resolvedAt":null,"resolvedBy":null,"modifiedBy":{"id":"u"}}],"total":1}"#).unwrap();
+        assert_eq!(list.conflicts[0].pems_version, Some(5));
+        let body = serde_json::to_value(ResolveRequest {
+            resolution: Resolution::UseLocal,
+            merged_data: None,
+        })
+        .unwrap();
+        assert_eq!(body, serde_json::json!({"resolution": "use_local"}));
     }
 
     #[test]

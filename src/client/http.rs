@@ -1,4 +1,4 @@
-//! REST calls to a backend: write-sync, sync-status, stats and publish, with the same
+//! REST calls to a backend: write-sync, sync-status, conflicts, stats and publish, with the same
 //! credentials, headers and TLS as the sockets.
 //!
 //! Failures carry the exit code of the table:
@@ -18,7 +18,8 @@ use serde::de::DeserializeOwned;
 use super::{ClientOptions, Endpoint};
 use crate::exit::Failure;
 use crate::protocol::{
-    ApiError, PublishRequest, PublishResponse, SyncStatus, WriteSyncRequest, WriteSyncResponse,
+    ApiError, ConflictList, PublishRequest, PublishResponse, ResolveRequest, ResolveResponse,
+    SyncStatus, WriteSyncRequest, WriteSyncResponse,
 };
 
 /// A REST answer that is not a success, with the server's error body.
@@ -172,6 +173,27 @@ impl Api {
             .await
     }
 
+    /// `GET /api/pems/conflicts?organizationId=…[&status=…]`.
+    pub async fn conflicts(&self, org: &str, status: Option<&str>) -> anyhow::Result<ConflictList> {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("organizationId", org);
+        if let Some(status) = status {
+            query.append_pair("status", status);
+        }
+        let path = format!("api/pems/conflicts?{}", query.finish());
+        self.call("GET", &path, None::<&()>).await
+    }
+
+    /// `POST /api/pems/conflicts/{conflictId}/resolve`.
+    pub async fn resolve(
+        &self,
+        id: &str,
+        request: &ResolveRequest,
+    ) -> anyhow::Result<ResolveResponse> {
+        let path = format!("api/pems/conflicts/{}/resolve", path_segment(id));
+        self.call("POST", &path, Some(request)).await
+    }
+
     /// `GET /api/ws/stats` (Part 2).
     pub async fn stats(&self) -> anyhow::Result<serde_json::Value> {
         self.call("GET", "api/ws/stats", None::<&()>).await
@@ -181,6 +203,18 @@ impl Api {
     pub async fn publish(&self, request: &PublishRequest) -> anyhow::Result<PublishResponse> {
         self.call("POST", "api/ws/publish", Some(request)).await
     }
+}
+
+/// `text` as one path segment: everything but unreserved characters percent-encoded.
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 impl Api {

@@ -3,12 +3,14 @@
 //! Adding a subcommand touches this folder only.
 
 pub mod args;
+pub mod conflicts;
 pub mod connect;
 pub mod enqueue;
 pub mod generate;
 pub mod load;
 pub mod serve;
 pub mod smoke;
+pub mod status;
 pub mod token;
 pub mod watch_sync;
 
@@ -27,6 +29,10 @@ pub enum Command {
     Enqueue(enqueue::EnqueueArgs),
     /// Run the whole verification checklist against a backend (or the bundled server)
     Smoke(smoke::SmokeArgs),
+    /// List an organization's sync conflicts, or resolve one (and follow its item again)
+    Conflicts(conflicts::ConflictsArgs),
+    /// Show an organization's queue health, backlog and sockets (--watch to refresh)
+    Status(status::StatusArgs),
     /// Open many sync sockets and measure connect time, fan-out latency and completeness
     Load(load::LoadArgs),
     /// Run the bundled sync-socket server (the protocol's reference implementation)
@@ -55,6 +61,8 @@ pub async fn run(
         Command::WatchSync(args) => watch_sync::run(args, reporter).await,
         Command::Enqueue(args) => enqueue::run(args, reporter).await,
         Command::Smoke(args) => smoke::run(args, reporter).await,
+        Command::Conflicts(args) => conflicts::run(args, reporter).await,
+        Command::Status(args) => status::run(args, reporter).await,
         Command::Load(args) => load::run(args, reporter).await,
         Command::Serve(args) => serve::run(args, reporter).await,
         Command::Token(args) => token::run(args, reporter).await,

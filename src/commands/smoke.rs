@@ -1,8 +1,14 @@
 //! `smoke [ORG]`: the seed checklist's five manual steps as one command. Connect and
 //! check CONNECTED, enqueue items, follow each through its lifecycle, check `seq`,
 //! check that sync-status figures moved and that `/api/ws/stats` lists the
-//! connection, close. Each step passes, fails, or is skipped with a reason (a Part 1
-//! backend cannot support some of them); never "passed" for what was not checked.
+//! connection, optionally a conflict round trip (`--with-conflict`), close. Each step
+//! passes, fails, or is skipped with a reason (a Part 1 backend cannot support some
+//! of them); never "passed" for what was not checked.
+//!
+//! A step fails only on what the protocol promises of the server it talks to: on a
+//! Part 1 backend the outcome of an item is the backend's own (any terminal event
+//! passes), and `/api/ws/stats`, which the original protocol lacks, is read in any
+//! shape (`crate::stats`) and skipped when its shape is unknown or it cannot be read.
 //!
 //! Without `--url` (or `SYNCPROBE_URL`) it starts the bundled server in-process on a
 //! free port, so it verifies everything with nothing else running.
@@ -25,10 +31,12 @@ use crate::expect::{Matcher, Mode, Pattern, Status};
 use crate::follow::{self, FollowEnd, Followed};
 use crate::lifecycle::ItemTrace;
 use crate::protocol::{
-    EventType, Outcome, ProtocolPart, SyncStatus, WriteSyncRequest, WriteSyncResponse,
+    EventType, Outcome, ProtocolPart, Resolution, ResolveRequest, SyncStatus, WriteSyncRequest,
+    WriteSyncResponse,
 };
 use crate::report::smoke::{self as report, ServerKind, SmokeSummary, Step, StepStatus};
 use crate::report::{Reporter, json, junit};
+use crate::stats::{self, OrgStats};
 
 /// The lifecycle every item must follow.
 const LIFECYCLE: &str = "QUEUED PROCESSING+ TERMINAL";
@@ -38,7 +46,10 @@ const STATUS_ATTEMPTS: u32 = 10;
 
 #[derive(Debug, Args)]
 #[command(
-    after_long_help = "Steps: connect, enqueue, lifecycle, seq, sync-status, stats, close.
+    after_long_help = "Steps: connect, enqueue, lifecycle, seq, sync-status, stats, [conflict,] close.
+A step fails only on what the server's protocol promises: on a Part 1 backend any terminal
+event ends an item's lifecycle, and /api/ws/stats (not in Part 1) is read in any shape and
+skipped when its shape is unknown.
 Ctrl-C (or SIGTERM) in any step reports it interrupted, skips the rest, and prints the
 summary, the --json error record and the --junit file before exiting 130.
 
@@ -60,6 +71,11 @@ pub struct SmokeArgs {
     /// Write a JUnit XML report: one test case per step and per item
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Add the conflict step: queue a conflict, find it in GET /api/pems/conflicts,
+    /// resolve it with use_local and see the item queued again succeed (Part 2 servers;
+    /// skipped elsewhere)
+    #[arg(long)]
+    pub with_conflict: bool,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
@@ -71,6 +87,7 @@ const LIFECYCLE_STEP: &str = "lifecycle";
 const SEQ: &str = "seq";
 const SYNC_STATUS: &str = "sync-status";
 const STATS: &str = "stats";
+const CONFLICT: &str = "conflict";
 const CLOSE: &str = "close";
 
 pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
@@ -131,6 +148,7 @@ async fn smoke(
         interrupt,
         protocol: None,
         items: Vec::new(),
+        check: None,
     };
     let Some(mut session) = smoke.connect(&options).await else {
         return smoke.finish(started);
@@ -145,14 +163,15 @@ async fn smoke(
     smoke.finish(started)
 }
 
-/// Every step, in order.
-const STEPS: [&str; 7] = [
+/// Every step, in order (`conflict` only with `--with-conflict`).
+const STEPS: [&str; 8] = [
     CONNECT,
     ENQUEUE,
     LIFECYCLE_STEP,
     SEQ,
     SYNC_STATUS,
     STATS,
+    CONFLICT,
     CLOSE,
 ];
 
@@ -185,6 +204,8 @@ struct Smoke<'a> {
     interrupt: Interrupt,
     protocol: Option<ProtocolPart>,
     items: Vec<ItemTrace>,
+    /// The check of the last follow on the socket: a later follow goes on from it.
+    check: Option<StreamCheck>,
 }
 
 /// What the enqueue step hands to the next: the follow, and when the POST started.
@@ -273,6 +294,9 @@ impl Smoke<'_> {
     /// Every step not reported yet is skipped for `reason`.
     fn skip_unrecorded(&mut self, reason: &str) {
         for name in STEPS {
+            if name == CONFLICT && !self.args.with_conflict {
+                continue;
+            }
             if !self.steps.iter().any(|s| s.name == name) {
                 self.record(name, Instant::now(), Err(skipped(reason)));
             }
@@ -339,6 +363,7 @@ impl Smoke<'_> {
             Some(posted) => {
                 self.lifecycle(&posted);
                 self.seq(&posted.followed.check);
+                self.check = Some(posted.followed.check);
                 posted.followed.response.map_or(0, |r| r.queued_count)
             }
             None => 0,
@@ -346,10 +371,26 @@ impl Smoke<'_> {
         if self.interrupted {
             return;
         }
-        self.sync_status(before, queued).await;
+        let expected = self.expected_finished(queued);
+        self.sync_status(before, expected).await;
         if !self.interrupted {
             self.stats().await;
         }
+        if !self.interrupted && self.args.with_conflict {
+            self.conflict(session).await;
+        }
+    }
+
+    /// How far the finished figures must move: every queued item on a Part 2 server;
+    /// on a Part 1 one, the items seen to succeed or fail (its outcomes are its own,
+    /// and the original protocol has no figure for conflicts).
+    fn expected_finished(&self, queued: u64) -> u64 {
+        if self.protocol == Some(ProtocolPart::Part2) {
+            return queued;
+        }
+        let counted = [Some(EventType::Success), Some(EventType::Failed)];
+        let ended = self.items.iter().filter(|i| counted.contains(&i.outcome));
+        ended.count() as u64
     }
 
     /// Step enqueue: `--items` items are queued (named, on a Part 2 server) and
@@ -460,7 +501,8 @@ impl Smoke<'_> {
         let timed_out =
             f.items.iter().any(|i| i.outcome.is_none()) || (f.items.len() as u64) < queued;
         self.items = f.items.clone();
-        let result = check_lifecycle(&f.items, queued, timed_out, self.args.timeout);
+        let part2 = self.protocol == Some(ProtocolPart::Part2);
+        let result = check_lifecycle(&f.items, queued, timed_out, self.args.timeout, part2);
         self.record(LIFECYCLE_STEP, posted.at, result);
     }
 
@@ -478,6 +520,10 @@ impl Smoke<'_> {
 
     /// Step sync-status: the figures moved by the items that ended.
     async fn sync_status(&mut self, before: anyhow::Result<SyncStatus>, queued: u64) {
+        if queued == 0 && self.protocol != Some(ProtocolPart::Part2) && before.is_ok() {
+            let why = "no item was seen to succeed or fail, so the figures need not move";
+            return self.record(SYNC_STATUS, Instant::now(), Err(skipped(why)));
+        }
         let t = Instant::now();
         let result = match before {
             Err(e) => Err(StepEnd::Failed(
@@ -496,7 +542,9 @@ impl Smoke<'_> {
         self.record(SYNC_STATUS, t, result);
     }
 
-    /// Step stats: `/api/ws/stats` lists the open connection.
+    /// Step stats: `/api/ws/stats` lists the open connection. The endpoint is not
+    /// in the original protocol: when it cannot be read, or its shape is unknown, the
+    /// step is skipped with the reason.
     async fn stats(&mut self) {
         let t = Instant::now();
         let org = &self.endpoint.org;
@@ -506,9 +554,95 @@ impl Smoke<'_> {
             Some(Err(e)) if http_status(&e) == Some(404) => {
                 Err(skipped("the backend has no /api/ws/stats (Part 1)"))
             }
-            Some(Err(e)) => Err(e.into()),
+            Some(Err(e)) => Err(skipped(format!(
+                "/api/ws/stats could not be read ({}); it is not part of the original protocol",
+                crate::text::shown(&format!("{e:#}"), crate::text::MAX_SHOWN)
+            ))),
         };
         self.record(STATS, t, result);
+    }
+
+    /// Step conflict (`--with-conflict`, Part 2): a conflict queued, listed, resolved
+    /// with use_local, and the item queued again succeeds.
+    async fn conflict(&mut self, session: &mut Session) {
+        let t = Instant::now();
+        let result = if self.protocol == Some(ProtocolPart::Part2) {
+            self.conflict_round(session).await
+        } else {
+            Err(skipped(
+                "a Part 1 backend decides outcomes itself: no conflict can be asked for",
+            ))
+        };
+        self.record(CONFLICT, t, result);
+    }
+
+    /// The conflict round trip; what it checked, or why it failed.
+    async fn conflict_round(&mut self, session: &mut Session) -> Result<String, StepEnd> {
+        let deadline = Instant::now() + self.args.timeout;
+        let org = self.endpoint.org.clone();
+        let pfa = format!("smoke-{:06x}-conflict", rand::random::<u32>() & 0xff_ffff);
+        let request = WriteSyncRequest {
+            organization_id: org.clone(),
+            count: Some(1),
+            pfa_ids: Some(vec![pfa.clone()]),
+            outcome: Some(Outcome::Conflict),
+            ..Default::default()
+        };
+        let reporter = self.reporter;
+        let mut id = None;
+        let on = |seen: follow::Seen<'_>| {
+            if let follow::Seen::Event { frame, .. } = &seen {
+                id = id.take().or_else(|| follow::conflict_id(*frame));
+            }
+            crate::report::enqueue::shown_events(reporter, seen);
+        };
+        let api = self.api.clone();
+        let post = api.write_sync(&request);
+        let after = self.check.take();
+        let interrupt = &mut self.interrupt;
+        let followed =
+            follow::follow_post(session, &org, after, post, deadline, interrupt, on).await;
+        ended(followed.end, "the conflict", self.args.timeout)?;
+        let id = id.ok_or_else(|| {
+            expectation(format!(
+                "item {pfa} did not end with a SYNC_CONFLICT carrying details.conflictId"
+            ))
+        })?;
+        let listed =
+            unless_interrupted(&mut self.interrupt, api.conflicts(&org, Some("unresolved")))
+                .await
+                .ok_or_else(interrupted)??;
+        if !listed
+            .conflicts
+            .iter()
+            .any(|c| c.id == id && c.pfa_id == pfa)
+        {
+            return Err(expectation(format!(
+                "conflict {} of {pfa} is not among the {} unresolved conflicts GET /api/pems/conflicts lists",
+                crate::text::shown(&id, crate::text::MAX_COLUMN),
+                listed.total
+            )));
+        }
+        let resolve = ResolveRequest {
+            resolution: Resolution::UseLocal,
+            merged_data: None,
+        };
+        let on = |seen: follow::Seen<'_>| crate::report::enqueue::shown_events(reporter, seen);
+        let (_, again) = follow::follow_resolution(
+            session,
+            &api,
+            &org,
+            &id,
+            &pfa,
+            &resolve,
+            Some(followed.check),
+            deadline,
+            &mut self.interrupt,
+            on,
+        )
+        .await;
+        ended(again.end, "the item queued again", self.args.timeout)?;
+        requeued_result(&again.items, &id)
     }
 
     /// Step close: the server answers the close handshake.
@@ -597,12 +731,51 @@ fn finished(status: &SyncStatus) -> u64 {
     status.completed + status.failed + conflicts
 }
 
-/// Every item followed `QUEUED PROCESSING+ TERMINAL` and ended in success.
+/// Why a follow of the conflict step stopped, when it is not done.
+fn ended(end: FollowEnd, what: &str, limit: Duration) -> Result<(), StepEnd> {
+    match end {
+        FollowEnd::Done => Ok(()),
+        FollowEnd::Interrupted => Err(interrupted()),
+        FollowEnd::Timeout => Err(StepEnd::Failed(
+            Failure::Timeout(format!(
+                "{what} did not end within {} (raise --timeout)",
+                humantime::format_duration(limit)
+            ))
+            .into(),
+        )),
+        FollowEnd::Post(e) | FollowEnd::Stream(e) => Err(e.into()),
+    }
+}
+
+/// The item a use_local resolution queued again went the lifecycle and succeeded.
+fn requeued_result(items: &[ItemTrace], id: &str) -> Result<String, StepEnd> {
+    let Some(item) = items.first() else {
+        return Err(expectation("the resolution queued nothing".into()));
+    };
+    if item.outcome != Some(EventType::Success) || item.events.first() != Some(&EventType::Queued) {
+        return Err(expectation(format!(
+            "after use_local, item {} went {} instead of {LIFECYCLE} ending in SYNC_SUCCESS",
+            item.pfa_id,
+            item.events_text(" ")
+        )));
+    }
+    Ok(format!(
+        "conflict {} listed, resolved with use_local; {} went {} in {:.1} ms",
+        crate::text::shown(id, crate::text::MAX_COLUMN),
+        item.pfa_id,
+        item.events_text(" "),
+        item.terminal_ms.unwrap_or(0.0)
+    ))
+}
+
+/// Every item followed `QUEUED PROCESSING+ TERMINAL` and, where the outcome was
+/// asked for (Part 2), ended in success.
 fn check_lifecycle(
     items: &[ItemTrace],
     queued: u64,
     timed_out: bool,
     limit: Duration,
+    part2: bool,
 ) -> Result<String, StepEnd> {
     if timed_out {
         return Err(unfinished(items, queued, limit));
@@ -620,7 +793,7 @@ fn check_lifecycle(
                 matcher.explain()
             )));
         }
-        if item.outcome != Some(EventType::Success) {
+        if part2 && item.outcome != Some(EventType::Success) {
             return Err(expectation(format!(
                 "item {} ended {} but success was asked for ({})",
                 item.pfa_id,
@@ -633,8 +806,17 @@ fn check_lifecycle(
         .iter()
         .filter_map(|i| i.terminal_ms)
         .fold(0.0, f64::max);
+    let how = if part2 || items.iter().all(|i| i.outcome == Some(EventType::Success)) {
+        "succeeded".to_string()
+    } else {
+        let ended: Vec<&str> = items
+            .iter()
+            .filter_map(|i| i.outcome.as_ref().map(EventType::as_str))
+            .collect();
+        format!("ended as the backend decided ({})", ended.join(", "))
+    };
     Ok(format!(
-        "{} went {LIFECYCLE} and succeeded; slowest {slowest:.1} ms after the POST",
+        "{} went {LIFECYCLE} and {how}; slowest {slowest:.1} ms after the POST",
         crate::text::count(items.len() as u64, "item")
     ))
 }
@@ -684,25 +866,34 @@ fn check_seq(seq: &SeqSummary) -> Result<String, StepEnd> {
     }
 }
 
+/// The open connection is listed, in whatever shape the stats have; an unknown
+/// shape is skipped, a list that leaves it out (or counts 0) fails.
 fn check_stats(stats: &serde_json::Value, org: &str) -> Result<String, StepEnd> {
-    let listed = stats
-        .get("organizations")
-        .and_then(|o| o.get(org))
-        .and_then(|n| n.as_u64())
-        .unwrap_or(0);
-    if listed == 0 {
-        return Err(expectation(format!(
-            "/api/ws/stats does not list the open connection of {org}: {stats}"
-        )));
+    use crate::text::{MAX_COLUMN, shown};
+    match stats::org_connections(stats, org) {
+        OrgStats::Listed { connections: 0, at } => Err(expectation(format!(
+            "/api/ws/stats counts 0 connections for {org} at {} while one is open",
+            shown(&at, MAX_COLUMN)
+        ))),
+        OrgStats::Listed { connections, at } => {
+            let total = stats::total_connections(stats)
+                .map_or(String::new(), |n| format!(", {n} in total"));
+            Ok(format!(
+                "lists {} for {org} (at {}){total}",
+                crate::text::count(connections, "connection"),
+                shown(&at, MAX_COLUMN)
+            ))
+        }
+        OrgStats::NotListed { at, others } => Err(expectation(format!(
+            "/api/ws/stats lists {} at {} but not the open connection of {org}",
+            crate::text::count(others as u64, "organization"),
+            shown(&at, MAX_COLUMN)
+        ))),
+        OrgStats::Unknown { keys } => Err(skipped(format!(
+            "/api/ws/stats has no per-organization figures in a shape syncprobe knows (keys: {}); it is not part of the original protocol",
+            shown(&keys.join(", "), crate::text::MAX_SHOWN)
+        ))),
     }
-    let total = stats
-        .get("totalConnections")
-        .and_then(|n| n.as_u64())
-        .unwrap_or(0);
-    Ok(format!(
-        "lists {} for {org}, {total} in total",
-        crate::text::count(listed, "connection")
-    ))
 }
 
 async fn sync_status_moved(

@@ -12,6 +12,8 @@
 //! | `close` | a socket closed: [`Close`] |
 //! | `step` | a `smoke` step: `name`, `status`, `ms`, `message`, `exitCode` |
 //! | `queued` | `enqueue --wait`: the answer to the POST, before the events it caused: [`Queued`] |
+//! | `conflict` | `conflicts ORG`: one conflict as the backend listed it: [`Conflict`](crate::protocol::Conflict) |
+//! | `status` | `status ORG`: one look at the figures: [`StatusReport`] |
 //! | `progress` | periodic figures of long runs (`load`) |
 //! | `summary` | the final figures and verdict of a run |
 //! | `warning` | something worth knowing that does not end the run: `message` |
@@ -25,10 +27,12 @@ use std::net::SocketAddr;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::conflicts::{ConflictsSummary, ResolveSummary};
 use super::connect::ConnectSummary;
 use super::enqueue::{EnqueueSummary, Queued};
 use super::load::LoadReport;
 use super::smoke::{SmokeSummary, Step};
+use super::status::{StatusReport, StatusSummary};
 use super::token::{TokenInspection, TokenSummary};
 use super::watch::WatchSummary;
 
@@ -42,6 +46,8 @@ pub enum Record<'a> {
     Close(&'a Close),
     Step(&'a Step),
     Queued(&'a Queued),
+    Conflict(&'a crate::protocol::Conflict),
+    Status(&'a StatusReport),
     Progress(&'a crate::load::Progress),
     Summary(Summary<'a>),
     Warning(Warning<'a>),
@@ -68,6 +74,9 @@ pub enum Summary<'a> {
     Load(&'a LoadReport),
     Token(&'a TokenSummary),
     TokenInspect(&'a TokenInspection),
+    Conflicts(&'a ConflictsSummary),
+    Resolve(&'a ResolveSummary),
+    Status(&'a StatusSummary),
 }
 
 impl Record<'_> {
@@ -80,6 +89,8 @@ impl Record<'_> {
             Record::Close(_) => "close",
             Record::Step(_) => "step",
             Record::Queued(_) => "queued",
+            Record::Conflict(_) => "conflict",
+            Record::Status(_) => "status",
             Record::Progress(_) => "progress",
             Record::Summary(_) => "summary",
             Record::Warning(_) => "warning",

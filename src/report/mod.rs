@@ -7,6 +7,7 @@
 //! an error: writes stop quietly.
 
 pub mod color;
+pub mod conflicts;
 pub mod connect;
 pub mod enqueue;
 pub mod html;
@@ -15,6 +16,7 @@ pub mod json;
 pub mod junit;
 pub mod load;
 pub mod smoke;
+pub mod status;
 pub mod token;
 pub mod watch;
 

@@ -6,7 +6,8 @@
 //!
 //! Layout: `bus` is the event path behind the `EventBus` trait and `in_process` its
 //! implementation for one process, `queue` the write-sync queue and its worker, `ws`
-//! the socket handlers, `routes` the REST API, `metrics` the operations figures,
+//! the socket handlers, `routes` the REST API, `conflicts` the conflicts API and the
+//! store the queue records conflicts in, `metrics` the operations figures,
 //! [`security`] the rules switched on by configuration (JWT, origins, organizations,
 //! limits, caps), [`tls`] serving `wss://`, `error` the JSON error answer; [`Config`]
 //! is every setting, `Shared` (`state.rs`) what the handlers share.
@@ -14,13 +15,14 @@
 //! Imports point one way, from the handlers down to the leaves:
 //!
 //! ```text
-//! mod.rs → routes, ws → state → security → config → queue → bus
+//! mod.rs → routes, ws → state → conflicts → security → config → queue → bus
 //!                                security/* → error → metrics
 //!                                in_process → bus, metrics      (leaves: bus, metrics, tls)
 //! ```
 
 pub(crate) mod bus;
 mod config;
+pub(crate) mod conflicts;
 pub(crate) mod error;
 pub(crate) mod in_process;
 pub(crate) mod metrics;
@@ -49,6 +51,7 @@ pub use self::queue::WorkerConfig;
 pub(crate) use self::state::{AppState, Shared};
 
 use self::bus::EventBus;
+use self::conflicts::ConflictStore;
 use self::in_process::{BusConfig, InProcessBus};
 use self::metrics::Metrics;
 use self::queue::Queue;
@@ -64,12 +67,15 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
         },
         metrics.clone(),
     ));
-    let queue = Arc::new(Queue::new(config.worker, bus.clone()));
+    let conflicts = Arc::new(ConflictStore::default());
+    let queue =
+        Arc::new(Queue::new(config.worker, bus.clone()).with_conflict_hook(conflicts.clone()));
     let state = Arc::new(Shared {
         security: Arc::new(Security::new(&config, metrics.clone())),
         config,
         bus,
         queue,
+        conflicts,
         metrics,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -81,6 +87,11 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
         .route("/api/ws/admin/reload-orgs", post(routes::reload_orgs))
         .route("/api/pems/write-sync", post(routes::write_sync))
         .route("/api/pems/sync-status", get(routes::sync_status))
+        .route("/api/pems/conflicts", get(conflicts::list))
+        .route(
+            "/api/pems/conflicts/{conflict_id}/resolve",
+            post(conflicts::resolve),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.security.clone(),
             middleware::require_token,

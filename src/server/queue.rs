@@ -157,6 +157,7 @@ pub struct Queue {
     bus: Arc<dyn EventBus>,
     state: Mutex<State>,
     wake: Notify,
+    conflicts: Option<Arc<dyn ConflictHook>>,
 }
 
 /// An item to queue, as the REST layer validated it.
@@ -221,20 +222,50 @@ impl State {
             (EventType::Failed, details)
         } else if item.outcome == Outcome::Conflict {
             let details = json!({
-                "conflictId": format!("conflict-{}", item.id),
-                "conflictingFields": ["quantity", "status"],
+                "conflictId": conflict_id(),
+                "conflictingFields": CONFLICTING_FIELDS,
             });
             (EventType::Conflict, details)
         } else {
-            let current = self
-                .figures
-                .get(&item.org)
-                .and_then(|f| f.versions.get(&item.pfa_id))
-                .copied()
-                .unwrap_or(1);
+            let current = self.version_of(item);
             (EventType::Success, json!({ "newVersion": current + 1 }))
         }
     }
+
+    /// The record's current version (1 before its first write).
+    fn version_of(&self, item: &Item) -> i64 {
+        self.figures
+            .get(&item.org)
+            .and_then(|f| f.versions.get(&item.pfa_id))
+            .copied()
+            .unwrap_or(1)
+    }
+}
+
+/// The fields a simulated conflict names.
+pub const CONFLICTING_FIELDS: [&str; 2] = ["quantity", "status"];
+
+/// A conflict id as existing backends make them: `conflict_<ms>_<9 random chars>`.
+fn conflict_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    // 36^9 < 2^64: nine base-36 digits of one random number.
+    let mut n = rand::random::<u64>();
+    let tail: String = (0..9)
+        .map(|_| {
+            let c = ALPHABET[(n % 36) as usize] as char;
+            n /= 36;
+            c
+        })
+        .collect();
+    format!("conflict_{}_{tail}", chrono::Utc::now().timestamp_millis())
+}
+
+/// Where conflict outcomes are recorded (the conflicts API). `record` is called
+/// before the SYNC_CONFLICT event is out, so a client that saw the event finds the
+/// conflict; `withdraw` when that event could not be published after all.
+pub trait ConflictHook: Send + Sync {
+    fn record(&self, item: &Item, conflict_id: &str, local_version: i64);
+    fn withdraw(&self, org: &str, conflict_id: &str);
 }
 
 impl Queue {
@@ -248,6 +279,24 @@ impl Queue {
                 next_id: 0,
             }),
             wake: Notify::new(),
+            conflicts: None,
+        }
+    }
+
+    /// Records every conflict outcome in `hook`.
+    pub fn with_conflict_hook(mut self, hook: Arc<dyn ConflictHook>) -> Queue {
+        self.conflicts = Some(hook);
+        self
+    }
+
+    /// A resolved conflict leaves the conflict figures; resolved as `synced`
+    /// (`use_pems`) it counts as completed, otherwise its re-queued item will.
+    pub async fn conflict_resolved(&self, org: &str, synced: bool) {
+        let mut state = self.state.lock().await;
+        let figures = state.figures.entry(org.to_string()).or_default();
+        figures.conflicts = figures.conflicts.saturating_sub(1);
+        if synced {
+            figures.completed += 1;
         }
     }
 
@@ -356,12 +405,19 @@ impl Queue {
             return;
         }
         let (kind, details) = state.terminal(&item, retryable_failure);
+        let conflict = details["conflictId"].as_str().map(String::from);
+        if let (Some(hook), Some(id)) = (&self.conflicts, &conflict) {
+            hook.record(&item, id, state.version_of(&item));
+        }
         // Published under the lock so sync-status never shows an item finished
         // before its terminal event is out.
         let terminal = draft(kind.clone(), &item.pfa_id, Some(details.clone()));
         match self.bus.publish(&item.org, terminal).await {
             Ok(_) => state.finish(&item, &kind, &details),
             Err(_) => {
+                if let (Some(hook), Some(id)) = (&self.conflicts, &conflict) {
+                    hook.withdraw(&item.org, id);
+                }
                 item.attempts -= 1;
                 drop(state);
                 self.wait_again(item).await;
@@ -396,7 +452,7 @@ impl Queue {
             processing: figures.processing,
             completed: figures.completed,
             failed: figures.failed,
-            avg_sync_time: figures.total_sync_ms.checked_div(finished).unwrap_or(0),
+            avg_sync_time: figures.total_sync_ms.checked_div(finished),
             last_sync_at: figures.last_sync_at,
             next_sync_at: next,
             health: Health::from_success_rate(success_rate),

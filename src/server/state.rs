@@ -1,5 +1,5 @@
 //! What every handler shares ([`Shared`]): the config, the event bus, the queue, the
-//! metrics, the security rules, and the shutdown signal and task tracker.
+//! conflicts, the metrics, the security rules, and the shutdown signal and task tracker.
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use super::bus::EventBus;
 use super::config::Config;
+use super::conflicts::{self, ConflictStore};
 use super::metrics::Metrics;
 use super::queue::Queue;
 use super::security::Security;
@@ -18,6 +19,8 @@ pub struct Shared {
     /// The event path; the handlers and the queue see only the trait.
     pub bus: Arc<dyn EventBus>,
     pub queue: Arc<Queue>,
+    /// The conflicts the queue recorded, for the conflicts API.
+    pub conflicts: Arc<ConflictStore>,
     pub metrics: Arc<Metrics>,
     pub security: Arc<Security>,
     /// Fired when the server starts shutting down.
@@ -27,3 +30,15 @@ pub struct Shared {
 }
 
 pub type AppState = Arc<Shared>;
+
+/// The conflict handlers see only what they need.
+impl axum::extract::FromRef<AppState> for conflicts::Ctx {
+    fn from_ref(state: &AppState) -> conflicts::Ctx {
+        conflicts::Ctx {
+            store: state.conflicts.clone(),
+            queue: state.queue.clone(),
+            security: state.security.clone(),
+            metrics: state.metrics.clone(),
+        }
+    }
+}

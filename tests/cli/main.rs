@@ -3,6 +3,7 @@
 
 mod color;
 mod completions;
+mod conflicts;
 mod connect;
 mod enqueue;
 mod errors;
@@ -13,6 +14,7 @@ mod load;
 mod records;
 mod security;
 mod serve;
+mod status;
 mod support;
 mod tokens;
 mod usage;

@@ -22,6 +22,8 @@ enum Record {
     Close(Value),
     Step(Value),
     Queued(Value),
+    Conflict(Value),
+    Status(Value),
     Progress(Value),
     Summary(Value),
     Warning(Value),
@@ -37,6 +39,8 @@ impl Record {
             Record::Close(_) => "close",
             Record::Step(_) => "step",
             Record::Queued(_) => "queued",
+            Record::Conflict(_) => "conflict",
+            Record::Status(_) => "status",
             Record::Progress(_) => "progress",
             Record::Summary(_) => "summary",
             Record::Warning(_) => "warning",
@@ -52,6 +56,8 @@ impl Record {
             | Record::Close(d)
             | Record::Step(d)
             | Record::Queued(d)
+            | Record::Conflict(d)
+            | Record::Status(d)
             | Record::Progress(d)
             | Record::Summary(d)
             | Record::Warning(d)
@@ -62,7 +68,16 @@ impl Record {
 
 /// Object keys whose own keys are data (event types, error kinds, claim names), not
 /// field names: their values' shapes are not descended into.
-const DATA_KEYED: &[&str] = &["byType", "errors", "claims", "byKind"];
+const DATA_KEYED: &[&str] = &[
+    "byType",
+    "errors",
+    "claims",
+    "byKind",
+    "localData",
+    "pemsData",
+    "mergedData",
+    "appliedChanges",
+];
 
 /// `path:kind` for every field under `value` (`items[]` for array elements);
 /// `null` is its own kind, so an optional field that is absent in one run and set
@@ -716,4 +731,115 @@ async fn output_paths_are_checked_before_the_run() {
             stderr(&out)
         );
     }
+}
+
+const CONFLICT: &[&str] = &[
+    "id",
+    "pfaId",
+    "localVersion",
+    "pemsVersion",
+    "conflictFields[]",
+    "localData",
+    "pemsData",
+    "status",
+    "resolution",
+    "mergedData",
+    "createdAt",
+    "resolvedAt",
+    "resolvedBy",
+];
+
+/// `conflicts ORG`: a `conflict` record per conflict, then the summary;
+/// `--resolve … --wait`: the socket's records and the resolution's summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_records() {
+    let server = TestServer::start().await;
+    let (mut ws, _) = subscribe(&server, "org-rc").await;
+    let body = r#"{"organizationId":"org-rc","pfaIds":["pfa-rc"],"outcome":"conflict"}"#;
+    post(&server.http("/api/pems/write-sync"), body).await;
+    let id = loop {
+        let frame = next_json(&mut ws).await;
+        if frame["type"] == "SYNC_CONFLICT" {
+            break frame["details"]["conflictId"].as_str().unwrap().to_string();
+        }
+    };
+    let base = server.base();
+    let out = run_cli(&["conflicts", "org-rc", "--url", &base, "--json"]).await;
+    let records = parse(&stdout(&out));
+    assert_eq!(kinds(&records), BTreeSet::from(["conflict", "summary"]));
+    assert_eq!(fields_of(&records, "conflict"), set(CONFLICT));
+    assert_eq!(
+        fields_of(&records, "summary"),
+        set(&["ok", "organizationId", "status", "total", "unresolved"])
+    );
+    let out = run_cli(&[
+        "conflicts",
+        "org-rc",
+        "--url",
+        &base,
+        "--resolve",
+        &id,
+        "--resolution",
+        "use_local",
+        "--wait",
+        "--json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = parse(&stdout(&out));
+    one_socket_records(&records);
+    let mut expected = set(&[
+        "ok",
+        "organizationId",
+        "conflictId",
+        "pfaId",
+        "resolution",
+        "resolved",
+        "resolvedAt",
+        "appliedChanges",
+        "requeued",
+    ]);
+    expected.extend(ITEM_TRACE.iter().map(|f| f.replace("items[]", "item")));
+    assert_eq!(fields_of(&records, "summary"), expected);
+}
+
+/// `status ORG`: a `status` record per look, then the summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_records() {
+    let server = TestServer::start().await;
+    enqueue_one(&server, "org-rs").await;
+    let out = run_cli(&["status", "org-rs", "--url", &server.base(), "--json"]).await;
+    let records = parse(&stdout(&out));
+    assert_eq!(kinds(&records), BTreeSet::from(["status", "summary"]));
+    let status = fields_of(&records, "status");
+    let expected = set(&[
+        "organizationId",
+        "at",
+        "syncStatus.totalQueued",
+        "syncStatus.processing",
+        "syncStatus.completed",
+        "syncStatus.failed",
+        "syncStatus.avgSyncTime",
+        "syncStatus.lastSyncAt",
+        "syncStatus.nextSyncAt",
+        "syncStatus.health",
+        "syncStatus.successRate",
+        "syncStatus.conflicts",
+        "backlog",
+        "connections",
+        "totalConnections",
+        "statsNote",
+        "activity",
+    ]);
+    assert_eq!(status, expected);
+    assert_eq!(
+        fields_of(&records, "summary"),
+        set(&[
+            "ok",
+            "organizationId",
+            "refreshes",
+            "failedRefreshes",
+            "health"
+        ])
+    );
 }
