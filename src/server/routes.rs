@@ -558,7 +558,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `POST /api/ws/admin/reload-orgs`: re-reads the organization allow-list (as SIGHUP
-/// does). Needs JWT configured and a token whose org claim is `*`.
+/// does). Needs JWT configured and a token for every organization (`org` claim `*`, or `role: "admin"`).
 pub async fn reload_orgs(State(state): State<AppState>, grant: MaybeGrant) -> Response {
     let allowed = match &grant {
         Some(Extension(grant)) => grant.allows_all(),
@@ -568,7 +568,7 @@ pub async fn reload_orgs(State(state): State<AppState>, grant: MaybeGrant) -> Re
         let message = if state.security.jwt.is_none() {
             "the admin API needs JWT to be configured (--jwt-secret or --jwt-public-key)"
         } else {
-            "the admin API needs a token whose org claim is \"*\""
+            "the admin API needs a token for every organization (org claim \"*\", or role admin)"
         };
         return state
             .security

@@ -247,6 +247,31 @@ async fn the_conflicts_api_needs_a_token_for_the_organization() {
     assert_eq!(resolve(None).await.unwrap().status(), 401);
     let refused = resolve(Some(token("org-t"))).await.unwrap();
     assert_eq!(refused.status(), 403);
+    // The original backend's token shape: reading needs no perm_Sync, resolving does.
+    let read_only = {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_syncprobe"))
+            .args([
+                "token", "--secret", secret, "--org", "org-s", "--claims", "pfa",
+            ])
+            .args(["--permission", "perm_Read"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(with(read_only.clone()).await.unwrap().status(), 200);
+    let refused = resolve(Some(read_only)).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(
+        (body["error"].as_str(), body["message"].as_str()),
+        (Some("FORBIDDEN"), Some("Sync permission required")),
+        "{body}"
+    );
     assert_eq!(resolve(Some(token("org-s"))).await.unwrap().status(), 200);
 }
 
