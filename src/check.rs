@@ -345,7 +345,10 @@ pub struct StreamCheck {
     replay_until: Option<u64>,
     protocol: Option<ProtocolPart>,
     by_type: BTreeMap<String, u64>,
-    /// The tracked items' keys, oldest first (at most [`MAX_TRACKED_ITEMS`]).
+    /// The keys of the first items of the run (half of [`SUMMARY_ITEMS`]): tracked
+    /// to the end, never retired, so the summary can list them.
+    first: Vec<String>,
+    /// The other tracked items' keys, oldest first.
     order: VecDeque<String>,
     items: HashMap<String, Item>,
     /// What the items retired past [`MAX_TRACKED_ITEMS`] leave behind.
@@ -390,6 +393,7 @@ impl StreamCheck {
             replay_until: None,
             protocol: None,
             by_type: BTreeMap::new(),
+            first: Vec::new(),
             order: VecDeque::new(),
             items: HashMap::new(),
             retired: Retired::default(),
@@ -624,7 +628,11 @@ impl StreamCheck {
             if let Some(ms) = lifecycle.queued_to_terminal_ms() {
                 self.retired.durations.push(ms as f64);
             }
-            if item.matcher.as_ref().is_some_and(|m| m.status() != Status::Satisfied) {
+            if item
+                .matcher
+                .as_ref()
+                .is_some_and(|m| m.status() != Status::Satisfied)
+            {
                 self.retired.unsatisfied += 1;
                 lost.get_or_insert_with(|| {
                     format!(
@@ -695,17 +703,18 @@ impl StreamCheck {
                 self.failed = Some(message.clone());
                 return Verdict::Failed(message);
             }
-            self.order.push_back(key.clone());
+            if self.first.len() < SUMMARY_ITEMS / 2 {
+                self.first.push(key.clone());
+            } else {
+                self.order.push_back(key.clone());
+            }
         }
-        let item = self
-            .items
-            .entry(key)
-            .or_insert_with(|| Item {
-                lifecycle: Lifecycle::new(&event.pfa_id),
-                matcher: per_item.as_ref().map(|e| Matcher::new(&e.pattern, e.mode)),
-                error: None,
-                conflicting_fields: Vec::new(),
-            });
+        let item = self.items.entry(key).or_insert_with(|| Item {
+            lifecycle: Lifecycle::new(&event.pfa_id),
+            matcher: per_item.as_ref().map(|e| Matcher::new(&e.pattern, e.mode)),
+            error: None,
+            conflicting_fields: Vec::new(),
+        });
         item.keep_details(event);
         if item.lifecycle.on_event(event, None) == Fit::AfterTerminal {
             findings.push(Finding::AfterTerminal {
@@ -802,16 +811,20 @@ impl StreamCheck {
                         e.min_items.max(1)
                     ));
                 }
-                let mut unmet = self.order.iter().filter_map(|pfa| {
+                let mut unmet = self.tracked().filter_map(|pfa| {
                     let m = self.items[pfa].matcher.as_ref()?;
-                    (m.status() != Status::Satisfied).then(|| format!("item {pfa}: {}\n", m.explain()))
+                    (m.status() != Status::Satisfied)
+                        .then(|| format!("item {pfa}: {}\n", m.explain()))
                 });
                 for line in unmet.by_ref().take(SUMMARY_ITEMS) {
                     text.push_str(&line);
                 }
                 let more = unmet.count() as u64 + self.retired.unsatisfied;
                 if more > 0 {
-                    text.push_str(&format!("… and {} more\n", crate::text::count(more, "item")));
+                    text.push_str(&format!(
+                        "… and {} more\n",
+                        crate::text::count(more, "item")
+                    ));
                 }
                 text.trim_end().to_string()
             }
@@ -821,6 +834,11 @@ impl StreamCheck {
                 .map(Matcher::explain)
                 .unwrap_or_default(),
         }
+    }
+
+    /// The tracked items' keys, in the order they were first seen.
+    fn tracked(&self) -> impl Iterator<Item = &String> {
+        self.first.iter().chain(self.order.iter())
     }
 
     /// Items seen so far: those tracked and those retired.
@@ -839,20 +857,22 @@ impl StreamCheck {
     }
 
     pub fn summary(&self) -> Summary {
-        let half = SUMMARY_ITEMS / 2;
-        let tracked = self.order.len();
-        let listed = self
+        // The first items and the latest ones.
+        let room = SUMMARY_ITEMS - self.first.len();
+        let latest = self
             .order
             .iter()
-            .enumerate()
-            .filter(|(i, _)| tracked <= SUMMARY_ITEMS || *i < half || *i >= tracked - half);
-        let items: Vec<ItemSummary> = listed
-            .map(|(_, pfa)| item_summary(pfa, &self.items[pfa]))
+            .skip(self.order.len().saturating_sub(room));
+        let items: Vec<ItemSummary> = self
+            .first
+            .iter()
+            .chain(latest)
+            .map(|pfa| item_summary(pfa, &self.items[pfa]))
             .collect();
         let mut durations = self.retired.durations;
         let mut unfinished = Vec::new();
         let mut unfinished_omitted = self.retired.unfinished;
-        for pfa in &self.order {
+        for pfa in self.tracked() {
             let lifecycle = &self.items[pfa].lifecycle;
             if let Some(ms) = lifecycle.queued_to_terminal_ms() {
                 durations.push(ms as f64);
@@ -1064,19 +1084,35 @@ mod tests {
         for i in 0..2 * MAX_TYPES {
             feed(&mut c, &event(&format!("X_{i}"), "p-last", None));
         }
-        assert!(c.items.len() <= MAX_TRACKED_ITEMS && c.order.len() == c.items.len());
+        assert!(c.items.len() <= MAX_TRACKED_ITEMS);
+        assert_eq!(c.first.len() + c.order.len(), c.items.len());
         let s = c.summary();
         assert_eq!(s.items.len(), SUMMARY_ITEMS);
-        assert_eq!(s.items[0].pfa_id, "p2001", "the oldest were retired");
+        assert_eq!(s.items[0].pfa_id, "p0", "the first items are kept");
+        let oldest_tracked = format!("p{}", SUMMARY_ITEMS / 2 + 2_001);
+        assert_eq!(
+            c.order.front(),
+            Some(&oldest_tracked),
+            "the oldest others retired"
+        );
         assert_eq!(s.items.last().unwrap().pfa_id, "p-last");
         assert_eq!(s.items_omitted, n as u64 + 1 - SUMMARY_ITEMS as u64);
         assert_eq!(s.unfinished.len(), SUMMARY_ITEMS);
-        assert_eq!(s.unfinished.len() as u64 + s.unfinished_omitted, n as u64 / 2 + 1);
-        assert_eq!(s.queued_to_terminal_ms.as_ref().unwrap().count, n as u64 / 2);
+        assert_eq!(
+            s.unfinished.len() as u64 + s.unfinished_omitted,
+            n as u64 / 2 + 1
+        );
+        assert_eq!(
+            s.queued_to_terminal_ms.as_ref().unwrap().count,
+            n as u64 / 2
+        );
         assert!(s.by_type.len() <= MAX_TYPES + 1 && s.by_type[OTHER_TYPES] > 0);
         assert_eq!(s.unknown_types.len(), MAX_TYPES);
         let last = s.items.last().unwrap();
-        assert_eq!(last.events_omitted, 2 * MAX_TYPES as u64 - crate::lifecycle::MAX_ITEM_EVENTS as u64);
+        assert_eq!(
+            last.events_omitted,
+            2 * MAX_TYPES as u64 - crate::lifecycle::MAX_ITEM_EVENTS as u64
+        );
         let value = serde_json::to_value(&s).unwrap();
         assert!(value["itemsOmitted"].is_u64() && value["unfinishedOmitted"].is_u64());
     }
@@ -1095,7 +1131,8 @@ mod tests {
         let Verdict::Failed(message) = verdict else {
             panic!("{verdict:?}")
         };
-        assert!(message.contains("item p0 was retired"), "{message}");
+        let retired = format!("item p{} was retired", SUMMARY_ITEMS / 2);
+        assert!(message.contains(&retired), "{message}");
         assert!(!c.satisfied());
     }
 

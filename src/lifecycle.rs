@@ -250,7 +250,11 @@ mod tests {
         assert_eq!(item.state(), Some(&EventType::Success));
         let trace = item.trace();
         assert!(trace.pfa_id.chars().count() <= MAX_ITEM_TEXT + 1);
-        assert!(trace.events_text(" ").ends_with(&format!("… {} more", trace.events_omitted)));
+        assert!(
+            trace
+                .events_text(" ")
+                .ends_with(&format!("… {} more", trace.events_omitted))
+        );
     }
 
     #[test]

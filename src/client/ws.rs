@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
@@ -391,9 +391,7 @@ fn stalled(what: &str) -> String {
 /// Sends a ping carrying `payload`, within [`WRITE_STALL`].
 pub async fn ping(stream: &mut Stream, payload: Vec<u8>) -> anyhow::Result<()> {
     match tokio::time::timeout(WRITE_STALL, stream.send(Message::Ping(payload.into()))).await {
-        Ok(sent) => {
-            sent.map_err(|e| failed(Failure::Protocol("sending a ping failed".into()), e))
-        }
+        Ok(sent) => sent.map_err(|e| failed(Failure::Protocol("sending a ping failed".into()), e)),
         Err(_) => Err(Failure::Protocol(stalled("the ping this client sent")).into()),
     }
 }

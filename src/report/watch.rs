@@ -362,7 +362,13 @@ fn items(s: &Summary) -> String {
         if i == half {
             out.push_str(&format!(
                 "    {}\n",
-                paint(DIM, format!("… {} not listed …", crate::text::count(s.items_omitted, "item")))
+                paint(
+                    DIM,
+                    format!(
+                        "… {} not listed …",
+                        crate::text::count(s.items_omitted, "item")
+                    )
+                )
             ));
         }
         out.push_str(&item_line(item, width));
