@@ -565,7 +565,7 @@ impl NastyServer {
                         .find_map(|l| l.strip_prefix("sec-websocket-key:"))
                     {
                         let key = head_value(&head, key.trim());
-                        socket(tcp, &head, &key).await;
+                        socket(tcp, &head, &key, !hang_rest).await;
                     } else {
                         seen.notify_one();
                         if hang_rest {
@@ -613,7 +613,9 @@ fn nasty_event(kind: &str, pfa: &str, org: &str) -> String {
     .to_string()
 }
 
-async fn socket(mut tcp: TcpStream, head: &str, key: &str) {
+/// With `ends`, the frames end with an event of another organization and a close;
+/// without, the socket stays open (for a run to be interrupted).
+async fn socket(mut tcp: TcpStream, head: &str, key: &str, ends: bool) {
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
@@ -644,11 +646,17 @@ async fn socket(mut tcp: TcpStream, head: &str, key: &str) {
         frames.push(nasty_event(kind, NASTY, &org));
     }
     frames.push(json!({"type": NASTY, "organizationId": org, "note": NASTY}).to_string());
-    frames.push(nasty_event("SYNC_QUEUED", NASTY, NASTY));
+    if ends {
+        frames.push(nasty_event("SYNC_QUEUED", NASTY, NASTY));
+    }
     for frame in frames {
         if ws.send(Message::text(frame)).await.is_err() {
             return;
         }
+    }
+    if !ends {
+        fake::drain(&mut ws).await;
+        return;
     }
     let frame = CloseFrame {
         code: 4000.into(),
