@@ -249,7 +249,8 @@ pub struct ItemSummary {
     pub expectation: Option<Status>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
-    /// Events after the first ones kept in `events` (counted); absent when none.
+    /// Events between the first and the latest kept in `events` (counted); absent
+    /// when none.
     #[serde(default, skip_serializing_if = "crate::lifecycle::is_zero")]
     pub events_omitted: u64,
 }

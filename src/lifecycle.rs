@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::{EventType, SyncEvent, Timestamp};
 
-/// Event types one item keeps in order (the first ones); later ones are counted.
-/// A server that sends one pfaId without end cannot grow an item without bound.
+/// Event types one item keeps in order: the first half and the latest half of it;
+/// those between are counted. A server that sends one pfaId without end cannot grow
+/// an item without bound, and its terminal event is still seen.
 pub const MAX_ITEM_EVENTS: usize = 32;
 /// Longest peer text an item keeps as its pfaId, a type name or its details, in
 /// characters.
@@ -36,9 +37,11 @@ fn kept_kind(kind: &EventType) -> EventType {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Lifecycle {
     pfa_id: String,
-    /// The first [`MAX_ITEM_EVENTS`] event types.
+    /// The first event types (half of [`MAX_ITEM_EVENTS`]).
     events: Vec<EventType>,
-    /// Events after the first [`MAX_ITEM_EVENTS`].
+    /// The latest event types after those (the other half).
+    tail: std::collections::VecDeque<EventType>,
+    /// Events between the two, counted.
     events_omitted: u64,
     /// The latest event type.
     last: Option<EventType>,
@@ -97,22 +100,27 @@ impl Lifecycle {
             _ => {}
         }
         let kind = kept_kind(&event.kind);
-        if self.events.len() < MAX_ITEM_EVENTS {
+        if self.events.len() < MAX_ITEM_EVENTS / 2 {
             self.events.push(kind.clone());
         } else {
-            self.events_omitted += 1;
+            if self.tail.len() == MAX_ITEM_EVENTS / 2 {
+                self.tail.pop_front();
+                self.events_omitted += 1;
+            }
+            self.tail.push_back(kind.clone());
         }
         self.last = Some(kind);
         self.details = crate::text::clamp(&event.short_details(), MAX_ITEM_TEXT).into_owned();
         fit
     }
 
-    /// The first [`MAX_ITEM_EVENTS`] event types, in arrival order.
-    pub fn events(&self) -> &[EventType] {
-        &self.events
+    /// The event types kept, in arrival order: the first and the latest (with
+    /// [`Lifecycle::events_omitted`] between them).
+    pub fn events(&self) -> Vec<EventType> {
+        self.events.iter().chain(&self.tail).cloned().collect()
     }
 
-    /// Events that arrived after the first [`MAX_ITEM_EVENTS`] (counted, not kept).
+    /// Events between the first and the latest kept (counted, not kept).
     pub fn events_omitted(&self) -> u64 {
         self.events_omitted
     }
@@ -151,7 +159,7 @@ impl Lifecycle {
     pub fn trace(&self) -> ItemTrace {
         ItemTrace {
             pfa_id: self.pfa_id.clone(),
-            events: self.events.clone(),
+            events: self.events(),
             events_omitted: self.events_omitted,
             queued_ms: self.queued_ms,
             processing_ms: self.processing_ms,
@@ -168,9 +176,10 @@ impl Lifecycle {
 #[serde(rename_all = "camelCase")]
 pub struct ItemTrace {
     pub pfa_id: String,
-    /// The first [`MAX_ITEM_EVENTS`] event types.
+    /// The event types: all of them, or the first and the latest half of
+    /// [`MAX_ITEM_EVENTS`].
     pub events: Vec<EventType>,
-    /// Events after those (counted, not kept); absent when none.
+    /// Events between those (counted, not kept); absent when none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub events_omitted: u64,
     pub queued_ms: Option<f64>,
@@ -182,11 +191,12 @@ pub struct ItemTrace {
 }
 
 impl ItemTrace {
-    /// The event types joined by `separator` (`… N more` when some were not kept).
+    /// The event types joined by `separator` (`… N more` where some were not kept).
     pub fn events_text(&self, separator: &str) -> String {
         let mut names: Vec<String> = self.events.iter().map(|e| e.as_str().to_string()).collect();
         if self.events_omitted > 0 {
-            names.push(format!("… {} more", self.events_omitted));
+            let at = (MAX_ITEM_EVENTS / 2).min(names.len());
+            names.insert(at, format!("… {} more", self.events_omitted));
         }
         names.join(separator)
     }
@@ -248,13 +258,18 @@ mod tests {
         assert_eq!(item.events().len(), MAX_ITEM_EVENTS);
         assert_eq!(item.events_omitted(), 10_002 - MAX_ITEM_EVENTS as u64);
         assert_eq!(item.state(), Some(&EventType::Success));
+        // The first and the latest are kept: the terminal event is still there.
+        assert_eq!(item.events()[0], EventType::Queued);
+        assert_eq!(item.events().last(), Some(&EventType::Success));
         let trace = item.trace();
         assert!(trace.pfa_id.chars().count() <= MAX_ITEM_TEXT + 1);
-        assert!(
-            trace
-                .events_text(" ")
-                .ends_with(&format!("… {} more", trace.events_omitted))
+        let text = trace.events_text(" ");
+        let middle = format!(
+            "SYNC_PROCESSING … {} more SYNC_PROCESSING",
+            trace.events_omitted
         );
+        assert!(text.contains(&middle), "{text}");
+        assert!(text.ends_with("SYNC_SUCCESS"), "{text}");
     }
 
     #[test]
