@@ -818,3 +818,21 @@ async fn interruption_summaries_hold_no_raw_peer_text() {
         }
     }
 }
+
+/// A backend whose socket works but whose REST API accepts and never answers:
+/// `enqueue --wait` and `smoke` end by `--timeout` all the same.
+#[tokio::test]
+async fn an_unanswered_post_is_bounded_by_the_timeout() {
+    let server = NastyServer::start(true).await;
+    let base = server.base();
+    for args in [
+        vec!["enqueue", "o", "--wait"],
+        vec!["enqueue", "o"],
+        vec!["smoke", "o"],
+    ] {
+        let mut argv = args.clone();
+        argv.extend(["--url", &base, "--timeout", "1s", "--connect-timeout", "1s"]);
+        let run = timed(&argv).await;
+        ended_within(&format!("{args:?}"), &run, 4, S1 * 2);
+    }
+}
