@@ -6,7 +6,7 @@
 //! `watch-sync`, `enqueue --wait` and `smoke` feed it what arrives and act on the
 //! [`Verdict`]; its [`Summary`] is what they report at the end.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -23,6 +23,19 @@ use crate::seq::{Arrival, SeqTracker};
 pub const MAX_KEPT_TEXT: usize = 1000;
 /// Most conflicting fields one item keeps.
 pub const MAX_KEPT_FIELDS: usize = 100;
+/// Items tracked one by one at a time. A new item past it retires the oldest, whose
+/// figures (its duration, whether it ended) stay in the summary's counts; with
+/// `--per-item` an item retired before its expectation held fails the check. With
+/// every kept text bounded, this holds a watch of any length to tens of MB.
+pub const MAX_TRACKED_ITEMS: usize = 10_000;
+/// Items the summary lists one by one: the first and the last half of it, by their
+/// first event; the others are counted (`itemsOmitted`).
+pub const SUMMARY_ITEMS: usize = 40;
+/// Distinct event type names counted by name (`byType`, `unknownTypes`); more
+/// count under [`OTHER_TYPES`].
+pub const MAX_TYPES: usize = 64;
+/// The `byType` key of the types past [`MAX_TYPES`].
+pub const OTHER_TYPES: &str = "(other types)";
 
 /// What to expect of the stream.
 #[derive(Clone)]
@@ -154,11 +167,17 @@ impl Item {
             }
             EventType::Conflict => {
                 if let Ok(d) = event.conflict() {
+                    // Bounded in number and in characters all together.
+                    let mut room = MAX_KEPT_TEXT;
                     self.conflicting_fields = d
                         .conflicting_fields
                         .iter()
                         .take(MAX_KEPT_FIELDS)
-                        .map(|f| kept(f))
+                        .map_while(|f| {
+                            let f = crate::text::clamp(f, room).into_owned();
+                            room = room.checked_sub(f.chars().count().max(1))?;
+                            Some(f)
+                        })
                         .collect();
                 }
             }
@@ -176,18 +195,33 @@ pub struct Stats {
     pub max: f64,
 }
 
-impl Stats {
-    fn of(values: &[f64]) -> Option<Stats> {
-        if values.is_empty() {
-            return None;
+/// [`Stats`] kept as values arrive, in constant memory.
+#[derive(Clone, Copy, Debug, Default)]
+struct Running {
+    count: u64,
+    min: f64,
+    sum: f64,
+    max: f64,
+}
+
+impl Running {
+    fn push(&mut self, value: f64) {
+        if self.count == 0 || value < self.min {
+            self.min = value;
         }
-        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        Some(Stats {
-            count: values.len() as u64,
-            min,
-            avg: values.iter().sum::<f64>() / values.len() as f64,
-            max,
+        if self.count == 0 || value > self.max {
+            self.max = value;
+        }
+        self.count += 1;
+        self.sum += value;
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        (self.count > 0).then(|| Stats {
+            count: self.count,
+            min: self.min,
+            avg: self.sum / self.count as f64,
+            max: self.max,
         })
     }
 }
@@ -215,6 +249,10 @@ pub struct ItemSummary {
     pub expectation: Option<Status>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
+    /// Events between the first and the latest kept in `events` (counted); absent
+    /// when none.
+    #[serde(default, skip_serializing_if = "crate::lifecycle::is_zero")]
+    pub events_omitted: u64,
 }
 
 /// `seq` figures (Part 2 servers).
@@ -273,9 +311,16 @@ pub struct Summary {
     /// Events of the organization that `--item` or `--where` hid.
     pub hidden: u64,
     pub by_type: BTreeMap<String, u64>,
+    /// The first and last items (at most [`SUMMARY_ITEMS`] in all).
     pub items: Vec<ItemSummary>,
-    /// pfaIds with no terminal event.
+    /// Items seen but not listed in `items`; absent when none.
+    #[serde(default, skip_serializing_if = "crate::lifecycle::is_zero")]
+    pub items_omitted: u64,
+    /// pfaIds with no terminal event (at most [`SUMMARY_ITEMS`]).
     pub unfinished: Vec<String>,
+    /// Items with no terminal event not listed in `unfinished`; absent when none.
+    #[serde(default, skip_serializing_if = "crate::lifecycle::is_zero")]
+    pub unfinished_omitted: u64,
     pub queued_to_terminal_ms: Option<Stats>,
     /// Receive time minus `publishedAtUs` (µs precision) or minus `timestamp` (1 ms
     /// resolution, and only meaningful when both clocks agree).
@@ -301,8 +346,14 @@ pub struct StreamCheck {
     replay_until: Option<u64>,
     protocol: Option<ProtocolPart>,
     by_type: BTreeMap<String, u64>,
-    order: Vec<String>,
+    /// The keys of the first items of the run (half of [`SUMMARY_ITEMS`]): tracked
+    /// to the end, never retired, so the summary can list them.
+    first: Vec<String>,
+    /// The other tracked items' keys, oldest first.
+    order: VecDeque<String>,
     items: HashMap<String, Item>,
+    /// What the items retired past [`MAX_TRACKED_ITEMS`] leave behind.
+    retired: Retired,
     whole: Option<Matcher>,
     unknown: BTreeSet<String>,
     malformed: u64,
@@ -312,9 +363,19 @@ pub struct StreamCheck {
     epoch_changes: u64,
     truncations: u64,
     loss_windows: Vec<LossWindow>,
-    latencies: Vec<f64>,
+    latencies: Running,
     precise_latency: bool,
     failed: Option<String>,
+}
+
+/// The figures of items no longer tracked one by one.
+#[derive(Clone, Copy, Debug, Default)]
+struct Retired {
+    items: u64,
+    unfinished: u64,
+    durations: Running,
+    /// With `--per-item`: retired before their expectation held.
+    unsatisfied: u64,
 }
 
 impl StreamCheck {
@@ -333,8 +394,10 @@ impl StreamCheck {
             replay_until: None,
             protocol: None,
             by_type: BTreeMap::new(),
-            order: Vec::new(),
+            first: Vec::new(),
+            order: VecDeque::new(),
             items: HashMap::new(),
+            retired: Retired::default(),
             whole,
             unknown: BTreeSet::new(),
             malformed: 0,
@@ -344,7 +407,7 @@ impl StreamCheck {
             epoch_changes: 0,
             truncations: 0,
             loss_windows: Vec::new(),
-            latencies: Vec::new(),
+            latencies: Running::default(),
             precise_latency: false,
             failed: None,
         }
@@ -359,6 +422,13 @@ impl StreamCheck {
 
     /// Records a window during which events may have been missed.
     pub fn loss_window(&mut self, from: Timestamp, to: Timestamp, reason: &str) {
+        // One window per reconnection, bounded: past the limit the last one widens.
+        if self.loss_windows.len() >= SUMMARY_ITEMS
+            && let Some(last) = self.loss_windows.last_mut()
+        {
+            last.to = to;
+            return;
+        }
         self.loss_windows.push(LossWindow {
             from,
             to,
@@ -476,7 +546,7 @@ impl StreamCheck {
                 });
             }
             ServerFrame::Unknown { kind, .. } => {
-                if self.unknown.insert(kind.clone()) {
+                if self.unknown_type(kind) {
                     findings.push(Finding::UnknownType(kind.clone()));
                 }
                 return Ok(FrameOutcome {
@@ -488,7 +558,7 @@ impl StreamCheck {
                 });
             }
         };
-        if !event.kind.is_known() && self.unknown.insert(event.kind.to_string()) {
+        if !event.kind.is_known() && self.unknown_type(event.kind.as_str()) {
             findings.push(Finding::UnknownType(event.kind.to_string()));
         }
         if let Some(seq) = event.seq {
@@ -516,6 +586,63 @@ impl StreamCheck {
             findings,
             verdict,
         })
+    }
+
+    /// Notes a type this version does not know; whether it is new and worth saying
+    /// (at most [`MAX_TYPES`] are named).
+    fn unknown_type(&mut self, kind: &str) -> bool {
+        let kind = crate::text::clamp(kind, crate::lifecycle::MAX_ITEM_TEXT);
+        if self.unknown.len() >= MAX_TYPES || self.unknown.contains(kind.as_ref()) {
+            return false;
+        }
+        self.unknown.insert(kind.into_owned())
+    }
+
+    /// Counts one event of `kind` in `byType` (past [`MAX_TYPES`] names, under
+    /// [`OTHER_TYPES`]).
+    fn count_type(&mut self, kind: &str) {
+        let kind = crate::text::clamp(kind, crate::lifecycle::MAX_ITEM_TEXT);
+        let key = if self.by_type.len() < MAX_TYPES || self.by_type.contains_key(kind.as_ref()) {
+            kind.into_owned()
+        } else {
+            OTHER_TYPES.to_string()
+        };
+        *self.by_type.entry(key).or_default() += 1;
+    }
+
+    /// Makes room for one more item past [`MAX_TRACKED_ITEMS`] by retiring the oldest;
+    /// the failure when that loses a `--per-item` expectation.
+    fn make_room(&mut self) -> Option<String> {
+        let mut lost = None;
+        while self.items.len() >= MAX_TRACKED_ITEMS {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            let Some(item) = self.items.remove(&oldest) else {
+                continue;
+            };
+            self.retired.items += 1;
+            let lifecycle = &item.lifecycle;
+            if lifecycle.ended().is_none() {
+                self.retired.unfinished += 1;
+            }
+            if let Some(ms) = lifecycle.queued_to_terminal_ms() {
+                self.retired.durations.push(ms as f64);
+            }
+            if item
+                .matcher
+                .as_ref()
+                .is_some_and(|m| m.status() != Status::Satisfied)
+            {
+                self.retired.unsatisfied += 1;
+                lost.get_or_insert_with(|| {
+                    format!(
+                        "more than {MAX_TRACKED_ITEMS} items at once: item {oldest} was retired before its --per-item expectation held (at most {MAX_TRACKED_ITEMS} items are tracked)"
+                    )
+                });
+            }
+        }
+        lost
     }
 
     fn tolerate(&mut self, message: String, findings: &mut Vec<Finding>) -> Result<(), Violation> {
@@ -569,20 +696,26 @@ impl StreamCheck {
     fn consider(&mut self, event: &SyncEvent, findings: &mut Vec<Finding>) -> Verdict {
         self.events += 1;
         let kind = event.kind.to_string();
-        *self.by_type.entry(kind.clone()).or_default() += 1;
+        self.count_type(&kind);
         let per_item = self.config.expect.as_ref().filter(|e| e.per_item).cloned();
-        if !self.items.contains_key(&event.pfa_id) {
-            self.order.push(event.pfa_id.clone());
+        let key = crate::text::clamp(&event.pfa_id, crate::lifecycle::MAX_ITEM_TEXT).into_owned();
+        if !self.items.contains_key(&key) {
+            if let Some(message) = self.make_room() {
+                self.failed = Some(message.clone());
+                return Verdict::Failed(message);
+            }
+            if self.first.len() < SUMMARY_ITEMS / 2 {
+                self.first.push(key.clone());
+            } else {
+                self.order.push_back(key.clone());
+            }
         }
-        let item = self
-            .items
-            .entry(event.pfa_id.clone())
-            .or_insert_with(|| Item {
-                lifecycle: Lifecycle::new(&event.pfa_id),
-                matcher: per_item.as_ref().map(|e| Matcher::new(&e.pattern, e.mode)),
-                error: None,
-                conflicting_fields: Vec::new(),
-            });
+        let item = self.items.entry(key).or_insert_with(|| Item {
+            lifecycle: Lifecycle::new(&event.pfa_id),
+            matcher: per_item.as_ref().map(|e| Matcher::new(&e.pattern, e.mode)),
+            error: None,
+            conflicting_fields: Vec::new(),
+        });
         item.keep_details(event);
         if item.lifecycle.on_event(event, None) == Fit::AfterTerminal {
             findings.push(Finding::AfterTerminal {
@@ -627,7 +760,7 @@ impl StreamCheck {
                     .as_ref()
                     .is_some_and(|m| m.status() == Status::Satisfied)
             });
-            if all_satisfied && self.items.len() >= expectation.min_items.max(1) {
+            if all_satisfied && self.items_seen() >= expectation.min_items.max(1) as u64 {
                 return Verdict::Satisfied;
             }
             return Verdict::Continue;
@@ -651,7 +784,8 @@ impl StreamCheck {
         match &self.config.expect {
             None => false,
             Some(e) if e.per_item => {
-                self.items.len() >= e.min_items.max(1)
+                self.items_seen() >= e.min_items.max(1) as u64
+                    && self.retired.unsatisfied == 0
                     && self.items.values().all(|i| {
                         i.matcher
                             .as_ref()
@@ -671,22 +805,27 @@ impl StreamCheck {
             None => String::new(),
             Some(e) if e.per_item => {
                 let mut text = String::new();
-                if self.items.len() < e.min_items.max(1) {
+                if self.items_seen() < e.min_items.max(1) as u64 {
                     text.push_str(&format!(
                         "{} seen, {} expected\n",
-                        crate::text::count(self.items.len() as u64, "item"),
+                        crate::text::count(self.items_seen(), "item"),
                         e.min_items.max(1)
                     ));
                 }
-                for pfa in &self.order {
-                    let item = &self.items[pfa];
-                    if let Some(m) = item
-                        .matcher
-                        .as_ref()
-                        .filter(|m| m.status() != Status::Satisfied)
-                    {
-                        text.push_str(&format!("item {pfa}: {}\n", m.explain()));
-                    }
+                let mut unmet = self.tracked().filter_map(|pfa| {
+                    let m = self.items[pfa].matcher.as_ref()?;
+                    (m.status() != Status::Satisfied)
+                        .then(|| format!("item {pfa}: {}\n", m.explain()))
+                });
+                for line in unmet.by_ref().take(SUMMARY_ITEMS) {
+                    text.push_str(&line);
+                }
+                let more = unmet.count() as u64 + self.retired.unsatisfied;
+                if more > 0 {
+                    text.push_str(&format!(
+                        "… and {} more\n",
+                        crate::text::count(more, "item")
+                    ));
                 }
                 text.trim_end().to_string()
             }
@@ -696,6 +835,16 @@ impl StreamCheck {
                 .map(Matcher::explain)
                 .unwrap_or_default(),
         }
+    }
+
+    /// The tracked items' keys, in the order they were first seen.
+    fn tracked(&self) -> impl Iterator<Item = &String> {
+        self.first.iter().chain(self.order.iter())
+    }
+
+    /// Items seen so far: those tracked and those retired.
+    fn items_seen(&self) -> u64 {
+        self.items.len() as u64 + self.retired.items
     }
 
     /// Events considered so far.
@@ -709,15 +858,34 @@ impl StreamCheck {
     }
 
     pub fn summary(&self) -> Summary {
-        let items: Vec<ItemSummary> = self
+        // The first items and the latest ones.
+        let room = SUMMARY_ITEMS - self.first.len();
+        let latest = self
             .order
             .iter()
+            .skip(self.order.len().saturating_sub(room));
+        let items: Vec<ItemSummary> = self
+            .first
+            .iter()
+            .chain(latest)
             .map(|pfa| item_summary(pfa, &self.items[pfa]))
             .collect();
-        let durations: Vec<f64> = items
-            .iter()
-            .filter_map(|i| i.queued_to_terminal_ms.map(|d| d as f64))
-            .collect();
+        let mut durations = self.retired.durations;
+        let mut unfinished = Vec::new();
+        let mut unfinished_omitted = self.retired.unfinished;
+        for pfa in self.tracked() {
+            let lifecycle = &self.items[pfa].lifecycle;
+            if let Some(ms) = lifecycle.queued_to_terminal_ms() {
+                durations.push(ms as f64);
+            }
+            if lifecycle.ended().is_none() {
+                if unfinished.len() < SUMMARY_ITEMS {
+                    unfinished.push(pfa.clone());
+                } else {
+                    unfinished_omitted += 1;
+                }
+            }
+        }
         let expectation = self.config.expect.as_ref().map(|e| {
             let status = if self.failed.is_some() && !self.satisfied() {
                 Status::Failed
@@ -757,15 +925,13 @@ impl StreamCheck {
             replayed: self.replayed,
             hidden: self.hidden,
             by_type: self.by_type.clone(),
-            unfinished: items
-                .iter()
-                .filter(|i| !i.terminal)
-                .map(|i| i.pfa_id.clone())
-                .collect(),
+            unfinished,
+            unfinished_omitted,
+            items_omitted: self.items_seen() - items.len() as u64,
             items,
-            queued_to_terminal_ms: Stats::of(&durations),
-            delivery_latency_ms: Stats::of(&self.latencies),
-            latency_source: (!self.latencies.is_empty()).then(|| {
+            queued_to_terminal_ms: durations.stats(),
+            delivery_latency_ms: self.latencies.stats(),
+            latency_source: (self.latencies.count > 0).then(|| {
                 if self.precise_latency {
                     "publishedAtUs"
                 } else {
@@ -807,6 +973,7 @@ fn item_summary(pfa: &str, item: &Item) -> ItemSummary {
         conflicting_fields: item.conflicting_fields.clone(),
         expectation,
         explanation,
+        events_omitted: lifecycle.events_omitted(),
     }
 }
 
@@ -901,6 +1068,73 @@ mod tests {
             per_item,
             min_items: 1,
         })
+    }
+
+    #[test]
+    fn distinct_items_are_tracked_up_to_a_bound_and_the_summary_says_what_it_left_out() {
+        let mut c = check(CheckConfig::default());
+        c.on_connected(&connected(None, None, None), None);
+        let n = MAX_TRACKED_ITEMS + 2_000;
+        for i in 0..n {
+            feed(&mut c, &event("SYNC_QUEUED", &format!("p{i}"), None));
+            if i % 2 == 0 {
+                feed(&mut c, &event("SYNC_SUCCESS", &format!("p{i}"), None));
+            }
+        }
+        // A hostile stream of type names and one pfaId without end.
+        for i in 0..2 * MAX_TYPES {
+            feed(&mut c, &event(&format!("X_{i}"), "p-last", None));
+        }
+        assert!(c.items.len() <= MAX_TRACKED_ITEMS);
+        assert_eq!(c.first.len() + c.order.len(), c.items.len());
+        let s = c.summary();
+        assert_eq!(s.items.len(), SUMMARY_ITEMS);
+        assert_eq!(s.items[0].pfa_id, "p0", "the first items are kept");
+        let oldest_tracked = format!("p{}", SUMMARY_ITEMS / 2 + 2_001);
+        assert_eq!(
+            c.order.front(),
+            Some(&oldest_tracked),
+            "the oldest others retired"
+        );
+        assert_eq!(s.items.last().unwrap().pfa_id, "p-last");
+        assert_eq!(s.items_omitted, n as u64 + 1 - SUMMARY_ITEMS as u64);
+        assert_eq!(s.unfinished.len(), SUMMARY_ITEMS);
+        assert_eq!(
+            s.unfinished.len() as u64 + s.unfinished_omitted,
+            n as u64 / 2 + 1
+        );
+        assert_eq!(
+            s.queued_to_terminal_ms.as_ref().unwrap().count,
+            n as u64 / 2
+        );
+        assert!(s.by_type.len() <= MAX_TYPES + 1 && s.by_type[OTHER_TYPES] > 0);
+        assert_eq!(s.unknown_types.len(), MAX_TYPES);
+        let last = s.items.last().unwrap();
+        assert_eq!(
+            last.events_omitted,
+            2 * MAX_TYPES as u64 - crate::lifecycle::MAX_ITEM_EVENTS as u64
+        );
+        let value = serde_json::to_value(&s).unwrap();
+        assert!(value["itemsOmitted"].is_u64() && value["unfinishedOmitted"].is_u64());
+    }
+
+    #[test]
+    fn a_per_item_expectation_fails_when_an_unmet_item_must_be_retired() {
+        let mut c = check(CheckConfig {
+            expect: expectation("QUEUED TERMINAL", Mode::Subsequence, true),
+            ..Default::default()
+        });
+        c.on_connected(&connected(None, None, None), None);
+        let mut verdict = Verdict::Continue;
+        for i in 0..=MAX_TRACKED_ITEMS {
+            verdict = feed(&mut c, &event("SYNC_QUEUED", &format!("p{i}"), None)).verdict;
+        }
+        let Verdict::Failed(message) = verdict else {
+            panic!("{verdict:?}")
+        };
+        let retired = format!("item p{} was retired", SUMMARY_ITEMS / 2);
+        assert!(message.contains(&retired), "{message}");
+        assert!(!c.satisfied());
     }
 
     #[test]

@@ -199,6 +199,10 @@ pub fn conflict_id(frame: Option<&ServerFrame>) -> Option<String> {
     Some(id.to_string())
 }
 
+/// Most bytes of frames held while the write-sync answer is awaited (to show the
+/// ones that turn out to be ours after it); later ones are checked, not held.
+const MAX_EARLY_BYTES: usize = 8 * 1024 * 1024;
+
 /// The state of one follow.
 struct Following {
     check: StreamCheck,
@@ -208,8 +212,10 @@ struct Following {
     items: HashMap<String, Lifecycle>,
     /// pfaIds in the order their first event, a SYNC_QUEUED, arrived.
     queued_order: Vec<String>,
-    /// Events that arrived before the answer said which items are ours.
+    /// Events that arrived before the answer said which items are ours (at most
+    /// [`MAX_EARLY_BYTES`] of frames).
     early: Vec<(String, Option<ServerFrame>)>,
+    early_bytes: usize,
     ours: Option<Vec<String>>,
 }
 
@@ -231,6 +237,7 @@ impl Following {
             items: HashMap::new(),
             queued_order: Vec::new(),
             early: Vec::new(),
+            early_bytes: 0,
             ours: None,
         }
     }
@@ -306,10 +313,15 @@ impl Following {
         let Some(ServerFrame::Event(event)) = &outcome.frame else {
             return Ok(());
         };
-        self.track(event);
         if self.ours.is_none() {
-            self.early.push((text, outcome.frame.clone()));
+            // Before the answer every item may be ours; bounded all the same.
+            self.track(event);
+            if self.early_bytes + text.len() <= MAX_EARLY_BYTES {
+                self.early_bytes += text.len();
+                self.early.push((text, outcome.frame.clone()));
+            }
         } else if self.claims(event) {
+            self.track(event);
             on(Seen::Event {
                 raw: &text,
                 frame: outcome.frame.as_ref(),
@@ -318,10 +330,14 @@ impl Following {
         Ok(())
     }
 
-    /// Adds `event` to its item's lifecycle.
+    /// Adds `event` to its item's lifecycle (a new item only while fewer than
+    /// [`crate::check::MAX_TRACKED_ITEMS`] are followed).
     fn track(&mut self, event: &SyncEvent) {
         let after = millis(self.sent.elapsed());
         let is_new = !self.items.contains_key(&event.pfa_id);
+        if is_new && self.items.len() >= crate::check::MAX_TRACKED_ITEMS {
+            return;
+        }
         self.items
             .entry(event.pfa_id.clone())
             .or_insert_with(|| Lifecycle::new(&event.pfa_id))

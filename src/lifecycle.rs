@@ -14,11 +14,37 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::{EventType, SyncEvent, Timestamp};
 
+/// Event types one item keeps in order: the first half and the latest half of it;
+/// those between are counted. A server that sends one pfaId without end cannot grow
+/// an item without bound, and its terminal event is still seen.
+pub const MAX_ITEM_EVENTS: usize = 32;
+/// Longest peer text an item keeps as its pfaId, a type name or its details, in
+/// characters.
+pub const MAX_ITEM_TEXT: usize = 200;
+
+/// `kind`, with the name of a type this version does not know cut to
+/// [`MAX_ITEM_TEXT`].
+fn kept_kind(kind: &EventType) -> EventType {
+    match kind {
+        EventType::Other(name) => {
+            EventType::Other(crate::text::clamp(name, MAX_ITEM_TEXT).into_owned())
+        }
+        known => known.clone(),
+    }
+}
+
 /// One item as its events arrive.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Lifecycle {
     pfa_id: String,
+    /// The first event types (half of [`MAX_ITEM_EVENTS`]).
     events: Vec<EventType>,
+    /// The latest event types after those (the other half).
+    tail: std::collections::VecDeque<EventType>,
+    /// Events between the two, counted.
+    events_omitted: u64,
+    /// The latest event type.
+    last: Option<EventType>,
     /// `short_details` of the latest event.
     details: String,
     /// Server time of the latest SYNC_QUEUED: the start of the current round.
@@ -45,7 +71,7 @@ pub enum Fit {
 impl Lifecycle {
     pub fn new(pfa_id: &str) -> Lifecycle {
         Lifecycle {
-            pfa_id: pfa_id.to_string(),
+            pfa_id: crate::text::clamp(pfa_id, MAX_ITEM_TEXT).into_owned(),
             ..Default::default()
         }
     }
@@ -73,19 +99,35 @@ impl Lifecycle {
             }
             _ => {}
         }
-        self.events.push(event.kind.clone());
-        self.details = event.short_details();
+        let kind = kept_kind(&event.kind);
+        if self.events.len() < MAX_ITEM_EVENTS / 2 {
+            self.events.push(kind.clone());
+        } else {
+            if self.tail.len() == MAX_ITEM_EVENTS / 2 {
+                self.tail.pop_front();
+                self.events_omitted += 1;
+            }
+            self.tail.push_back(kind.clone());
+        }
+        self.last = Some(kind);
+        self.details = crate::text::clamp(&event.short_details(), MAX_ITEM_TEXT).into_owned();
         fit
     }
 
-    /// Every event type, in arrival order.
-    pub fn events(&self) -> &[EventType] {
-        &self.events
+    /// The event types kept, in arrival order: the first and the latest (with
+    /// [`Lifecycle::events_omitted`] between them).
+    pub fn events(&self) -> Vec<EventType> {
+        self.events.iter().chain(&self.tail).cloned().collect()
+    }
+
+    /// Events between the first and the latest kept (counted, not kept).
+    pub fn events_omitted(&self) -> u64 {
+        self.events_omitted
     }
 
     /// The latest event type.
     pub fn state(&self) -> Option<&EventType> {
-        self.events.last()
+        self.last.as_ref()
     }
 
     /// The terminal event of the current round, if it arrived.
@@ -117,7 +159,8 @@ impl Lifecycle {
     pub fn trace(&self) -> ItemTrace {
         ItemTrace {
             pfa_id: self.pfa_id.clone(),
-            events: self.events.clone(),
+            events: self.events(),
+            events_omitted: self.events_omitted,
             queued_ms: self.queued_ms,
             processing_ms: self.processing_ms,
             terminal_ms: self.terminal_ms,
@@ -133,7 +176,12 @@ impl Lifecycle {
 #[serde(rename_all = "camelCase")]
 pub struct ItemTrace {
     pub pfa_id: String,
+    /// The event types: all of them, or the first and the latest half of
+    /// [`MAX_ITEM_EVENTS`].
     pub events: Vec<EventType>,
+    /// Events between those (counted, not kept); absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub events_omitted: u64,
     pub queued_ms: Option<f64>,
     pub processing_ms: Option<f64>,
     pub terminal_ms: Option<f64>,
@@ -143,11 +191,20 @@ pub struct ItemTrace {
 }
 
 impl ItemTrace {
-    /// The event types joined by `separator`.
+    /// The event types joined by `separator` (`… N more` where some were not kept).
     pub fn events_text(&self, separator: &str) -> String {
-        let names: Vec<&str> = self.events.iter().map(EventType::as_str).collect();
+        let mut names: Vec<String> = self.events.iter().map(|e| e.as_str().to_string()).collect();
+        if self.events_omitted > 0 {
+            let at = (MAX_ITEM_EVENTS / 2).min(names.len());
+            names.insert(at, format!("… {} more", self.events_omitted));
+        }
         names.join(separator)
     }
+}
+
+/// For `skip_serializing_if`: a count of nothing is left out.
+pub fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]
@@ -188,6 +245,31 @@ mod tests {
         let value = serde_json::to_value(&trace).unwrap();
         assert_eq!(value["events"][0], "SYNC_QUEUED");
         assert_eq!(value["outcome"], "SYNC_SUCCESS");
+    }
+
+    #[test]
+    fn one_item_keeps_a_bounded_number_of_events_and_counts_the_rest() {
+        let mut item = Lifecycle::new(&"p".repeat(10_000));
+        item.on_event(&event("SYNC_QUEUED", 0), None);
+        for at in 1..=10_000 {
+            item.on_event(&event("SYNC_PROCESSING", at), None);
+        }
+        item.on_event(&event("SYNC_SUCCESS", 20_000), None);
+        assert_eq!(item.events().len(), MAX_ITEM_EVENTS);
+        assert_eq!(item.events_omitted(), 10_002 - MAX_ITEM_EVENTS as u64);
+        assert_eq!(item.state(), Some(&EventType::Success));
+        // The first and the latest are kept: the terminal event is still there.
+        assert_eq!(item.events()[0], EventType::Queued);
+        assert_eq!(item.events().last(), Some(&EventType::Success));
+        let trace = item.trace();
+        assert!(trace.pfa_id.chars().count() <= MAX_ITEM_TEXT + 1);
+        let text = trace.events_text(" ");
+        let middle = format!(
+            "SYNC_PROCESSING … {} more SYNC_PROCESSING",
+            trace.events_omitted
+        );
+        assert!(text.contains(&middle), "{text}");
+        assert!(text.ends_with("SYNC_SUCCESS"), "{text}");
     }
 
     #[test]

@@ -22,7 +22,15 @@ use crate::protocol::{
     SyncStatus, WriteSyncRequest, WriteSyncResponse,
 };
 
-/// A REST answer that is not a success, with the server's error body.
+/// Most bytes of a REST answer the client reads: the documented answers are small
+/// JSON objects, so a bigger body is refused (exit 5) instead of being held whole.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Most characters of an error answer's body kept with the error (what the hints
+/// read; what is shown is cut shorter still).
+pub const KEPT_ERROR_BODY: usize = 16 * 1024;
+
+/// A REST answer that is not a success, with the server's error body (the first
+/// [`KEPT_ERROR_BODY`] characters).
 #[derive(Debug, thiserror::Error)]
 #[error("{method} {url} answered HTTP {status}{}", describe(body))]
 pub struct HttpError {
@@ -34,7 +42,11 @@ pub struct HttpError {
 
 fn describe(body: &str) -> String {
     match serde_json::from_str::<ApiError>(body) {
-        Ok(e) => format!(": {}: {}", e.error, e.message),
+        Ok(e) => format!(
+            ": {}: {}",
+            crate::text::shown(&e.error, crate::text::MAX_COLUMN),
+            crate::text::shown(&e.message, crate::text::MAX_SHOWN)
+        ),
         Err(_) if body.trim().is_empty() => String::new(),
         Err(_) => format!(": {}", super::error::body_preview(body)),
     }
@@ -132,16 +144,13 @@ impl Api {
             .await
             .map_err(|e| self.request_failure(e, method, &shown))?;
         let status = response.status().as_u16();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| self.request_failure(e, method, &shown))?;
+        let text = self.read_body(response, method, &shown).await?;
         if !(200..300).contains(&status) {
             let error = HttpError {
                 method,
                 url: shown,
                 status,
-                body: text,
+                body: crate::text::clamp(&text, KEPT_ERROR_BODY).into_owned(),
             };
             let failure = error.failure();
             return Err(anyhow::Error::new(error).context(failure));
@@ -218,6 +227,40 @@ fn path_segment(text: &str) -> String {
 }
 
 impl Api {
+    /// The answer's body, at most [`MAX_BODY`] bytes (more is an error, exit 5).
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        method: &str,
+        url: &str,
+    ) -> anyhow::Result<String> {
+        let status = response.status().as_u16();
+        let too_big = || {
+            anyhow::Error::from(Failure::Protocol(format!(
+                "{method} {url} answered HTTP {status} with a body over {} MiB, the client's limit: not read further",
+                MAX_BODY / (1024 * 1024)
+            )))
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_BODY as u64)
+        {
+            return Err(too_big());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.request_failure(e, method, url))?
+        {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// A request that got no answer, with the reqwest error (and the I/O or TLS
     /// error below it) kept as the typed cause.
     fn request_failure(&self, error: reqwest::Error, method: &str, url: &str) -> anyhow::Error {

@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
@@ -23,8 +23,29 @@ use crate::exit::Failure;
 
 pub type Stream = WebSocketStream<Recorded<MaybeTlsStream<TcpStream>>>;
 
-/// How long a client-initiated close waits for the server's answer.
+/// How long a client-initiated close waits for the server's answer (sending the
+/// close frame included: a server that reads nothing cannot hold the exit).
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Largest message (and frame) the clients accept from a server: events are small
+/// JSON objects, so a bigger one is a broken or hostile peer, not data to buffer
+/// (tungstenite's defaults are 64 MiB and 16 MiB). Beyond it the run ends (exit 5).
+pub const MAX_MESSAGE: usize = 1024 * 1024;
+/// Most bytes of outgoing frames (pongs, pings, the close) held for a server that
+/// does not read them; past it tungstenite keeps only the latest pong.
+pub const MAX_WRITE_BUFFER: usize = 256 * 1024;
+/// How long the server may leave what this client sent unread (the pongs its own
+/// pings call for, a ping of `--ping-interval`) before the run ends with exit 5:
+/// a server that floods pings and never reads the answers is not waited on forever.
+pub const WRITE_STALL: Duration = Duration::from_secs(5);
+
+/// `base` (`None`: tungstenite's defaults) with the client limits above.
+pub fn client_config(base: Option<WebSocketConfig>) -> WebSocketConfig {
+    let base = base.unwrap_or_default();
+    base.max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
+        .max_write_buffer_size(base.write_buffer_size + MAX_WRITE_BUFFER)
+}
 
 /// A socket that completed its upgrade.
 pub struct Opened {
@@ -181,7 +202,11 @@ pub async fn open(
     let (stream, head) = Recorded::new(stream);
     let (mut stream, response) = tokio::time::timeout_at(
         deadline,
-        tokio_tungstenite::client_async_with_config(request, stream, options.ws_config),
+        tokio_tungstenite::client_async_with_config(
+            request,
+            stream,
+            Some(client_config(options.ws_config)),
+        ),
     )
     .await
     .map_err(|_| timeout_failure("the WebSocket upgrade", &shown, limit))?
@@ -306,6 +331,15 @@ pub async fn next(stream: &mut Stream) -> anyhow::Result<Incoming> {
                     e,
                 ));
             }
+            Some(Err(e @ tungstenite::Error::Capacity(_))) => {
+                return Err(failed(
+                    Failure::Protocol(format!(
+                        "the server sent a message over the client limit of {} KiB",
+                        MAX_MESSAGE / 1024
+                    )),
+                    e,
+                ));
+            }
             Some(Err(e)) => {
                 return Err(failed(
                     Failure::Protocol("the server broke the WebSocket protocol".into()),
@@ -323,17 +357,43 @@ pub async fn next(stream: &mut Stream) -> anyhow::Result<Incoming> {
             Message::Close(frame) => {
                 Incoming::Closed(frame.map(|f| (u16::from(f.code), f.reason.to_string())))
             }
-            Message::Ping(_) | Message::Frame(_) => continue,
+            Message::Ping(_) => {
+                pong_sent(stream).await?;
+                continue;
+            }
+            Message::Frame(_) => continue,
         });
     }
 }
 
-/// Sends a ping carrying `payload`.
+/// After a ping: the pong tungstenite queued must leave within [`WRITE_STALL`]. A
+/// server that keeps sending pings without reading the pongs would otherwise be
+/// read (and answered into a buffer) forever.
+async fn pong_sent(stream: &mut Stream) -> anyhow::Result<()> {
+    match tokio::time::timeout(WRITE_STALL, stream.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(failed(
+            Failure::Protocol("answering the server's ping failed".into()),
+            e,
+        )),
+        Err(_) => Err(Failure::Protocol(stalled("the pongs its pings call for")).into()),
+    }
+}
+
+/// The message for a server that left what was sent unread for [`WRITE_STALL`].
+fn stalled(what: &str) -> String {
+    format!(
+        "the server has not read {what} for {}: it does not read this connection",
+        humantime::format_duration(WRITE_STALL)
+    )
+}
+
+/// Sends a ping carrying `payload`, within [`WRITE_STALL`].
 pub async fn ping(stream: &mut Stream, payload: Vec<u8>) -> anyhow::Result<()> {
-    stream
-        .send(Message::Ping(payload.into()))
-        .await
-        .map_err(|e| failed(Failure::Protocol("sending a ping failed".into()), e))
+    match tokio::time::timeout(WRITE_STALL, stream.send(Message::Ping(payload.into()))).await {
+        Ok(sent) => sent.map_err(|e| failed(Failure::Protocol("sending a ping failed".into()), e)),
+        Err(_) => Err(Failure::Protocol(stalled("the ping this client sent")).into()),
+    }
 }
 
 /// Closes with `code`/`reason` and waits (briefly) for the server's close frame;
@@ -343,10 +403,8 @@ pub async fn close(stream: &mut Stream, code: u16, reason: &str) -> Option<(u16,
         code: CloseCode::from(code),
         reason: reason.to_string().into(),
     };
-    if stream.send(Message::Close(Some(frame))).await.is_err() {
-        return None;
-    }
     let answer = async {
+        stream.send(Message::Close(Some(frame))).await.ok()?;
         loop {
             match stream.next().await {
                 Some(Ok(Message::Close(frame))) => {

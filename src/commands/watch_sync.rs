@@ -955,8 +955,9 @@ impl Watch<'_> {
     }
 }
 
-/// Resolves when Ctrl-C arrives, or when one of `deadlines` passes before the socket
-/// is `opened`, saying in `stopped` which it was.
+/// Resolves when Ctrl-C arrives, when `--duration` ends (opening or waiting for
+/// CONNECTED), or when the timeout passes before the socket is `opened` (the wait
+/// for CONNECTED has its own), saying in `stopped` which it was.
 async fn stop(
     interrupt: &mut (impl Future<Output = ()> + Unpin),
     [timeout_at, duration_at]: [Option<Instant>; 2],
@@ -967,7 +968,7 @@ async fn stop(
         biased;
         _ = interrupt => End::Interrupted,
         _ = before_open(timeout_at, opened) => End::Timeout,
-        _ = before_open(duration_at, opened) => End::Finished(Limit::Duration),
+        _ = sleep_until(duration_at) => End::Finished(Limit::Duration),
     };
     *stopped = Some(end);
 }

@@ -423,7 +423,12 @@ pub async fn run(
         .zip(cpu_time())
         .map(|(before, after)| after - before);
     let results = driver.stop_all().await;
-    let final_seqs = final_seqs(plan, options).await;
+    // Ctrl-C wants the figures now, not a last round of connections.
+    let final_seqs = if driver.interrupted {
+        vec![None; plan.endpoints.len()]
+    } else {
+        final_seqs(plan, options, &results).await
+    };
     driver.progress();
     let measured = Measured {
         results,
@@ -657,33 +662,84 @@ fn queue_request(org: String, items: u64) -> WriteSyncRequest {
 }
 
 /// The organizations' final seq, from a fresh CONNECTED each, once the subscribers
-/// are gone (a server may cap connections per organization). A refusal is retried
-/// briefly while the server notices the closes.
-async fn final_seqs(plan: &Plan, options: &ClientOptions) -> Vec<Option<u64>> {
-    let mut seqs = Vec::with_capacity(plan.endpoints.len());
-    for endpoint in &plan.endpoints {
-        let mut seq = None;
-        for _ in 0..PROBE_ATTEMPTS {
-            seq = probe(endpoint, options, plan.connected_timeout).await;
-            if seq.is_some() {
-                break;
-            }
-            tokio::time::sleep(PROBE_RETRY).await;
+/// are gone (a server may cap connections per organization). Only organizations
+/// whose subscribers saw a `seq` are asked (a server without one has none to give);
+/// a refused upgrade is retried briefly while the server notices the closes; a
+/// probe that gets no answer ends the phase (the server is not asked again for
+/// every organization). The whole phase ends by [`probe_deadline`].
+async fn final_seqs(
+    plan: &Plan,
+    options: &ClientOptions,
+    results: &[ConnResult],
+) -> Vec<Option<u64>> {
+    let mut seqs = vec![None; plan.endpoints.len()];
+    let numbered: std::collections::BTreeSet<usize> = results
+        .iter()
+        .filter(|r| r.start_seq.is_some())
+        .map(|r| r.org)
+        .collect();
+    let deadline = probe_deadline(plan, options);
+    for org in numbered {
+        let endpoint = &plan.endpoints[org];
+        let asked = tokio::time::timeout_at(deadline, probe_answered(endpoint, options, plan));
+        match asked.await {
+            Ok(Probe::Seq(seq)) => seqs[org] = Some(seq),
+            Ok(Probe::NoSeq) => {}
+            Ok(Probe::Unanswered) | Err(_) => break,
         }
-        seqs.push(seq);
     }
     seqs
 }
 
+/// When the final probe gives up: one probe's bounds (`--connect-timeout`, the wait
+/// for CONNECTED, the close) plus the retries of a refused one.
+fn probe_deadline(plan: &Plan, options: &ClientOptions) -> Instant {
+    Instant::now()
+        + options.connect_timeout
+        + plan.connected_timeout
+        + crate::client::ws::CLOSE_WAIT
+        + PROBE_RETRY * PROBE_ATTEMPTS
+}
+
+/// What the final probe of one organization learnt.
+enum Probe {
+    Seq(u64),
+    /// CONNECTED without `seq`, or refused every time.
+    NoSeq,
+    /// No answer (a timeout, the connection refused): stop probing.
+    Unanswered,
+}
+
+/// [`probe`], retried while the server refuses the upgrade or closes before
+/// CONNECTED (it has not noticed the subscribers' closes yet).
+async fn probe_answered(endpoint: &Endpoint, options: &ClientOptions, plan: &Plan) -> Probe {
+    use crate::client::error::{PeerClosed, find, http_status};
+    for _ in 0..PROBE_ATTEMPTS {
+        match probe(endpoint, options, plan.connected_timeout).await {
+            Ok(Some(seq)) => return Probe::Seq(seq),
+            Ok(None) => return Probe::NoSeq,
+            Err(e) if http_status(&e).is_some() || find::<PeerClosed>(&e).is_some() => {
+                tokio::time::sleep(PROBE_RETRY).await;
+            }
+            Err(_) => return Probe::Unanswered,
+        }
+    }
+    Probe::NoSeq
+}
+
 /// One session: open, CONNECTED, close; its `seq`.
-async fn probe(endpoint: &Endpoint, options: &ClientOptions, within: Duration) -> Option<u64> {
+async fn probe(
+    endpoint: &Endpoint,
+    options: &ClientOptions,
+    within: Duration,
+) -> anyhow::Result<Option<u64>> {
     let mut never = std::future::pending();
     let started = Session::start(endpoint, None, options, within, |_: &Opened| {}, &mut never);
-    let Ok(Started::Ready(mut session)) = started.await else {
-        return None;
+    let Started::Ready(mut session) = started.await? else {
+        return Ok(None);
     };
     session.close(1000, "normal").await;
-    session.connected.connected.seq
+    Ok(session.connected.connected.seq)
 }
 
 /// What the phases produced, for the summary.

@@ -267,7 +267,7 @@ pub fn summary(s: &WatchSummary) -> String {
     [
         headline(s.outcome, s.reached, c),
         by_type(c),
-        items(&c.items),
+        items(c),
         unfinished(c),
         durations(c),
         seq(c),
@@ -333,7 +333,8 @@ fn by_type(s: &Summary) -> String {
     format!("  by type: {}\n", counts.join(", "))
 }
 
-fn items(items: &[ItemSummary]) -> String {
+fn items(s: &Summary) -> String {
+    let items = &s.items;
     if items.is_empty() {
         return String::new();
     }
@@ -343,8 +344,33 @@ fn items(items: &[ItemSummary]) -> String {
         .map(|i| shown(&i.pfa_id, MAX_COLUMN).chars().count())
         .max()
         .unwrap_or(0);
-    let mut out = format!("  items ({}):\n", items.len());
-    for item in items {
+    if s.items_omitted == 0 {
+        let mut out = format!("  items ({}):\n", items.len());
+        for item in items {
+            out.push_str(&item_line(item, width));
+        }
+        return out;
+    }
+    // Only the first and the last are listed: say so, where they were left out.
+    let total = items.len() as u64 + s.items_omitted;
+    let half = items.len().div_ceil(2);
+    let mut out = format!(
+        "  items ({total}; the first {half} and the last {} listed):\n",
+        items.len() - half
+    );
+    for (i, item) in items.iter().enumerate() {
+        if i == half {
+            out.push_str(&format!(
+                "    {}\n",
+                paint(
+                    DIM,
+                    format!(
+                        "… {} not listed …",
+                        crate::text::count(s.items_omitted, "item")
+                    )
+                )
+            ));
+        }
         out.push_str(&item_line(item, width));
     }
     out
@@ -384,7 +410,7 @@ fn item_line(item: &ItemSummary, width: usize) -> String {
     format!(
         "    {:<width$}  {state} after {}{duration}{kept}{pending}{expectation}\n",
         shown(&item.pfa_id, MAX_COLUMN),
-        crate::text::count(item.events.len() as u64, "event")
+        crate::text::count(item.events.len() as u64 + item.events_omitted, "event")
     )
 }
 
@@ -392,8 +418,12 @@ fn unfinished(s: &Summary) -> String {
     if s.unfinished.is_empty() {
         return String::new();
     }
+    let more = match s.unfinished_omitted {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
     format!(
-        "  {} {}\n",
+        "  {} {}{more}\n",
         paint(YELLOW, "no terminal event:"),
         list(&s.unfinished)
     )
