@@ -38,13 +38,14 @@ pub trait EventBus: Send + Sync {
         resume: Option<&'a Resume>,
     ) -> BusFuture<'a, Subscription>;
 
-    /// Waits (briefly: a bus bounds it) until every subscriber of `org` has room
-    /// for `n` more events, so that a large burst is published in chunks its fast
-    /// readers drain instead of overtaking them. A bus without a bound on how far a
-    /// subscriber may fall behind is ready at once.
-    fn make_room<'a>(&'a self, org: &'a str, n: usize) -> BusFuture<'a, ()> {
-        let _ = (org, n);
-        Box::pin(std::future::ready(Ok(())))
+    /// Waits (briefly: a bus bounds it) until the subscribers of `org` have room for
+    /// more events; resolves to how many of the `n` a burst still has to publish may
+    /// go now (at least one). A large burst so goes out in chunks its fast readers
+    /// drain instead of overtaking them. A bus without a bound on how far a
+    /// subscriber may fall behind lets them all go at once.
+    fn make_room<'a>(&'a self, org: &'a str, n: usize) -> BusFuture<'a, usize> {
+        let _ = org;
+        Box::pin(std::future::ready(Ok(n.max(1))))
     }
 
     /// Events published through this server since it started, across organizations.

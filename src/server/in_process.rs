@@ -373,14 +373,16 @@ impl InProcessBus {
         Subscription::new(connected, replay, live)
     }
 
-    /// Waits until the subscribers of `org` have room for `n` more frames, or until
-    /// the slowest has held the burst up for [`BusConfig::slow_grace`].
-    async fn make_room_now(&self, org: &str, n: usize) {
+    /// Waits until the subscribers of `org` have room for more frames (half the
+    /// ring free, in frames and bytes), or until the slowest has held the burst up
+    /// for [`BusConfig::slow_grace`]; returns how many of `n` may go now.
+    async fn make_room_now(&self, org: &str, n: usize) -> usize {
+        let n = n.max(1);
         let Some(room) = self.rooms.read().expect("rooms lock").get(org).cloned() else {
-            return;
+            return n;
         };
         let limit = self.config.lag_limit.max(1);
-        let n = n.min(limit);
+        let max_bytes = self.config.max_queued_bytes;
         let deadline = tokio::time::Instant::now() + self.config.slow_grace;
         loop {
             let drained = room.drained.notified();
@@ -388,16 +390,21 @@ impl InProcessBus {
             drained.as_mut().enable();
             {
                 let state = room.lock();
+                if state.dead || state.cursors.is_empty() {
+                    return n;
+                }
                 let behind = state.behind();
-                if state.dead
-                    || behind == 0
-                    || (behind + n <= limit && state.ring_bytes <= self.config.max_queued_bytes / 2)
-                {
-                    return;
+                if behind <= limit / 2 && state.ring_bytes <= max_bytes / 2 {
+                    // Frames are about the size of those in the ring (of a burst of one
+                    // event, exactly): as many as fit in what is free of both bounds.
+                    let size = state.ring.back().map_or(1, |f| f.size().max(1));
+                    let by_bytes = (max_bytes - state.ring_bytes) / size;
+                    return n.min(limit - behind).min(by_bytes).max(1);
                 }
             }
             if tokio::time::timeout_at(deadline, drained).await.is_err() {
-                return;
+                // The slowest had its grace: it is overtaken (and closed on lagging).
+                return n.min(limit);
             }
         }
     }
@@ -534,11 +541,8 @@ impl EventBus for InProcessBus {
         Box::pin(ready(Ok(self.subscribe_now(org, resume))))
     }
 
-    fn make_room<'a>(&'a self, org: &'a str, n: usize) -> BusFuture<'a, ()> {
-        Box::pin(async move {
-            self.make_room_now(org, n).await;
-            Ok(())
-        })
+    fn make_room<'a>(&'a self, org: &'a str, n: usize) -> BusFuture<'a, usize> {
+        Box::pin(async move { Ok(self.make_room_now(org, n).await) })
     }
 
     fn published(&self) -> u64 {
@@ -779,5 +783,76 @@ mod tests {
         assert_eq!(e.seq, Some(1));
         assert_eq!(e.organization_id, "org-rio");
         assert!(e.published_at_us.unwrap() > 1_700_000_000_000_000);
+    }
+
+    fn bounded(history: usize, history_bytes: usize, total: usize) -> InProcessBus {
+        InProcessBus::new(
+            BusConfig {
+                history,
+                history_bytes,
+                history_total_bytes: total,
+                ..BusConfig::default()
+            },
+            Arc::default(),
+        )
+    }
+
+    #[test]
+    fn rings_grow_with_use_instead_of_being_preallocated() {
+        let bus = InProcessBus::new(
+            BusConfig {
+                lag_limit: 1_000_000,
+                ..BusConfig::default()
+            },
+            Arc::default(),
+        );
+        let mut subs: Vec<_> = (0..100)
+            .map(|i| subscribe(&bus, &format!("org-{i}"), None))
+            .collect();
+        publish(&bus, "org-0", draft("p"));
+        let rooms = bus.rooms.read().unwrap();
+        let slots: usize = rooms.values().map(|r| r.lock().ring.capacity()).sum();
+        assert!(slots < 1000, "{slots} slots for one event");
+        drop(rooms);
+        assert_eq!(live_seq(&mut subs[0]), Some(1));
+        drop(subs);
+        let rooms: Vec<String> = bus.rooms.read().unwrap().keys().cloned().collect();
+        assert_eq!(rooms, ["org-0"], "rooms freed with their last subscriber, but history");
+    }
+
+    #[test]
+    fn history_is_bounded_by_bytes_per_organization_and_in_total() {
+        let bus = bounded(1000, 2_000, 10_000);
+        for _ in 0..100 {
+            publish(&bus, "big", draft("p"));
+        }
+        let bytes = |org: &str| bus.rooms.read().unwrap().get(org).map(|r| r.lock().history_bytes);
+        assert!(bytes("big").unwrap() <= 2_000);
+        for i in 0..100 {
+            publish(&bus, &format!("org-{i}"), draft("p"));
+        }
+        assert!(bus.history_bytes.load(Ordering::Relaxed) <= 10_000);
+        let rooms = bus.rooms.read().unwrap().len();
+        assert!(rooms < 100, "{rooms} rooms kept: the oldest histories went, with their rooms");
+        assert!(bytes("org-99").is_some(), "the newest history stays");
+    }
+
+    #[test]
+    fn a_subscriber_behind_by_more_than_its_queued_bytes_lags() {
+        let bus = InProcessBus::new(
+            BusConfig {
+                history: 0,
+                max_queued_bytes: 1_000,
+                ..BusConfig::default()
+            },
+            Arc::default(),
+        );
+        let mut sub = subscribe(&bus, "a", None);
+        for _ in 0..50 {
+            publish(&bus, "a", draft("p"));
+        }
+        assert!(matches!(sub.try_recv(), Some(Received::Lagged(n)) if n > 30));
+        let ring = bus.rooms.read().unwrap().get("a").unwrap().lock().ring_bytes;
+        assert!(ring <= 1_000);
     }
 }

@@ -358,10 +358,20 @@ impl Queue {
         chunk: &[Item],
         queued: &mut Vec<Item>,
     ) -> anyhow::Result<()> {
-        self.bus.make_room(org, chunk.len()).await?;
         let mut announced = 0;
         let mut failure = None;
+        let mut room = 0;
         for item in chunk {
+            if room == 0 {
+                match self.bus.make_room(org, chunk.len() - announced).await {
+                    Ok(n) => room = n,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            room -= 1;
             let queued_event = draft(EventType::Queued, &item.pfa_id, None);
             if let Err(e) = self.bus.publish(org, queued_event).await {
                 failure = Some(e);

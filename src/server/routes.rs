@@ -532,13 +532,12 @@ async fn publish_burst(state: &AppState, publish: &Publish) -> anyhow::Result<Pu
     let mut last = 0;
     let mut left = publish.count as usize;
     while left > 0 {
-        let chunk = left.min(PUBLISH_CHUNK);
-        state.bus.make_room(&publish.org, chunk).await?;
-        for _ in 0..chunk {
+        let chunk = state.bus.make_room(&publish.org, left.min(PUBLISH_CHUNK)).await?;
+        for _ in 0..chunk.min(left) {
             last = state.bus.publish(&publish.org, publish.draft.clone()).await?;
             first.get_or_insert(last);
         }
-        left -= chunk;
+        left -= chunk.min(left);
         tokio::task::yield_now().await;
     }
     Ok(PublishResponse {
