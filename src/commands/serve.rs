@@ -25,9 +25,13 @@ use crate::server::{self, Config, queue::WorkerConfig};
   SYNCPROBE_JWT_SECRET=s3cret syncprobe serve --allowed-origin 'https://*.example.com'
   syncprobe serve --tls-cert cert.pem --tls-key key.pem   # wss:// and https://
 
-Security is off unless configured; the limits (rate, size, idle time, caps) are on
-with the defaults shown. Close codes: 1009 too big, 4401 token expired, 4403
-organization not allowed, 4408 idle, 4429 rate limit, 4503 connection cap.")]
+Security is off unless configured; the limits (rate, size, idle time, caps, bytes,
+HTTP timeouts) are on with the defaults shown. Close codes: 1002 protocol error, 1007
+invalid UTF-8, 1009 too big, 1013 too slow, 4401 token expired, 4403 organization not
+allowed, 4408 idle or no answer to the opening ping, 4429 rate limit, 4503 connection
+cap. HTTP: 413 event too large, 429 too many paced publishes, 431 head too large, 503
+queue full. Serves HTTP/1.1 only (no cleartext HTTP/2). A crash loses the queue and the
+history (clients see a new epoch). --shutdown-grace bounds the whole shutdown (exit 0).")]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port)
     #[arg(
@@ -131,7 +135,12 @@ pub struct ServeArgs {
           value_parser = positive_count)]
     pub max_pending_per_ip: usize,
     /// Serve /metrics on this address instead of the main port (e.g. 127.0.0.1:9090)
-    #[arg(long, value_name = "ADDR", env = "SYNCPROBE_METRICS_LISTEN", help_heading = "Limits")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "SYNCPROBE_METRICS_LISTEN",
+        help_heading = "Limits"
+    )]
     pub metrics_listen: Option<SocketAddr>,
     /// Largest client message accepted on sync sockets, in bytes (larger: close 1009)
     #[arg(long, value_name = "BYTES", env = "SYNCPROBE_MAX_MESSAGE_SIZE",
@@ -391,7 +400,7 @@ fn parse_leeway(s: &str) -> Result<Duration, String> {
 /// `--org-id-syntax`: the flag's spelling of [`OrgIdSyntax`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OrgIdSyntaxArg {
-    /// 1–128 characters from A-Z a-z 0-9 . _ : -
+    /// 1–128 characters from A-Z a-z 0-9 . _ : -, not . or ..
     Strict,
     /// Any non-empty id
     Any,
@@ -416,7 +425,8 @@ pub async fn run(args: ServeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
         .context("failed to read the bound address")?;
     let metrics = match args.metrics_listen {
         Some(at) => Some(
-            server::bind(at).with_context(|| format!("failed to listen on {at} (--metrics-listen)"))?,
+            server::bind(at)
+                .with_context(|| format!("failed to listen on {at} (--metrics-listen)"))?,
         ),
         None => None,
     };
@@ -426,7 +436,9 @@ pub async fn run(args: ServeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let interrupt = super::interrupted();
     reporter.listening(addr, &format!("{scheme}://{addr}"));
     if let Some(listener) = metrics {
-        let at = listener.local_addr().context("failed to read the bound address")?;
+        let at = listener
+            .local_addr()
+            .context("failed to read the bound address")?;
         reporter.note(&format!("metrics on http://{at}/metrics"));
         tokio::spawn(server::serve_metrics(listener, state.clone()));
     }

@@ -298,7 +298,9 @@ impl InProcessBus {
         self.history_frames.fetch_add(1, Ordering::Relaxed);
         let mut total = self.history_bytes.fetch_add(size, Ordering::Relaxed) + size;
         let mut retained = self.retained.lock().expect("retained lock");
-        retained.entries.push_back((Arc::downgrade(room), seq, size));
+        retained
+            .entries
+            .push_back((Arc::downgrade(room), seq, size));
         let mut emptied = Vec::new();
         while total > self.config.history_total_bytes {
             let Some((weak, seq, size)) = retained.entries.pop_front() else {
@@ -323,9 +325,8 @@ impl InProcessBus {
         let live = self.history_frames.load(Ordering::Relaxed);
         if retained.entries.len() > 2 * live + 1024 {
             retained.entries.retain(|(weak, seq, _)| {
-                weak.upgrade().is_some_and(|room| {
-                    room.lock().history.front().is_some_and(|f| f.seq <= *seq)
-                })
+                weak.upgrade()
+                    .is_some_and(|room| room.lock().history.front().is_some_and(|f| f.seq <= *seq))
             });
         }
         drop(retained);
@@ -469,10 +470,14 @@ impl Live {
             .ring
             .front()
             .map_or(0, |f| cursor.next.saturating_sub(f.seq) as usize);
-        let frames: Vec<Frame> = state.ring.iter().skip(start).take(TAKE_BATCH).cloned().collect();
-        let Some(last) = frames.last() else {
-            return None;
-        };
+        let frames: Vec<Frame> = state
+            .ring
+            .iter()
+            .skip(start)
+            .take(TAKE_BATCH)
+            .cloned()
+            .collect();
+        let last = frames.last()?;
         let next = last.seq + 1;
         if let Some(c) = state.cursors.get_mut(&self.id) {
             c.next = next;
@@ -580,7 +585,10 @@ fn plan_replay(
         let same_epoch = resume.epoch.as_deref().is_none_or(|e| e == epoch);
         let complete = same_epoch && resume.since <= seq && resume.since + 1 >= oldest;
         if complete {
-            let replay = frames.into_iter().filter(|f| f.seq > resume.since).collect();
+            let replay = frames
+                .into_iter()
+                .filter(|f| f.seq > resume.since)
+                .collect();
             (replay, false)
         } else {
             (frames, true)
@@ -817,7 +825,11 @@ mod tests {
         assert_eq!(live_seq(&mut subs[0]), Some(1));
         drop(subs);
         let rooms: Vec<String> = bus.rooms.read().unwrap().keys().cloned().collect();
-        assert_eq!(rooms, ["org-0"], "rooms freed with their last subscriber, but history");
+        assert_eq!(
+            rooms,
+            ["org-0"],
+            "rooms freed with their last subscriber, but history"
+        );
     }
 
     #[test]
@@ -826,14 +838,23 @@ mod tests {
         for _ in 0..100 {
             publish(&bus, "big", draft("p"));
         }
-        let bytes = |org: &str| bus.rooms.read().unwrap().get(org).map(|r| r.lock().history_bytes);
+        let bytes = |org: &str| {
+            bus.rooms
+                .read()
+                .unwrap()
+                .get(org)
+                .map(|r| r.lock().history_bytes)
+        };
         assert!(bytes("big").unwrap() <= 2_000);
         for i in 0..100 {
             publish(&bus, &format!("org-{i}"), draft("p"));
         }
         assert!(bus.history_bytes.load(Ordering::Relaxed) <= 10_000);
         let rooms = bus.rooms.read().unwrap().len();
-        assert!(rooms < 100, "{rooms} rooms kept: the oldest histories went, with their rooms");
+        assert!(
+            rooms < 100,
+            "{rooms} rooms kept: the oldest histories went, with their rooms"
+        );
         assert!(bytes("org-99").is_some(), "the newest history stays");
     }
 
@@ -852,7 +873,14 @@ mod tests {
             publish(&bus, "a", draft("p"));
         }
         assert!(matches!(sub.try_recv(), Some(Received::Lagged(n)) if n > 30));
-        let ring = bus.rooms.read().unwrap().get("a").unwrap().lock().ring_bytes;
+        let ring = bus
+            .rooms
+            .read()
+            .unwrap()
+            .get("a")
+            .unwrap()
+            .lock()
+            .ring_bytes;
         assert!(ring <= 1_000);
     }
 }

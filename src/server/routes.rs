@@ -314,7 +314,12 @@ async fn enqueue(state: &AppState, plan: WriteSyncPlan) -> Response {
             Some(full) => {
                 state.metrics.error("queue_full");
                 let message = full.to_string();
-                return api_error(StatusCode::SERVICE_UNAVAILABLE, "QUEUE_FULL", &message, None);
+                return api_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "QUEUE_FULL",
+                    &message,
+                    None,
+                );
             }
             None => return bus_failed(state, &e),
         },
@@ -464,7 +469,12 @@ pub async fn publish(State(state): State<AppState>, grant: MaybeGrant, body: Byt
             body.len(),
             state.config.max_event_size
         );
-        return api_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", &message, None);
+        return api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            &message,
+            None,
+        );
     }
     let publish = match validate_publish(&body) {
         Ok(p) => p,
@@ -488,7 +498,12 @@ pub async fn publish(State(state): State<AppState>, grant: MaybeGrant, body: Byt
             "{} paced publishes are running, the most this server runs at once (--max-paced-publishes)",
             state.config.max_paced_publishes
         );
-        return api_error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", &message, None);
+        return api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_REQUESTS",
+            &message,
+            None,
+        );
     };
     let period = Duration::from_secs_f64(1.0 / publish.rate);
     let shutdown = state.shutdown.clone();
@@ -532,9 +547,15 @@ async fn publish_burst(state: &AppState, publish: &Publish) -> anyhow::Result<Pu
     let mut last = 0;
     let mut left = publish.count as usize;
     while left > 0 {
-        let chunk = state.bus.make_room(&publish.org, left.min(PUBLISH_CHUNK)).await?;
+        let chunk = state
+            .bus
+            .make_room(&publish.org, left.min(PUBLISH_CHUNK))
+            .await?;
         for _ in 0..chunk.min(left) {
-            last = state.bus.publish(&publish.org, publish.draft.clone()).await?;
+            last = state
+                .bus
+                .publish(&publish.org, publish.draft.clone())
+                .await?;
             first.get_or_insert(last);
         }
         left -= chunk.min(left);
@@ -558,7 +579,9 @@ impl PacedSlot {
         let max = state.config.max_paced_publishes;
         state
             .paced
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| PacedSlot(state.paced.clone()))
     }

@@ -81,10 +81,10 @@ fn malformed_key(headers: &HeaderMap) -> Option<Response> {
 fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     headers: &HeaderMap,
-) -> Result<WebSocketUpgrade, Response> {
-    let ws = ws.map_err(upgrade_failed)?;
+) -> Result<WebSocketUpgrade, Box<Response>> {
+    let ws = ws.map_err(|rejection| Box::new(upgrade_failed(rejection)))?;
     match malformed_key(headers) {
-        Some(refusal) => Err(refusal),
+        Some(refusal) => Err(Box::new(refusal)),
         None => Ok(ws),
     }
 }
@@ -105,7 +105,7 @@ pub async fn missing_org(
 ) -> Response {
     let ws = match upgrade(ws, &headers) {
         Ok(ws) => ws,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     if let Err(refusal) = state
         .security
@@ -129,7 +129,7 @@ pub async fn sync(
 ) -> Response {
     let ws = match upgrade(ws, &headers) {
         Ok(ws) => ws,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let admission = match state.security.admit(&headers, query.as_deref(), &org) {
         Ok(admission) => admission,
@@ -477,7 +477,9 @@ fn violation_code(error: &(dyn std::error::Error + 'static)) -> Option<(u16, &'s
     let mut source = Some(error);
     while let Some(e) = source {
         match e.downcast_ref::<Error>() {
-            Some(Error::Utf8(_)) => return Some((CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")),
+            Some(Error::Utf8(_)) => {
+                return Some((CLOSE_INVALID_DATA, "invalid UTF-8 in a text message"));
+            }
             Some(Error::Protocol(
                 ProtocolError::ResetWithoutClosingHandshake
                 | ProtocolError::SendAfterClosing
@@ -570,7 +572,7 @@ pub async fn echo(
 ) -> Response {
     let ws = match upgrade(ws, &headers) {
         Ok(ws) => ws,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     if let Err(refusal) = state
         .security

@@ -28,10 +28,19 @@ async fn raw_upgrade(server: &TestServer, path: &str) -> TcpStream {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(n, 1, "closed during the upgrade: {:?}", String::from_utf8_lossy(&head));
+        assert_eq!(
+            n,
+            1,
+            "closed during the upgrade: {:?}",
+            String::from_utf8_lossy(&head)
+        );
         head.push(byte[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     tcp
 }
 
@@ -63,7 +72,9 @@ async fn close_code(tcp: &mut TcpStream) -> Option<u16> {
             }
         }
     };
-    tokio::time::timeout(WAIT, read).await.expect("no close in time")
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("no close in time")
 }
 
 /// Waits until the peer closes the connection; how long that took.
@@ -121,7 +132,12 @@ async fn a_publish_over_max_event_size_gets_413() {
     let (status, answer) = post(&server.http("/api/ws/publish"), &body.to_string()).await;
     assert_eq!(status, 413, "{answer}");
     assert_eq!(answer["error"], "PAYLOAD_TOO_LARGE");
-    assert!(answer["message"].as_str().unwrap().contains("--max-event-size"));
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-event-size")
+    );
     publish(&server, "org-big", "SYNC_QUEUED", "small", json!(null), 1).await;
 }
 
@@ -131,13 +147,19 @@ async fn paced_publishes_beyond_the_cap_get_429() {
     config.max_paced_publishes = 2;
     let server = TestServer::with(config).await;
     let paced = json!({"organizationId": "org-paced", "type": "SYNC_QUEUED",
-                       "count": 1000, "ratePerSec": 1}).to_string();
+                       "count": 1000, "ratePerSec": 1})
+    .to_string();
     for _ in 0..2 {
         assert_eq!(post(&server.http("/api/ws/publish"), &paced).await.0, 202);
     }
     let (status, answer) = post(&server.http("/api/ws/publish"), &paced).await;
     assert_eq!(status, 429, "{answer}");
-    assert!(answer["message"].as_str().unwrap().contains("--max-paced-publishes"));
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-paced-publishes")
+    );
 }
 
 #[tokio::test]
@@ -191,7 +213,9 @@ async fn an_idle_connection_is_closed_after_the_header_timeout() {
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     // Keep-alive: the timer runs again after a response.
     let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut first = [0u8; 12];
     tcp.read_exact(&mut first).await.unwrap();
     assert_eq!(&first, b"HTTP/1.1 200");
@@ -205,7 +229,10 @@ async fn a_request_head_over_max_header_bytes_gets_431() {
     config.http.max_header_bytes = 4096;
     let server = TestServer::with(config).await;
     let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    let head = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(6000));
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(6000)
+    );
     let _ = tcp.write_all(head.as_bytes()).await;
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer)).await;
@@ -227,7 +254,10 @@ async fn connections_without_a_request_are_bounded_per_ip() {
     let elapsed = closed_after(&mut fourth).await;
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     // A connection that sends its request leaves the pending ones.
-    silent[0].write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    silent[0]
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut first = [0u8; 12];
     silent[0].read_exact(&mut first).await.unwrap();
     assert_eq!(&first, b"HTTP/1.1 200");
@@ -253,11 +283,16 @@ async fn a_socket_that_never_answers_the_opening_ping_is_closed() {
 async fn cleartext_http2_is_not_served() {
     let server = TestServer::start().await;
     let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer)).await;
     // An HTTP/2 server answers the preface with a SETTINGS frame (type 4).
-    assert!(answer.len() < 4 || answer[3] != 4 || answer.starts_with(b"HTTP/1.1"), "{answer:?}");
+    assert!(
+        answer.len() < 4 || answer[3] != 4 || answer.starts_with(b"HTTP/1.1"),
+        "{answer:?}"
+    );
 }
 
 // 4. Shutdown is bounded.
@@ -265,13 +300,26 @@ async fn cleartext_http2_is_not_served() {
 #[tokio::test]
 async fn sigterm_with_a_partial_request_and_a_mute_socket_exits_0_within_the_grace() {
     let mut serve = spawn_cli(&[
-        "serve", "--listen", "127.0.0.1:0", "--json", "--shutdown-grace", "500ms",
-        "--header-timeout", "60s", "--handshake-timeout", "0",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--json",
+        "--shutdown-grace",
+        "500ms",
+        "--header-timeout",
+        "60s",
+        "--handshake-timeout",
+        "0",
     ]);
-    let listening = serve.wait_for("listening", |r| r["type"] == "listening").await;
+    let listening = serve
+        .wait_for("listening", |r| r["type"] == "listening")
+        .await;
     let addr = listening["data"]["addr"].as_str().unwrap().to_string();
     let mut partial = TcpStream::connect(&addr).await.unwrap();
-    partial.write_all(b"POST /api/ws/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{").await.unwrap();
+    partial
+        .write_all(b"POST /api/ws/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .unwrap();
     let stopped = Instant::now();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &serve.pid().to_string()])
@@ -280,7 +328,11 @@ async fn sigterm_with_a_partial_request_and_a_mute_socket_exits_0_within_the_gra
     assert!(killed.success());
     let finished = serve.finish().await;
     assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
-    assert!(stopped.elapsed() < Duration::from_secs(4), "{:?}", stopped.elapsed());
+    assert!(
+        stopped.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        stopped.elapsed()
+    );
 }
 
 // 5. A burst the API accepts never closes a reader that keeps up.
@@ -324,7 +376,11 @@ async fn a_reader_that_stalls_is_closed_after_the_slow_grace_and_the_burst_goes_
     let body = json!({"organizationId": "org-stall", "type": "SYNC_QUEUED", "count": 2000});
     let (status, _) = post(&server.http("/api/ws/publish"), &body.to_string()).await;
     assert_eq!(status, 200);
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 // 6. A big publish does not starve the runtime.
@@ -343,7 +399,10 @@ async fn healthz_answers_during_a_big_publish_on_one_thread() {
         let stats = get_json(&server.http("/api/ws/stats")).await;
         let latency = asked.elapsed();
         let published = stats["eventsPublished"].as_u64().unwrap();
-        assert!(published < 1_000_000, "the publish ran to the end before any answer");
+        assert!(
+            published < 1_000_000,
+            "the publish ran to the end before any answer"
+        );
         if published > 0 {
             let asked = Instant::now();
             assert_eq!(get(&server.http("/healthz")).await.0, 200);
@@ -377,13 +436,30 @@ async fn a_full_write_sync_queue_answers_503_with_a_json_body() {
     config.worker.workers = 1;
     let server = TestServer::with(config).await;
     let url = server.http("/api/pems/write-sync");
-    let (status, _) = post(&url, &json!({"organizationId": "org-q", "count": 8}).to_string()).await;
+    let (status, _) = post(
+        &url,
+        &json!({"organizationId": "org-q", "count": 8}).to_string(),
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, answer) = post(&url, &json!({"organizationId": "org-q", "count": 3}).to_string()).await;
+    let (status, answer) = post(
+        &url,
+        &json!({"organizationId": "org-q", "count": 3}).to_string(),
+    )
+    .await;
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["error"], "QUEUE_FULL");
-    assert!(answer["message"].as_str().unwrap().contains("--max-queued-items"));
-    let (status, _) = post(&url, &json!({"organizationId": "org-q", "count": 2}).to_string()).await;
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-queued-items")
+    );
+    let (status, _) = post(
+        &url,
+        &json!({"organizationId": "org-q", "count": 2}).to_string(),
+    )
+    .await;
     assert_eq!(status, 200, "what fits is still taken");
     let stats = get_json(&server.http("/api/ws/stats")).await;
     assert_eq!(stats["queueBacklog"], 10);
@@ -416,7 +492,9 @@ async fn protocol_violations_get_1002_and_bad_utf8_1007_before_the_close() {
     tcp.write_all(&client_frame(0xC1, b"hi")).await.unwrap();
     assert_eq!(close_code(&mut tcp).await, Some(1002));
     let mut tcp = raw_upgrade(&server, "/api/ws/sync/org-frames").await;
-    tcp.write_all(&client_frame(0x81, &[0xff, 0xfe])).await.unwrap();
+    tcp.write_all(&client_frame(0x81, &[0xff, 0xfe]))
+        .await
+        .unwrap();
     assert_eq!(close_code(&mut tcp).await, Some(1007));
 }
 
@@ -451,9 +529,16 @@ async fn dot_segment_organization_ids_are_refused() {
 #[tokio::test]
 async fn metrics_listen_moves_metrics_off_the_main_port() {
     let mut serve = spawn_cli(&[
-        "serve", "--listen", "127.0.0.1:0", "--json", "--metrics-listen", "127.0.0.1:0",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--json",
+        "--metrics-listen",
+        "127.0.0.1:0",
     ]);
-    let listening = serve.wait_for("listening", |r| r["type"] == "listening").await;
+    let listening = serve
+        .wait_for("listening", |r| r["type"] == "listening")
+        .await;
     let addr = listening["data"]["addr"].as_str().unwrap().to_string();
     let deadline = Instant::now() + WAIT;
     let metrics_addr = loop {
@@ -467,7 +552,10 @@ async fn metrics_listen_moves_metrics_off_the_main_port() {
     assert_eq!(get(&format!("http://{addr}/metrics")).await.0, 404);
     let (status, text) = get(&format!("http://{metrics_addr}/metrics")).await;
     assert_eq!(status, 200);
-    assert!(text.contains("syncprobe_ws_connections_opened_total"), "{text}");
+    assert!(
+        text.contains("syncprobe_ws_connections_opened_total"),
+        "{text}"
+    );
     assert_eq!(get(&format!("http://{metrics_addr}/healthz")).await.0, 404);
     serve.interrupt().await;
     let _ = serve.finish().await;

@@ -139,7 +139,16 @@ mod tests {
         for ok in ["org-rio", "a", "A.b_c:d-9", &"x".repeat(128)] {
             assert_eq!(check_org_syntax(ok), Ok(()), "{ok}");
         }
-        for bad in ["", ".", "..", "org a", "org/1", "é", "a%20b", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "org a",
+            "org/1",
+            "é",
+            "a%20b",
+            &"x".repeat(129),
+        ] {
             assert!(check_org_syntax(bad).is_err(), "{bad}");
         }
     }

@@ -231,8 +231,7 @@ impl SessionGuard {
         if matches!(
             frame,
             ClientFrame::Data | ClientFrame::Ping | ClientFrame::Pong
-        )
-            && let Some(limiter) = &self.limiter
+        ) && let Some(limiter) = &self.limiter
             && limiter.check().is_err()
         {
             return Err(Closing::RateLimited);
