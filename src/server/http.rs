@@ -35,6 +35,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use super::meter::{FrameMeter, Metered};
+
 /// Time a client has to send a request's head.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest request head (request line and headers), in bytes.
@@ -118,6 +120,8 @@ pub(crate) async fn serve<L>(
     L: axum::serve::Listener<Addr = SocketAddr>,
 {
     let pending = Arc::new(Pending::default());
+    // One clock for every connection's frame meter: creating one calibrates it.
+    let clock = governor::clock::DefaultClock::default();
     let mut connections = JoinSet::new();
     loop {
         let (io, addr) = tokio::select! {
@@ -133,7 +137,9 @@ pub(crate) async fn serve<L>(
         };
         let router = router.clone();
         let stop = stop.clone();
-        connections.spawn(connection(io, addr, router, limits, place, stop));
+        let meter = FrameMeter::new(clock.clone());
+        let io = Metered::new(io, meter.clone());
+        connections.spawn(connection(io, addr, router, limits, (place, meter), stop));
     }
     drop(listener);
     let drained = async { while connections.join_next().await.is_some() {} };
@@ -149,7 +155,7 @@ async fn connection<I>(
     addr: SocketAddr,
     router: Router,
     limits: HttpLimits,
-    place: PendingPlace,
+    (place, meter): (PendingPlace, Arc<FrameMeter>),
     stop: CancellationToken,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -159,6 +165,8 @@ async fn connection<I>(
         // A complete head: the connection is no longer pending.
         place.lock().expect("place lock").take();
         request.extensions_mut().insert(ConnectInfo(addr));
+        // The socket handler arms it once the connection is a sync socket.
+        request.extensions_mut().insert(meter.clone());
         request
     });
     let service = TowerToHyperService::new(service.map_err(|e: Infallible| e));

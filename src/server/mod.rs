@@ -24,6 +24,7 @@ mod config;
 pub(crate) mod error;
 pub mod http;
 pub mod in_process;
+pub(crate) mod meter;
 pub(crate) mod metrics;
 pub(crate) mod queue;
 pub(crate) mod routes;

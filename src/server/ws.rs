@@ -13,8 +13,10 @@
 //! size, idle, token expiry, organization no longer allowed).
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
@@ -25,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::bus::{Frame, Received, Resume, Subscription};
 use super::error::api_error;
+use super::meter::{FrameMeter, rate_exceeded};
 use super::metrics::OrgLabels;
-use super::security::{Admission, ClientFrame, Closing, SessionGuard, frame_limit};
+use super::security::{Admission, ClientFrame, Closing, RateLimit, SessionGuard, frame_limit};
 use super::state::AppState;
 use crate::protocol::{
     CLOSE_GOING_AWAY, CLOSE_IDLE_TIMEOUT, CLOSE_MISSING_ORG, CLOSE_TOO_SLOW, ServerFrame,
@@ -125,6 +128,7 @@ pub async fn sync(
     Path(org): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    meter: Option<Extension<Arc<FrameMeter>>>,
     State(state): State<AppState>,
 ) -> Response {
     let ws = match upgrade(ws, &headers) {
@@ -142,6 +146,12 @@ pub async fn sync(
             return api_error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &message, None);
         }
     };
+    // Every client frame counts against the rate from here on, whole messages or not.
+    if let (Some(Extension(meter)), Some(quota)) =
+        (meter, state.config.rate_limit.and_then(RateLimit::quota))
+    {
+        meter.arm(quota);
+    }
     let tasks = state.tasks.clone();
     configure(ws, &state)
         .on_upgrade(move |socket| tasks.track_future(run(socket, state, org, resume, admission)))
@@ -370,7 +380,12 @@ impl Session<'_> {
             }
             Some(Ok(message)) => message,
             Some(Err(e)) => {
-                return ControlFlow::Break(match self.guard.read_error(&e) {
+                let closing = if rate_exceeded(&e) {
+                    Some(Closing::RateLimited)
+                } else {
+                    self.guard.read_error(&e)
+                };
+                return ControlFlow::Break(match closing {
                     Some(closing) => enforce(self.socket, closing).await,
                     None => violation(self.socket, &e).await,
                 });

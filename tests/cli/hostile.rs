@@ -485,6 +485,24 @@ async fn unsolicited_pongs_count_toward_the_client_frame_rate() {
 }
 
 #[tokio::test]
+async fn empty_continuation_frames_count_toward_the_client_frame_rate() {
+    let mut config = fast_config();
+    config.rate_limit = Some(syncprobe::server::security::RateLimit {
+        per_second: 5,
+        burst: 5,
+    });
+    let server = TestServer::with(config).await;
+    let mut tcp = raw_upgrade(&server, "/api/ws/sync/org-cont").await;
+    // A text message that never ends: its frames never make a message.
+    let mut flood = client_frame(0x01, b"a");
+    for _ in 0..50 {
+        flood.extend(client_frame(0x00, b""));
+    }
+    tcp.write_all(&flood).await.unwrap();
+    assert_eq!(close_code(&mut tcp).await, Some(4429));
+}
+
+#[tokio::test]
 async fn protocol_violations_get_1002_and_bad_utf8_1007_before_the_close() {
     let server = TestServer::start().await;
     let mut tcp = raw_upgrade(&server, "/api/ws/sync/org-frames").await;
