@@ -597,26 +597,67 @@ pub async fn echo(
     }
     let shutdown = state.shutdown.clone();
     let tasks = state.tasks.clone();
+    let silence = Silence {
+        first: match state.config.handshake_timeout {
+            Duration::ZERO => state.config.idle_timeout,
+            first => first,
+        },
+        then: state.config.idle_timeout,
+    };
     // Conformance suites send messages of up to 16 MiB through the echo endpoint.
     ws.max_message_size(ECHO_MAX_MESSAGE)
         .max_frame_size(ECHO_MAX_MESSAGE)
-        .on_upgrade(move |socket| tasks.track_future(echo_session(socket, shutdown)))
+        .on_upgrade(move |socket| tasks.track_future(echo_session(socket, shutdown, silence)))
 }
 
-async fn echo_session(mut socket: WebSocket, shutdown: CancellationToken) {
+/// Echoes until the peer closes, the server stops, or the peer stays silent: for
+/// `--handshake-timeout` before its first message, `--idle-timeout` after (zero: no
+/// bound), closing with 4408 then.
+async fn echo_session(mut socket: WebSocket, shutdown: CancellationToken, silence: Silence) {
+    let mut bound = silence.first;
     loop {
+        let quiet = silent_for(bound);
         let message = tokio::select! {
             () = shutdown.cancelled() => None,
-            message = socket.recv() => Some(message),
+            message = socket.recv() => Some(Some(message)),
+            () = quiet => Some(None),
         };
-        let Some(message) = message else {
-            going_away(&mut socket).await;
-            return;
+        let message = match message {
+            None => {
+                going_away(&mut socket).await;
+                return;
+            }
+            Some(None) => {
+                close(
+                    &mut socket,
+                    CLOSE_IDLE_TIMEOUT,
+                    "idle timeout: nothing received",
+                )
+                .await;
+                return;
+            }
+            Some(Some(message)) => message,
         };
+        bound = silence.then;
         if !echo_one(&mut socket, message).await {
             return;
         }
     }
+}
+
+/// How long an echo socket may stay silent, before its first message and after.
+#[derive(Clone, Copy)]
+struct Silence {
+    first: Duration,
+    then: Duration,
+}
+
+/// Resolves after `bound` (never for zero).
+async fn silent_for(bound: Duration) {
+    if bound.is_zero() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(bound).await;
 }
 
 /// Sends a text or binary message back; `false` once the socket is done.

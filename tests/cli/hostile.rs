@@ -280,6 +280,18 @@ async fn a_socket_that_never_answers_the_opening_ping_is_closed() {
 }
 
 #[tokio::test]
+async fn an_echo_socket_that_never_sends_is_closed() {
+    let mut config = fast_config();
+    config.handshake_timeout = Duration::from_millis(300);
+    let server = TestServer::with(config).await;
+    let mut tcp = raw_upgrade(&server, "/api/ws/echo").await;
+    assert_eq!(close_code(&mut tcp).await, Some(4408));
+    let mut ws = connect(&format!("{}/api/ws/echo", server.base())).await;
+    send_text(&mut ws, "hello").await;
+    assert_eq!(next_message(&mut ws).await, Message::text("hello"));
+}
+
+#[tokio::test]
 async fn cleartext_http2_is_not_served() {
     let server = TestServer::start().await;
     let mut tcp = TcpStream::connect(server.addr).await.unwrap();
