@@ -418,6 +418,9 @@ pub enum CapResponseArg {
 pub async fn run(args: ServeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let config = args.config()?;
     let scheme = if config.tls.is_some() { "wss" } else { "ws" };
+    // Sockets are files: a common service default of 1,024 lets a few hundred slow
+    // peers lock everyone out, so take what the hard limit allows.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let listener = server::bind(args.listen)
         .with_context(|| format!("failed to listen on {}", args.listen))?;
     let addr = listener

@@ -42,9 +42,11 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest request head (request line and headers), in bytes.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Connections without a complete request head yet, in total.
-pub const DEFAULT_MAX_PENDING: usize = 512;
-/// Connections without a complete request head yet, per client IP.
-pub const DEFAULT_MAX_PENDING_PER_IP: usize = 64;
+pub const DEFAULT_MAX_PENDING: usize = 4096;
+/// Connections without a complete request head yet, per client IP: room for a load
+/// generator's burst of connects from one machine (`syncprobe load` opens its
+/// connections at once), which are pending only until their head is read.
+pub const DEFAULT_MAX_PENDING_PER_IP: usize = 1024;
 /// hyper's smallest read buffer; the head limit cannot go below it.
 pub const MIN_HEADER_BYTES: usize = 8192;
 
