@@ -88,9 +88,19 @@ impl RoomState {
         }
     }
 
-    /// How many frames the slowest subscriber has yet to read.
+    /// How many frames the slowest subscriber has yet to read, leaving out those
+    /// that already lost frames (they are closed when they learn it, so a burst
+    /// waits for each slow subscriber once, not once per chunk).
     fn behind(&self) -> usize {
-        self.ring.len()
+        let Some(last) = self.ring.back() else {
+            return 0;
+        };
+        self.cursors
+            .values()
+            .filter(|c| c.lost == 0)
+            .map(|c| (last.seq + 1).saturating_sub(c.next) as usize)
+            .max()
+            .unwrap_or(0)
     }
 }
 
