@@ -684,7 +684,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__serve)
-            opts="-q -v -h -V --listen --history --lag-limit --workers --processing-time --max-retries --retry-base --ping-interval --write-timeout --shutdown-grace --max-message-size --jwt-secret --jwt-secret-file --jwt-public-key --jwt-issuer --jwt-audience --jwt-leeway --allowed-origin --org-id-syntax --org-allow-file --rate-limit --rate-burst --idle-timeout --max-connections --max-connections-per-org --cap-response --ip-upgrade-rate --ip-upgrade-burst --tls-cert --tls-key --json --color --quiet --verbose --help --version"
+            opts="-q -v -h -V --listen --history --lag-limit --workers --processing-time --max-retries --retry-base --ping-interval --write-timeout --shutdown-grace --history-bytes --history-total-bytes --max-queued-bytes --slow-grace --max-event-size --max-paced-publishes --max-queued-items --handshake-timeout --header-timeout --max-header-bytes --max-pending-connections --max-pending-per-ip --metrics-listen --max-message-size --jwt-secret --jwt-secret-file --jwt-public-key --jwt-issuer --jwt-audience --jwt-leeway --allowed-origin --org-id-syntax --org-allow-file --rate-limit --rate-burst --idle-timeout --max-connections --max-connections-per-org --cap-response --ip-upgrade-rate --ip-upgrade-burst --tls-cert --tls-key --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -727,6 +727,58 @@ _syncprobe() {
                     return 0
                     ;;
                 --shutdown-grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --history-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --history-total-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-queued-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slow-grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-event-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-paced-publishes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-queued-items)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --handshake-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-header-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-pending-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-pending-per-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

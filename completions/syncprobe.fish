@@ -280,7 +280,20 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-retrie
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l retry-base -d 'Backoff before the first retry; doubles for each further retry' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l ping-interval -d 'Interval of server pings; a client silent for two intervals is dropped (0 = off)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l write-timeout -d 'A write to a client blocked this long drops the client' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l shutdown-grace -d 'Time given to clients to finish the close handshake on shutdown' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l shutdown-grace -d 'Longest the whole shutdown may take; connections left then are dropped (exit 0)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l history-bytes -d 'Bytes of history retained per organization (the oldest events go first)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l history-total-bytes -d 'Bytes of history retained across organizations (the oldest events go first)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-queued-bytes -d 'Bytes a client may fall behind before it is closed with 1013' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l slow-grace -d 'How long a large burst waits for a client that is behind before overtaking it' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-event-size -d 'Largest publish body (one event), in bytes (larger: HTTP 413)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-paced-publishes -d 'Paced publishes (ratePerSec > 0) running at once (more: HTTP 429)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-queued-items -d 'Write-sync items waiting or in progress across organizations (more: HTTP 503)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l handshake-timeout -d 'Time a new sync socket has to answer the server\'s first ping (more: close 4408; 0 = off)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l header-timeout -d 'Time a client has to send a request\'s head, from connecting or from the previous response (so also the keep-alive idle timeout)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-header-bytes -d 'Largest request head, in bytes (larger: HTTP 431)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-pending-connections -d 'Connections that have not sent a complete request head yet, in total (more: closed at once)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-pending-per-ip -d 'Connections that have not sent a complete request head yet, per client IP (more: closed at once)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l metrics-listen -d 'Serve /metrics on this address instead of the main port (e.g. 127.0.0.1:9090)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-message-size -d 'Largest client message accepted on sync sockets, in bytes (larger: close 1009)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l jwt-secret -d 'Require HS256 tokens signed with this secret (on every upgrade and the REST API)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l jwt-secret-file -d 'Read the HS256 secret from a file (surrounding whitespace is ignored)' -r -F
@@ -289,7 +302,7 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l jwt-issuer
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l jwt-audience -d 'Tokens must carry this audience (aud); without it, aud is not checked' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l jwt-leeway -d 'Clock tolerance for exp and nbf (at most 1h)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l allowed-origin -d 'Origin allowed to open sockets and call the API, like https://app.example.com or https://*.example.com (repeatable or comma-separated; default: any)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l org-id-syntax -d 'How organization ids are checked' -r -f -a "strict\t'1–128 characters from A-Z a-z 0-9 . _ : -'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l org-id-syntax -d 'How organization ids are checked' -r -f -a "strict\t'1–128 characters from A-Z a-z 0-9 . _ : -, not . or ..'
 any\t'Any non-empty id'"
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l org-allow-file -d 'Serve only the organizations listed in this file (one per line, # comments); SIGHUP or POST /api/ws/admin/reload-orgs re-reads it' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l rate-limit -d 'Client frames per second per connection (more: close 4429; 0 = off)' -r

@@ -314,6 +314,7 @@ fn frames_of(upgrade: &Upgrade, wire: &[u8]) {
         BusConfig {
             history: 4,
             lag_limit: 4,
+            ..BusConfig::default()
         },
         Arc::new(Metrics::new()),
     );
@@ -603,6 +604,7 @@ fn rest_body(body: &[u8]) {
                     BusConfig {
                         history: ENQUEUE_LIMIT,
                         lag_limit: ENQUEUE_LIMIT,
+                        ..BusConfig::default()
                     },
                     Arc::new(Metrics::new()),
                 ));
@@ -647,6 +649,7 @@ fn rest_body(body: &[u8]) {
                 BusConfig {
                     history: 1,
                     lag_limit: 1,
+                    ..BusConfig::default()
                 },
                 Arc::new(Metrics::new()),
             );

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use clap::builder::TypedValueParser;
 
-use super::args::{parse_duration, positive_duration};
+use super::args::{parse_duration, positive_count, positive_duration};
 use crate::exit::{Exit, Failure};
 use crate::report::Reporter;
 use crate::server::security::{
@@ -25,9 +25,13 @@ use crate::server::{self, Config, queue::WorkerConfig};
   SYNCPROBE_JWT_SECRET=s3cret syncprobe serve --allowed-origin 'https://*.example.com'
   syncprobe serve --tls-cert cert.pem --tls-key key.pem   # wss:// and https://
 
-Security is off unless configured; the limits (rate, size, idle time, caps) are on
-with the defaults shown. Close codes: 1009 too big, 4401 token expired, 4403
-organization not allowed, 4408 idle, 4429 rate limit, 4503 connection cap.")]
+Security is off unless configured; the limits (rate, size, idle time, caps, bytes,
+HTTP timeouts) are on with the defaults shown. Close codes: 1002 protocol error, 1007
+invalid UTF-8, 1009 too big, 1013 too slow, 4401 token expired, 4403 organization not
+allowed, 4408 idle or no answer to the opening ping, 4429 rate limit, 4503 connection
+cap. HTTP: 413 event too large, 429 too many paced publishes, 431 head too large, 503
+queue full. Serves HTTP/1.1 only (no cleartext HTTP/2). A crash loses the queue and the
+history (clients see a new epoch). --shutdown-grace bounds the whole shutdown (exit 0).")]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port)
     #[arg(
@@ -69,9 +73,75 @@ pub struct ServeArgs {
     /// A write to a client blocked this long drops the client
     #[arg(long, value_name = "DURATION", env = "SYNCPROBE_WRITE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub write_timeout: Duration,
-    /// Time given to clients to finish the close handshake on shutdown
+    /// Longest the whole shutdown may take; connections left then are dropped (exit 0)
     #[arg(long, value_name = "DURATION", env = "SYNCPROBE_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Bytes of history retained per organization (the oldest events go first)
+    #[arg(long, value_name = "BYTES", env = "SYNCPROBE_HISTORY_BYTES",
+          default_value_t = server::in_process::DEFAULT_HISTORY_BYTES, help_heading = "Limits",
+          value_parser = positive_count)]
+    pub history_bytes: usize,
+    /// Bytes of history retained across organizations (the oldest events go first)
+    #[arg(long, value_name = "BYTES", env = "SYNCPROBE_HISTORY_TOTAL_BYTES",
+          default_value_t = server::in_process::DEFAULT_HISTORY_TOTAL_BYTES,
+          help_heading = "Limits", value_parser = positive_count)]
+    pub history_total_bytes: usize,
+    /// Bytes a client may fall behind before it is closed with 1013
+    #[arg(long, value_name = "BYTES", env = "SYNCPROBE_MAX_QUEUED_BYTES",
+          default_value_t = server::in_process::DEFAULT_MAX_QUEUED_BYTES,
+          help_heading = "Limits", value_parser = positive_count)]
+    pub max_queued_bytes: usize,
+    /// How long a large burst waits for a client that is behind before overtaking it
+    #[arg(long, value_name = "DURATION", env = "SYNCPROBE_SLOW_GRACE", default_value = "5s",
+          value_parser = parse_duration, help_heading = "Limits")]
+    pub slow_grace: Duration,
+    /// Largest publish body (one event), in bytes (larger: HTTP 413)
+    #[arg(long, value_name = "BYTES", env = "SYNCPROBE_MAX_EVENT_SIZE",
+          default_value_t = server::DEFAULT_MAX_EVENT_SIZE, help_heading = "Limits",
+          value_parser = positive_count)]
+    pub max_event_size: usize,
+    /// Paced publishes (ratePerSec > 0) running at once (more: HTTP 429)
+    #[arg(long, value_name = "N", env = "SYNCPROBE_MAX_PACED_PUBLISHES",
+          default_value_t = server::DEFAULT_MAX_PACED_PUBLISHES, help_heading = "Limits",
+          value_parser = positive_count)]
+    pub max_paced_publishes: usize,
+    /// Write-sync items waiting or in progress across organizations (more: HTTP 503)
+    #[arg(long, value_name = "N", env = "SYNCPROBE_MAX_QUEUED_ITEMS",
+          default_value_t = server::DEFAULT_MAX_QUEUED_ITEMS, help_heading = "Limits",
+          value_parser = positive_count)]
+    pub max_queued_items: usize,
+    /// Time a new sync socket has to answer the server's first ping (more: close 4408; 0 = off)
+    #[arg(long, value_name = "DURATION", env = "SYNCPROBE_HANDSHAKE_TIMEOUT", default_value = "10s",
+          value_parser = parse_duration, help_heading = "Limits")]
+    pub handshake_timeout: Duration,
+    /// Time a client has to send a request's head, from connecting or from the previous
+    /// response (so also the keep-alive idle timeout)
+    #[arg(long, value_name = "DURATION", env = "SYNCPROBE_HEADER_TIMEOUT", default_value = "15s",
+          value_parser = positive_duration, help_heading = "Limits")]
+    pub header_timeout: Duration,
+    /// Largest request head, in bytes (larger: HTTP 431)
+    #[arg(long, value_name = "BYTES", env = "SYNCPROBE_MAX_HEADER_BYTES",
+          default_value_t = server::http::DEFAULT_MAX_HEADER_BYTES, help_heading = "Limits",
+          value_parser = clap::value_parser!(u32).range(1024..=(1 << 20)).map(|n| n as usize))]
+    pub max_header_bytes: usize,
+    /// Connections that have not sent a complete request head yet, in total (more: closed at once)
+    #[arg(long, value_name = "N", env = "SYNCPROBE_MAX_PENDING_CONNECTIONS",
+          default_value_t = server::http::DEFAULT_MAX_PENDING, help_heading = "Limits",
+          value_parser = positive_count)]
+    pub max_pending_connections: usize,
+    /// Connections that have not sent a complete request head yet, per client IP (more: closed at once)
+    #[arg(long, value_name = "N", env = "SYNCPROBE_MAX_PENDING_PER_IP",
+          default_value_t = server::http::DEFAULT_MAX_PENDING_PER_IP, help_heading = "Limits",
+          value_parser = positive_count)]
+    pub max_pending_per_ip: usize,
+    /// Serve /metrics on this address instead of the main port (e.g. 127.0.0.1:9090)
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "SYNCPROBE_METRICS_LISTEN",
+        help_heading = "Limits"
+    )]
+    pub metrics_listen: Option<SocketAddr>,
     /// Largest client message accepted on sync sockets, in bytes (larger: close 1009)
     #[arg(long, value_name = "BYTES", env = "SYNCPROBE_MAX_MESSAGE_SIZE",
           default_value_t = security::DEFAULT_MAX_MESSAGE_SIZE,
@@ -214,9 +284,31 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// The server configuration; reads the key, secret, allow-list and TLS files.
     pub fn config(&self) -> anyhow::Result<Config> {
+        if self.max_queued_bytes < 2 * self.max_event_size {
+            return Err(Failure::Usage(format!(
+                "--max-queued-bytes ({}) must be at least twice --max-event-size ({}), or one event could close every client",
+                self.max_queued_bytes, self.max_event_size
+            ))
+            .into());
+        }
         Ok(Config {
             history: self.history,
+            history_bytes: self.history_bytes,
+            history_total_bytes: self.history_total_bytes,
             lag_limit: self.lag_limit as usize,
+            max_queued_bytes: self.max_queued_bytes,
+            slow_grace: self.slow_grace,
+            max_event_size: self.max_event_size,
+            max_paced_publishes: self.max_paced_publishes,
+            max_queued_items: self.max_queued_items,
+            handshake_timeout: self.handshake_timeout,
+            http: server::http::HttpLimits {
+                header_timeout: self.header_timeout,
+                max_header_bytes: self.max_header_bytes,
+                max_pending: self.max_pending_connections,
+                max_pending_per_ip: self.max_pending_per_ip,
+            },
+            metrics_elsewhere: self.metrics_listen.is_some(),
             worker: WorkerConfig {
                 workers: self.workers as usize,
                 processing_time: self.processing_time,
@@ -308,7 +400,7 @@ fn parse_leeway(s: &str) -> Result<Duration, String> {
 /// `--org-id-syntax`: the flag's spelling of [`OrgIdSyntax`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OrgIdSyntaxArg {
-    /// 1–128 characters from A-Z a-z 0-9 . _ : -
+    /// 1–128 characters from A-Z a-z 0-9 . _ : -, not . or ..
     Strict,
     /// Any non-empty id
     Any,
@@ -326,16 +418,33 @@ pub enum CapResponseArg {
 pub async fn run(args: ServeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let config = args.config()?;
     let scheme = if config.tls.is_some() { "wss" } else { "ws" };
+    // Sockets are files: a common service default of 1,024 lets a few hundred slow
+    // peers lock everyone out, so take what the hard limit allows.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let listener = server::bind(args.listen)
         .with_context(|| format!("failed to listen on {}", args.listen))?;
     let addr = listener
         .local_addr()
         .context("failed to read the bound address")?;
+    let metrics = match args.metrics_listen {
+        Some(at) => Some(
+            server::bind(at)
+                .with_context(|| format!("failed to listen on {at} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     let (state, router) = server::app(config);
     // Signal handlers first: a supervisor may stop the server as soon as it is told
     // the address.
     let interrupt = super::interrupted();
     reporter.listening(addr, &format!("{scheme}://{addr}"));
+    if let Some(listener) = metrics {
+        let at = listener
+            .local_addr()
+            .context("failed to read the bound address")?;
+        reporter.note(&format!("metrics on http://{at}/metrics"));
+        tokio::spawn(server::serve_metrics(listener, state.clone()));
+    }
     let serving = server::serve_app(listener, state.clone(), router, interrupt);
     tokio::pin!(serving);
     let mut hangups = hangups();

@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
-use tokio::sync::broadcast;
 
 use crate::protocol::{Connected, EventType};
 
@@ -38,6 +37,16 @@ pub trait EventBus: Send + Sync {
         org: &'a str,
         resume: Option<&'a Resume>,
     ) -> BusFuture<'a, Subscription>;
+
+    /// Waits (briefly: a bus bounds it) until the subscribers of `org` have room for
+    /// more events; resolves to how many of the `n` a burst still has to publish may
+    /// go now (at least one). A large burst so goes out in chunks its fast readers
+    /// drain instead of overtaking them. A bus without a bound on how far a
+    /// subscriber may fall behind lets them all go at once.
+    fn make_room<'a>(&'a self, org: &'a str, n: usize) -> BusFuture<'a, usize> {
+        let _ = org;
+        Box::pin(std::future::ready(Ok(n.max(1))))
+    }
 
     /// Events published through this server since it started, across organizations.
     fn published(&self) -> u64;
@@ -67,6 +76,11 @@ impl Frame {
             published: Instant::now(),
             text: Utf8Bytes::from(text),
         }
+    }
+
+    /// The size of the JSON text in bytes (what history and queues are bounded by).
+    pub fn size(&self) -> usize {
+        self.text.len()
     }
 
     /// The JSON text (for the checks of tests and fuzzing).
@@ -109,48 +123,38 @@ pub enum Received {
     Closed,
 }
 
+/// The live stream of one subscriber, as a bus delivers it.
+pub trait LiveStream: Send {
+    /// The next live frame. Cancellation-safe (a `select!` branch may drop it).
+    fn recv(&mut self) -> Pin<Box<dyn Future<Output = Received> + Send + '_>>;
+    /// The next live frame if one is already queued (`None` if not).
+    fn try_recv(&mut self) -> Option<Received>;
+}
+
 /// What a new socket gets: its CONNECTED, the replay, and the live stream.
 pub struct Subscription {
     pub connected: Connected,
     pub replay: Vec<Frame>,
-    live: broadcast::Receiver<Frame>,
-    /// Keeps the connection counted by its bus until the subscription is dropped.
-    _membership: Box<dyn Send + Sync>,
+    /// Also keeps the connection counted by its bus until it is dropped.
+    live: Box<dyn LiveStream>,
 }
 
 impl Subscription {
-    /// A subscription whose live frames come from `live`; `membership` is dropped
-    /// with it (a bus counts its connections with it).
-    pub fn new(
-        connected: Connected,
-        replay: Vec<Frame>,
-        live: broadcast::Receiver<Frame>,
-        membership: impl Send + Sync + 'static,
-    ) -> Subscription {
+    pub fn new(connected: Connected, replay: Vec<Frame>, live: impl LiveStream + 'static) -> Self {
         Subscription {
             connected,
             replay,
-            live,
-            _membership: Box::new(membership),
+            live: Box::new(live),
         }
     }
 
     /// The next live frame. Cancellation-safe (a `select!` branch may drop it).
     pub async fn recv(&mut self) -> Received {
-        match self.live.recv().await {
-            Ok(frame) => Received::Frame(frame),
-            Err(broadcast::error::RecvError::Lagged(skipped)) => Received::Lagged(skipped),
-            Err(broadcast::error::RecvError::Closed) => Received::Closed,
-        }
+        self.live.recv().await
     }
 
     /// The next live frame if one is already queued (`None` if not).
     pub fn try_recv(&mut self) -> Option<Received> {
-        match self.live.try_recv() {
-            Ok(frame) => Some(Received::Frame(frame)),
-            Err(broadcast::error::TryRecvError::Empty) => None,
-            Err(broadcast::error::TryRecvError::Lagged(skipped)) => Some(Received::Lagged(skipped)),
-            Err(broadcast::error::TryRecvError::Closed) => Some(Received::Closed),
-        }
+        self.live.try_recv()
     }
 }

@@ -4,6 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::http::HttpLimits;
+use super::in_process::{
+    DEFAULT_HISTORY, DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_TOTAL_BYTES, DEFAULT_LAG_LIMIT,
+    DEFAULT_MAX_QUEUED_BYTES, DEFAULT_SLOW_GRACE,
+};
 use super::queue::WorkerConfig;
 use super::security::caps::{
     CapResponse, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ORG, RateLimit,
@@ -15,21 +20,51 @@ use super::security::session::{
 };
 use crate::claims::JwtConfig;
 
+/// Largest publish body, in bytes.
+pub const DEFAULT_MAX_EVENT_SIZE: usize = 64 * 1024;
+/// Paced publishes at once.
+pub const DEFAULT_MAX_PACED_PUBLISHES: usize = 64;
+/// Write-sync items in the queue, across organizations.
+pub const DEFAULT_MAX_QUEUED_ITEMS: usize = 100_000;
+/// Time a new socket has to answer the first ping.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Every setting of the server. `syncprobe serve` fills it from flags and
 /// `SYNCPROBE_*` variables; tests build it directly.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Events retained per organization for `?since=` resume.
     pub history: usize,
+    /// Bytes of history retained per organization.
+    pub history_bytes: usize,
+    /// Bytes of history retained across organizations (the oldest go first).
+    pub history_total_bytes: usize,
     /// How many events a subscriber may fall behind before it is closed (1013).
     pub lag_limit: usize,
+    /// How many bytes a subscriber may fall behind before it is closed (1013).
+    pub max_queued_bytes: usize,
+    /// How long a large burst waits for a subscriber that is behind before it
+    /// overtakes it.
+    pub slow_grace: Duration,
+    /// Largest publish body (one event), in bytes: 413 beyond it.
+    pub max_event_size: usize,
+    /// Paced publishes running at once: 429 beyond it.
+    pub max_paced_publishes: usize,
+    /// Write-sync items waiting or in progress across organizations: 503 beyond it.
+    pub max_queued_items: usize,
+    /// How long a new socket has to answer the server's first ping (zero: no limit).
+    pub handshake_timeout: Duration,
+    /// Limits of the HTTP side (before any authentication).
+    pub http: HttpLimits,
+    /// `/metrics` is served on a listener of its own (`--metrics-listen`), not here.
+    pub metrics_elsewhere: bool,
     pub worker: WorkerConfig,
     /// Interval of server pings; a peer silent for two intervals is dropped. Zero
     /// disables the heartbeat.
     pub ping_interval: Duration,
     /// A socket write blocked this long drops the connection (a stalled reader).
     pub write_timeout: Duration,
-    /// How long shutdown waits for sockets to finish their close handshake.
+    /// How long the whole shutdown may take; what is left then is dropped.
     pub shutdown_grace: Duration,
     /// Largest client message accepted on sync sockets; larger ones close the socket
     /// with 1009.
@@ -63,8 +98,18 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            history: 1000,
-            lag_limit: 4096,
+            history: DEFAULT_HISTORY,
+            history_bytes: DEFAULT_HISTORY_BYTES,
+            history_total_bytes: DEFAULT_HISTORY_TOTAL_BYTES,
+            lag_limit: DEFAULT_LAG_LIMIT,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            slow_grace: DEFAULT_SLOW_GRACE,
+            max_event_size: DEFAULT_MAX_EVENT_SIZE,
+            max_paced_publishes: DEFAULT_MAX_PACED_PUBLISHES,
+            max_queued_items: DEFAULT_MAX_QUEUED_ITEMS,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            http: HttpLimits::default(),
+            metrics_elsewhere: false,
             worker: WorkerConfig {
                 workers: 4,
                 processing_time: Duration::from_millis(5),

@@ -11,6 +11,26 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// The event types counted under their own name; any other is counted as [`OTHER_TYPE`].
+pub const KNOWN_TYPES: [&str; 5] = [
+    "SYNC_QUEUED",
+    "SYNC_PROCESSING",
+    "SYNC_SUCCESS",
+    "SYNC_CONFLICT",
+    "SYNC_FAILED",
+];
+/// The type label of every event type not in [`KNOWN_TYPES`].
+pub const OTHER_TYPE: &str = "other";
+
+/// The metric label of an event type.
+pub fn type_label(kind: &str) -> &str {
+    KNOWN_TYPES
+        .iter()
+        .find(|k| **k == kind)
+        .copied()
+        .unwrap_or(OTHER_TYPE)
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OrgLabels {
     pub org: String,
@@ -117,15 +137,33 @@ impl Metrics {
         }
     }
 
+    /// Counts `n` events of `org`. The type label is one of the protocol's types or
+    /// `other`, so that publishers cannot grow the exposition with names of their own.
     pub fn event(&self, org: &str, kind: &str, n: u64) {
         self.events
             .get_or_create(&EventLabels {
                 org: org.to_string(),
                 kind: KindLabel {
-                    r#type: kind.to_string(),
+                    r#type: type_label(kind).to_string(),
                 },
             })
             .inc_by(n);
+    }
+
+    /// Drops the series of an organization the bus freed (no subscriber, no
+    /// history), so that the exposition does not keep every id ever seen.
+    pub fn forget_org(&self, org: &str) {
+        self.connections.remove(&OrgLabels {
+            org: org.to_string(),
+        });
+        for kind in KNOWN_TYPES.iter().chain([&OTHER_TYPE]) {
+            self.events.remove(&EventLabels {
+                org: org.to_string(),
+                kind: KindLabel {
+                    r#type: kind.to_string(),
+                },
+            });
+        }
     }
 
     pub fn disconnect(&self, reason: &str) {

@@ -24,7 +24,9 @@ pub(crate) mod bus;
 mod config;
 pub(crate) mod conflicts;
 pub(crate) mod error;
-pub(crate) mod in_process;
+pub mod http;
+pub mod in_process;
+pub(crate) mod meter;
 pub(crate) mod metrics;
 pub(crate) mod queue;
 pub(crate) mod routes;
@@ -34,19 +36,20 @@ pub mod tls;
 pub(crate) mod ws;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use self::config::Config;
+pub use self::config::{
+    Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_PACED_PUBLISHES,
+    DEFAULT_MAX_QUEUED_ITEMS,
+};
 pub use self::queue::WorkerConfig;
 pub(crate) use self::state::{AppState, Shared};
 
@@ -63,13 +66,20 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::new(
         BusConfig {
             history: config.history,
+            history_bytes: config.history_bytes,
+            history_total_bytes: config.history_total_bytes,
             lag_limit: config.lag_limit,
+            max_queued_bytes: config.max_queued_bytes,
+            slow_grace: config.slow_grace,
         },
         metrics.clone(),
     ));
     let conflicts = Arc::new(ConflictStore::default());
-    let queue =
-        Arc::new(Queue::new(config.worker, bus.clone()).with_conflict_hook(conflicts.clone()));
+    let queue = Arc::new(
+        Queue::new(config.worker, bus.clone())
+            .capped(config.max_queued_items)
+            .with_conflict_hook(conflicts.clone()),
+    );
     let state = Arc::new(Shared {
         security: Arc::new(Security::new(&config, metrics.clone())),
         config,
@@ -79,6 +89,7 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
         metrics,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        paced: Default::default(),
     });
     // With JWT configured these need a token; sockets check theirs in `ws.rs`.
     let protected = Router::new()
@@ -103,7 +114,7 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
         .route("/api/ws/echo", get(ws::echo))
         .merge(protected)
         .route("/healthz", get(routes::healthz))
-        .route("/metrics", get(routes::metrics))
+        .route("/metrics", get(metrics_endpoint))
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),
@@ -114,7 +125,8 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
 }
 
 /// Serves until `shutdown` completes, then closes every socket with 1001, lets
-/// in-flight HTTP requests finish, and returns.
+/// in-flight HTTP requests finish, and returns; the whole shutdown takes at most
+/// `Config::shutdown_grace`, after which what is left is dropped.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
@@ -133,40 +145,60 @@ pub(crate) async fn serve_app(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = state.config.shutdown_grace;
+    let limits = state.config.http;
     let workers = tokio::spawn(state.queue.clone().run_workers(state.shutdown.clone()));
     let token = state.shutdown.clone();
     tokio::spawn(async move {
         shutdown.await;
         token.cancel();
     });
-    // The client address feeds the per-IP upgrade limit.
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let stopped = state.shutdown.clone().cancelled_owned();
-    let result = match state.config.tls.clone() {
-        None => {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(stopped)
-                .await
+    let stop = state.shutdown.clone();
+    let http = async {
+        match state.config.tls.clone() {
+            None => http::serve(listener, router, limits, stop, grace).await,
+            Some(tls) => {
+                let listener = tls::TlsListener::new(listener, tls);
+                http::serve(listener, router, limits, stop, grace).await
+            }
         }
-        // `tap_io` only lends the TLS listener axum's connect-info support.
-        Some(tls) => {
-            axum::serve(tls::TlsListener::new(listener, tls).tap_io(|_| {}), service)
-                .with_graceful_shutdown(stopped)
-                .await
-        }
+    };
+    // Upgraded sockets are no longer hyper's: they send 1001 and close, in the same
+    // grace period as the HTTP connections, counted from the stop.
+    let sockets = async {
+        state.shutdown.cancelled().await;
+        state.tasks.close();
+        let _ = tokio::time::timeout(grace, state.tasks.wait()).await;
+    };
+    tokio::join!(http, sockets);
+    // The workers stop at once on the signal; a stuck one is left behind.
+    let _ = tokio::time::timeout(WORKERS_STOP, workers).await;
+    Ok(())
+}
+
+/// How long shutdown waits for the queue's workers after the grace period.
+const WORKERS_STOP: Duration = Duration::from_millis(100);
+
+/// `GET /metrics` on the main port, open like `/healthz` (scrapers rarely carry
+/// tokens), unless `--metrics-listen` moves it to a listener of its own (so that
+/// the organization ids it names stay off the public port): then it is a 404 here.
+async fn metrics_endpoint(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    if state.config.metrics_elsewhere {
+        return routes::not_found().await;
     }
-    .context("the HTTP server failed");
-    // Upgraded sockets are no longer axum's: wait for them to send 1001 and close.
-    state.shutdown.cancel();
-    state.tasks.close();
-    if tokio::time::timeout(grace, state.tasks.wait())
-        .await
-        .is_err()
-    {
-        // Peers that do not finish the close handshake in time are dropped.
-    }
-    let _ = workers.await;
-    result
+    routes::metrics(axum::extract::State(state)).await
+}
+
+/// Serves `/metrics` alone on `listener` (`--metrics-listen`) until the server stops.
+pub(crate) async fn serve_metrics(listener: TcpListener, state: AppState) {
+    let router = Router::new()
+        .route("/metrics", get(routes::metrics))
+        .fallback(routes::not_found)
+        .with_state(state.clone());
+    let limits = state.config.http;
+    let grace = state.config.shutdown_grace;
+    http::serve(listener, router, limits, state.shutdown.clone(), grace).await;
 }
 
 /// Pending connections the kernel may queue before `accept` (capped by

@@ -54,12 +54,16 @@ pub struct Item {
     pub queued_at: Instant,
 }
 
-/// Waiting items: ready ones by priority, delayed ones by due time.
+/// Waiting items: ready ones by priority, delayed ones by due time; per
+/// organization, how many are ready and when its delayed ones are due, so that
+/// `sync-status` never scans the queue.
 #[derive(Default)]
 pub struct Schedule {
     arrivals: u64,
     ready: BinaryHeap<(u8, Reverse<u64>, ItemSlot)>,
     delayed: BinaryHeap<Reverse<(Instant, u64, ItemSlot)>>,
+    ready_of: HashMap<String, usize>,
+    due_of: HashMap<String, BinaryHeap<Reverse<Instant>>>,
 }
 
 /// Wraps an item so the heaps order by their keys only.
@@ -87,6 +91,7 @@ impl Schedule {
     /// Adds an item that may run at once.
     pub fn push_ready(&mut self, item: Item) {
         self.arrivals += 1;
+        *self.ready_of.entry(item.org.clone()).or_default() += 1;
         self.ready.push((
             item.priority,
             Reverse(self.arrivals),
@@ -97,6 +102,10 @@ impl Schedule {
     /// Adds an item that may run from `due` on.
     pub fn push_delayed(&mut self, item: Item, due: Instant) {
         self.arrivals += 1;
+        self.due_of
+            .entry(item.org.clone())
+            .or_default()
+            .push(Reverse(due));
         self.delayed
             .push(Reverse((due, self.arrivals, ItemSlot(Box::new(item)))));
     }
@@ -108,9 +117,25 @@ impl Schedule {
                 break;
             }
             let Reverse((_, arrival, slot)) = self.delayed.pop().expect("peeked");
+            // The earliest due item overall is the earliest of its organization.
+            let org = &slot.0.org;
+            if let Some(dues) = self.due_of.get_mut(org) {
+                dues.pop();
+                if dues.is_empty() {
+                    self.due_of.remove(org);
+                }
+            }
+            *self.ready_of.entry(org.clone()).or_default() += 1;
             self.ready.push((slot.0.priority, Reverse(arrival), slot));
         }
-        self.ready.pop().map(|(_, _, slot)| *slot.0)
+        let item = *self.ready.pop()?.2.0;
+        if let Some(n) = self.ready_of.get_mut(&item.org) {
+            *n -= 1;
+            if *n == 0 {
+                self.ready_of.remove(&item.org);
+            }
+        }
+        Some(item)
     }
 
     /// When the earliest delayed item becomes due.
@@ -120,14 +145,10 @@ impl Schedule {
 
     /// The earliest due time among `org`'s waiting items (`now` if one is ready).
     pub fn next_for(&self, org: &str, now: Instant) -> Option<Instant> {
-        if self.ready.iter().any(|(_, _, s)| s.0.org == org) {
+        if self.ready_of.contains_key(org) {
             return Some(now);
         }
-        self.delayed
-            .iter()
-            .filter(|Reverse((_, _, s))| s.0.org == org)
-            .map(|Reverse((due, _, _))| *due)
-            .min()
+        self.due_of.get(org)?.peek().map(|Reverse(due)| *due)
     }
 }
 
@@ -149,10 +170,28 @@ struct State {
     schedule: Schedule,
     figures: HashMap<String, Figures>,
     next_id: u64,
+    /// Items waiting or in progress (or reserved by an enqueue), across organizations.
+    backlog: u64,
 }
+
+/// An enqueue refused because the queue holds as many items as it may.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the write-sync queue is full: {backlog} items wait or run, and {asked} more would pass the limit of {capacity} (--max-queued-items); retry later"
+)]
+pub struct QueueFull {
+    pub backlog: u64,
+    pub asked: u64,
+    pub capacity: u64,
+}
+
+/// QUEUED events an enqueue publishes between two chances for subscribers to drain.
+const ENQUEUE_CHUNK: usize = 256;
 
 /// The queue shared by the REST handlers and the workers.
 pub struct Queue {
+    /// Most items waiting or in progress across organizations.
+    capacity: u64,
     config: WorkerConfig,
     bus: Arc<dyn EventBus>,
     state: Mutex<State>,
@@ -195,6 +234,7 @@ impl State {
 
     /// Counts an item that ended with `kind`.
     fn finish(&mut self, item: &Item, kind: &EventType, details: &serde_json::Value) {
+        self.backlog -= 1;
         let figures = self.figures.entry(item.org.clone()).or_default();
         figures.processing -= 1;
         match kind {
@@ -271,12 +311,14 @@ pub trait ConflictHook: Send + Sync {
 impl Queue {
     pub fn new(config: WorkerConfig, bus: Arc<dyn EventBus>) -> Queue {
         Queue {
+            capacity: u64::MAX,
             config,
             bus,
             state: Mutex::new(State {
                 schedule: Schedule::default(),
                 figures: HashMap::new(),
                 next_id: 0,
+                backlog: 0,
             }),
             wake: Notify::new(),
             conflicts: None,
@@ -300,12 +342,22 @@ impl Queue {
         }
     }
 
+    /// The queue holding at most `capacity` items (waiting or in progress) at once.
+    pub fn capped(mut self, capacity: usize) -> Queue {
+        self.capacity = capacity as u64;
+        self
+    }
+
     pub fn config(&self) -> &WorkerConfig {
         &self.config
     }
 
-    /// Queues items and emits `SYNC_QUEUED` for each before returning them. If the
-    /// bus fails, the items announced so far stay queued and the error is returned.
+    /// Queues items and emits `SYNC_QUEUED` for each before returning them; refuses
+    /// ([`QueueFull`]) what would pass the capacity. The events go out in chunks,
+    /// each waiting for the organization's subscribers to have room for it, and no
+    /// lock is held while they do: an item is put in the queue after its QUEUED is
+    /// out, so QUEUED comes first. If the bus fails, the items announced so far stay
+    /// queued and the error is returned.
     pub async fn enqueue(
         &self,
         org: &str,
@@ -313,29 +365,80 @@ impl Queue {
         items: Vec<NewItem>,
     ) -> anyhow::Result<Vec<Item>> {
         let now = Instant::now();
+        let asked = items.len() as u64;
+        let items: Vec<Item> = {
+            let mut state = self.state.lock().await;
+            if state.backlog + asked > self.capacity {
+                return Err(QueueFull {
+                    backlog: state.backlog,
+                    asked,
+                    capacity: self.capacity,
+                }
+                .into());
+            }
+            state.backlog += asked;
+            items
+                .into_iter()
+                .map(|new| state.new_item(org, priority, new, now))
+                .collect()
+        };
         let mut queued = Vec::with_capacity(items.len());
         let mut failure = None;
-        let mut state = self.state.lock().await;
-        for new in items {
-            let item = state.new_item(org, priority, new, now);
-            // Announce before a worker can pick it up, so QUEUED comes first.
-            let queued_event = draft(EventType::Queued, &item.pfa_id, None);
-            if let Err(e) = self.bus.publish(org, queued_event).await {
+        for chunk in items.chunks(ENQUEUE_CHUNK) {
+            if let Err(e) = self.announce(org, chunk, &mut queued).await {
                 failure = Some(e.context("failed to announce a queued item"));
                 break;
             }
-            state.figures.entry(org.to_string()).or_default().waiting += 1;
-            state.schedule.push_ready(item.clone());
-            queued.push(item);
         }
-        drop(state);
-        for _ in 0..queued.len().min(self.config.workers) {
-            self.wake.notify_one();
+        let unannounced = asked - queued.len() as u64;
+        if unannounced > 0 {
+            self.state.lock().await.backlog -= unannounced;
         }
         match failure {
             Some(e) => Err(e),
             None => Ok(queued),
         }
+    }
+
+    /// Publishes the QUEUED events of `chunk`, then queues the items announced.
+    async fn announce(
+        &self,
+        org: &str,
+        chunk: &[Item],
+        queued: &mut Vec<Item>,
+    ) -> anyhow::Result<()> {
+        let mut announced = 0;
+        let mut failure = None;
+        let mut room = 0;
+        for item in chunk {
+            if room == 0 {
+                match self.bus.make_room(org, chunk.len() - announced).await {
+                    Ok(n) => room = n,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            room -= 1;
+            let queued_event = draft(EventType::Queued, &item.pfa_id, None);
+            if let Err(e) = self.bus.publish(org, queued_event).await {
+                failure = Some(e);
+                break;
+            }
+            announced += 1;
+        }
+        let mut state = self.state.lock().await;
+        for item in &chunk[..announced] {
+            state.figures.entry(org.to_string()).or_default().waiting += 1;
+            state.schedule.push_ready(item.clone());
+            queued.push(item.clone());
+        }
+        drop(state);
+        for _ in 0..announced.min(self.config.workers) {
+            self.wake.notify_one();
+        }
+        failure.map_or(Ok(()), Err)
     }
 
     /// Runs the workers until `cancel` fires.
@@ -409,17 +512,17 @@ impl Queue {
         if let (Some(hook), Some(id)) = (&self.conflicts, &conflict) {
             hook.record(&item, id, state.version_of(&item));
         }
-        // Published under the lock so sync-status never shows an item finished
-        // before its terminal event is out.
+        drop(state);
+        // Counted once the event is out, so sync-status never shows an item finished
+        // before its terminal event; no lock is held while the bus publishes.
         let terminal = draft(kind.clone(), &item.pfa_id, Some(details.clone()));
         match self.bus.publish(&item.org, terminal).await {
-            Ok(_) => state.finish(&item, &kind, &details),
+            Ok(_) => self.state.lock().await.finish(&item, &kind, &details),
             Err(_) => {
                 if let (Some(hook), Some(id)) = (&self.conflicts, &conflict) {
                     hook.withdraw(&item.org, id);
                 }
                 item.attempts -= 1;
-                drop(state);
                 self.wait_again(item).await;
             }
         }
@@ -463,12 +566,7 @@ impl Queue {
 
     /// Items waiting or in progress, across organizations (for `/api/ws/stats`).
     pub async fn backlog(&self) -> u64 {
-        let state = self.state.lock().await;
-        state
-            .figures
-            .values()
-            .map(|f| f.waiting + f.processing)
-            .sum()
+        self.state.lock().await.backlog
     }
 }
 

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::bus::Draft;
 use super::error::{Refusal, Rejection, api_error};
-use super::queue::NewItem;
+use super::queue::{NewItem, QueueFull};
 use super::state::AppState;
 use crate::claims::Grant;
 use crate::protocol::{
@@ -30,6 +30,12 @@ pub const MAX_ITEMS: u64 = 10_000;
 pub const MAX_PUBLISH: u64 = 1_000_000;
 /// Fastest pace a publish request may ask for.
 pub const MAX_RATE: f64 = 1_000_000.0;
+/// Slowest pace a publish request may ask for (one event an hour): a slower one
+/// has no representable period.
+pub const MIN_RATE: f64 = 1.0 / 3600.0;
+/// Events an unpaced publish sends between two chances for the subscribers to drain
+/// and for the runtime to run other tasks.
+const PUBLISH_CHUNK: usize = 256;
 
 /// The grant of the request's token, if JWT is configured.
 type MaybeGrant = Option<Extension<Grant>>;
@@ -304,7 +310,19 @@ async fn enqueue(state: &AppState, plan: WriteSyncPlan) -> Response {
     }
     let queued = match state.queue.enqueue(&org, priority, items).await {
         Ok(queued) => queued,
-        Err(e) => return bus_failed(state, &e),
+        Err(e) => match e.downcast_ref::<QueueFull>() {
+            Some(full) => {
+                state.metrics.error("queue_full");
+                let message = full.to_string();
+                return api_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "QUEUE_FULL",
+                    &message,
+                    None,
+                );
+            }
+            None => return bus_failed(state, &e),
+        },
     };
     let config = state.queue.config();
     let rounds = n.div_ceil(config.workers.max(1)) as u32;
@@ -403,11 +421,11 @@ pub fn validate_publish(body: &[u8]) -> Result<Publish, Rejection> {
     let rate = match map.get("ratePerSec") {
         None | Some(Value::Null) => 0.0,
         Some(v) => match v.as_f64() {
-            Some(r) if (0.0..=MAX_RATE).contains(&r) => r,
+            Some(r) if r == 0.0 || (MIN_RATE..=MAX_RATE).contains(&r) => r,
             _ => {
                 problems.add(
                     "ratePerSec",
-                    format!("must be a number from 0 to {MAX_RATE}"),
+                    format!("must be 0 (unpaced) or a number from {MIN_RATE} to {MAX_RATE}"),
                 );
                 0.0
             }
@@ -444,6 +462,20 @@ pub fn validate_publish(body: &[u8]) -> Result<Publish, Rejection> {
 /// `POST /api/ws/publish`: unpaced requests are published before the answer (200);
 /// paced ones (`ratePerSec` > 0) are accepted (202) and published in the background.
 pub async fn publish(State(state): State<AppState>, grant: MaybeGrant, body: Bytes) -> Response {
+    if body.len() > state.config.max_event_size {
+        state.metrics.error("event_too_large");
+        let message = format!(
+            "the body has {} bytes; events are limited to {} (--max-event-size)",
+            body.len(),
+            state.config.max_event_size
+        );
+        return api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            &message,
+            None,
+        );
+    }
     let publish = match validate_publish(&body) {
         Ok(p) => p,
         Err(rejection) => {
@@ -455,29 +487,30 @@ pub async fn publish(State(state): State<AppState>, grant: MaybeGrant, body: Byt
         return rejection.into_response();
     }
     if publish.rate == 0.0 {
-        let mut first = None;
-        let mut last = 0;
-        for _ in 0..publish.count {
-            last = match state.bus.publish(&publish.org, publish.draft.clone()).await {
-                Ok(seq) => seq,
-                Err(e) => return bus_failed(&state, &e),
-            };
-            first.get_or_insert(last);
-        }
-        let body = PublishResponse {
-            success: true,
-            published: publish.count,
-            accepted: publish.count,
-            first_seq: first,
-            last_seq: Some(last),
+        return match publish_burst(&state, &publish).await {
+            Ok(body) => Json(body).into_response(),
+            Err(e) => bus_failed(&state, &e),
         };
-        return Json(body).into_response();
     }
+    let Some(slot) = PacedSlot::take(&state) else {
+        state.metrics.error("paced_publishes_full");
+        let message = format!(
+            "{} paced publishes are running, the most this server runs at once (--max-paced-publishes)",
+            state.config.max_paced_publishes
+        );
+        return api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_REQUESTS",
+            &message,
+            None,
+        );
+    };
     let period = Duration::from_secs_f64(1.0 / publish.rate);
     let shutdown = state.shutdown.clone();
     let bus = state.bus.clone();
     let accepted = publish.count;
     state.tasks.spawn(async move {
+        let _slot = slot;
         let mut ticks = tokio::time::interval(period);
         // Never faster than asked: a late tick delays the rest instead of bunching them.
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -504,6 +537,60 @@ pub async fn publish(State(state): State<AppState>, grant: MaybeGrant, body: Byt
         last_seq: None,
     };
     (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+/// An unpaced publish: in chunks, each waiting for the subscribers to have room
+/// for it (so a burst never overtakes a reader that keeps up) and yielding to the
+/// runtime (so one large publish does not hold a worker thread).
+async fn publish_burst(state: &AppState, publish: &Publish) -> anyhow::Result<PublishResponse> {
+    let mut first = None;
+    let mut last = 0;
+    let mut left = publish.count as usize;
+    while left > 0 {
+        let chunk = state
+            .bus
+            .make_room(&publish.org, left.min(PUBLISH_CHUNK))
+            .await?;
+        for _ in 0..chunk.min(left) {
+            last = state
+                .bus
+                .publish(&publish.org, publish.draft.clone())
+                .await?;
+            first.get_or_insert(last);
+        }
+        left -= chunk.min(left);
+        tokio::task::yield_now().await;
+    }
+    Ok(PublishResponse {
+        success: true,
+        published: publish.count,
+        accepted: publish.count,
+        first_seq: first,
+        last_seq: Some(last),
+    })
+}
+
+/// A place among the paced publishes running at once; freed on drop.
+struct PacedSlot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl PacedSlot {
+    fn take(state: &AppState) -> Option<PacedSlot> {
+        use std::sync::atomic::Ordering;
+        let max = state.config.max_paced_publishes;
+        state
+            .paced
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| PacedSlot(state.paced.clone()))
+    }
+}
+
+impl Drop for PacedSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// `GET /api/ws/stats`. A token limited to some organizations sees only theirs in

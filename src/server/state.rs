@@ -2,6 +2,7 @@
 //! conflicts, the metrics, the security rules, and the shutdown signal and task tracker.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,6 +28,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Sockets and background publishers, awaited on shutdown.
     pub tasks: TaskTracker,
+    /// Paced publishes running now (bounded by `Config::max_paced_publishes`).
+    pub paced: Arc<AtomicUsize>,
 }
 
 pub type AppState = Arc<Shared>;

@@ -13,8 +13,10 @@
 //! size, idle, token expiry, organization no longer allowed).
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
@@ -25,10 +27,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::bus::{Frame, Received, Resume, Subscription};
 use super::error::api_error;
+use super::meter::{FrameMeter, rate_exceeded};
 use super::metrics::OrgLabels;
-use super::security::{Admission, ClientFrame, Closing, SessionGuard, frame_limit};
+use super::security::{Admission, ClientFrame, Closing, RateLimit, SessionGuard, frame_limit};
 use super::state::AppState;
-use crate::protocol::{CLOSE_GOING_AWAY, CLOSE_MISSING_ORG, CLOSE_TOO_SLOW, ServerFrame};
+use crate::protocol::{
+    CLOSE_GOING_AWAY, CLOSE_IDLE_TIMEOUT, CLOSE_MISSING_ORG, CLOSE_TOO_SLOW, ServerFrame,
+};
 
 /// Most frames written per flush.
 pub const MAX_BATCH: usize = 64;
@@ -44,6 +49,10 @@ const ECHO_MAX_MESSAGE: usize = 16 << 20;
 const NO_HEARTBEAT: Duration = Duration::from_secs(3600);
 /// RFC 6455's "internal error": the event bus failed the subscription.
 const CLOSE_INTERNAL_ERROR: u16 = 1011;
+/// RFC 6455's "protocol error".
+const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// RFC 6455's "invalid frame payload data" (text that is not UTF-8).
+const CLOSE_INVALID_DATA: u16 = 1007;
 
 fn upgrade_failed(rejection: WebSocketUpgradeRejection) -> Response {
     api_error(
@@ -52,6 +61,35 @@ fn upgrade_failed(rejection: WebSocketUpgradeRejection) -> Response {
         &format!("this endpoint takes WebSocket connections: {rejection}"),
         None,
     )
+}
+
+/// A `Sec-WebSocket-Key` must be the base64 of 16 bytes (RFC 6455 4.2.1); axum
+/// checks only that the header is there.
+fn malformed_key(headers: &HeaderMap) -> Option<Response> {
+    use base64::Engine;
+    let key = headers.get("sec-websocket-key")?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(key.as_bytes());
+    if decoded.is_ok_and(|bytes| bytes.len() == 16) {
+        return None;
+    }
+    Some(api_error(
+        StatusCode::BAD_REQUEST,
+        "BAD_REQUEST",
+        "Sec-WebSocket-Key must be the base64 encoding of 16 bytes",
+        None,
+    ))
+}
+
+/// The upgrade, or the answer refusing it (426 without one, 400 for a bad key).
+fn upgrade(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    headers: &HeaderMap,
+) -> Result<WebSocketUpgrade, Box<Response>> {
+    let ws = ws.map_err(|rejection| Box::new(upgrade_failed(rejection)))?;
+    match malformed_key(headers) {
+        Some(refusal) => Err(Box::new(refusal)),
+        None => Ok(ws),
+    }
 }
 
 fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
@@ -68,9 +106,9 @@ pub async fn missing_org(
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
-    let ws = match ws {
+    let ws = match upgrade(ws, &headers) {
         Ok(ws) => ws,
-        Err(rejection) => return upgrade_failed(rejection),
+        Err(refusal) => return *refusal,
     };
     if let Err(refusal) = state
         .security
@@ -90,11 +128,12 @@ pub async fn sync(
     Path(org): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    meter: Option<Extension<Arc<FrameMeter>>>,
     State(state): State<AppState>,
 ) -> Response {
-    let ws = match ws {
+    let ws = match upgrade(ws, &headers) {
         Ok(ws) => ws,
-        Err(rejection) => return upgrade_failed(rejection),
+        Err(refusal) => return *refusal,
     };
     let admission = match state.security.admit(&headers, query.as_deref(), &org) {
         Ok(admission) => admission,
@@ -107,6 +146,12 @@ pub async fn sync(
             return api_error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &message, None);
         }
     };
+    // Every client frame counts against the rate from here on, whole messages or not.
+    if let (Some(Extension(meter)), Some(quota)) =
+        (meter, state.config.rate_limit.and_then(RateLimit::quota))
+    {
+        meter.arm(quota);
+    }
     let tasks = state.tasks.clone();
     configure(ws, &state)
         .on_upgrade(move |socket| tasks.track_future(run(socket, state, org, resume, admission)))
@@ -219,6 +264,7 @@ async fn session(
         sub,
         last_seq,
         alive: true,
+        answered: state.config.handshake_timeout.is_zero(),
     };
     session.run().await
 }
@@ -237,10 +283,15 @@ async fn opening(
     let last_seq = replay
         .last()
         .map_or(sub.connected.seq.unwrap_or(0), |f| f.seq);
+    let handshake = !state.config.handshake_timeout.is_zero();
     let write = async {
         socket.feed(Message::Text(connected.into())).await?;
         for frame in &replay {
             socket.feed(text_message(frame)).await?;
+        }
+        // The first frame exchange: a peer that never answers it is closed.
+        if handshake {
+            socket.feed(Message::Ping(Default::default())).await?;
         }
         socket.flush().await
     };
@@ -265,6 +316,8 @@ enum Wake {
     Rule(Closing),
     Live(Received),
     Ping,
+    /// The peer never answered the opening ping.
+    Unanswered,
 }
 
 /// An open sync socket after its opening frames.
@@ -277,6 +330,8 @@ struct Session<'a> {
     last_seq: u64,
     /// Whether the peer sent anything since the last ping.
     alive: bool,
+    /// Whether the peer has sent anything at all (the answer to the opening ping).
+    answered: bool,
 }
 
 impl Session<'_> {
@@ -288,6 +343,8 @@ impl Session<'_> {
             NO_HEARTBEAT
         };
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let handshake = tokio::time::sleep(self.state.config.handshake_timeout);
+        tokio::pin!(handshake);
         loop {
             let wake = tokio::select! {
                 () = self.state.shutdown.cancelled() => Wake::Shutdown,
@@ -295,6 +352,7 @@ impl Session<'_> {
                 closing = self.guard.closing() => Wake::Rule(closing),
                 received = self.sub.recv() => Wake::Live(received),
                 _ = ping.tick(), if heartbeat => Wake::Ping,
+                () = &mut handshake, if !self.answered => Wake::Unanswered,
             };
             if let ControlFlow::Break(end) = self.on(wake).await {
                 return end;
@@ -309,6 +367,7 @@ impl Session<'_> {
             Wake::Rule(closing) => ControlFlow::Break(enforce(self.socket, closing).await),
             Wake::Live(received) => self.live(received).await,
             Wake::Ping => self.ping().await,
+            Wake::Unanswered => ControlFlow::Break(unanswered(self.socket, self.state).await),
         }
     }
 
@@ -321,14 +380,20 @@ impl Session<'_> {
             }
             Some(Ok(message)) => message,
             Some(Err(e)) => {
-                return ControlFlow::Break(match self.guard.read_error(&e) {
+                let closing = if rate_exceeded(&e) {
+                    Some(Closing::RateLimited)
+                } else {
+                    self.guard.read_error(&e)
+                };
+                return ControlFlow::Break(match closing {
                     Some(closing) => enforce(self.socket, closing).await,
-                    None => End::ReadError,
+                    None => violation(self.socket, &e).await,
                 });
             }
         };
         // Pings are answered by the WebSocket layer; any frame shows the peer is alive.
         self.alive = true;
+        self.answered = true;
         if !matches!(message, Message::Pong(_) | Message::Ping(_)) {
             self.state.metrics.client_frames.inc();
         }
@@ -419,6 +484,54 @@ async fn write_batch(
     })
 }
 
+/// The close code a read error calls for: 1002 for a protocol violation, 1007 for
+/// text that is not UTF-8; `None` when the peer is gone (nothing to tell it).
+fn violation_code(error: &(dyn std::error::Error + 'static)) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::Error;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    let mut source = Some(error);
+    while let Some(e) = source {
+        match e.downcast_ref::<Error>() {
+            Some(Error::Utf8(_)) => {
+                return Some((CLOSE_INVALID_DATA, "invalid UTF-8 in a text message"));
+            }
+            Some(Error::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+                | ProtocolError::SendAfterClosing
+                | ProtocolError::ReceivedAfterClosing,
+            )) => return None,
+            Some(Error::Protocol(_)) => return Some((CLOSE_PROTOCOL_ERROR, "protocol error")),
+            Some(_) => return None,
+            None => source = e.source(),
+        }
+    }
+    None
+}
+
+/// A read failed: a protocol violation gets its close frame before the TCP close.
+async fn violation(socket: &mut WebSocket, error: &axum::Error) -> End {
+    let Some((code, reason)) = violation_code(error) else {
+        return End::ReadError;
+    };
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    // The stream is out of step: send the close, read nothing more.
+    let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(Message::Close(Some(frame)))).await;
+    End::Rule("protocol_error")
+}
+
+/// Closes a socket that never answered the opening ping (4408).
+async fn unanswered(socket: &mut WebSocket, state: &AppState) -> End {
+    let reason = format!(
+        "no answer to the opening ping within {}",
+        humantime::format_duration(state.config.handshake_timeout)
+    );
+    close(socket, CLOSE_IDLE_TIMEOUT, &reason).await;
+    End::Rule("handshake_timeout")
+}
+
 /// Closes with 1001: the server is shutting down.
 async fn going_away(socket: &mut WebSocket) -> End {
     close(socket, CLOSE_GOING_AWAY, "server shutting down").await;
@@ -472,9 +585,9 @@ pub async fn echo(
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
-    let ws = match ws {
+    let ws = match upgrade(ws, &headers) {
         Ok(ws) => ws,
-        Err(rejection) => return upgrade_failed(rejection),
+        Err(refusal) => return *refusal,
     };
     if let Err(refusal) = state
         .security
@@ -484,26 +597,67 @@ pub async fn echo(
     }
     let shutdown = state.shutdown.clone();
     let tasks = state.tasks.clone();
+    let silence = Silence {
+        first: match state.config.handshake_timeout {
+            Duration::ZERO => state.config.idle_timeout,
+            first => first,
+        },
+        then: state.config.idle_timeout,
+    };
     // Conformance suites send messages of up to 16 MiB through the echo endpoint.
     ws.max_message_size(ECHO_MAX_MESSAGE)
         .max_frame_size(ECHO_MAX_MESSAGE)
-        .on_upgrade(move |socket| tasks.track_future(echo_session(socket, shutdown)))
+        .on_upgrade(move |socket| tasks.track_future(echo_session(socket, shutdown, silence)))
 }
 
-async fn echo_session(mut socket: WebSocket, shutdown: CancellationToken) {
+/// Echoes until the peer closes, the server stops, or the peer stays silent: for
+/// `--handshake-timeout` before its first message, `--idle-timeout` after (zero: no
+/// bound), closing with 4408 then.
+async fn echo_session(mut socket: WebSocket, shutdown: CancellationToken, silence: Silence) {
+    let mut bound = silence.first;
     loop {
+        let quiet = silent_for(bound);
         let message = tokio::select! {
             () = shutdown.cancelled() => None,
-            message = socket.recv() => Some(message),
+            message = socket.recv() => Some(Some(message)),
+            () = quiet => Some(None),
         };
-        let Some(message) = message else {
-            going_away(&mut socket).await;
-            return;
+        let message = match message {
+            None => {
+                going_away(&mut socket).await;
+                return;
+            }
+            Some(None) => {
+                close(
+                    &mut socket,
+                    CLOSE_IDLE_TIMEOUT,
+                    "idle timeout: nothing received",
+                )
+                .await;
+                return;
+            }
+            Some(Some(message)) => message,
         };
+        bound = silence.then;
         if !echo_one(&mut socket, message).await {
             return;
         }
     }
+}
+
+/// How long an echo socket may stay silent, before its first message and after.
+#[derive(Clone, Copy)]
+struct Silence {
+    first: Duration,
+    then: Duration,
+}
+
+/// Resolves after `bound` (never for zero).
+async fn silent_for(bound: Duration) {
+    if bound.is_zero() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(bound).await;
 }
 
 /// Sends a text or binary message back; `false` once the socket is done.

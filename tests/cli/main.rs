@@ -9,6 +9,7 @@ mod connect;
 mod enqueue;
 mod errors;
 mod fake;
+mod hostile;
 mod interop;
 mod layers;
 mod load;

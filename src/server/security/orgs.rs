@@ -18,7 +18,7 @@ pub const MAX_ORG_ID_LEN: usize = 128;
 /// Whether organization ids must follow the syntax rule.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OrgIdSyntax {
-    /// 1–128 characters from A-Z a-z 0-9 . _ : -.
+    /// 1–128 characters from A-Z a-z 0-9 . _ : -, not `.` or `..`.
     #[default]
     Strict,
     /// Any non-empty id.
@@ -37,6 +37,10 @@ pub fn check_org_syntax(org: &str) -> Result<(), String> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
     {
         return Err(format!("contains {c:?}: {RULE}"));
+    }
+    // A client cannot address these: URL paths resolve them as dot segments.
+    if org == "." || org == ".." {
+        return Err(format!("is a dot segment: {RULE}, and not . or .."));
     }
     if org.len() > MAX_ORG_ID_LEN {
         return Err(format!("has {} characters: {RULE}", org.len()));
@@ -135,7 +139,16 @@ mod tests {
         for ok in ["org-rio", "a", "A.b_c:d-9", &"x".repeat(128)] {
             assert_eq!(check_org_syntax(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "org a", "org/1", "é", "a%20b", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "org a",
+            "org/1",
+            "é",
+            "a%20b",
+            &"x".repeat(129),
+        ] {
             assert!(check_org_syntax(bad).is_err(), "{bad}");
         }
     }

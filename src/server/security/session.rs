@@ -118,7 +118,8 @@ pub enum ClientFrame {
     Data,
     /// Counted against the rate too: pings cost the server a pong.
     Ping,
-    /// An answer to the server's ping: shows the client is alive, costs nothing.
+    /// An answer to the server's ping, or an unsolicited one: counted too, since a
+    /// flood of them costs the server as much as any other frame.
     Pong,
     Close,
 }
@@ -223,11 +224,14 @@ impl SessionGuard {
         }
     }
 
-    /// A frame arrived: the client is active; data and pings count against the rate.
+    /// A frame arrived: the client is active; data, pings and pongs count against
+    /// the rate.
     pub fn client_frame(&mut self, frame: ClientFrame) -> Result<(), Closing> {
         self.last_activity = Instant::now();
-        if matches!(frame, ClientFrame::Data | ClientFrame::Ping)
-            && let Some(limiter) = &self.limiter
+        if matches!(
+            frame,
+            ClientFrame::Data | ClientFrame::Ping | ClientFrame::Pong
+        ) && let Some(limiter) = &self.limiter
             && limiter.check().is_err()
         {
             return Err(Closing::RateLimited);
