@@ -116,7 +116,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__conflicts)
-            opts="-H -q -v -h -V --status --resolve --resolution --merged-data --wait --timeout --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-H -q -v -h -V --status --resolve --resolution --merged-data --wait --timeout --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --max-message-size --max-body-size --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -194,6 +194,14 @@ _syncprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-message-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -206,7 +214,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__connect)
-            opts="-H -q -v -h -V --timeout --hold --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-H -q -v -h -V --timeout --hold --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --max-message-size --max-body-size --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -272,6 +280,14 @@ _syncprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-message-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -284,7 +300,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__enqueue)
-            opts="-H -q -v -h -V --modification-id --priority --count --pfa-id --outcome --wait --expect-outcome --timeout --junit --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-H -q -v -h -V --modification-id --priority --count --pfa-id --outcome --wait --expect-outcome --timeout --junit --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --max-message-size --max-body-size --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -371,6 +387,14 @@ _syncprobe() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-message-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -554,7 +578,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__load)
-            opts="-c -H -q -v -h -V --connections --orgs --org-prefix --org --ramp-rate --max-pending --duration --events --rate --via --passive --drain-timeout --allow-loss --timeout --threshold --report --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-c -H -q -v -h -V --connections --orgs --org-prefix --org --ramp-rate --max-pending --duration --events --rate --via --passive --drain-timeout --allow-loss --timeout --threshold --report --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --max-message-size --max-body-size --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -669,6 +693,14 @@ _syncprobe() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-message-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -874,7 +906,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__smoke)
-            opts="-H -q -v -h -V --items --timeout --junit --with-conflict --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-H -q -v -h -V --items --timeout --junit --with-conflict --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --max-message-size --max-body-size --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -944,6 +976,14 @@ _syncprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-message-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -956,7 +996,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__status)
-            opts="-H -q -v -h -V --watch --count --timeout --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-H -q -v -h -V --watch --count --timeout --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --max-message-size --max-body-size --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1023,6 +1063,14 @@ _syncprobe() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-message-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1168,7 +1216,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__watch__subcmd__sync)
-            opts="-H -q -v -h -V --expect --strict --per-item --items --fail-on --allow-type --item --where --count --since --last --duration --timeout --lenient --reconnect --reconnect-base --reconnect-cap --reconnect-attempts --ping-interval --record --junit --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --json --color --quiet --verbose --help --version"
+            opts="-H -q -v -h -V --expect --strict --per-item --items --fail-on --allow-type --item --where --count --since --last --duration --timeout --lenient --reconnect --reconnect-base --reconnect-cap --reconnect-attempts --ping-interval --record --junit --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --max-message-size --max-body-size --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1291,6 +1339,14 @@ _syncprobe() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-message-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -57,6 +57,8 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l origin -
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l max-message-size -d 'Largest WebSocket message (and frame) accepted from the server, in bytes (1 KiB to 64 MiB); a larger one ends the run (exit 5)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l max-body-size -d 'Largest REST answer body read, in bytes (1 KiB to 256 MiB); a larger one is an error (exit 5)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
 always\t''
 never\t''"
@@ -100,6 +102,8 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l origi
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l max-message-size -d 'Largest WebSocket message (and frame) accepted from the server, in bytes (1 KiB to 64 MiB); a larger one ends the run (exit 5)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l max-body-size -d 'Largest REST answer body read, in bytes (1 KiB to 256 MiB); a larger one is an error (exit 5)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
 always\t''
 never\t''"
@@ -140,6 +144,8 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l origin -
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l max-message-size -d 'Largest WebSocket message (and frame) accepted from the server, in bytes (1 KiB to 64 MiB); a larger one ends the run (exit 5)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l max-body-size -d 'Largest REST answer body read, in bytes (1 KiB to 256 MiB); a larger one is an error (exit 5)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
 always\t''
 never\t''"
@@ -166,6 +172,8 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l origin -d 
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l max-message-size -d 'Largest WebSocket message (and frame) accepted from the server, in bytes (1 KiB to 64 MiB); a larger one ends the run (exit 5)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l max-body-size -d 'Largest REST answer body read, in bytes (1 KiB to 256 MiB); a larger one is an error (exit 5)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
 always\t''
 never\t''"
@@ -197,6 +205,8 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l origin
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l max-message-size -d 'Largest WebSocket message (and frame) accepted from the server, in bytes (1 KiB to 64 MiB); a larger one ends the run (exit 5)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l max-body-size -d 'Largest REST answer body read, in bytes (1 KiB to 256 MiB); a larger one is an error (exit 5)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
 always\t''
 never\t''"
@@ -223,6 +233,8 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l origin -d
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l max-message-size -d 'Largest WebSocket message (and frame) accepted from the server, in bytes (1 KiB to 64 MiB); a larger one ends the run (exit 5)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l max-body-size -d 'Largest REST answer body read, in bytes (1 KiB to 256 MiB); a larger one is an error (exit 5)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
 always\t''
 never\t''"
@@ -260,6 +272,8 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l origin -d '
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l max-message-size -d 'Largest WebSocket message (and frame) accepted from the server, in bytes (1 KiB to 64 MiB); a larger one ends the run (exit 5)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l max-body-size -d 'Largest REST answer body read, in bytes (1 KiB to 256 MiB); a larger one is an error (exit 5)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
 always\t''
 never\t''"

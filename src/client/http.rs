@@ -74,6 +74,7 @@ pub struct Api {
     timeout: Duration,
     limit_flag: &'static str,
     connect_timeout: Duration,
+    max_body: usize,
 }
 
 impl Api {
@@ -113,6 +114,7 @@ impl Api {
             timeout,
             limit_flag: "--timeout",
             connect_timeout: options.connect_timeout,
+            max_body: options.max_body,
         })
     }
 
@@ -227,7 +229,7 @@ fn path_segment(text: &str) -> String {
 }
 
 impl Api {
-    /// The answer's body, at most [`MAX_BODY`] bytes (more is an error, exit 5).
+    /// The answer's body, at most `--max-body-size` bytes (more is an error, exit 5).
     async fn read_body(
         &self,
         mut response: reqwest::Response,
@@ -235,15 +237,15 @@ impl Api {
         url: &str,
     ) -> anyhow::Result<String> {
         let status = response.status().as_u16();
+        let max_body = self.max_body;
         let too_big = || {
             anyhow::Error::from(Failure::Protocol(format!(
-                "{method} {url} answered HTTP {status} with a body over {} MiB, the client's limit: not read further",
-                MAX_BODY / (1024 * 1024)
+                "{method} {url} answered HTTP {status} with a body over {max_body} bytes, the client's limit: not read further (raise --max-body-size)"
             )))
         };
         if response
             .content_length()
-            .is_some_and(|len| len > MAX_BODY as u64)
+            .is_some_and(|len| len > max_body as u64)
         {
             return Err(too_big());
         }
@@ -253,7 +255,7 @@ impl Api {
             .await
             .map_err(|e| self.request_failure(e, method, url))?
         {
-            if body.len() + chunk.len() > MAX_BODY {
+            if body.len() + chunk.len() > max_body {
                 return Err(too_big());
             }
             body.extend_from_slice(&chunk);

@@ -350,6 +350,10 @@ pub struct ClientOptions {
     pub headers: Vec<(String, String)>,
     pub tls: Arc<tls::Tls>,
     pub connect_timeout: Duration,
+    /// Largest WebSocket message or frame accepted from a server, in bytes.
+    pub max_message: usize,
+    /// Largest REST answer body read, in bytes.
+    pub max_body: usize,
     /// WebSocket buffer and size settings (`None`: tungstenite's defaults); `load`
     /// shrinks the buffers so thousands of sockets stay cheap.
     pub ws_config: Option<tokio_tungstenite::tungstenite::protocol::WebSocketConfig>,

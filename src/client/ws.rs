@@ -27,9 +27,10 @@ pub type Stream = WebSocketStream<Recorded<MaybeTlsStream<TcpStream>>>;
 /// close frame included: a server that reads nothing cannot hold the exit).
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-/// Largest message (and frame) the clients accept from a server: events are small
-/// JSON objects, so a bigger one is a broken or hostile peer, not data to buffer
-/// (tungstenite's defaults are 64 MiB and 16 MiB). Beyond it the run ends (exit 5).
+/// Largest message (and frame) the clients accept from a server by default
+/// (`--max-message-size`): events are small JSON objects, so a bigger one is a
+/// broken or hostile peer, not data to buffer (tungstenite's defaults are 64 MiB and
+/// 16 MiB). Beyond it the run ends (exit 5).
 pub const MAX_MESSAGE: usize = 1024 * 1024;
 /// Most bytes of outgoing frames (pongs, pings, the close) held for a server that
 /// does not read them; past it tungstenite keeps only the latest pong.
@@ -39,12 +40,26 @@ pub const MAX_WRITE_BUFFER: usize = 256 * 1024;
 /// a server that floods pings and never reads the answers is not waited on forever.
 pub const WRITE_STALL: Duration = Duration::from_secs(5);
 
-/// `base` (`None`: tungstenite's defaults) with the client limits above.
-pub fn client_config(base: Option<WebSocketConfig>) -> WebSocketConfig {
+/// `base` (`None`: tungstenite's defaults) with the client limits: `max_message`
+/// bytes per message and frame, and the write-buffer bound above.
+pub fn client_config(base: Option<WebSocketConfig>, max_message: usize) -> WebSocketConfig {
     let base = base.unwrap_or_default();
-    base.max_message_size(Some(MAX_MESSAGE))
-        .max_frame_size(Some(MAX_MESSAGE))
+    base.max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
         .max_write_buffer_size(base.write_buffer_size + MAX_WRITE_BUFFER)
+}
+
+/// What a message over `--max-message-size` is called, from tungstenite's error.
+fn over_limit(error: &tungstenite::Error) -> String {
+    use tungstenite::error::CapacityError;
+    match error {
+        tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            format!(
+                "the server sent a message of {size} bytes, over the client limit of {max_size} (raise --max-message-size)"
+            )
+        }
+        _ => "the server sent a message over the client limit (raise --max-message-size)".into(),
+    }
 }
 
 /// A socket that completed its upgrade.
@@ -205,7 +220,7 @@ pub async fn open(
         tokio_tungstenite::client_async_with_config(
             request,
             stream,
-            Some(client_config(options.ws_config)),
+            Some(client_config(options.ws_config, options.max_message)),
         ),
     )
     .await
@@ -332,13 +347,8 @@ pub async fn next(stream: &mut Stream) -> anyhow::Result<Incoming> {
                 ));
             }
             Some(Err(e @ tungstenite::Error::Capacity(_))) => {
-                return Err(failed(
-                    Failure::Protocol(format!(
-                        "the server sent a message over the client limit of {} KiB",
-                        MAX_MESSAGE / 1024
-                    )),
-                    e,
-                ));
+                // The message says it all; tungstenite's own text would repeat it.
+                return Err(Failure::Protocol(over_limit(&e)).into());
             }
             Some(Err(e)) => {
                 return Err(failed(

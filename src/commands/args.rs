@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use clap::builder::TypedValueParser as _;
 use clap::{Args, ValueEnum};
 
 use crate::client::{self, Addressing, ClientOptions, Endpoint, tls};
@@ -66,6 +67,18 @@ pub struct ConnectionArgs {
     /// Deadline for DNS, TCP, TLS and the upgrade together
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
     pub connect_timeout: Duration,
+    /// Largest WebSocket message (and frame) accepted from the server, in bytes
+    /// (1 KiB to 64 MiB); a larger one ends the run (exit 5)
+    #[arg(long, value_name = "BYTES", env = "SYNCPROBE_CLIENT_MAX_MESSAGE",
+          default_value_t = client::ws::MAX_MESSAGE,
+          value_parser = clap::value_parser!(u32).range(1024..=(64 << 20)).map(|n| n as usize))]
+    pub max_message_size: usize,
+    /// Largest REST answer body read, in bytes (1 KiB to 256 MiB); a larger one is
+    /// an error (exit 5)
+    #[arg(long, value_name = "BYTES", env = "SYNCPROBE_CLIENT_MAX_BODY",
+          default_value_t = client::http::MAX_BODY,
+          value_parser = clap::value_parser!(u32).range(1024..=(256 << 20)).map(|n| n as usize))]
+    pub max_body_size: usize,
 }
 
 /// Environment variables every subcommand reads, listed at the end of the root
@@ -157,6 +170,8 @@ impl ConnectionArgs {
             headers: self.headers.clone(),
             tls: Arc::new(tls::Tls::new(self.cacert.clone(), self.insecure)?),
             connect_timeout: self.connect_timeout,
+            max_message: self.max_message_size,
+            max_body: self.max_body_size,
             ws_config: None,
         })
     }

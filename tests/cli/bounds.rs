@@ -364,10 +364,24 @@ async fn a_message_over_the_client_limit_ends_the_run() {
     .await;
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("over the client limit of 1024 KiB"),
+        stderr(&out).contains("over the client limit of 1048576 (raise --max-message-size)"),
         "{}",
         stderr(&out)
     );
+    // The limit is the user's to raise: with 4 MiB the same message is taken.
+    let out = run_cli(&[
+        "watch-sync",
+        "org-big",
+        "--url",
+        &base,
+        "--count",
+        "1",
+        "-q",
+        "--max-message-size",
+        "4194304",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
 /// A stream of 15,000 distinct items: the summary lists the first and the last
@@ -490,7 +504,7 @@ async fn rest_answers_over_the_client_limit_are_refused() {
         let run = timed(&["enqueue", "o", "--url", &base, "--timeout", "20s"]).await;
         ended_within("enqueue, huge answer", &run, 5, Duration::from_secs(2));
         assert!(
-            stderr(&run.0).contains("a body over 4 MiB"),
+            stderr(&run.0).contains("a body over 4194304 bytes, the client's limit: not read further (raise --max-body-size)"),
             "{}",
             stderr(&run.0)
         );
