@@ -1190,6 +1190,7 @@ impl Matcher {
         let type_width = shown.iter().map(|t| t.chars().count()).max().unwrap_or(0);
         let number_width = events.to_string().len();
         let mut next_step = 0;
+        let mut connected_so_far = 0;
         for (index, event_type) in shown.iter().enumerate() {
             let position = index + 1;
             // Steps are in input order, so one cursor walks them alongside the events.
@@ -1211,9 +1212,12 @@ impl Matcher {
                     _ => "skipped".to_string(),
                 }
             };
-            let number = match self.event_number(position) {
-                Some(n) => format!("{n:>number_width$}."),
-                None => " ".repeat(number_width + 1),
+            // A running count: asking `event_number` per row would be quadratic.
+            let number = if self.received[index] == "CONNECTED" {
+                connected_so_far += 1;
+                " ".repeat(number_width + 1)
+            } else {
+                format!("{:>number_width$}.", position - connected_so_far)
             };
             out.push_str(&format!("  {number} {event_type:<type_width$}  {note}\n"));
         }
