@@ -825,7 +825,7 @@ impl Mode {
 
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -1097,7 +1097,11 @@ impl Matcher {
                         self.mode
                     ));
                 } else {
-                    out.push_str(&format!("expectation met ({}) at event {at}\n", self.mode));
+                    out.push_str(&format!(
+                        "expectation met ({}) at {}\n",
+                        self.mode,
+                        self.name_of(at)
+                    ));
                 }
                 (trace, Some(at))
             }
@@ -1113,17 +1117,29 @@ impl Matcher {
                     .map_or_else(String::new, |t| {
                         crate::text::shown(t, crate::text::MAX_COLUMN)
                     });
-                out.push_str(&format!(
-                    "expectation failed ({}): event {} was {event}, expected {}\n",
-                    self.mode,
-                    divergence.position,
-                    describe_expected(&divergence.expected)
-                ));
+                let expected = describe_expected(&divergence.expected);
+                out.push_str(&match self.event_number(divergence.position) {
+                    Some(n) => format!(
+                        "expectation failed ({}): event {n} was {event}, expected {expected}\n",
+                        self.mode
+                    ),
+                    None => format!(
+                        "expectation failed ({}): CONNECTED arrived, expected {expected}\n",
+                        self.mode
+                    ),
+                });
                 let matched = divergence.position.saturating_sub(1);
-                out.push_str(&match matched {
-                    0 => "the first event already did not fit the pattern\n".to_string(),
-                    1 => "event 1 matched the pattern, then the events diverged\n".to_string(),
-                    n => format!("events 1-{n} matched the pattern, then the events diverged\n"),
+                out.push_str(&match self.describe_prefix(matched) {
+                    None => format!(
+                        "{} already did not fit the pattern\n",
+                        match self.event_number(divergence.position) {
+                            Some(_) => "the first event",
+                            None => "CONNECTED",
+                        }
+                    ),
+                    Some(prefix) => {
+                        format!("{prefix} matched the pattern, then the events diverged\n")
+                    }
                 });
                 (divergence.trace, Some(divergence.position))
             }
@@ -1150,8 +1166,9 @@ impl Matcher {
             return out;
         }
         // CONNECTED is matched like an event but is not one of the stream's events:
-        // counted apart, the number agrees with the summary and `--count`.
-        let connected = self.received.iter().filter(|t| *t == "CONNECTED").count();
+        // counted apart and named rather than numbered, the numbers agree with the
+        // summary and `--count`.
+        let connected = self.connected_before(self.received.len());
         let events = self.received.len() - connected;
         out.push_str(&format!(
             "received {}{events} event{}:\n",
@@ -1171,8 +1188,9 @@ impl Matcher {
             .map(|t| crate::text::shown(t, crate::text::MAX_COLUMN))
             .collect();
         let type_width = shown.iter().map(|t| t.chars().count()).max().unwrap_or(0);
-        let number_width = self.received.len().to_string().len();
+        let number_width = events.to_string().len();
         let mut next_step = 0;
+        let mut connected_so_far = 0;
         for (index, event_type) in shown.iter().enumerate() {
             let position = index + 1;
             // Steps are in input order, so one cursor walks them alongside the events.
@@ -1194,11 +1212,61 @@ impl Matcher {
                     _ => "skipped".to_string(),
                 }
             };
-            out.push_str(&format!(
-                "  {position:>number_width$}. {event_type:<type_width$}  {note}\n"
-            ));
+            // A running count: asking `event_number` per row would be quadratic.
+            let number = if self.received[index] == "CONNECTED" {
+                connected_so_far += 1;
+                " ".repeat(number_width + 1)
+            } else {
+                format!("{:>number_width$}.", position - connected_so_far)
+            };
+            out.push_str(&format!("  {number} {event_type:<type_width$}  {note}\n"));
         }
         out
+    }
+
+    /// How many of the first `upto` received were CONNECTED.
+    fn connected_before(&self, upto: usize) -> usize {
+        self.received
+            .iter()
+            .take(upto)
+            .filter(|t| *t == "CONNECTED")
+            .count()
+    }
+
+    /// The number the summary gives the event at 1-based `position` of what was
+    /// received (CONNECTED not counted); `None` for a CONNECTED.
+    fn event_number(&self, position: usize) -> Option<usize> {
+        match self.received.get(position.wrapping_sub(1)) {
+            Some(t) if t == "CONNECTED" => None,
+            _ => Some(position - self.connected_before(position)),
+        }
+    }
+
+    /// What is received at `position`, by name: `CONNECTED` or `event N`.
+    fn name_of(&self, position: usize) -> String {
+        self.event_number(position)
+            .map_or_else(|| "CONNECTED".to_string(), |n| format!("event {n}"))
+    }
+
+    /// The first `count` received, as a phrase (`CONNECTED and events 1-2`);
+    /// `None` when `count` is 0.
+    fn describe_prefix(&self, count: usize) -> Option<String> {
+        let connected = self.connected_before(count);
+        let connected = match connected {
+            0 => None,
+            1 => Some("CONNECTED".to_string()),
+            n => Some(format!("{n} CONNECTED")),
+        };
+        let events = match count - self.connected_before(count) {
+            0 => None,
+            1 => Some("event 1".to_string()),
+            n => Some(format!("events 1-{n}")),
+        };
+        match (connected, events) {
+            (None, None) => None,
+            (Some(c), Some(e)) => Some(format!("{c} and {e}")),
+            (Some(one), None) | (None, Some(one)) => Some(one),
+        }
     }
 
     /// The longest path among the live states: the most progress made so far.
@@ -1682,19 +1750,27 @@ mod tests {
         assert_eq!(m.expected_next(), ["SYNC_PROCESSING"]);
         let text = m.explain();
         assert!(
-            text.contains("event 3 was SYNC_FAILED, expected SYNC_PROCESSING"),
-            "{text}"
-        );
-        assert!(text.contains("events 1-2 matched the pattern"), "{text}");
-        assert!(
-            text.contains("1. CONNECTED    matched CONNECTED (pattern column 1)"),
+            text.contains("event 2 was SYNC_FAILED, expected SYNC_PROCESSING"),
             "{text}"
         );
         assert!(
-            text.contains("2. SYNC_QUEUED  matched SYNC_QUEUED (pattern column 11)"),
+            text.contains("CONNECTED and event 1 matched the pattern"),
             "{text}"
         );
-        assert!(text.contains("3. SYNC_FAILED  did not fit"), "{text}");
+        assert!(
+            text.contains("received CONNECTED and 2 events:\n"),
+            "{text}"
+        );
+        // CONNECTED is named, not numbered: the numbers are the summary's.
+        assert!(
+            text.contains("\n     CONNECTED    matched CONNECTED (pattern column 1)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  1. SYNC_QUEUED  matched SYNC_QUEUED (pattern column 11)"),
+            "{text}"
+        );
+        assert!(text.contains("  2. SYNC_FAILED  did not fit"), "{text}");
 
         // The same stream is only pending as a subsequence: the failure may be noise.
         let m = run(
@@ -1716,7 +1792,7 @@ mod tests {
         assert_eq!(m.status(), Status::Failed);
         assert!(
             m.explain().contains(
-                "event 4 was HEARTBEAT, expected one of SYNC_CONFLICT, SYNC_PROCESSING, SYNC_SUCCESS"
+                "event 3 was HEARTBEAT, expected one of SYNC_CONFLICT, SYNC_PROCESSING, SYNC_SUCCESS"
             ),
             "{}",
             m.explain()
@@ -1740,12 +1816,12 @@ mod tests {
         assert_eq!(m.status(), Status::Satisfied);
         let text = m.explain();
         assert!(
-            text.contains("expectation met (subsequence) at event 9"),
+            text.contains("expectation met (subsequence) at event 8"),
             "{text}"
         );
-        assert!(text.contains("3. HEARTBEAT        skipped"), "{text}");
+        assert!(text.contains("2. HEARTBEAT        skipped"), "{text}");
         assert!(
-            text.contains("9. SYNC_CONFLICT    matched SYNC_CONFLICT (pattern column 54)"),
+            text.contains("8. SYNC_CONFLICT    matched SYNC_CONFLICT (pattern column 54)"),
             "{text}"
         );
 
@@ -1767,7 +1843,7 @@ mod tests {
         assert_eq!(m.status(), Status::Failed);
         assert!(
             m.explain()
-                .contains("event 2 was HEARTBEAT, expected SYNC_QUEUED")
+                .contains("event 1 was HEARTBEAT, expected SYNC_QUEUED")
         );
     }
 
@@ -1815,6 +1891,59 @@ mod tests {
         }
         assert_eq!(m.status(), Status::Pending);
         assert_eq!(m.push("X"), Status::Satisfied);
+    }
+
+    #[test]
+    fn connected_is_named_not_numbered_wherever_positions_are_shown() {
+        // Divergence at a CONNECTED (a reconnect) names it.
+        let m = run(
+            "CONNECTED QUEUED SUCCESS",
+            Mode::Strict,
+            &["CONNECTED", "SYNC_QUEUED", "CONNECTED"],
+        );
+        let text = m.explain();
+        assert!(
+            text.starts_with(
+                "expectation failed (strict): CONNECTED arrived, expected SYNC_SUCCESS\n\
+                 CONNECTED and event 1 matched the pattern, then the events diverged\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("received 2 CONNECTED and 1 event:\n"),
+            "{text}"
+        );
+        assert!(text.contains("\n     CONNECTED    did not fit\n"), "{text}");
+
+        let m = run("QUEUED", Mode::Strict, &["CONNECTED"]);
+        assert!(
+            m.explain()
+                .contains("\nCONNECTED already did not fit the pattern\n"),
+            "{}",
+            m.explain()
+        );
+
+        // Met at CONNECTED: no event number.
+        let m = run("CONNECTED", Mode::Strict, &["CONNECTED", "SYNC_QUEUED"]);
+        let text = m.explain();
+        assert!(
+            text.starts_with("expectation met (strict) at CONNECTED\n"),
+            "{text}"
+        );
+        assert!(text.contains("  1. SYNC_QUEUED  after the match"), "{text}");
+
+        // Events after a second CONNECTED keep counting from where they were.
+        let m = run(
+            "CONNECTED QUEUED CONNECTED SUCCESS",
+            Mode::Strict,
+            &["CONNECTED", "SYNC_QUEUED", "CONNECTED", "SYNC_FAILED"],
+        );
+        let text = m.explain();
+        assert!(text.contains("event 2 was SYNC_FAILED"), "{text}");
+        assert!(
+            text.contains("2 CONNECTED and event 1 matched the pattern"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1927,9 +2056,9 @@ mod tests {
         );
         assert!(text.contains(&format!("pattern: {EXAMPLE}\n")), "{text}");
         assert!(text.contains("received CONNECTED and 3 events:"), "{text}");
-        assert!(text.contains("2. NOISE            skipped"), "{text}");
+        assert!(text.contains("1. NOISE            skipped"), "{text}");
         assert!(
-            text.contains("4. SYNC_PROCESSING  matched SYNC_PROCESSING (pattern column 23)"),
+            text.contains("3. SYNC_PROCESSING  matched SYNC_PROCESSING (pattern column 23)"),
             "{text}"
         );
 
@@ -1961,6 +2090,8 @@ mod tests {
         assert!("loose".parse::<Mode>().is_err());
         assert_eq!(Mode::default(), Mode::Subsequence);
         assert_eq!(Mode::Strict.to_string(), "strict");
+        assert_eq!(format!("[{:<8}]", Mode::Strict), "[strict  ]");
+        assert_eq!(format!("[{:>8}]", Status::Failed), "[  failed]");
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl FromStr for Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
+        f.pad(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
 }
 
@@ -153,7 +153,8 @@ impl From<&str> for EventType {
 
 impl fmt::Display for EventType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, not `write_str`: `{:<16}` in a table must pad.
+        f.pad(self.as_str())
     }
 }
 
@@ -861,5 +862,16 @@ mod tests {
         assert_eq!(Health::from_success_rate(94), Health::Degraded);
         assert_eq!(Health::from_success_rate(80), Health::Degraded);
         assert_eq!(Health::from_success_rate(79), Health::Unhealthy);
+    }
+
+    #[test]
+    fn displays_honour_width_and_fill() {
+        assert_eq!(format!("[{:<16}]", EventType::Queued), "[SYNC_QUEUED     ]");
+        assert_eq!(
+            format!("[{:*>8}]", EventType::Other("PING".into())),
+            "[****PING]"
+        );
+        let t: Timestamp = "2025-11-28T10:00:00.000Z".parse().unwrap();
+        assert_eq!(format!("[{t:>26}]"), "[  2025-11-28T10:00:00.000Z]");
     }
 }

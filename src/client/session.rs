@@ -33,10 +33,21 @@ impl Initiator {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Closed {
-    /// The close code, when a close frame was exchanged.
+    /// The code the initiator sent (`None`: the server dropped the connection).
     pub code: Option<u16>,
+    /// The reason the initiator sent.
     pub reason: String,
     pub initiator: Initiator,
+    /// When the client closed: the server's answering close frame (`None`: it did
+    /// not answer within [`ws::CLOSE_WAIT`]). Always `None` when the server closed.
+    pub answer: Option<CloseFrame>,
+}
+
+/// One close frame: its code and reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseFrame {
+    pub code: u16,
+    pub reason: String,
 }
 
 impl Closed {
@@ -47,6 +58,7 @@ impl Closed {
             code,
             reason,
             initiator: Initiator::Server,
+            answer: None,
         }
     }
 }
@@ -134,7 +146,7 @@ impl Session {
     }
 
     /// Closes with `code` and `reason` and waits briefly for the server's answer; the
-    /// result is what was agreed (the server's answer, or what was sent).
+    /// result is what was sent and what the server answered (`answer`), if it did.
     pub async fn close(&mut self, code: u16, reason: &str) -> Closed {
         close(&mut self.stream, code, reason).await
     }
@@ -142,23 +154,20 @@ impl Session {
     /// [`Session::close`], when the server's answer matters: `None` when it did not
     /// answer the close handshake (within [`ws::CLOSE_WAIT`]).
     pub async fn close_answered(&mut self, code: u16, reason: &str) -> Option<Closed> {
-        let (code, reason) = ws::close(&mut self.stream, code, reason).await?;
-        Some(Closed {
-            code: Some(code),
-            reason,
-            initiator: Initiator::Client,
-        })
+        let closed = self.close(code, reason).await;
+        closed.answer.is_some().then_some(closed)
     }
 }
 
 /// [`Session::close`] for a socket that never reached CONNECTED.
 pub async fn close(stream: &mut Stream, code: u16, reason: &str) -> Closed {
-    let (code, reason) = ws::close(stream, code, reason)
+    let answer = ws::close(stream, code, reason)
         .await
-        .unwrap_or((code, reason.to_string()));
+        .map(|(code, reason)| CloseFrame { code, reason });
     Closed {
         code: Some(code),
-        reason,
+        reason: reason.to_string(),
         initiator: Initiator::Client,
+        answer,
     }
 }

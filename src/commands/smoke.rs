@@ -651,7 +651,10 @@ impl Smoke<'_> {
         let result = match session.close_answered(1000, "normal").await {
             Some(closed) => {
                 self.reporter.close(&closed);
-                let code = closed.code.map_or("no code".into(), |c| c.to_string());
+                let code = closed
+                    .answer
+                    .as_ref()
+                    .map_or("no code".into(), |a| a.code.to_string());
                 Ok(format!("closed with 1000; the server answered {code}"))
             }
             None => Err(StepEnd::Failed(

@@ -125,7 +125,7 @@ async fn watch(
             Err(e) => {
                 failed += 1;
                 exit = crate::exit::exit_for(&e);
-                crate::report::enqueue::warn(reporter, &report::refresh_failed(&e));
+                reporter.warn(&report::refresh_failed(&e));
             }
         }
     }

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::human::{self, DIM, GREEN, RED, YELLOW, paint};
-use super::json::{self, Record};
+use super::json::Record;
 use super::{Reporter, Verbosity};
 use crate::follow::Seen;
 use crate::lifecycle::ItemTrace;
@@ -82,17 +82,7 @@ pub fn shown_events(reporter: &Reporter, seen: Seen<'_>) {
     match seen {
         Seen::Answered { .. } => {}
         Seen::Event { raw, frame } => reporter.event(raw, frame, human::EventStyle::Line),
-        Seen::Finding(finding) => warn(reporter, &finding.message()),
-    }
-}
-
-/// A warning that does not end the run: hidden by `-q` (only the verdict is shown),
-/// still a `warning` record with `--json`.
-pub fn warn(reporter: &Reporter, message: &str) {
-    if reporter.verbosity() > Verbosity::Quiet {
-        reporter.warn(message);
-    } else if reporter.is_json() {
-        reporter.record(&Record::Warning(json::Warning { message }));
+        Seen::Finding(finding) => reporter.warn(&finding.message()),
     }
 }
 

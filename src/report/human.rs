@@ -71,15 +71,31 @@ pub fn open(open: &super::json::Open) -> String {
     text
 }
 
+/// The close line: what the initiator sent and, when the client closed, what the
+/// server answered (`closed by the client (sent code: 1000, reason: normal; the
+/// server answered code: 4000, reason: bye)`).
 pub fn close(close: &super::json::Close) -> String {
+    use crate::client::session::Initiator;
+    let reason = |reason: &str| {
+        if reason.is_empty() {
+            "-".to_string()
+        } else {
+            shown(reason, MAX_SHOWN)
+        }
+    };
     let code = close.code.map_or("none".to_string(), |c| c.to_string());
-    let reason = if close.reason.is_empty() {
-        "-".to_string()
-    } else {
-        shown(&close.reason, MAX_SHOWN)
+    let sent = format!("code: {code}, reason: {}", reason(&close.reason));
+    let detail = match (close.initiator, &close.answer) {
+        (Initiator::Server, _) => sent,
+        (Initiator::Client, Some(answer)) => format!(
+            "sent {sent}; the server answered code: {}, reason: {}",
+            answer.code,
+            reason(&answer.reason)
+        ),
+        (Initiator::Client, None) => format!("sent {sent}; the server did not answer"),
     };
     format!(
-        "{} WebSocket connection closed by the {} (code: {code}, reason: {reason})\n",
+        "{} WebSocket connection closed by the {} ({detail})\n",
         paint(DIM, "•"),
         close.initiator.as_str()
     )

@@ -234,12 +234,17 @@ impl Reporter {
         }
     }
 
-    /// A warning worth a line even in quiet mode (possible loss, protocol oddities).
+    /// A warning that does not change the verdict (possible loss, protocol oddities,
+    /// a reconnection): a line on stderr, hidden by `-q` ("only errors and the final
+    /// result"); with `--json` always a `warning` record. What changes the verdict is
+    /// an error, not a warning.
     pub fn warn(&self, message: &str) {
         if self.json {
             self.record(&Record::Warning(json::Warning { message }));
         }
-        self.write_err(&human::warning(message));
+        if self.verbosity > Verbosity::Quiet {
+            self.write_err(&human::warning(message));
+        }
     }
 
     /// Live figures of a long run: a progress line on stderr when it is a terminal

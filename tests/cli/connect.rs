@@ -419,3 +419,53 @@ async fn events_during_hold_are_shown_and_counted() {
     let summary: ConnectSummary = summary_of(&finished.records);
     assert_eq!(summary.events_during_hold, 1);
 }
+
+/// A server that answers the client's close with a code of its own (4000 "bye").
+/// tungstenite would echo the client's code, so the answer is written raw.
+async fn answering_close_with_4000() -> FakeServer {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::tungstenite::Message;
+    FakeServer::start(|mut ws, _| async move {
+        fake::send(&mut ws, &fake::part1_connected("org-rio")).await;
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Close(_) = message {
+                // FIN + close opcode, 5 bytes unmasked: 4000 (0x0FA0) and "bye".
+                let frame = [0x88, 5, 0x0f, 0xa0, b'b', b'y', b'e'];
+                let tcp = ws.get_mut();
+                let _ = tcp.write_all(&frame).await;
+                let _ = tcp.flush().await;
+                let _ = tcp.shutdown().await;
+                break;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_close_answered_with_another_code_shows_both_sides() {
+    let server = answering_close_with_4000().await;
+    let output = run_cli(&["connect", "org-rio", "--url", &server.base()]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(
+        out.contains(
+            "closed by the client (sent code: 1000, reason: normal; \
+             the server answered code: 4000, reason: bye)"
+        ),
+        "{out}"
+    );
+
+    let output = run_cli(&["connect", "org-rio", "--url", &server.base(), "--json"]).await;
+    let records = records(&output);
+    let close = records
+        .iter()
+        .find(|r| r["type"] == "close")
+        .expect("a close record");
+    let close: Close = typed(&close["data"]);
+    assert_eq!((close.code, close.reason.as_str()), (Some(1000), "normal"));
+    assert_eq!(close.initiator.as_str(), "client");
+    let answer = close.answer.expect("the server answered");
+    assert_eq!((answer.code, answer.reason.as_str()), (4000, "bye"));
+}

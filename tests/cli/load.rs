@@ -272,7 +272,7 @@ async fn server_closes_are_counted_by_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passive_mode_measures_what_others_publish() {
     let server = TestServer::start().await;
-    let running = spawn_cli(&[
+    let mut running = spawn_cli(&[
         "load",
         "--url",
         &server.base(),
@@ -285,17 +285,14 @@ async fn passive_mode_measures_what_others_publish() {
         "3s",
         "--json",
     ]);
-    // Wait until the ten sockets are open, then publish as "someone else".
-    let mut open = 0;
-    for _ in 0..200 {
-        let stats = get_json(&server.http("/api/ws/stats")).await;
-        open = stats["organizations"]["org-passive"].as_u64().unwrap_or(0);
-        if open == 10 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(open, 10);
+    // Wait (bounded by `wait_for`) for a progress record saying the ten sockets
+    // reached CONNECTED (so the server has subscribed them), then publish as
+    // "someone else".
+    running
+        .wait_for("progress with 10 open", |r| {
+            r["type"] == "progress" && r["data"]["open"] == 10
+        })
+        .await;
     let answer = publish(&server, "org-passive", "SYNC_QUEUED", "p", json!(null), 5).await;
     assert_eq!(answer["lastSeq"], 5);
     let finished = running.finish().await;

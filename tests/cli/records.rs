@@ -175,7 +175,13 @@ fn events_are_frames(records: &[Record]) {
 }
 
 const OPEN: &[&str] = &["url", "organizationId", "openMs", "attempt"];
-const CLOSE: &[&str] = &["code", "reason", "initiator"];
+const CLOSE: &[&str] = &[
+    "code",
+    "reason",
+    "initiator",
+    "answer.code",
+    "answer.reason",
+];
 
 /// A run over one socket: `open`, the frames, `close`, then the `summary`.
 fn one_socket_records(records: &[Record]) {

@@ -114,7 +114,8 @@ async fn a_strict_divergence_exits_1_and_is_explained() {
     let finished = run.finish().await;
     assert_eq!(finished.code(), Some(1), "{}", finished.stderr);
     let err = &finished.stderr;
-    assert!(err.contains("event 3 was SYNC_SUCCESS"), "{err}");
+    assert!(err.contains("event 2 was SYNC_SUCCESS"), "{err}");
+    assert!(err.contains("CONNECTED and event 1 matched"), "{err}");
     assert!(err.contains("expected SYNC_PROCESSING"), "{err}");
     let summary: WatchSummary = summary_of(&finished.records);
     assert_eq!(summary.outcome, WatchOutcome::Failed);
@@ -1598,4 +1599,64 @@ async fn reconnect_lines_number_the_attempts() {
     let err = stderr(&out);
     assert!(err.contains("reconnect attempt 3 failed"), "{err}");
     assert!(!err.contains("attempt 3/"), "{err}");
+}
+
+/// `-q`: a warning that does not change the verdict is hidden (only errors and the
+/// final result), and still a `warning` record with `--json`.
+#[tokio::test]
+async fn quiet_hides_warnings_but_json_keeps_them() {
+    let (what, bad, complaint) = broken_frames().remove(0);
+    let server = server_breaking_with(bad).await;
+    let base = server.base();
+    let args = |extra: &[&'static str]| {
+        let mut args = vec![
+            "watch-sync",
+            "org-v",
+            "--url",
+            base.as_str(),
+            "--lenient",
+            "--count",
+            "1",
+            "--timeout",
+            "5s",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&'static str]| {
+        let args = args(extra);
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_cli(&refs).await
+        }
+    };
+
+    let loud = run(&[]).await;
+    assert_eq!(loud.status.code(), Some(0), "{what}: {}", stderr(&loud));
+    assert!(
+        stderr(&loud).contains(complaint),
+        "{what}: {}",
+        stderr(&loud)
+    );
+
+    let quiet = run(&["-q"]).await;
+    assert_eq!(quiet.status.code(), Some(0), "{what}: {}", stderr(&quiet));
+    assert!(
+        !stderr(&quiet).contains("warning"),
+        "{what}: {}",
+        stderr(&quiet)
+    );
+    assert!(
+        !stdout(&quiet).is_empty(),
+        "the final result is still shown"
+    );
+
+    let quiet_json = run(&["-q", "--json"]).await;
+    assert_eq!(quiet_json.status.code(), Some(0), "{what}");
+    assert!(!stderr(&quiet_json).contains("warning"), "{what}");
+    let warnings = warnings(&records(&quiet_json));
+    assert!(
+        warnings.iter().any(|w| w.contains(complaint)),
+        "{what}: {warnings:?}"
+    );
 }
