@@ -26,4 +26,5 @@ pub mod report;
 pub mod seq;
 pub mod server;
 pub mod stats;
+pub mod tap;
 pub mod text;

@@ -4,13 +4,10 @@
 //! the server really answered: its status line, or that the port speaks TLS.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::error::{NotWebSocket, body_preview};
+use crate::tap::{Tap, Tapped};
 
 /// How much of the server's first answer is kept.
 pub const HEAD_LIMIT: usize = 2048;
@@ -19,78 +16,33 @@ pub const HEAD_LIMIT: usize = 2048;
 /// the stream when it fails).
 pub type Head = Arc<Mutex<Vec<u8>>>;
 
-pub struct Recorded<S> {
-    inner: S,
-    head: Option<Head>,
-}
+/// The recording side of a [`Recorded`] stream: `None` once stopped.
+pub struct Recorder(Option<Head>);
 
-impl<S> Recorded<S> {
-    /// Wraps `inner`, recording into the returned [`Head`].
-    pub fn new(inner: S) -> (Recorded<S>, Head) {
-        let head = Head::default();
-        (
-            Recorded {
-                inner,
-                head: Some(head.clone()),
-            },
-            head,
-        )
-    }
-
-    /// Stops recording: after the upgrade, frames pass untouched.
-    pub fn stop(&mut self) {
-        self.head = None;
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Recorded<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let (Some(head), Poll::Ready(Ok(()))) = (&this.head, &polled)
+impl Tap for Recorder {
+    fn read(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Some(head) = &self.0
             && let Ok(mut head) = head.lock()
         {
             let room = HEAD_LIMIT.saturating_sub(head.len());
-            let new = &buf.filled()[before..];
-            head.extend_from_slice(&new[..new.len().min(room)]);
+            head.extend_from_slice(&bytes[..bytes.len().min(room)]);
         }
-        polled
+        Ok(())
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Recorded<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
+/// A stream keeping the first bytes read until [`stop`] is called.
+pub type Recorded<S> = Tapped<S, Recorder>;
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
+/// Wraps `inner`, recording into the returned [`Head`].
+pub fn recorded<S>(inner: S) -> (Recorded<S>, Head) {
+    let head = Head::default();
+    (Tapped::new(inner, Recorder(Some(head.clone()))), head)
+}
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
+/// Stops recording: after the upgrade, frames pass untouched.
+pub fn stop<S>(stream: &mut Recorded<S>) {
+    stream.tap_mut().0 = None;
 }
 
 /// What a server that did not complete the upgrade answered, read from its first

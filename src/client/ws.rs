@@ -214,7 +214,7 @@ pub async fn open(
             .with_context(|| format!("{name:?} is not a valid header name"))?;
         headers.append(name, value(v, "-H")?);
     }
-    let (stream, head) = Recorded::new(stream);
+    let (stream, head) = recorded::recorded(stream);
     let (mut stream, response) = tokio::time::timeout_at(
         deadline,
         tokio_tungstenite::client_async_with_config(
@@ -226,7 +226,7 @@ pub async fn open(
     .await
     .map_err(|_| timeout_failure("the WebSocket upgrade", &shown, limit))?
     .map_err(|e| upgrade_failure(e, &shown, &head, options))?;
-    stream.get_mut().stop();
+    recorded::stop(stream.get_mut());
     let subprotocol = response
         .headers()
         .get("sec-websocket-protocol")

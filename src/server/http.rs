@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::meter::{FrameMeter, Metered};
+use super::meter::{FrameMeter, metered};
 
 /// Time a client has to send a request's head.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -140,7 +140,7 @@ pub(crate) async fn serve<L>(
         let router = router.clone();
         let stop = stop.clone();
         let meter = FrameMeter::new(clock.clone());
-        let io = Metered::new(io, meter.clone());
+        let io = metered(io, meter.clone());
         connections.spawn(connection(io, addr, router, limits, (place, meter), stop));
     }
     drop(listener);

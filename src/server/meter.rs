@@ -9,12 +9,11 @@
 //! [`RateExceeded`], which the session turns into a 4429 close.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::tap::{Tap, Tapped};
 
 /// The read error of a connection over the client-frame rate.
 #[derive(Debug, thiserror::Error)]
@@ -142,75 +141,39 @@ impl Frames {
     }
 }
 
-/// A connection whose client frames a [`FrameMeter`] counts once armed.
-pub struct Metered<I> {
-    io: I,
+/// The counting side of a [`Metered`] connection.
+pub struct Counter {
     meter: Arc<FrameMeter>,
     frames: Frames,
 }
 
-impl<I> Metered<I> {
-    pub fn new(io: I, meter: Arc<FrameMeter>) -> Metered<I> {
-        Metered {
-            io,
-            meter,
-            frames: Frames::new(),
-        }
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Metered<I> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        let Some(limiter) = this.meter.limiter.get() else {
-            return polled;
+impl Tap for Counter {
+    fn read(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let Some(limiter) = self.meter.limiter.get() else {
+            return Ok(());
         };
-        if let Poll::Ready(Ok(())) = polled {
-            let started = this.frames.feed(&buf.filled()[before..]);
-            for _ in 0..started {
-                if limiter.check().is_err() {
-                    return Poll::Ready(Err(io::Error::other(RateExceeded)));
-                }
+        let started = self.frames.feed(bytes);
+        for _ in 0..started {
+            if limiter.check().is_err() {
+                return Err(io::Error::other(RateExceeded));
             }
         }
-        polled
+        Ok(())
     }
 }
 
-impl<I: AsyncWrite + Unpin> AsyncWrite for Metered<I> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
+/// A connection whose client frames a [`FrameMeter`] counts once armed.
+pub type Metered<I> = Tapped<I, Counter>;
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
+/// `io`, metered by `meter`.
+pub fn metered<I>(io: I, meter: Arc<FrameMeter>) -> Metered<I> {
+    Tapped::new(
+        io,
+        Counter {
+            meter,
+            frames: Frames::new(),
+        },
+    )
 }
 
 /// Whether a read error is the meter's.
