@@ -53,10 +53,15 @@ fn describe(body: &str) -> String {
 }
 
 impl HttpError {
-    /// The exit-code class of this answer, as the context of the error.
-    fn failure(&self) -> Failure {
+    /// The exit-code class of this answer, as the context of the error; `token`
+    /// is what was sent, for what it says about itself on a 401.
+    fn failure(&self, token: Option<&str>) -> Failure {
         match self.status {
-            401 | 403 => Failure::Connect("the backend refused the credentials".into()),
+            401 => Failure::Connect(format!(
+                "the backend refused the credentials{}",
+                token.map(super::token_facts).unwrap_or_default()
+            )),
+            403 => Failure::Connect("the backend refused the credentials".into()),
             404 | 500.. => {
                 Failure::Protocol("the backend did not answer as the protocol says".into())
             }
@@ -74,6 +79,8 @@ pub struct Api {
     timeout: Duration,
     limit_flag: &'static str,
     connect_timeout: Duration,
+    /// The token sent, if any (never shown; its expiry is, on a 401).
+    token: Option<String>,
     max_body: usize,
 }
 
@@ -114,6 +121,7 @@ impl Api {
             timeout,
             limit_flag: "--timeout",
             connect_timeout: options.connect_timeout,
+            token: options.token.clone(),
             max_body: options.max_body,
         })
     }
@@ -154,7 +162,7 @@ impl Api {
                 status,
                 body: crate::text::clamp(&text, KEPT_ERROR_BODY).into_owned(),
             };
-            let failure = error.failure();
+            let failure = error.failure(self.token.as_deref());
             return Err(anyhow::Error::new(error).context(failure));
         }
         serde_json::from_str(&text).map_err(|e| {

@@ -229,6 +229,24 @@ fn check_same_base(socket: &Url, args: &Addressing) -> anyhow::Result<()> {
     )))
 }
 
+/// What the token that was refused says about itself (decoded locally, not
+/// verified): ` (the token sent expired at …)`, or nothing.
+pub(crate) fn token_facts(token: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match crate::claims::unverified_exp(token) {
+        Some(exp) if exp <= now => format!(
+            " (the token sent expired at {}, {} ago)",
+            humantime::format_rfc3339_seconds(
+                std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(exp)
+            ),
+            humantime::format_duration(std::time::Duration::from_secs(now - exp))
+        ),
+        _ => String::new(),
+    }
+}
+
 /// Query parameters whose values are secrets, masked wherever a URL is shown.
 pub const SECRET_PARAMS: &[&str] = &["token", "access_token"];
 

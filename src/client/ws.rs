@@ -260,7 +260,7 @@ fn upgrade_failure(
             let status = response.status().as_u16();
             let refused = UpgradeRefused { status, body };
             let token = match (status, &options.token) {
-                (401, Some(token)) => token_facts(token),
+                (401, Some(token)) => super::token_facts(token),
                 _ => String::new(),
             };
             connect_failure(
@@ -283,24 +283,6 @@ fn upgrade_failure(
                 ),
             }
         }
-    }
-}
-
-/// What the token that was refused says about itself (decoded locally, not
-/// verified): ` (the token sent expired at …)`, or nothing.
-fn token_facts(token: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    match crate::claims::unverified_exp(token) {
-        Some(exp) if exp <= now => format!(
-            " (the token sent expired at {}, {} ago)",
-            humantime::format_rfc3339_seconds(
-                SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(exp)
-            ),
-            humantime::format_duration(std::time::Duration::from_secs(now - exp))
-        ),
-        _ => String::new(),
     }
 }
 

@@ -368,12 +368,20 @@ async fn refused_tokens_get_a_hint_from_what_the_server_said() {
     ])
     .await;
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
-    let (_, hints) = error_and_hints(&output);
+    let (error, hints) = error_and_hints(&output);
+    assert!(
+        error.contains("the token sent expired at 2023-11-14T22:13:20Z"),
+        "{error}"
+    );
     assert!(
         hints
             .iter()
             .any(|h| h.starts_with("the server says the token expired")),
         "{hints:?}"
+    );
+    assert!(
+        !stderr(&output).contains(&token),
+        "the token is never printed"
     );
 }
 
