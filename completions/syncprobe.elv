@@ -321,6 +321,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand --max-pending-connections 'Connections that have not sent a complete request head yet, in total (more: closed at once)'
             cand --max-pending-per-ip 'Connections that have not sent a complete request head yet, per client IP (more: closed at once)'
             cand --metrics-listen 'Serve /metrics on this address instead of the main port (e.g. 127.0.0.1:9090)'
+            cand --metrics-orgs 'Organizations with a /metrics label of their own: the busiest by open sockets on the gauge, the first seen on counters; the rest are summed under org="_other"'
             cand --max-message-size 'Largest client message accepted on sync sockets, in bytes (larger: close 1009)'
             cand --jwt-secret 'Require HS256 tokens signed with this secret (on every upgrade and the REST API)'
             cand --jwt-secret-file 'Read the HS256 secret from a file (surrounding whitespace is ignored)'

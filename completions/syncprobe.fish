@@ -308,6 +308,7 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-header
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-pending-connections -d 'Connections that have not sent a complete request head yet, in total (more: closed at once)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-pending-per-ip -d 'Connections that have not sent a complete request head yet, per client IP (more: closed at once)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l metrics-listen -d 'Serve /metrics on this address instead of the main port (e.g. 127.0.0.1:9090)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l metrics-orgs -d 'Organizations with a /metrics label of their own: the busiest by open sockets on the gauge, the first seen on counters; the rest are summed under org="_other"' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-message-size -d 'Largest client message accepted on sync sockets, in bytes (larger: close 1009)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l jwt-secret -d 'Require HS256 tokens signed with this secret (on every upgrade and the REST API)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l jwt-secret-file -d 'Read the HS256 secret from a file (surrounding whitespace is ignored)' -r -F

@@ -142,6 +142,12 @@ pub struct ServeArgs {
         help_heading = "Limits"
     )]
     pub metrics_listen: Option<SocketAddr>,
+    /// Organizations with a /metrics label of their own: the busiest by open sockets on
+    /// the gauge, the first seen on counters; the rest are summed under org="_other"
+    #[arg(long, value_name = "N", env = "SYNCPROBE_METRICS_ORGS",
+          default_value_t = server::metrics::DEFAULT_METRICS_ORGS as u32, help_heading = "Limits",
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub metrics_orgs: u32,
     /// Largest client message accepted on sync sockets, in bytes (larger: close 1009)
     #[arg(long, value_name = "BYTES", env = "SYNCPROBE_MAX_MESSAGE_SIZE",
           default_value_t = security::DEFAULT_MAX_MESSAGE_SIZE,
@@ -309,6 +315,7 @@ impl ServeArgs {
                 max_pending_per_ip: self.max_pending_per_ip,
             },
             metrics_elsewhere: self.metrics_listen.is_some(),
+            metrics_orgs: self.metrics_orgs as usize,
             worker: WorkerConfig {
                 workers: self.workers as usize,
                 processing_time: self.processing_time,

@@ -58,6 +58,9 @@ pub struct Config {
     pub http: HttpLimits,
     /// `/metrics` is served on a listener of its own (`--metrics-listen`), not here.
     pub metrics_elsewhere: bool,
+    /// Organizations with a metrics label of their own (`--metrics-orgs`); the rest
+    /// are summed under `_other`.
+    pub metrics_orgs: usize,
     pub worker: WorkerConfig,
     /// Interval of server pings; a peer silent for two intervals is dropped. Zero
     /// disables the heartbeat.
@@ -110,6 +113,7 @@ impl Default for Config {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             http: HttpLimits::default(),
             metrics_elsewhere: false,
+            metrics_orgs: super::metrics::DEFAULT_METRICS_ORGS,
             worker: WorkerConfig {
                 workers: 4,
                 processing_time: Duration::from_millis(5),

@@ -62,7 +62,7 @@ use self::security::{Security, middleware};
 
 /// Builds the shared state and the router (without serving it).
 pub(crate) fn app(config: Config) -> (AppState, Router) {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_org_labels(config.metrics_orgs));
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::new(
         BusConfig {
             history: config.history,
@@ -119,6 +119,10 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),
             middleware::guard_requests,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::count_requests,
         ))
         .with_state(state.clone());
     (state, router)
@@ -195,6 +199,10 @@ pub(crate) async fn serve_metrics(listener: TcpListener, state: AppState) {
     let router = Router::new()
         .route("/metrics", get(routes::metrics))
         .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::count_requests,
+        ))
         .with_state(state.clone());
     let limits = state.config.http;
     let grace = state.config.shutdown_grace;

@@ -28,7 +28,6 @@ use tokio_util::sync::CancellationToken;
 use super::bus::{Frame, Received, Resume, Subscription};
 use super::error::api_error;
 use super::meter::{FrameMeter, rate_exceeded};
-use super::metrics::OrgLabels;
 use super::security::{Admission, ClientFrame, Closing, RateLimit, SessionGuard, frame_limit};
 use super::state::AppState;
 use crate::protocol::{
@@ -224,15 +223,9 @@ async fn run(
     // Holds this socket's place under the connection caps until it ends.
     let _permit = admission.permit;
     let mut guard = state.security.session_guard(&org, admission.grant.as_ref());
-    let gauge = state
-        .metrics
-        .connections
-        .get_or_create(&OrgLabels { org: org.clone() })
-        .clone();
-    gauge.inc();
-    state.metrics.connections_opened.inc();
+    let open = state.metrics.socket_opened(&org);
     let end = session(&mut socket, &state, &org, resume, &mut guard).await;
-    gauge.dec();
+    drop(open);
     state.metrics.disconnect(end.label());
 }
 
