@@ -1,6 +1,7 @@
 //! Integration tests: the bundled server over real sockets, and the built binary
 //! driven against it and against fake servers. One test binary; one module per area.
 
+mod balancer;
 mod bounds;
 mod color;
 mod completions;
