@@ -251,6 +251,13 @@ pub fn none_answered(mut failures: Vec<(String, anyhow::Error)>) -> anyhow::Erro
     ))
 }
 
+/// Whether a REST call failed before its request could be sent (DNS, TCP, TLS,
+/// the connect timeout): nothing reached the backend, so another instance may be
+/// tried without doing anything twice.
+pub fn unreached(e: &anyhow::Error) -> bool {
+    error::find::<reqwest::Error>(e).is_some_and(reqwest::Error::is_connect)
+}
+
 /// `URL: error`, without repeating a URL the error already names.
 pub fn named_failure(url: &str, e: &anyhow::Error) -> String {
     let message = format!("{e:#}");

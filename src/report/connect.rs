@@ -39,6 +39,16 @@ pub struct UrlFailure {
     pub exit_code: i32,
 }
 
+/// The line saying which instance a run used after earlier URLs did not answer.
+pub fn used_after(url: &str, failed: &[UrlFailure]) -> String {
+    let urls: Vec<&str> = failed.iter().map(|f| f.url.as_str()).collect();
+    format!(
+        "  used {url}: {} did not answer ({})\n",
+        crate::text::count(failed.len() as u64, "earlier URL"),
+        urls.join(", ")
+    )
+}
+
 /// The warning when URL `n - 1` of `of` failed and URL `n` is tried next.
 pub fn next_url(url: &str, error: &anyhow::Error, n: usize, of: usize) -> String {
     format!(
