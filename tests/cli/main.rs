@@ -19,5 +19,6 @@ mod serve;
 mod status;
 mod support;
 mod tokens;
+mod urls;
 mod usage;
 mod watch;
