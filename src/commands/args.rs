@@ -89,7 +89,7 @@ pub struct ConnectionArgs {
 pub const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "SYNCPROBE_URL",
-        "base URL of the backend for client subcommands, when --url is not given",
+        "base URL of the backend for client subcommands, when --url is not given; several separated by commas or spaces",
     ),
     (
         "SYNCPROBE_TOKEN",
@@ -404,6 +404,39 @@ mod tests {
         let e = a.endpoint("o").unwrap();
         assert_eq!(e.socket.as_str(), "ws://h:1/s/o");
         assert_eq!(a.client_options().unwrap().token_in, client::TokenIn::Query);
+    }
+
+    #[test]
+    fn several_urls_resolve_in_order_and_duplicates_are_refused() {
+        assert_eq!(
+            split_urls(" ws://a:1, ws://b:2  http://c:3 ,"),
+            ["ws://a:1", "ws://b:2", "http://c:3"]
+        );
+        let a = args(&["--url", "ws://a:1", "--url", "https://b:2/p"]);
+        assert_eq!(a.given_url().as_deref(), Some("ws://a:1"));
+        let sockets: Vec<String> = a
+            .endpoints("o")
+            .unwrap()
+            .iter()
+            .map(|e| e.socket.to_string())
+            .collect();
+        assert_eq!(
+            sockets,
+            ["ws://a:1/api/ws/sync/o", "wss://b:2/p/api/ws/sync/o"]
+        );
+        let usage = |a: &ConnectionArgs, target: &str| {
+            let e = a.endpoints(target).unwrap_err();
+            assert_eq!(crate::exit::exit_for(&e), crate::exit::Exit::Usage);
+            format!("{e}")
+        };
+        let twice = args(&["--url", "ws://a:1", "--url", "http://a:1/"]);
+        assert!(usage(&twice, "o").contains("name the same socket"));
+        assert!(usage(&a, "ws://a:1/api/ws/sync/o").contains("is a full URL"));
+        let one = a.endpoint("o").unwrap_err();
+        assert!(format!("{one}").contains("talks to one backend"), "{one}");
+        let mut set = a.clone();
+        set.set_url("ws://z:9".into());
+        assert_eq!(set.endpoints("o").unwrap().len(), 1);
     }
 
     #[test]

@@ -119,7 +119,8 @@ pub struct WatchSyncArgs {
     #[arg(long)]
     pub lenient: bool,
     /// Reconnect when the connection is lost, resuming from the last seq when the
-    /// server numbers its events
+    /// server numbers its events; with several --url, a failed socket moves to the
+    /// next URL (round-robin)
     #[arg(long)]
     pub reconnect: bool,
     /// First reconnect delay ceiling (full jitter, doubling per attempt)

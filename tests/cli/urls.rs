@@ -253,15 +253,7 @@ async fn enqueue_uses_the_first_url_that_answers_for_the_whole_run() {
     let live = server.base();
     for wait in [false, true] {
         let mut argv = vec![
-            "enqueue",
-            "org-ue",
-            "--url",
-            &dead,
-            "--url",
-            &live,
-            "--count",
-            "2",
-            "--json",
+            "enqueue", "org-ue", "--url", &dead, "--url", &live, "--count", "2", "--json",
         ];
         if wait {
             argv.push("--wait");
