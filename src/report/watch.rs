@@ -631,6 +631,27 @@ mod tests {
     }
 
     #[test]
+    fn several_sessions_are_listed_with_their_url_and_epoch() {
+        let session = |url: &str, since, epoch: &str, events| SessionSummary {
+            url: url.into(),
+            since,
+            seq: Some(3),
+            epoch: Some(epoch.into()),
+            events,
+        };
+        let one = [session("ws://a/s/o", None, "e1", 3)];
+        assert_eq!(sessions(&one), "");
+        let two = [
+            session("ws://a/s/o", None, "e1", 3),
+            session("ws://b/s/o", Some(3), "e\u{1b}]0;x\u{7}2", 1),
+        ];
+        assert_eq!(
+            sessions(&two),
+            "  sessions:\n    1. ws://a/s/o (seq 3 epoch e1, 3 events)\n    2. ws://b/s/o (since 3, seq 3 epoch e\\u{1b}]0;x\\u{7}2, 1 event)\n"
+        );
+    }
+
+    #[test]
     fn disconnects_say_why() {
         assert_eq!(
             reconnecting(
