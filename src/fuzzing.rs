@@ -875,6 +875,7 @@ pub fn server_frames(data: &[u8]) {
         outcome: WatchOutcome::Count,
         reached: Reached::Connected,
         duration_ms: 1.0,
+        sessions: Vec::new(),
         check: check.summary(),
     }));
     for line in rendered.lines() {

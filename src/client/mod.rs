@@ -229,6 +229,45 @@ fn check_same_base(socket: &Url, args: &Addressing) -> anyhow::Result<()> {
     )))
 }
 
+/// The error when none of several URLs answered: the last failure, whose exit code,
+/// typed causes and hints it keeps, under a line naming every URL tried and why the
+/// earlier ones failed. `failures` are `(URL as shown, error)`, in the order tried;
+/// one failure is returned as it is.
+pub fn none_answered(mut failures: Vec<(String, anyhow::Error)>) -> anyhow::Error {
+    let Some((last_url, last)) = failures.pop() else {
+        return anyhow::anyhow!("no URL to try");
+    };
+    if failures.is_empty() {
+        return last;
+    }
+    let earlier: Vec<String> = failures
+        .iter()
+        .map(|(url, e)| named_failure(url, e))
+        .collect();
+    last.context(format!(
+        "none of the {} URLs answered ({}); the last, {last_url}, failed",
+        failures.len() + 1,
+        earlier.join("; ")
+    ))
+}
+
+/// Whether a REST call failed before its request could be sent (DNS, TCP, TLS,
+/// the connect timeout): nothing reached the backend, so another instance may be
+/// tried without doing anything twice.
+pub fn unreached(e: &anyhow::Error) -> bool {
+    error::find::<reqwest::Error>(e).is_some_and(reqwest::Error::is_connect)
+}
+
+/// `URL: error`, without repeating a URL the error already names.
+pub fn named_failure(url: &str, e: &anyhow::Error) -> String {
+    let message = format!("{e:#}");
+    if message.contains(url) {
+        message
+    } else {
+        format!("{url}: {message}")
+    }
+}
+
 /// What the token that was refused says about itself (decoded locally, not
 /// verified): ` (the token sent expired at …)`, or nothing.
 pub(crate) fn token_facts(token: &str) -> String {

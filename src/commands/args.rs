@@ -19,15 +19,18 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, ValueEnum};
 
 use crate::client::{self, Addressing, ClientOptions, Endpoint, tls};
+use crate::exit::Failure;
 
 /// How client subcommands reach a backend: addressing, credentials, TLS, timeouts.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectionArgs {
-    /// Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL] [default:
-    /// ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]
-    #[arg(long, value_name = "URL")]
-    pub url: Option<String>,
+    /// Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several
+    /// separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and
+    /// `load`, the bundled server on a free port]. Repeatable on `connect`,
+    /// `watch-sync`, `enqueue` and `smoke`: instances of one backend, tried in order
+    #[arg(long = "url", value_name = "URL")]
+    pub urls: Vec<String>,
     /// Path of the sync socket; {org} is replaced by the organization id
     #[arg(long, value_name = "TEMPLATE", default_value = crate::protocol::DEFAULT_SYNC_PATH)]
     pub path: String,
@@ -86,7 +89,7 @@ pub struct ConnectionArgs {
 pub const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "SYNCPROBE_URL",
-        "base URL of the backend for client subcommands, when --url is not given",
+        "base URL of the backend for client subcommands, when --url is not given; several separated by commas or spaces",
     ),
     (
         "SYNCPROBE_TOKEN",
@@ -117,26 +120,115 @@ pub enum TokenInArg {
     Query,
 }
 
+/// Splits `SYNCPROBE_URL` into its URLs: separated by commas or white space (a comma
+/// inside a URL is written `%2C`).
+fn split_urls(value: &str) -> Vec<String> {
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 impl ConnectionArgs {
-    /// The base URL the user chose: `--url`, else `SYNCPROBE_URL` (an explicit flag
-    /// beats the environment); `None` means the default.
-    pub fn given_url(&self) -> Option<String> {
-        self.url.clone().or_else(|| variable(URL_VARIABLE))
+    /// Every base URL the user chose, in order: the `--url` flags, else the URLs of
+    /// `SYNCPROBE_URL` (an explicit flag beats the environment); empty means the
+    /// default.
+    pub fn given_urls(&self) -> Vec<String> {
+        if !self.urls.is_empty() {
+            return self.urls.clone();
+        }
+        variable(URL_VARIABLE).map_or_else(Vec::new, |v| split_urls(&v))
     }
 
-    /// Where the socket and the REST API are, as the library takes it.
+    /// The first base URL the user chose (see [`ConnectionArgs::given_urls`]);
+    /// `None` means the default.
+    pub fn given_url(&self) -> Option<String> {
+        self.given_urls().into_iter().next()
+    }
+
+    /// Replaces the URLs given with `url`, as if it were the only `--url` (the bundled
+    /// server of `smoke` and `load`).
+    pub fn set_url(&mut self, url: String) {
+        self.urls = vec![url];
+    }
+
+    /// Where the socket and the REST API are, as the library takes it, for the first
+    /// URL given.
     pub fn addressing(&self) -> Addressing {
+        self.addressing_of(self.given_url())
+    }
+
+    fn addressing_of(&self, url: Option<String>) -> Addressing {
         Addressing {
-            url: self.given_url(),
-            url_is_flag: self.url.is_some(),
+            url,
+            url_is_flag: !self.urls.is_empty(),
             path: self.path.clone(),
             api_url: self.api_url.clone(),
         }
     }
 
-    /// Resolves `target` (an organization id or a full socket URL) against the flags.
+    /// Resolves `target` (an organization id or a full socket URL) against the flags,
+    /// for a subcommand that talks to one backend: several URLs are a usage error.
     pub fn endpoint(&self, target: &str) -> anyhow::Result<Endpoint> {
+        let urls = self.given_urls();
+        if urls.len() > 1 {
+            return Err(Failure::Usage(format!(
+                "{} URLs given ({}), but this subcommand talks to one backend: give one --url",
+                urls.len(),
+                self.source_of_urls()
+            ))
+            .into());
+        }
         client::resolve(target, &self.addressing())
+    }
+
+    /// Resolves `target` against every URL given, in order (one endpoint for the
+    /// default URL or a target that is a full URL). Usage errors (exit 2): a URL that
+    /// cannot address a backend, two that name the same socket (`ws://h` and
+    /// `http://h/` do), several `--url` with a full-URL target.
+    pub fn endpoints(&self, target: &str) -> anyhow::Result<Vec<Endpoint>> {
+        let urls = self.given_urls();
+        if urls.len() <= 1 {
+            return Ok(vec![client::resolve(target, &self.addressing())?]);
+        }
+        if target.contains("://") {
+            if self.urls.is_empty() {
+                // URLs from the environment are only a default: the full URL wins.
+                return Ok(vec![client::resolve(target, &self.addressing_of(None))?]);
+            }
+            return Err(Failure::Usage(format!(
+                "the target {} is a full URL, which names one backend, and --url was given {} times: give the organization id with several --url",
+                client::redact_text(target),
+                urls.len()
+            ))
+            .into());
+        }
+        let mut endpoints: Vec<(String, Endpoint)> = Vec::with_capacity(urls.len());
+        for url in urls {
+            let endpoint = client::resolve(target, &self.addressing_of(Some(url.clone())))?;
+            if let Some((earlier, _)) = endpoints.iter().find(|(_, e)| e.socket == endpoint.socket)
+            {
+                return Err(Failure::Usage(format!(
+                    "--url {:?} and --url {:?} name the same socket ({}): give each instance once",
+                    client::redact_text(earlier),
+                    client::redact_text(&url),
+                    client::redact(&endpoint.socket)
+                ))
+                .into());
+            }
+            endpoints.push((url, endpoint));
+        }
+        Ok(endpoints.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// Where the URLs came from, for messages.
+    fn source_of_urls(&self) -> &'static str {
+        if self.urls.is_empty() {
+            "in SYNCPROBE_URL"
+        } else {
+            "with --url"
+        }
     }
 
     /// Credentials, headers and TLS for every socket and REST call of a run; reads
@@ -312,6 +404,39 @@ mod tests {
         let e = a.endpoint("o").unwrap();
         assert_eq!(e.socket.as_str(), "ws://h:1/s/o");
         assert_eq!(a.client_options().unwrap().token_in, client::TokenIn::Query);
+    }
+
+    #[test]
+    fn several_urls_resolve_in_order_and_duplicates_are_refused() {
+        assert_eq!(
+            split_urls(" ws://a:1, ws://b:2  http://c:3 ,"),
+            ["ws://a:1", "ws://b:2", "http://c:3"]
+        );
+        let a = args(&["--url", "ws://a:1", "--url", "https://b:2/p"]);
+        assert_eq!(a.given_url().as_deref(), Some("ws://a:1"));
+        let sockets: Vec<String> = a
+            .endpoints("o")
+            .unwrap()
+            .iter()
+            .map(|e| e.socket.to_string())
+            .collect();
+        assert_eq!(
+            sockets,
+            ["ws://a:1/api/ws/sync/o", "wss://b:2/p/api/ws/sync/o"]
+        );
+        let usage = |a: &ConnectionArgs, target: &str| {
+            let e = a.endpoints(target).unwrap_err();
+            assert_eq!(crate::exit::exit_for(&e), crate::exit::Exit::Usage);
+            format!("{e}")
+        };
+        let twice = args(&["--url", "ws://a:1", "--url", "http://a:1/"]);
+        assert!(usage(&twice, "o").contains("name the same socket"));
+        assert!(usage(&a, "ws://a:1/api/ws/sync/o").contains("is a full URL"));
+        let one = a.endpoint("o").unwrap_err();
+        assert!(format!("{one}").contains("talks to one backend"), "{one}");
+        let mut set = a.clone();
+        set.set_url("ws://z:9".into());
+        assert_eq!(set.endpoints("o").unwrap().len(), 1);
     }
 
     #[test]

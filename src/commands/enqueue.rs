@@ -12,13 +12,14 @@ use tokio::time::Instant;
 
 use super::args::{ConnectionArgs, positive_duration};
 use crate::client::http::Api;
-use crate::client::session::Started;
+use crate::client::session::{Session, Started};
 use crate::client::ws;
 use crate::client::{ClientOptions, Endpoint};
 use crate::exit::{Exit, Failure, exit_for};
 use crate::follow::{self, FollowEnd};
 use crate::lifecycle::ItemTrace;
 use crate::protocol::{EventType, Outcome, WriteSyncRequest, WriteSyncResponse};
+use crate::report::connect::UrlFailure;
 use crate::report::enqueue::{self as report, EnqueueOutcome, EnqueueSummary};
 use crate::report::{Reporter, json, junit};
 
@@ -91,14 +92,13 @@ pub async fn run(args: EnqueueArgs, reporter: &Reporter) -> anyhow::Result<Exit>
     if let Some(path) = &args.junit {
         crate::report::check_output_path(path, "--junit")?;
     }
-    let endpoint = args.connection.endpoint(&args.target)?;
+    let endpoints = args.connection.endpoints(&args.target)?;
     let options = args.connection.client_options()?;
     // One future for the whole run, so a signal between two waits is not lost.
     let mut interrupt = Box::pin(super::interrupted());
     let deadline = Instant::now() + args.timeout;
-    let api = Api::new(&endpoint, &options, args.timeout)?;
     let request = WriteSyncRequest {
-        organization_id: endpoint.org.clone(),
+        organization_id: endpoints[0].org.clone(),
         modification_ids: (!args.modification_ids.is_empty())
             .then(|| args.modification_ids.clone()),
         priority: args.priority,
@@ -106,20 +106,15 @@ pub async fn run(args: EnqueueArgs, reporter: &Reporter) -> anyhow::Result<Exit>
         pfa_ids: (!args.pfa_ids.is_empty()).then(|| args.pfa_ids.clone()),
         outcome: args.outcome,
     };
-    let run = Run {
+    let mut run = Run {
         args: &args,
-        endpoint: &endpoint,
+        endpoints,
+        chosen: 0,
+        failed: Vec::new(),
         reporter,
     };
     if !args.wait {
-        let answer = tokio::select! {
-            biased;
-            _ = &mut interrupt => Err(End::Interrupted),
-            answer = tokio::time::timeout_at(deadline, api.write_sync(&request)) => {
-                answered(answer, &run)
-            }
-        };
-        let (response, end) = match answer {
+        let (response, end) = match run.post(&options, &request, deadline, &mut interrupt).await {
             Ok(response) => (Some(response), End::Done),
             Err(end) => (None, end),
         };
@@ -129,7 +124,7 @@ pub async fn run(args: EnqueueArgs, reporter: &Reporter) -> anyhow::Result<Exit>
         };
         return run.finish(Some(posted), end);
     }
-    let (posted, end) = wait(&run, &options, &api, &request, deadline, &mut interrupt).await;
+    let (posted, end) = wait(&mut run, &options, &request, deadline, &mut interrupt).await;
     run.finish(posted, end)
 }
 
@@ -147,8 +142,108 @@ enum End {
 /// What the end of a run needs.
 struct Run<'a> {
     args: &'a EnqueueArgs,
-    endpoint: &'a Endpoint,
+    /// Every URL's endpoint, in the order tried; never empty.
+    endpoints: Vec<Endpoint>,
+    /// The instance used (REST and socket): the first URL that answered.
+    chosen: usize,
+    /// The URLs tried before it, and why they did not answer.
+    failed: Vec<UrlFailure>,
     reporter: &'a Reporter,
+}
+
+impl Run<'_> {
+    fn endpoint(&self) -> &Endpoint {
+        &self.endpoints[self.chosen]
+    }
+
+    /// Whether another URL is left to try.
+    fn more(&self) -> bool {
+        self.chosen + 1 < self.endpoints.len()
+    }
+
+    /// `url` (as shown) did not answer: warns, notes it, moves to the next URL.
+    fn fail_over(&mut self, url: String, e: anyhow::Error) {
+        let (n, of) = (self.chosen + 2, self.endpoints.len());
+        self.reporter
+            .warn(&crate::report::connect::next_url(&url, &e, n, of));
+        self.failed.push(UrlFailure {
+            message: format!("{e:#}"),
+            exit_code: exit_for(&e).code(),
+            url,
+        });
+        self.chosen += 1;
+    }
+
+    /// The last URL did not answer either: `e`, under the list of every URL tried.
+    fn none_answered(&self, url: String, e: anyhow::Error) -> anyhow::Error {
+        let mut tried: Vec<(String, anyhow::Error)> = self
+            .failed
+            .iter()
+            .map(|f| (f.url.clone(), anyhow::anyhow!("{}", f.message)))
+            .collect();
+        tried.push((url, e));
+        crate::client::none_answered(tried)
+    }
+
+    /// The POST without `--wait`: on each URL in turn while the request could not
+    /// even be sent (nothing was queued there), then its answer, or how it ended
+    /// without one. A POST that was sent is never repeated elsewhere.
+    async fn post(
+        &mut self,
+        options: &ClientOptions,
+        request: &WriteSyncRequest,
+        deadline: Instant,
+        interrupt: &mut (impl Future<Output = ()> + Unpin),
+    ) -> Result<WriteSyncResponse, End> {
+        loop {
+            let api = Api::new(self.endpoint(), options, self.args.timeout).map_err(End::Failed)?;
+            let answer = tokio::select! {
+                biased;
+                _ = &mut *interrupt => return Err(End::Interrupted),
+                answer = tokio::time::timeout_at(deadline, api.write_sync(request)) => answer,
+            };
+            let url = crate::client::redact(&self.endpoint().rest("api/pems/write-sync"));
+            match answer {
+                Ok(Err(e)) if crate::client::unreached(&e) && self.more() => self.fail_over(url, e),
+                Ok(Err(e)) if crate::client::unreached(&e) && !self.failed.is_empty() => {
+                    return Err(End::Failed(self.none_answered(url, e)));
+                }
+                answer => return answered(answer, self),
+            }
+        }
+    }
+
+    /// `--wait`'s socket: each URL in turn until one reaches CONNECTED.
+    async fn open(
+        &mut self,
+        options: &ClientOptions,
+        deadline: Instant,
+        interrupt: &mut (impl Future<Output = ()> + Unpin),
+    ) -> Result<Session, End> {
+        loop {
+            let (reporter, org) = (self.reporter, &self.endpoint().org);
+            let attempt = self.chosen as u32;
+            let on_open =
+                |opened: &ws::Opened| reporter.open(&json::Open::of(opened, org, attempt));
+            let started =
+                follow::open(self.endpoint(), options, deadline, on_open, interrupt).await;
+            let url = crate::client::redact(&self.endpoint().socket);
+            match started {
+                Ok(Started::Ready(session)) => return Ok(*session),
+                Ok(Started::Interrupted(closed)) => {
+                    if let Some(closed) = &closed {
+                        reporter.close(closed);
+                    }
+                    return Err(End::Interrupted);
+                }
+                Err(e) if self.more() => self.fail_over(url, e),
+                Err(e) if !self.failed.is_empty() => {
+                    return Err(End::Failed(self.none_answered(url, e)));
+                }
+                Err(e) => return Err(End::Failed(e)),
+            }
+        }
+    }
 }
 
 /// The POST without `--wait`: its answer, or how it ended without one.
@@ -162,7 +257,7 @@ fn answered(
         Err(_) => Err(End::Failed(
             Failure::Timeout(format!(
                 "no answer from {} within {} (raise --timeout)",
-                crate::client::redact(&run.endpoint.rest("api/pems/write-sync")),
+                crate::client::redact(&run.endpoint().rest("api/pems/write-sync")),
                 humantime::format_duration(run.args.timeout)
             ))
             .into(),
@@ -179,31 +274,27 @@ struct Posted {
     items: Vec<ItemTrace>,
 }
 
-/// `--wait`: opens the socket (CONNECTED checked), posts, follows every item, closes.
-/// Ctrl-C at any point ends it with what was seen so far.
+/// `--wait`: opens the socket (CONNECTED checked) on the first URL that answers,
+/// posts to the same instance, follows every item, closes. Ctrl-C at any point ends
+/// it with what was seen so far.
 async fn wait(
-    run: &Run<'_>,
+    run: &mut Run<'_>,
     options: &ClientOptions,
-    api: &Api,
     request: &WriteSyncRequest,
     deadline: Instant,
     interrupt: &mut (impl Future<Output = ()> + Unpin),
 ) -> Waited {
-    let (reporter, org) = (run.reporter, &run.endpoint.org);
-    let on_open = |opened: &ws::Opened| reporter.open(&json::Open::of(opened, org, 0));
-    let started = follow::open(run.endpoint, options, deadline, on_open, interrupt).await;
-    let mut session = match started {
-        Ok(Started::Ready(session)) => *session,
-        Ok(Started::Interrupted(closed)) => {
-            if let Some(closed) = &closed {
-                reporter.close(closed);
-            }
-            return (None, End::Interrupted);
-        }
+    let mut session = match run.open(options, deadline, interrupt).await {
+        Ok(session) => session,
+        Err(end) => return (None, end),
+    };
+    let api = match Api::new(run.endpoint(), options, run.args.timeout) {
+        Ok(api) => api,
         Err(e) => return (None, End::Failed(e)),
     };
+    let (reporter, org) = (run.reporter, &run.endpoint().org);
     let on = |seen: follow::Seen<'_>| report::seen(reporter, org, seen);
-    let followed = follow::follow(&mut session, api, request, deadline, interrupt, on).await;
+    let followed = follow::follow(&mut session, &api, request, deadline, interrupt, on).await;
     let posted = Posted {
         response: followed.response,
         items: followed.items,
@@ -247,7 +338,9 @@ impl Run<'_> {
         let summary = EnqueueSummary {
             ok: verdict.is_ok() && response.as_ref().is_some_and(|r| r.success),
             outcome,
-            organization_id: self.endpoint.org.clone(),
+            organization_id: self.endpoint().org.clone(),
+            url: crate::client::redact(&self.endpoint().api),
+            failed: self.failed.clone(),
             posted,
             job_id: response.as_ref().and_then(|r| r.job_id.clone()),
             queued_count: response.as_ref().map(|r| r.queued_count),
@@ -277,7 +370,7 @@ impl Run<'_> {
         summary: &EnqueueSummary,
         verdict: &anyhow::Result<Exit>,
     ) -> anyhow::Result<()> {
-        let classname = format!("enqueue.{}", self.endpoint.org);
+        let classname = format!("enqueue.{}", self.endpoint().org);
         let expected = self.args.expect_outcome.map(|t| t.event_type().to_string());
         let cut = match summary.outcome {
             EnqueueOutcome::Interrupted => Some("interrupted"),

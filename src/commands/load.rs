@@ -135,7 +135,7 @@ fn bundled_server(
         max_connections_per_org: 0,
         ..crate::server::Config::default()
     })?;
-    connection.url = Some(format!("ws://{}", server.addr));
+    connection.set_url(format!("ws://{}", server.addr));
     reporter.note(&report::bundled(server.addr));
     Ok(server)
 }

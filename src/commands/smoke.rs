@@ -106,7 +106,7 @@ pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let server = match kind {
         ServerKind::Embedded => {
             let server = crate::server::Embedded::start(crate::server::Config::default())?;
-            connection.url = Some(format!("ws://{}", server.addr));
+            connection.set_url(format!("ws://{}", server.addr));
             reporter.note(&report::bundled_server(server.addr));
             Some(server)
         }
@@ -131,15 +131,24 @@ async fn smoke(
     started: Instant,
     interrupt: Interrupt,
 ) -> anyhow::Result<Exit> {
-    let endpoint = connection.endpoint(&args.target)?;
+    let endpoints = connection.endpoints(&args.target)?;
     let options = connection.client_options()?;
+    let endpoint = endpoints[0].clone();
     let api = Api::new(&endpoint, &options, args.timeout)?;
-    let url = crate::client::redact(&ws::socket_url(&endpoint, None, &options));
-    reporter.say(&report::banner(&endpoint.org, &url));
+    let endpoints = endpoints
+        .into_iter()
+        .map(|e| Ok((Api::new(&e, &options, args.timeout)?, e)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let urls: Vec<String> = endpoints
+        .iter()
+        .map(|(_, e)| crate::client::redact(&ws::socket_url(e, None, &options)))
+        .collect();
+    reporter.say(&report::banner(&endpoint.org, &urls.join(", then ")));
     let mut smoke = Smoke {
         args,
         reporter,
         endpoint,
+        endpoints,
         api,
         kind,
         steps: Vec::new(),
@@ -194,7 +203,10 @@ async fn unless_interrupted<T>(
 struct Smoke<'a> {
     args: &'a SmokeArgs,
     reporter: &'a Reporter,
+    /// The instance every step talks to: the first URL that answered.
     endpoint: Endpoint,
+    /// Every URL given and its REST client, in the order they are tried.
+    endpoints: Vec<(Api, Endpoint)>,
     api: Api,
     kind: ServerKind,
     steps: Vec<Step>,
@@ -305,47 +317,90 @@ impl Smoke<'_> {
 
     /// Step connect: the socket opens and CONNECTED is right. Without a socket the
     /// other steps are skipped.
+    /// With several URLs, each is tried in turn and the first that reaches CONNECTED
+    /// is the instance of every later step, REST calls included.
     async fn connect(&mut self, options: &ClientOptions) -> Option<Session> {
         let t = Instant::now();
-        let org = self.endpoint.org.clone();
-        let reporter = self.reporter;
-        let on_open = |opened: &ws::Opened| reporter.open(&json::Open::of(opened, &org, 0));
-        let started = Session::start(
-            &self.endpoint,
-            None,
-            options,
-            self.args.timeout,
-            on_open,
-            &mut self.interrupt,
-        );
-        let session = match started.await {
-            Ok(Started::Ready(session)) => *session,
-            Ok(Started::Interrupted(closed)) => {
-                if let Some(closed) = &closed {
-                    reporter.close(closed);
+        let mut failed: Vec<(String, anyhow::Error)> = Vec::new();
+        let mut session = None;
+        let candidates = std::mem::take(&mut self.endpoints);
+        let count = candidates.len();
+        for (i, (api, endpoint)) in candidates.into_iter().enumerate() {
+            match self.open(&endpoint, options, i as u32).await {
+                Ok(Some(opened)) => {
+                    session = Some(opened);
+                    (self.api, self.endpoint) = (api, endpoint);
+                    break;
                 }
-                self.record(CONNECT, t, Err(interrupted()));
-                self.skip_unrecorded("interrupted");
-                return None;
+                Ok(None) => return None,
+                Err(error) => {
+                    let url = crate::client::redact(&endpoint.socket);
+                    if i + 1 < count {
+                        let next = crate::report::connect::next_url(&url, &error, i + 2, count);
+                        self.reporter.warn(&next);
+                    }
+                    failed.push((url, error));
+                }
             }
-            Err(error) => {
-                self.record(CONNECT, t, Err(error.into()));
-                self.skip_unrecorded("the socket could not be opened");
-                return None;
-            }
+        }
+        let Some(session) = session else {
+            let error = crate::client::none_answered(failed);
+            self.record(CONNECT, t, Err(error.into()));
+            self.skip_unrecorded("the socket could not be opened");
+            return None;
         };
+        let org = self.endpoint.org.clone();
         let part = session.connected.connected.part();
         self.protocol = Some(part);
         let which = match part {
             ProtocolPart::Part2 => "Part 2: seq and epoch",
             ProtocolPart::Part1 => "Part 1: no seq",
         };
-        let message = format!(
+        let mut message = format!(
             "CONNECTED for {org} in {:.1} ms ({which})",
             millis(t.elapsed())
         );
+        if !failed.is_empty() {
+            message.push_str(&report::failed_over(
+                &crate::client::redact(&self.endpoint.socket),
+                failed.len(),
+            ));
+        }
         self.record(CONNECT, t, Ok(message));
         Some(session)
+    }
+
+    /// One URL of the connect step: the session, `None` when interrupted (the step
+    /// recorded, the rest skipped), or why it did not answer.
+    async fn open(
+        &mut self,
+        endpoint: &Endpoint,
+        options: &ClientOptions,
+        attempt: u32,
+    ) -> anyhow::Result<Option<Session>> {
+        let t = Instant::now();
+        let reporter = self.reporter;
+        let org = &endpoint.org;
+        let on_open = |opened: &ws::Opened| reporter.open(&json::Open::of(opened, org, attempt));
+        let started = Session::start(
+            endpoint,
+            None,
+            options,
+            self.args.timeout,
+            on_open,
+            &mut self.interrupt,
+        );
+        match started.await? {
+            Started::Ready(session) => Ok(Some(*session)),
+            Started::Interrupted(closed) => {
+                if let Some(closed) = &closed {
+                    reporter.close(closed);
+                }
+                self.record(CONNECT, t, Err(interrupted()));
+                self.skip_unrecorded("interrupted");
+                Ok(None)
+            }
+        }
     }
 
     /// The steps between connect and close; they stop at Ctrl-C.

@@ -119,7 +119,8 @@ pub struct WatchSyncArgs {
     #[arg(long)]
     pub lenient: bool,
     /// Reconnect when the connection is lost, resuming from the last seq when the
-    /// server numbers its events
+    /// server numbers its events; with several --url, a failed socket moves to the
+    /// next URL (round-robin)
     #[arg(long)]
     pub reconnect: bool,
     /// First reconnect delay ceiling (full jitter, doubling per attempt)
@@ -258,15 +259,17 @@ pub async fn run(args: WatchSyncArgs, reporter: &Reporter) -> anyhow::Result<Exi
             crate::report::check_output_path(path, flag)?;
         }
     }
-    let endpoint = args.connection.endpoint(&args.target)?;
-    let config = check_config(&args, &endpoint.org)?;
+    let endpoints = args.connection.endpoints(&args.target)?;
+    let config = check_config(&args, &endpoints[0].org)?;
     let options = args.connection.client_options()?;
     let recorder = args.record.as_ref().map(Recorder::create).transpose()?;
     let started = Instant::now();
     let waits_for_something = args.expect.is_some() || args.count.is_some();
     let mut watch = Watch {
         args: &args,
-        endpoint,
+        endpoints,
+        current: 0,
+        sessions: std::collections::VecDeque::new(),
         options,
         reporter,
         check: StreamCheck::new(config),
@@ -329,7 +332,13 @@ fn check_config(args: &WatchSyncArgs, org: &str) -> anyhow::Result<CheckConfig> 
 
 struct Watch<'a> {
     args: &'a WatchSyncArgs,
-    endpoint: Endpoint,
+    /// Every URL's endpoint (several `--url`), in order; never empty.
+    endpoints: Vec<Endpoint>,
+    /// The endpoint the next connection goes to.
+    current: usize,
+    /// The sessions so far (the last [`report::MAX_SESSIONS`]), each with the count
+    /// of events before it.
+    sessions: std::collections::VecDeque<(report::SessionSummary, u64)>,
     options: ClientOptions,
     reporter: &'a Reporter,
     check: StreamCheck,
@@ -358,6 +367,10 @@ enum Attempt {
     Failed(anyhow::Error),
     /// CONNECTED was wrong on a reconnection (already warned): try again at once.
     Again,
+    /// The first connection could not open (the URL did not answer).
+    FirstFailed(anyhow::Error),
+    /// The first connection opened, but its CONNECTED was missing or wrong.
+    FirstUnconnected(anyhow::Error),
     End(End),
 }
 
@@ -419,10 +432,14 @@ impl Heartbeat {
 
 impl Watch<'_> {
     async fn run(&mut self) -> End {
-        let url = ws::socket_url(&self.endpoint, None, &self.options);
+        let urls: Vec<String> = self
+            .endpoints
+            .iter()
+            .map(|e| crate::client::redact(&ws::socket_url(e, None, &self.options)))
+            .collect();
         self.reporter.say(&report::banner(
-            &self.endpoint.org,
-            &crate::client::redact(&url),
+            &self.endpoints[0].org,
+            &urls.join(", then "),
         ));
         let backoff = Backoff {
             base: self.args.reconnect_base,
@@ -445,13 +462,26 @@ impl Watch<'_> {
                     .resume_point()
                     .map(|(since, epoch)| ws::ResumeFrom { since, epoch })
             };
-            let mut session = match self.connect(resume.as_ref(), first).await {
+            let attempt = match first {
+                true => self.connect_first(resume.as_ref()).await,
+                false => self.connect(resume.as_ref(), false).await,
+            };
+            let mut session = match attempt {
                 Attempt::Ready(session) => session,
-                Attempt::Failed(e) => match self.wait_to_retry(&mut delays, e).await {
-                    Some(end) => return end,
-                    None => continue,
-                },
-                Attempt::Again => continue,
+                Attempt::Failed(e) => {
+                    self.next_url();
+                    match self.wait_to_retry(&mut delays, e).await {
+                        Some(end) => return end,
+                        None => continue,
+                    }
+                }
+                Attempt::Again => {
+                    self.next_url();
+                    continue;
+                }
+                Attempt::FirstFailed(e) | Attempt::FirstUnconnected(e) => {
+                    return End::GaveUp(e);
+                }
                 Attempt::End(end) => return end,
             };
             let verdict = match self.on_session(&session, resume.as_ref(), disconnected_at.take()) {
@@ -473,12 +503,99 @@ impl Watch<'_> {
                         return End::ServerClosed(why.frame());
                     }
                     disconnected_at = Some(Timestamp::now());
+                    if code != Some(1000) {
+                        // Not a normal close: the instance may be going away.
+                        self.next_url();
+                    }
                     if let Some(end) = self.after_session(&mut delays, began, &why).await {
                         return end;
                     }
                 }
             }
         }
+    }
+
+    /// The first connection: with several URLs, each in turn until one reaches
+    /// CONNECTED (each failure warned); when none does, the last failure's end, the
+    /// error naming every URL tried. A stop (Ctrl-C, a limit) ends it at once.
+    async fn connect_first(&mut self, resume: Option<&ws::ResumeFrom>) -> Attempt {
+        let mut failed: Vec<(String, anyhow::Error)> = Vec::new();
+        loop {
+            let (e, opened) = match self.connect(resume, true).await {
+                Attempt::FirstFailed(e) => (e, false),
+                Attempt::FirstUnconnected(e) => (e, true),
+                other => return other,
+            };
+            let url = crate::client::redact(&self.endpoints[self.current].socket);
+            let more = failed.len() + 1 < self.endpoints.len();
+            if more {
+                let (n, of) = (failed.len() + 2, self.endpoints.len());
+                self.reporter
+                    .warn(&crate::report::connect::next_url(&url, &e, n, of));
+            }
+            failed.push((url, e));
+            if !more {
+                let e = crate::client::none_answered(failed);
+                return self.first_failed(e, opened);
+            }
+            self.next_url();
+        }
+    }
+
+    /// The end of a first connection that failed (`opened`: the socket opened, but
+    /// CONNECTED was missing or wrong), as one URL has always ended.
+    fn first_failed(&self, e: anyhow::Error, opened: bool) -> Attempt {
+        if !opened {
+            return Attempt::End(End::GaveUp(e));
+        }
+        Attempt::End(match crate::exit::exit_for(&e) {
+            Exit::Timeout => End::GaveUp(e),
+            _ => End::Protocol(format!("{e:#}")),
+        })
+    }
+
+    /// Moves to the next URL (round-robin; nothing with one URL).
+    fn next_url(&mut self) {
+        self.current = (self.current + 1) % self.endpoints.len();
+    }
+
+    /// The URL the next connection goes to, as shown, when there are several.
+    fn next_shown(&self) -> Option<String> {
+        (self.endpoints.len() > 1)
+            .then(|| crate::client::redact(&self.endpoints[self.current].socket))
+    }
+
+    /// Notes a session that reached CONNECTED: its URL, resume point and epoch.
+    fn add_session(&mut self, connected: &ws::ConnectedFrame, resume: Option<&ws::ResumeFrom>) {
+        if self.sessions.len() >= report::MAX_SESSIONS {
+            self.sessions.pop_front();
+        }
+        let session = report::SessionSummary {
+            url: crate::client::redact(&self.endpoints[self.current].socket),
+            since: resume.map(|r| r.since),
+            seq: connected.connected.seq,
+            epoch: connected.connected.epoch.clone(),
+            events: 0,
+        };
+        self.sessions.push_back((session, self.check.events()));
+    }
+
+    /// The sessions for the summary, each with the events received on it.
+    fn session_summaries(&self) -> Vec<report::SessionSummary> {
+        let ends = self
+            .sessions
+            .iter()
+            .skip(1)
+            .map(|(_, before)| *before)
+            .chain([self.check.events()]);
+        self.sessions
+            .iter()
+            .zip(ends)
+            .map(|((session, before), end)| report::SessionSummary {
+                events: end.saturating_sub(*before),
+                ..session.clone()
+            })
+            .collect()
     }
 
     /// Opens a session (the first, or a reconnection resuming from `resume`). Ctrl-C
@@ -503,21 +620,14 @@ impl Watch<'_> {
                 &mut stopped,
             );
             tokio::pin!(stop);
-            let (reporter, org) = (self.reporter, &self.endpoint.org);
+            let endpoint = &self.endpoints[self.current];
+            let (reporter, org) = (self.reporter, &endpoint.org);
             let on_open = |o: &ws::Opened| {
                 opened.set(true);
                 reporter.open(&json::Open::of(o, org, attempt));
             };
             let within = self.args.timeout.unwrap_or(CONNECTED_TIMEOUT);
-            Session::start(
-                &self.endpoint,
-                resume,
-                &self.options,
-                within,
-                on_open,
-                &mut stop,
-            )
-            .await
+            Session::start(endpoint, resume, &self.options, within, on_open, &mut stop).await
         };
         self.opened |= opened.get();
         match started {
@@ -528,9 +638,8 @@ impl Watch<'_> {
                 }
                 Attempt::End(stopped.unwrap_or(End::Interrupted))
             }
-            Err(e) if !opened.get() && (first || is_final_refusal(&e)) => {
-                Attempt::End(End::GaveUp(e))
-            }
+            Err(e) if !opened.get() && first => Attempt::FirstFailed(e),
+            Err(e) if !opened.get() && is_final_refusal(&e) => Attempt::End(End::GaveUp(e)),
             Err(e) if !opened.get() => Attempt::Failed(e),
             Err(e) => self.connected_failed(e, first),
         }
@@ -539,8 +648,11 @@ impl Watch<'_> {
     /// CONNECTED was missing or wrong: the end of the watch, except for a protocol
     /// error on a reconnection (a server restarting), which is tried again.
     fn connected_failed(&self, e: anyhow::Error, first: bool) -> Attempt {
+        if first {
+            return Attempt::FirstUnconnected(e);
+        }
         let exit = crate::exit::exit_for(&e);
-        if first || exit != Exit::Protocol {
+        if exit != Exit::Protocol {
             return Attempt::End(match exit {
                 Exit::Timeout => End::GaveUp(e),
                 _ => End::Protocol(format!("{e:#}")),
@@ -568,6 +680,7 @@ impl Watch<'_> {
             why,
             delays.attempts() + 1,
             self.max_attempts(),
+            self.next_shown().as_deref(),
         ));
         if stable {
             return None;
@@ -602,6 +715,7 @@ impl Watch<'_> {
             self.max_attempts(),
             &e,
             delay,
+            self.next_shown().as_deref(),
         ));
         tokio::select! {
             end = self.stopped() => Some(end),
@@ -623,10 +737,12 @@ impl Watch<'_> {
         let Some(n) = self.args.last else {
             return Ok(None);
         };
-        let mut probe = match self.connect(None, true).await {
+        let mut probe = match self.connect_first(None).await {
             Attempt::Ready(session) => session,
             Attempt::End(end) => return Err(end),
-            Attempt::Failed(e) => return Err(End::GaveUp(e)),
+            Attempt::Failed(e) | Attempt::FirstFailed(e) | Attempt::FirstUnconnected(e) => {
+                return Err(End::GaveUp(e));
+            }
             Attempt::Again => return Err(End::Protocol(NO_HISTORY.into())),
         };
         let connected = &probe.connected.connected;
@@ -661,6 +777,7 @@ impl Watch<'_> {
         disconnected_at: Option<Timestamp>,
     ) -> Result<Verdict, End> {
         let connected = &session.connected;
+        self.add_session(connected, resume);
         self.record(&connected.raw, SystemTime::now())?;
         let (findings, verdict) = self
             .check
@@ -843,6 +960,7 @@ impl Watch<'_> {
             outcome: self.outcome(&end),
             reached,
             duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            sessions: self.session_summaries(),
             check: self.check.summary(),
         };
         self.reporter
@@ -922,7 +1040,7 @@ impl Watch<'_> {
 
     /// One case for the run as a whole (its expectation, or a clean end), one per item.
     fn write_junit(&self, path: &std::path::Path, summary: &WatchSummary) -> anyhow::Result<()> {
-        let classname = format!("watch-sync.{}", self.endpoint.org);
+        let classname = format!("watch-sync.{}", self.endpoints[0].org);
         let name = match &summary.check.expectation {
             Some(e) => format!("expect {}", e.pattern),
             None => "watch".to_string(),

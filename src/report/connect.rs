@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::human::{self, BOLD, GREEN, paint};
+use super::human::{self, BOLD, GREEN, YELLOW, paint};
 use crate::protocol::ProtocolPart;
 
 /// The `summary` record of `connect`.
@@ -24,6 +24,37 @@ pub struct ConnectSummary {
     pub epoch: Option<String>,
     /// Frames received during `--hold`.
     pub events_during_hold: u64,
+    /// The URLs tried before the one that answered (several `--url`), in order.
+    pub failed: Vec<UrlFailure>,
+}
+
+/// A URL that did not answer, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UrlFailure {
+    /// The socket URL, secrets masked.
+    pub url: String,
+    pub message: String,
+    /// The exit code this failure alone would have had.
+    pub exit_code: i32,
+}
+
+/// The line saying which instance a run used after earlier URLs did not answer.
+pub fn used_after(url: &str, failed: &[UrlFailure]) -> String {
+    let urls: Vec<&str> = failed.iter().map(|f| f.url.as_str()).collect();
+    format!(
+        "  used {url}: {} did not answer ({})\n",
+        crate::text::count(failed.len() as u64, "earlier URL"),
+        urls.join(", ")
+    )
+}
+
+/// The warning when URL `n - 1` of `of` failed and URL `n` is tried next.
+pub fn next_url(url: &str, error: &anyhow::Error, n: usize, of: usize) -> String {
+    format!(
+        "{}; trying the next URL ({n} of {of})",
+        crate::client::named_failure(url, error)
+    )
 }
 
 /// `Testing WebSocket connection to: URL`, as the seed's script says it.
@@ -47,7 +78,17 @@ pub fn holding(hold: Duration) -> String {
 }
 
 pub fn summary(s: &ConnectSummary) -> String {
-    format!(
+    let mut out = String::new();
+    for failure in &s.failed {
+        out.push_str(&format!(
+            "{} {} did not answer (exit {}): {}\n",
+            paint(YELLOW, "no:"),
+            failure.url,
+            failure.exit_code,
+            crate::text::message_lines(&failure.message)
+        ));
+    }
+    out + &format!(
         "{} {} accepted the connection: open {}, CONNECTED {} ({})\n",
         paint(GREEN, "ok:"),
         s.url,

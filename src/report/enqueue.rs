@@ -41,6 +41,11 @@ pub struct EnqueueSummary {
     pub ok: bool,
     pub outcome: EnqueueOutcome,
     pub organization_id: String,
+    /// The REST base of the instance used (secrets masked): the first URL that
+    /// answered; with `--wait`, its socket too.
+    pub url: String,
+    /// The URLs tried before it (several `--url`), and why they did not answer.
+    pub failed: Vec<super::connect::UrlFailure>,
     /// Whether the POST was sent (with `--wait`, not before the socket was ready).
     pub posted: bool,
     pub job_id: Option<String>,
@@ -116,7 +121,10 @@ pub fn answered(reporter: &Reporter, org: &str, response: &WriteSyncResponse, ms
 /// item's lifecycle, then the verdict. With `-q`: the verdict line alone.
 /// `estimated` is the answer's `estimatedCompletionTime`.
 pub fn summary(s: &EnqueueSummary, estimated: Option<Timestamp>, verbosity: Verbosity) -> String {
-    let verdict = verdict(s, estimated);
+    let mut verdict = verdict(s, estimated);
+    if !s.failed.is_empty() {
+        verdict.push_str(&super::connect::used_after(&s.url, &s.failed));
+    }
     if verbosity == Verbosity::Quiet {
         return verdict;
     }

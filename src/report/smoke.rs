@@ -56,6 +56,15 @@ pub struct SmokeSummary {
     pub duration_ms: f64,
 }
 
+/// The end of the connect step's message when earlier URLs did not answer: which
+/// instance every step talks to.
+pub fn failed_over(url: &str, failed: usize) -> String {
+    format!(
+        "; at {url}, after {} that did not answer (every step uses this instance)",
+        crate::text::count(failed as u64, "URL")
+    )
+}
+
 /// A step as one line: mark, name, time, what was found.
 pub fn step_line(step: &Step) -> String {
     let mark = match step.status {

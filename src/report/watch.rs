@@ -23,8 +23,29 @@ pub struct WatchSummary {
     /// `opened` (a socket opened, but no valid CONNECTED came), `connected`.
     pub reached: Reached,
     pub duration_ms: f64,
+    /// Every connection that reached CONNECTED, in order (the last
+    /// [`MAX_SESSIONS`]): which URL it used and where it resumed.
+    pub sessions: Vec<SessionSummary>,
     #[serde(flatten)]
     pub check: check::Summary,
+}
+
+/// Most sessions listed in the summary (the latest are kept; `reconnects` counts all).
+pub const MAX_SESSIONS: usize = 100;
+
+/// One connection of a watch, past CONNECTED.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    /// The socket URL (secrets masked, without the resume parameters).
+    pub url: String,
+    /// The `since` it resumed from (`None`: not a resume).
+    pub since: Option<u64>,
+    /// The seq and epoch its CONNECTED announced.
+    pub seq: Option<u64>,
+    pub epoch: Option<String>,
+    /// Events received on it (after filters, as `events` counts them).
+    pub events: u64,
 }
 
 /// How far a watch got with the server.
@@ -152,17 +173,28 @@ pub fn attempt(n: u32, max: Option<u32>) -> String {
     }
 }
 
-/// The warning for a lost connection that is being re-established by attempt `n`.
-pub fn reconnecting(why: &Disconnect, n: u32, max: Option<u32>) -> String {
-    format!("{why}; reconnecting ({})", attempt(n, max))
+/// The warning for a lost connection that is being re-established by attempt `n`
+/// (`to`: the URL it goes to, when there are several).
+pub fn reconnecting(why: &Disconnect, n: u32, max: Option<u32>, to: Option<&str>) -> String {
+    match to {
+        Some(url) => format!("{why}; reconnecting to {url} ({})", attempt(n, max)),
+        None => format!("{why}; reconnecting ({})", attempt(n, max)),
+    }
 }
 
 /// The warning for failed reconnect attempt `n`, `next` being the wait before the
-/// following one.
-pub fn reconnect_failed(n: u32, max: Option<u32>, error: &anyhow::Error, next: Duration) -> String {
+/// following one (`to`: the URL it goes to, when there are several).
+pub fn reconnect_failed(
+    n: u32,
+    max: Option<u32>,
+    error: &anyhow::Error,
+    next: Duration,
+    to: Option<&str>,
+) -> String {
     let next = humantime::format_duration(Duration::from_millis(next.as_millis() as u64));
+    let to = to.map_or(String::new(), |url| format!(", to {url}"));
     format!(
-        "reconnect {} failed: {error:#}; next in {next}",
+        "reconnect {} failed: {error:#}; next in {next}{to}",
         attempt(n, max)
     )
 }
@@ -272,10 +304,36 @@ pub fn summary(s: &WatchSummary) -> String {
         durations(c),
         seq(c),
         connections(c),
+        sessions(&s.sessions),
         oddities(c),
         expectation(c),
     ]
     .concat()
+}
+
+/// The sessions, when there were several: which URL each used, where it resumed,
+/// the epoch it announced.
+fn sessions(sessions: &[SessionSummary]) -> String {
+    if sessions.len() < 2 {
+        return String::new();
+    }
+    let mut out = String::from("  sessions:\n");
+    for (i, session) in sessions.iter().enumerate() {
+        let from = session
+            .since
+            .map_or(String::new(), |s| format!("since {s}, "));
+        let at = match (session.seq, &session.epoch) {
+            (Some(seq), Some(epoch)) => format!("seq {seq} epoch {}, ", shown(epoch, MAX_COLUMN)),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "    {}. {} ({from}{at}{})\n",
+            i + 1,
+            session.url,
+            crate::text::count(session.events, "event")
+        ));
+    }
+    out
 }
 
 fn headline(outcome: WatchOutcome, reached: Reached, s: &Summary) -> String {
@@ -573,14 +631,40 @@ mod tests {
     }
 
     #[test]
+    fn several_sessions_are_listed_with_their_url_and_epoch() {
+        let session = |url: &str, since, epoch: &str, events| SessionSummary {
+            url: url.into(),
+            since,
+            seq: Some(3),
+            epoch: Some(epoch.into()),
+            events,
+        };
+        let one = [session("ws://a/s/o", None, "e1", 3)];
+        assert_eq!(sessions(&one), "");
+        let two = [
+            session("ws://a/s/o", None, "e1", 3),
+            session("ws://b/s/o", Some(3), "e\u{1b}]0;x\u{7}2", 1),
+        ];
+        assert_eq!(
+            sessions(&two),
+            "  sessions:\n    1. ws://a/s/o (seq 3 epoch e1, 3 events)\n    2. ws://b/s/o (since 3, seq 3 epoch e\\u{1b}]0;x\\u{7}2, 1 event)\n"
+        );
+    }
+
+    #[test]
     fn disconnects_say_why() {
         assert_eq!(
-            reconnecting(&Disconnect::of(Some((1001, String::new()))), 1, Some(4)),
+            reconnecting(
+                &Disconnect::of(Some((1001, String::new()))),
+                1,
+                Some(4),
+                None
+            ),
             "the server closed the connection (code 1001, reason: -); reconnecting (attempt 1/4)"
         );
         let e = anyhow::anyhow!("refused");
         assert_eq!(
-            reconnect_failed(2, None, &e, Duration::from_millis(250)),
+            reconnect_failed(2, None, &e, Duration::from_millis(250), None),
             "reconnect attempt 2 failed: refused; next in 250ms"
         );
         assert_eq!(

@@ -21,5 +21,6 @@ mod serve;
 mod status;
 mod support;
 mod tokens;
+mod urls;
 mod usage;
 mod watch;

@@ -211,12 +211,51 @@ async fn connect_records() {
             "protocol",
             "seq",
             "epoch",
-            "eventsDuringHold"
+            "eventsDuringHold",
+            "failed"
         ])
     );
     let data = |kind: &str| records.iter().find(|r| r.kind() == kind).unwrap().data();
     assert_eq!(data("summary")["protocol"], "part2");
     assert_eq!(data("close")["initiator"], "client");
+}
+
+/// Several `--url`, the first dead: the warning, then one socket's records; the
+/// summary names the URL that did not answer (`connect`, `enqueue`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_records() {
+    let server = TestServer::start().await;
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("ws://{}", listener.local_addr().unwrap())
+    };
+    let failed = ["failed[].url", "failed[].message", "failed[].exitCode"];
+    let base = server.base();
+    let out = run_cli(&[
+        "connect", "org-rf", "--url", &dead, "--url", &base, "--json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = parse(&stdout(&out));
+    assert_eq!(fields_of(&records, "warning"), set(&["message"]));
+    let records: Vec<Record> = records
+        .into_iter()
+        .filter(|r| r.kind() != "warning")
+        .collect();
+    one_socket_records(&records);
+    let summary = fields_of(&records, "summary");
+    assert!(summary.is_superset(&set(&failed)), "{summary:?}");
+    assert!(!summary.contains("failed"), "{summary:?}");
+    let argv = [
+        "enqueue", "org-rf", "--url", &dead, "--url", &base, "--count", "1", "--json",
+    ];
+    let out = run_cli(&argv).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = fields_of(&parse(&stdout(&out)), "summary");
+    assert!(
+        summary.is_superset(&set(&failed)) && summary.contains("url"),
+        "{summary:?}"
+    );
 }
 
 #[tokio::test]
@@ -354,6 +393,8 @@ async fn enqueue_records() {
         "outcome",
         "posted",
         "organizationId",
+        "url",
+        "failed",
         "jobId",
         "queuedCount",
         "message",
@@ -427,6 +468,11 @@ async fn watch_sync_records() {
             "outcome",
             "reached",
             "durationMs",
+            "sessions[].url",
+            "sessions[].since",
+            "sessions[].seq",
+            "sessions[].epoch",
+            "sessions[].events",
             "organizationId",
             "protocol",
             "frames",
