@@ -50,7 +50,7 @@ pub struct ReplaySummary {
 fn speed(speed: Speed) -> String {
     match speed {
         Speed::Max => "without waits".into(),
-        Speed::Times(f) if f == 1.0 => "at the recorded pace".into(),
+        Speed::Times(1.0) => "at the recorded pace".into(),
         Speed::Times(f) => format!("at {f}× speed"),
     }
 }
