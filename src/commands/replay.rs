@@ -80,10 +80,14 @@ pub async fn run(args: ReplayArgs, reporter: &Reporter) -> anyhow::Result<Exit> 
     let addr = listener
         .local_addr()
         .context("failed to read the bound address")?;
+    let steps = args.step.then(presses);
+    let stepping_ends = stdin_ends(steps.clone());
+    tokio::pin!(stepping_ends);
+    let mut stepping = args.step;
     let options = replay::Options {
         speed: args.speed,
         looping: args.looping,
-        steps: args.step.then(presses),
+        steps,
         ping_interval: args.ping_interval,
     };
     let (notices, mut told) = mpsc::unbounded_channel();
@@ -98,6 +102,7 @@ pub async fn run(args: ReplayArgs, reporter: &Reporter) -> anyhow::Result<Exit> 
         tokio::select! {
             served = &mut serving => break served,
             Some(notice) = told.recv() => text::notice(reporter, &notice),
+            () = &mut stepping_ends, if stepping => stepping = text::stepping_ended(reporter),
         }
     };
     while let Ok(notice) = told.try_recv() {
@@ -108,6 +113,16 @@ pub async fn run(args: ReplayArgs, reporter: &Reporter) -> anyhow::Result<Exit> 
     summary.frames_sent = totals.frames.load(Ordering::Relaxed);
     reporter.summary(Summary::Replay(&summary), || text::summary_text(&summary));
     Ok(Exit::Success)
+}
+
+/// Resolves when stdin ends under `--step` (never without it).
+async fn stdin_ends(steps: Option<watch::Receiver<replay::Presses>>) {
+    match steps {
+        Some(mut steps) => {
+            let _ = steps.wait_for(|p| p.ended).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// `--step`: the Enter presses on stdin, counted on a thread of its own (a blocking

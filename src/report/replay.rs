@@ -131,6 +131,12 @@ pub fn notice(reporter: &Reporter, notice: &Notice) {
     }
 }
 
+/// Stdin ended under `--step`; returns `false` (stepping is over).
+pub fn stepping_ended(reporter: &Reporter) -> bool {
+    reporter.note("stdin ended: --step is over, the rest plays at --speed");
+    false
+}
+
 /// The last line: `replay stopped: 2 sessions, 24 frames sent`.
 pub fn summary_text(summary: &ReplaySummary) -> String {
     format!(

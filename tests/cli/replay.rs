@@ -443,8 +443,16 @@ async fn step_sends_a_frame_per_enter() {
     // Stdin ends: the rest plays at its speed.
     drop(stdin);
     assert_eq!(seqs(&frames(&mut ws, 4).await), [2, 3, 4, 5]);
-    child.start_kill().unwrap();
-    let _ = child.wait().await;
+    let pid = child.id().unwrap().to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status();
+    assert!(killed.await.unwrap().success());
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
     let mut err = String::new();
     child
         .stderr
@@ -457,6 +465,7 @@ async fn step_sends_a_frame_per_enter() {
         err.contains("step: session 1: frame 1 of 5 (SYNC_QUEUED P-1) waits: press Enter"),
         "{err}"
     );
+    assert!(err.contains("stdin ended: --step is over"), "{err}");
 }
 
 #[tokio::test]

@@ -471,6 +471,37 @@ mod tests {
         assert!(ndjson("\n\n", 100).unwrap_err().contains("empty"));
     }
 
+    fn har(text: &str) -> Result<Recording, String> {
+        read_har(&mut std::io::Cursor::new(text.as_bytes()), 1024)
+    }
+
+    #[test]
+    fn har_files_need_sync_sockets_and_sane_times() {
+        let entry = |url: &str, time: &str| {
+            format!(
+                r#"{{"log":{{"entries":[{{"request":{{"url":"{url}"}},"_webSocketMessages":[{{"type":"receive","time":{time},"opcode":1,"data":"{{}}"}}]}}]}}}}"#
+            )
+        };
+        let err = har(&entry("ws://h/api/ws/echo", "1.5")).unwrap_err();
+        assert!(
+            err.contains("no WebSocket messages on /api/ws/sync/{org}"),
+            "{err}"
+        );
+        let err = har(&entry("ws://h/api/ws/sync/o", "-1")).unwrap_err();
+        assert!(
+            err.contains("entry 1, message 1: time must be seconds"),
+            "{err}"
+        );
+        let ok = har(&entry("ws://h/api/ws/sync/o", "1.5")).unwrap();
+        assert_eq!(ok.streams[0].org.as_deref(), Some("o"));
+        assert_eq!(ok.streams[0].frames.len(), 1);
+        assert!(
+            har("{\"log\": [")
+                .unwrap_err()
+                .starts_with("not a HAR file")
+        );
+    }
+
     #[test]
     fn sync_urls_name_their_organization() {
         assert_eq!(
