@@ -39,6 +39,7 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show an organization''s queue health, backlog and sockets (--watch to refresh)')
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Open many sync sockets and measure connect time, fan-out latency and completeness')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the bundled sync-socket server (the protocol''s reference implementation)')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -365,6 +366,26 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'syncprobe;replay' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on (port 0 picks a free port)')
+            [CompletionResult]::new('--speed', '--speed', [CompletionResultType]::ParameterName, 'Playback speed: 2 is twice as fast, 0.5 half as fast; 0 or max sends without waiting')
+            [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'Serve the recording''s one organization as ORG (its organizationId rewritten)')
+            [CompletionResult]::new('--max-message-size', '--max-message-size', [CompletionResultType]::ParameterName, 'Largest recorded frame accepted, in bytes (a larger one makes the file an error)')
+            [CompletionResult]::new('--ping-interval', '--ping-interval', [CompletionResultType]::ParameterName, 'Interval of server pings; a client silent for a whole interval is dropped (0 = off)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--loop', '--loop', [CompletionResultType]::ParameterName, 'Start over at the end of the recording (seq keeps counting)')
+            [CompletionResult]::new('--step', '--step', [CompletionResultType]::ParameterName, 'Send each frame only when Enter is pressed on stdin (every waiting socket gets its next frame); when stdin ends, the rest plays at --speed')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Write NDJSON records to stdout instead of text (see README, "--json")')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'syncprobe;token' {
             [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'The HS256 secret (the one `serve --jwt-secret` was given)')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'Read the secret from a file (surrounding whitespace is ignored)')
@@ -426,6 +447,7 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show an organization''s queue health, backlog and sockets (--watch to refresh)')
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Open many sync sockets and measure connect time, fan-out latency and completeness')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the bundled sync-socket server (the protocol''s reference implementation)')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -452,6 +474,9 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             break
         }
         'syncprobe;help;serve' {
+            break
+        }
+        'syncprobe;help;replay' {
             break
         }
         'syncprobe;help;token' {

@@ -31,6 +31,9 @@ _syncprobe() {
             syncprobe,load)
                 cmd="syncprobe__subcmd__load"
                 ;;
+            syncprobe,replay)
+                cmd="syncprobe__subcmd__replay"
+                ;;
             syncprobe,serve)
                 cmd="syncprobe__subcmd__serve"
                 ;;
@@ -60,6 +63,9 @@ _syncprobe() {
                 ;;
             syncprobe__subcmd__help,load)
                 cmd="syncprobe__subcmd__help__subcmd__load"
+                ;;
+            syncprobe__subcmd__help,replay)
+                cmd="syncprobe__subcmd__help__subcmd__replay"
                 ;;
             syncprobe__subcmd__help,serve)
                 cmd="syncprobe__subcmd__help__subcmd__serve"
@@ -98,7 +104,7 @@ _syncprobe() {
 
     case "${cmd}" in
         syncprobe)
-            opts="-q -v -h -V --json --color --quiet --verbose --help --version connect watch-sync enqueue smoke conflicts status load serve token help"
+            opts="-q -v -h -V --json --color --quiet --verbose --help --version connect watch-sync enqueue smoke conflicts status load serve replay token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -410,7 +416,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__help)
-            opts="connect watch-sync enqueue smoke conflicts status load serve token help"
+            opts="connect watch-sync enqueue smoke conflicts status load serve replay token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -480,6 +486,20 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__help__subcmd__load)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__help__subcmd__replay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -701,6 +721,44 @@ _syncprobe() {
                     return 0
                     ;;
                 --max-body-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__replay)
+            opts="-q -v -h -V --listen --speed --loop --org --step --max-message-size --ping-interval --json --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --speed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --org)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-message-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ping-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -36,6 +36,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand status 'Show an organization''s queue health, backlog and sockets (--watch to refresh)'
             cand load 'Open many sync sockets and measure connect time, fan-out latency and completeness'
             cand serve 'Run the bundled sync-socket server (the protocol''s reference implementation)'
+            cand replay 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server'
             cand token 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -353,6 +354,25 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'syncprobe;replay'= {
+            cand --listen 'Address to listen on (port 0 picks a free port)'
+            cand --speed 'Playback speed: 2 is twice as fast, 0.5 half as fast; 0 or max sends without waiting'
+            cand --org 'Serve the recording''s one organization as ORG (its organizationId rewritten)'
+            cand --max-message-size 'Largest recorded frame accepted, in bytes (a larger one makes the file an error)'
+            cand --ping-interval 'Interval of server pings; a client silent for a whole interval is dropped (0 = off)'
+            cand --color 'When to use colour'
+            cand --loop 'Start over at the end of the recording (seq keeps counting)'
+            cand --step 'Send each frame only when Enter is pressed on stdin (every waiting socket gets its next frame); when stdin ends, the rest plays at --speed'
+            cand --json 'Write NDJSON records to stdout instead of text (see README, "--json")'
+            cand -q 'Print only errors and the final result'
+            cand --quiet 'Print only errors and the final result'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'syncprobe;token'= {
             cand --secret 'The HS256 secret (the one `serve --jwt-secret` was given)'
             cand --secret-file 'Read the secret from a file (surrounding whitespace is ignored)'
@@ -409,6 +429,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand status 'Show an organization''s queue health, backlog and sockets (--watch to refresh)'
             cand load 'Open many sync sockets and measure connect time, fan-out latency and completeness'
             cand serve 'Run the bundled sync-socket server (the protocol''s reference implementation)'
+            cand replay 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server'
             cand token 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -427,6 +448,8 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
         &'syncprobe;help;load'= {
         }
         &'syncprobe;help;serve'= {
+        }
+        &'syncprobe;help;replay'= {
         }
         &'syncprobe;help;token'= {
             cand inspect 'Decode a token without verifying it and say whether it is usable'

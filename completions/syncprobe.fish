@@ -40,6 +40,7 @@ complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "conflicts" -d '
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "status" -d 'Show an organization\'s queue health, backlog and sockets (--watch to refresh)'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "replay" -d 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l timeout -d 'How long to wait for CONNECTED once the socket is open' -r
@@ -339,6 +340,21 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s q -l quiet
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -l listen -d 'Address to listen on (port 0 picks a free port)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -l speed -d 'Playback speed: 2 is twice as fast, 0.5 half as fast; 0 or max sends without waiting' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -l org -d 'Serve the recording\'s one organization as ORG (its organizationId rewritten)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -l max-message-size -d 'Largest recorded frame accepted, in bytes (a larger one makes the file an error)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -l ping-interval -d 'Interval of server pings; a client silent for a whole interval is dropped (0 = off)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -l loop -d 'Start over at the end of the recording (seq keeps counting)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -l step -d 'Send each frame only when Enter is pressed on stdin (every waiting socket gets its next frame); when stdin ends, the rest plays at --speed'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -s V -l version -d 'Print version'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l secret -d 'The HS256 secret (the one `serve --jwt-secret` was given)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l secret-file -d 'Read the secret from a file (surrounding whitespace is ignored)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l org -d 'Organization the token allows (repeatable; `*` allows every organization)' -r
@@ -376,14 +392,15 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_se
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Decode a token without verifying it and say whether it is usable'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "connect" -d 'Open a sync socket, check CONNECTED, and close'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "conflicts" -d 'List an organization\'s sync conflicts, or resolve one (and follow its item again)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "status" -d 'Show an organization\'s queue health, backlog and sockets (--watch to refresh)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "connect" -d 'Open a sync socket, check CONNECTED, and close'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "conflicts" -d 'List an organization\'s sync conflicts, or resolve one (and follow its item again)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "status" -d 'Show an organization\'s queue health, backlog and sockets (--watch to refresh)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "replay" -d 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "inspect" -d 'Decode a token without verifying it and say whether it is usable'

@@ -104,9 +104,12 @@ fn every_flag(command: clap::Command) -> clap::Command {
     command
         .mut_args(|arg| {
             let numeric = arg.get_value_names().is_some_and(|names| {
-                names
-                    .iter()
-                    .any(|n| matches!(n.as_str(), "DURATION" | "N" | "C" | "R" | "K" | "BYTES"))
+                names.iter().any(|n| {
+                    matches!(
+                        n.as_str(),
+                        "DURATION" | "N" | "C" | "R" | "K" | "X" | "BYTES"
+                    )
+                })
             });
             arg.hide_env_values(true).allow_hyphen_values(numeric)
         })

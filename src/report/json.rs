@@ -6,7 +6,7 @@
 //!
 //! | type | data |
 //! |---|---|
-//! | `listening` | `serve` is bound: `{"addr":"127.0.0.1:PORT","url":"ws://127.0.0.1:PORT"}` |
+//! | `listening` | `serve` or `replay` is bound: `{"addr":"127.0.0.1:PORT","url":"ws://127.0.0.1:PORT"}` |
 //! | `open` | a socket opened: [`Open`] |
 //! | `event` | a frame the server sent, untouched (a frame that is not JSON: a JSON string) |
 //! | `close` | a socket closed: [`Close`] |
@@ -31,6 +31,7 @@ use super::conflicts::{ConflictsSummary, ResolveSummary};
 use super::connect::ConnectSummary;
 use super::enqueue::{EnqueueSummary, Queued};
 use super::load::LoadReport;
+use super::replay::ReplaySummary;
 use super::smoke::{SmokeSummary, Step};
 use super::status::{StatusReport, StatusSummary};
 use super::token::{TokenInspection, TokenSummary};
@@ -77,6 +78,7 @@ pub enum Summary<'a> {
     Conflicts(&'a ConflictsSummary),
     Resolve(&'a ResolveSummary),
     Status(&'a StatusSummary),
+    Replay(&'a ReplaySummary),
 }
 
 impl Record<'_> {

@@ -10,7 +10,8 @@
 //! store the queue records conflicts in, `metrics` the operations figures,
 //! [`security`] the rules switched on by configuration (JWT, origins, organizations,
 //! limits, caps), [`tls`] serving `wss://`, `error` the JSON error answer; [`Config`]
-//! is every setting, `Shared` (`state.rs`) what the handlers share.
+//! is every setting, `Shared` (`state.rs`) what the handlers share. [`replay`] serves a
+//! recorded session on the same HTTP layer and socket helpers, without the engine.
 //!
 //! Imports point one way, from the handlers down to the leaves:
 //!
@@ -18,6 +19,7 @@
 //! mod.rs → routes, ws → state → conflicts → security → config → queue → bus
 //!                                security/* → error → metrics
 //!                                in_process → bus, metrics      (leaves: bus, metrics, tls)
+//! replay → ws, http, error, bus
 //! ```
 
 pub(crate) mod bus;
@@ -29,6 +31,7 @@ pub mod in_process;
 pub(crate) mod meter;
 pub(crate) mod metrics;
 pub(crate) mod queue;
+pub mod replay;
 pub(crate) mod routes;
 pub mod security;
 mod state;

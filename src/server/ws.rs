@@ -80,7 +80,7 @@ fn malformed_key(headers: &HeaderMap) -> Option<Response> {
 }
 
 /// The upgrade, or the answer refusing it (426 without one, 400 for a bad key).
-fn upgrade(
+pub(super) fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     headers: &HeaderMap,
 ) -> Result<WebSocketUpgrade, Box<Response>> {
@@ -554,7 +554,7 @@ async fn too_slow(socket: &mut WebSocket, skipped: u64, last_seq: u64) -> End {
 }
 
 /// Sends a close frame and waits (briefly) for the peer's answer.
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+pub(super) async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from(reason),

@@ -192,6 +192,33 @@ fn the_server_and_the_client_side_are_independent() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// `replay` is server side (`src/server/replay/`: it serves sockets), and plays a
+/// recording without the engine: no queue, no in-process history, no shared state
+/// of `serve` (only the HTTP layer, the socket helpers and the plain types).
+#[test]
+fn replay_is_server_side_without_the_engine() {
+    let known = modules();
+    assert!(known.contains(&vec!["server".to_string(), "replay".to_string()]));
+    let engine = [
+        "queue",
+        "in_process",
+        "state",
+        "conflicts",
+        "routes",
+        "security",
+    ];
+    let mut wrong = BTreeSet::new();
+    for i in imports() {
+        let from_replay = i.from.len() >= 2 && i.from[0] == "server" && i.from[1] == "replay";
+        let into_engine =
+            i.to.len() >= 2 && i.to[0] == "server" && engine.contains(&i.to[1].as_str());
+        if from_replay && (into_engine || CLIENT_SIDE.contains(&i.to[0].as_str())) {
+            wrong.insert(format!("{} imports {}", i.from.join("::"), i.to.join("::")));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
 #[test]
 fn subcommands_never_import_each_other() {
     let mut wrong = BTreeSet::new();

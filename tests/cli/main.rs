@@ -16,6 +16,7 @@ mod layers;
 mod load;
 mod metrics;
 mod records;
+mod replay;
 mod security;
 mod serve;
 mod status;

@@ -895,3 +895,52 @@ async fn status_records() {
         ])
     );
 }
+
+#[tokio::test]
+async fn replay_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.ndjson");
+    let frame =
+        serde_json::json!({"type": "SYNC_QUEUED", "organizationId": "org-rp", "pfaId": "P"});
+    std::fs::write(
+        &path,
+        serde_json::json!({"receivedAtUs": 1, "frame": frame}).to_string(),
+    )
+    .unwrap();
+    let mut run = spawn_cli(&[
+        "replay",
+        path.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--json",
+    ]);
+    let listening = run
+        .wait_for("listening", |r| r["type"] == "listening")
+        .await;
+    let url = listening["data"]["url"].as_str().unwrap().to_string();
+    let out = run_cli(&["connect", "org-rp", "--url", &url]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    run.interrupt().await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let records: Vec<Record> = finished
+        .records
+        .iter()
+        .map(|r| serde_json::from_value(r.clone()).unwrap())
+        .collect();
+    assert_eq!(kinds(&records), BTreeSet::from(["listening", "summary"]));
+    assert_eq!(fields_of(&records, "listening"), set(&["addr", "url"]));
+    assert_eq!(
+        fields_of(&records, "summary"),
+        set(&[
+            "file",
+            "format",
+            "organizations[].organizationId",
+            "organizations[].frames",
+            "organizations[].events",
+            "organizations[].durationMs",
+            "sessions",
+            "framesSent",
+        ])
+    );
+}
