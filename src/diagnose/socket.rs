@@ -21,6 +21,8 @@ use crate::protocol::ProtocolPart;
 
 /// Clock skew past which `clock` warns.
 pub const CLOCK_WARNING: Duration = Duration::from_secs(2);
+/// Most frames kept from the pings for `events`.
+const MAX_EARLY: usize = 1000;
 
 /// Runs the socket layers in order on the upgraded `stream`, then `status`, then
 /// `idle` (last: it only listens).
@@ -35,9 +37,11 @@ pub(super) async fn walk(plan: &Plan, stream: Stream, walk: &mut Walk) {
         walk.push(super::backend::status(plan).await);
         return;
     };
-    walk.push(ping(&mut socket, plan.pings).await);
+    // Frames that arrive during the pings belong to `events`.
+    let mut early = Vec::new();
+    walk.push(ping(&mut socket, plan.pings, &mut early).await);
     walk.push(clock(&first));
-    walk.push(events(plan, &mut socket, &first).await);
+    walk.push(events(plan, &mut socket, &first, &early).await);
     walk.push(super::backend::status(plan).await);
     let idle = match plan.hold {
         Some(hold) => idle(&mut socket, hold).await,
@@ -94,7 +98,7 @@ async fn connected(socket: &mut ws::Stream, org: &str, limit: Duration) -> (Laye
 }
 
 /// `ping`: `count` pings one after another; RTT p50 and max, lost pongs.
-async fn ping(socket: &mut ws::Stream, count: usize) -> Layer {
+async fn ping(socket: &mut ws::Stream, count: usize, early: &mut Vec<String>) -> Layer {
     let started = Instant::now();
     if count == 0 {
         return Layer::skip("ping", "not asked (--pings 0)");
@@ -109,7 +113,7 @@ async fn ping(socket: &mut ws::Stream, count: usize) -> Layer {
             let hint = "the connection broke right after CONNECTED: check the server's logs";
             return Layer::fail("ping", started.elapsed(), Exit::Protocol, detail, hint);
         }
-        match pong(socket, &payload).await {
+        match pong(socket, &payload, early).await {
             Pong::Back => rtts.push(sent.elapsed()),
             Pong::Lost => lost += 1,
             Pong::Closed => {
@@ -144,13 +148,14 @@ enum Pong {
     Closed,
 }
 
-async fn pong(socket: &mut ws::Stream, payload: &[u8]) -> Pong {
+async fn pong(socket: &mut ws::Stream, payload: &[u8], early: &mut Vec<String>) -> Pong {
     let until = Instant::now() + PONG_WAIT;
     loop {
         match tokio::time::timeout_at(until, ws::next(socket)).await {
             Err(_) => return Pong::Lost,
             Ok(Ok(ws::Incoming::Pong(data))) if data == payload => return Pong::Back,
             Ok(Ok(ws::Incoming::Closed(_)) | Err(_)) => return Pong::Closed,
+            Ok(Ok(ws::Incoming::Text { text, .. })) if early.len() < MAX_EARLY => early.push(text),
             Ok(Ok(_)) => continue,
         }
     }
@@ -249,7 +254,7 @@ impl Seen {
 
 /// `events`: what arrives for the organization during `--events`, and with
 /// `--probe` one queued item followed to its terminal event.
-async fn events(plan: &Plan, socket: &mut ws::Stream, first: &First) -> Layer {
+async fn events(plan: &Plan, socket: &mut ws::Stream, first: &First, early: &[String]) -> Layer {
     let started = Instant::now();
     let Some(duration) = plan.events.or(plan.probe.then_some(plan.timeout)) else {
         return Layer::skip(
@@ -276,6 +281,9 @@ async fn events(plan: &Plan, socket: &mut ws::Stream, first: &First) -> Layer {
         },
     };
     let mut seen = Seen::default();
+    for text in early {
+        seen.add(text, org);
+    }
     let until = Instant::now() + duration;
     let mut closed = None;
     while Instant::now() < until {
