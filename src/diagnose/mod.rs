@@ -6,11 +6,11 @@
 //! idle hold. The walk stops at the first failure that makes the next layers
 //! meaningless, and says which were skipped and why.
 //!
-//! - [`net`]: `dns`, `proxy`, `tcp`, `tls`;
-//! - [`upgrade`]: `upgrade`, `auth`;
-//! - [`socket`]: `connected`, `ping`, `clock`, `events`, `idle`;
-//! - [`backend`]: `status`;
-//! - [`redact`]: what never leaves the process (token signatures, passwords).
+//! - `net`: the `dns`, `proxy`, `tcp` and `tls` layers;
+//! - `upgrade`: the `upgrade` and `auth` layers;
+//! - `socket`: the `connected`, `ping`, `clock`, `events` and `idle` layers;
+//! - `backend`: the `status` layer;
+//! - `redact`: what never leaves the process (token signatures, passwords).
 
 pub mod backend;
 pub mod net;
@@ -233,7 +233,10 @@ pub async fn run(plan: &Plan) -> Diagnosis {
         match opened.stream {
             Some(stream) => socket::walk(plan, stream, &mut walk).await,
             None => {
-                let why = format!("skipped: upgrade failed ({})", opened.layer.detail);
+                let why = match &opened.answer {
+                    Some(answer) => format!("skipped: upgrade failed (HTTP {})", answer.status),
+                    None => "skipped: upgrade failed".to_string(),
+                };
                 for name in ["connected", "ping", "clock", "events", "idle"] {
                     walk.push(Layer::skip(name, why.clone()));
                 }

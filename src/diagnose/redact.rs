@@ -45,7 +45,7 @@ impl Redactor {
         let words: Vec<String> = out
             .split(' ')
             .map(|w| {
-                if w.contains("://") || w.contains("token=") {
+                if (w.contains("://") && w.contains('@')) || w.contains("token=") {
                     crate::client::redact_text(w)
                 } else {
                     w.to_string()

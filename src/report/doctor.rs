@@ -107,7 +107,7 @@ pub fn waterfall(layers: &[Layer]) -> String {
         ticks.push_str(&" ".repeat(*width));
         ticks.push('|');
     }
-    let mut text = format!("\n{names}\n{bars}\n{ticks}\n");
+    let mut text = format!("\n{}\n{bars}\n{ticks}\n", names.trim_end());
     let mut offset = 0;
     let mut at = 0.0;
     for (name, _, width, _) in &cells {
@@ -128,10 +128,9 @@ pub fn waterfall(layers: &[Layer]) -> String {
 
 /// The last line: the verdict.
 pub fn verdict(summary: &DoctorSummary) -> String {
-    let warned = if summary.warned > 0 {
-        format!(" ({} with a warning)", summary.warned)
-    } else {
-        String::new()
+    let warned = match summary.warned {
+        0 => String::new(),
+        n => format!(", {}", crate::text::count(n as u64, "warning")),
     };
     match &summary.failed {
         None => format!(
