@@ -485,3 +485,22 @@ async fn the_human_output_is_an_aligned_list_with_a_waterfall() {
     assert!(text.contains("[ "), "{text}");
     assert!(text.contains("upgrade: "), "{text}");
 }
+
+#[tokio::test]
+async fn odd_values_are_usage_errors_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-folder").join("ticket.md");
+    for args in [
+        vec!["doctor", "org-a", "--hold", "0"],
+        vec!["doctor", "org-a", "--events", "-1s"],
+        vec!["doctor", "org-a", "--pings", "101"],
+        vec!["doctor", "org-a", "--report", missing.to_str().unwrap()],
+        vec!["doctor", "org-a", "--url", "ftp://h"],
+    ] {
+        let out = run_cli(&args).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!missing.exists());
+    let help = run_cli(&["doctor", "--help"]).await;
+    assert!(stdout(&help).contains("Examples:"), "{}", stdout(&help));
+}
