@@ -280,7 +280,8 @@ async fn connect(plan: &Plan, url: &url::Url, walk: &mut Walk) -> Option<net::St
     let (layer, tcp) = net::tcp(&target, &addrs, tunnel, deadline).await;
     walk.push_stopping(layer);
     let tcp = tcp?;
-    let (layer, stream) = net::tls(&target, tcp, &plan.options, deadline).await;
+    let proxied = matches!(route, proxy::Route::Proxy { .. });
+    let (layer, stream) = net::tls(&target, tcp, &plan.options, deadline, proxied).await;
     walk.push_stopping(layer);
     stream
 }

@@ -280,8 +280,11 @@ pub async fn tls(
     tcp: TcpStream,
     options: &ClientOptions,
     deadline: Instant,
+    proxied: bool,
 ) -> (Layer, Option<Stream>) {
     let started = Instant::now();
+    // A refused certificate is still described: read again without verifying.
+    let peer = tcp.peer_addr().ok().filter(|_| !proxied);
     if !target.tls {
         let detail = "ws:// is not TLS (no certificate to check)";
         return (Layer::skip("tls", detail), Some(MaybeTlsStream::Plain(tcp)));
@@ -315,12 +318,51 @@ pub async fn tls(
             timed_out("tls", started.elapsed(), "the TLS handshake"),
             None,
         ),
-        Ok(Err(e)) => (handshake_failed(started.elapsed(), &e), None),
+        Ok(Err(e)) => {
+            let mut layer = handshake_failed(started.elapsed(), &e);
+            if let (Some(addr), true) = (peer, is_certificate_error(&e))
+                && let Some(facts) = peek(addr, target, deadline).await
+            {
+                layer.detail.push_str(&format!("; it presents {facts}"));
+            }
+            (layer, None)
+        }
         Ok(Ok(stream)) => {
             let layer = handshake_facts(target, stream.get_ref().1, options, started.elapsed());
             (layer, Some(MaybeTlsStream::Rustls(stream)))
         }
     }
+}
+
+fn is_certificate_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidCertificate(_))
+    )
+}
+
+/// The certificate at `addr`, read over a second handshake that verifies nothing.
+async fn peek(addr: SocketAddr, target: &Target, deadline: Instant) -> Option<String> {
+    let config = crate::client::tls::client_config(None, true).ok()?;
+    let name = rustls::pki_types::ServerName::try_from(target.host.clone()).ok()?;
+    let handshake = async {
+        let tcp = TcpStream::connect(addr).await.ok()?;
+        tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .ok()
+    };
+    let stream = tokio::time::timeout_at(deadline, handshake).await.ok()??;
+    let cert = stream.get_ref().1.peer_certificates()?.first()?.clone();
+    let facts = certificate_facts(cert.as_ref(), &target.host).ok()?;
+    Some(format!(
+        "subject {}, issuer {}, names [{}], expires in {} days",
+        facts.subject,
+        facts.issuer,
+        facts.names.join(", "),
+        facts.days_left
+    ))
 }
 
 /// The failed handshake's layer, with the fix its error points to.

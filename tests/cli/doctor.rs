@@ -504,3 +504,36 @@ async fn odd_values_are_usage_errors_before_anything_is_sent() {
     let help = run_cli(&["doctor", "--help"]).await;
     assert!(stdout(&help).contains("Examples:"), "{}", stdout(&help));
 }
+
+#[tokio::test]
+async fn an_organization_without_activity_gets_a_did_you_mean() {
+    let server = TestServer::start().await;
+    // Someone is connected to the organization under its real spelling.
+    let (_held, _) = subscribe(&server, "org-Acme").await;
+    let (code, layers, _, _) = doctor(&["org_acme", "--url", &server.base()], &[]).await;
+    assert_eq!(code, Some(0), "{layers:?}");
+    assert_eq!(status_of(&layers, "status"), "warn");
+    let status = text_of(&layers, "status");
+    assert!(
+        status.contains("no activity recorded for org_acme"),
+        "{status}"
+    );
+    assert!(status.contains("did you mean org-Acme?"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_fails_tls_and_is_still_described() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = expiring_tls(dir.path());
+    let server = TestServer::with(config).await;
+    let url = format!("wss://127.0.0.1:{}", server.addr.port());
+    let (code, layers, _, _) = doctor(&["org-tls", "--url", &url], &[]).await;
+    assert_eq!(code, Some(3));
+    assert_eq!(status_of(&layers, "tls"), "fail");
+    let tls = text_of(&layers, "tls");
+    assert!(tls.contains("--cacert FILE"), "{tls}");
+    assert!(
+        tls.contains("it presents subject") && tls.contains("expires in 3 days"),
+        "{tls}"
+    );
+}
