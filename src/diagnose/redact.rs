@@ -4,8 +4,6 @@
 //! `access_token` parameters are masked; with `--redact-ids` the organization id and
 //! item ids too.
 
-use base64::Engine;
-
 /// Masks secrets (and, when asked, ids) in text.
 #[derive(Clone, Debug, Default)]
 pub struct Redactor {
@@ -160,14 +158,14 @@ fn pfa_ids(text: &str) -> String {
     out
 }
 
-/// A base64url JSON part, for tests and tools that build tokens.
-pub fn b64(json: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+
+    fn b64(json: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
 
     fn jwt(claims: &str) -> String {
         format!(
