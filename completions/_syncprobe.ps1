@@ -36,6 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('enqueue', 'enqueue', [CompletionResultType]::ParameterValue, 'Queue writes through POST /api/pems/write-sync, optionally following them to the end')
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Run the whole verification checklist against a backend (or the bundled server)')
             [CompletionResult]::new('conflicts', 'conflicts', [CompletionResultType]::ParameterValue, 'List an organization''s sync conflicts, or resolve one (and follow its item again)')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Diagnose one organization''s socket layer by layer, with a report to paste into a ticket')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show an organization''s queue health, backlog and sockets (--watch to refresh)')
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Open many sync sockets and measure connect time, fan-out latency and completeness')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the bundled sync-socket server (the protocol''s reference implementation)')
@@ -219,6 +220,42 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('--max-body-size', '--max-body-size', [CompletionResultType]::ParameterName, 'Largest REST answer body read, in bytes (1 KiB to 256 MiB); a larger one is an error (exit 5)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Follow the item queued again over the sync socket until its terminal event')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Accept any TLS certificate (testing only)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Write NDJSON records to stdout instead of text (see README, "--json")')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'syncprobe;doctor' {
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for CONNECTED, for each REST call and for the probe')
+            [CompletionResult]::new('--pings', '--pings', [CompletionResultType]::ParameterName, 'Pings sent by the ping layer (0 skips it)')
+            [CompletionResult]::new('--events', '--events', [CompletionResultType]::ParameterName, 'Watch what arrives for the organization this long (counts by type, gaps, duplicates, foreign organizations)')
+            [CompletionResult]::new('--hold', '--hold', [CompletionResultType]::ParameterName, 'Keep the socket open this long without traffic of its own, to catch a proxy that closes idle connections')
+            [CompletionResult]::new('--report', '--report', [CompletionResultType]::ParameterName, 'Write a Markdown report for a ticket (redacted) to FILE')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke`: instances of one backend, tried in order')
+            [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'Path of the sync socket; {org} is replaced by the organization id')
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)')
+            [CompletionResult]::new('-H', '-H ', [CompletionResultType]::ParameterName, 'Extra request header, `Name: value` (repeatable)')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Extra request header, `Name: value` (repeatable)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the upgrade and REST calls [env: SYNCPROBE_TOKEN, used when neither --token nor --token-file is given]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from a file (surrounding whitespace is ignored)')
+            [CompletionResult]::new('--token-in', '--token-in', [CompletionResultType]::ParameterName, 'Where the token goes on the upgrade: an Authorization header, or a query parameter (--token-param) as browsers must')
+            [CompletionResult]::new('--token-param', '--token-param', [CompletionResultType]::ParameterName, 'Query parameter that carries the token with --token-in query; its value is masked in every output, as `token` and `access_token` are')
+            [CompletionResult]::new('--origin', '--origin', [CompletionResultType]::ParameterName, 'Origin header for the upgrade')
+            [CompletionResult]::new('--subprotocol', '--subprotocol', [CompletionResultType]::ParameterName, 'WebSocket subprotocol to request (repeatable)')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Extra PEM file of CA certificates to trust (for wss:// and https://)')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Deadline for DNS, TCP, TLS and the upgrade together')
+            [CompletionResult]::new('--max-message-size', '--max-message-size', [CompletionResultType]::ParameterName, 'Largest WebSocket message (and frame) accepted from the server, in bytes (1 KiB to 64 MiB); a larger one ends the run (exit 5)')
+            [CompletionResult]::new('--max-body-size', '--max-body-size', [CompletionResultType]::ParameterName, 'Largest REST answer body read, in bytes (1 KiB to 256 MiB); a larger one is an error (exit 5)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--probe', '--probe', [CompletionResultType]::ParameterName, 'Queue one test item (POST write-sync: a real write) and follow it to its end')
+            [CompletionResult]::new('--redact-ids', '--redact-ids', [CompletionResultType]::ParameterName, 'Also mask the organization id and item (pfa) ids in every output')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Accept any TLS certificate (testing only)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Write NDJSON records to stdout instead of text (see README, "--json")')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
@@ -444,6 +481,7 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('enqueue', 'enqueue', [CompletionResultType]::ParameterValue, 'Queue writes through POST /api/pems/write-sync, optionally following them to the end')
             [CompletionResult]::new('smoke', 'smoke', [CompletionResultType]::ParameterValue, 'Run the whole verification checklist against a backend (or the bundled server)')
             [CompletionResult]::new('conflicts', 'conflicts', [CompletionResultType]::ParameterValue, 'List an organization''s sync conflicts, or resolve one (and follow its item again)')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Diagnose one organization''s socket layer by layer, with a report to paste into a ticket')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show an organization''s queue health, backlog and sockets (--watch to refresh)')
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Open many sync sockets and measure connect time, fan-out latency and completeness')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the bundled sync-socket server (the protocol''s reference implementation)')
@@ -465,6 +503,9 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             break
         }
         'syncprobe;help;conflicts' {
+            break
+        }
+        'syncprobe;help;doctor' {
             break
         }
         'syncprobe;help;status' {

@@ -22,6 +22,9 @@ _syncprobe() {
             syncprobe,connect)
                 cmd="syncprobe__subcmd__connect"
                 ;;
+            syncprobe,doctor)
+                cmd="syncprobe__subcmd__doctor"
+                ;;
             syncprobe,enqueue)
                 cmd="syncprobe__subcmd__enqueue"
                 ;;
@@ -54,6 +57,9 @@ _syncprobe() {
                 ;;
             syncprobe__subcmd__help,connect)
                 cmd="syncprobe__subcmd__help__subcmd__connect"
+                ;;
+            syncprobe__subcmd__help,doctor)
+                cmd="syncprobe__subcmd__help__subcmd__doctor"
                 ;;
             syncprobe__subcmd__help,enqueue)
                 cmd="syncprobe__subcmd__help__subcmd__enqueue"
@@ -104,7 +110,7 @@ _syncprobe() {
 
     case "${cmd}" in
         syncprobe)
-            opts="-q -v -h -V --json --color --quiet --verbose --help --version connect watch-sync enqueue smoke conflicts status load serve replay token help"
+            opts="-q -v -h -V --json --color --quiet --verbose --help --version connect watch-sync enqueue smoke conflicts doctor status load serve replay token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -305,6 +311,104 @@ _syncprobe() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        syncprobe__subcmd__doctor)
+            opts="-H -q -v -h -V --timeout --pings --events --probe --hold --report --redact-ids --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --max-message-size --max-body-size --json --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pings)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --events)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -H)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-in)
+                    COMPREPLY=($(compgen -W "header query" -- "${cur}"))
+                    return 0
+                    ;;
+                --token-param)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subprotocol)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-message-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         syncprobe__subcmd__enqueue)
             opts="-H -q -v -h -V --modification-id --priority --count --pfa-id --outcome --wait --expect-outcome --timeout --junit --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --max-message-size --max-body-size --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -416,7 +520,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__help)
-            opts="connect watch-sync enqueue smoke conflicts status load serve replay token help"
+            opts="connect watch-sync enqueue smoke conflicts doctor status load serve replay token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -444,6 +548,20 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__help__subcmd__connect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

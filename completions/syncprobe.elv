@@ -33,6 +33,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand enqueue 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
             cand smoke 'Run the whole verification checklist against a backend (or the bundled server)'
             cand conflicts 'List an organization''s sync conflicts, or resolve one (and follow its item again)'
+            cand doctor 'Diagnose one organization''s socket layer by layer, with a report to paste into a ticket'
             cand status 'Show an organization''s queue health, backlog and sockets (--watch to refresh)'
             cand load 'Open many sync sockets and measure connect time, fan-out latency and completeness'
             cand serve 'Run the bundled sync-socket server (the protocol''s reference implementation)'
@@ -211,6 +212,41 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand --max-body-size 'Largest REST answer body read, in bytes (1 KiB to 256 MiB); a larger one is an error (exit 5)'
             cand --color 'When to use colour'
             cand --wait 'Follow the item queued again over the sync socket until its terminal event'
+            cand --insecure 'Accept any TLS certificate (testing only)'
+            cand --json 'Write NDJSON records to stdout instead of text (see README, "--json")'
+            cand -q 'Print only errors and the final result'
+            cand --quiet 'Print only errors and the final result'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'syncprobe;doctor'= {
+            cand --timeout 'How long to wait for CONNECTED, for each REST call and for the probe'
+            cand --pings 'Pings sent by the ping layer (0 skips it)'
+            cand --events 'Watch what arrives for the organization this long (counts by type, gaps, duplicates, foreign organizations)'
+            cand --hold 'Keep the socket open this long without traffic of its own, to catch a proxy that closes idle connections'
+            cand --report 'Write a Markdown report for a ticket (redacted) to FILE'
+            cand --url 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke`: instances of one backend, tried in order'
+            cand --path 'Path of the sync socket; {org} is replaced by the organization id'
+            cand --api-url 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)'
+            cand -H 'Extra request header, `Name: value` (repeatable)'
+            cand --header 'Extra request header, `Name: value` (repeatable)'
+            cand --token 'Bearer token for the upgrade and REST calls [env: SYNCPROBE_TOKEN, used when neither --token nor --token-file is given]'
+            cand --token-file 'Read the bearer token from a file (surrounding whitespace is ignored)'
+            cand --token-in 'Where the token goes on the upgrade: an Authorization header, or a query parameter (--token-param) as browsers must'
+            cand --token-param 'Query parameter that carries the token with --token-in query; its value is masked in every output, as `token` and `access_token` are'
+            cand --origin 'Origin header for the upgrade'
+            cand --subprotocol 'WebSocket subprotocol to request (repeatable)'
+            cand --cacert 'Extra PEM file of CA certificates to trust (for wss:// and https://)'
+            cand --connect-timeout 'Deadline for DNS, TCP, TLS and the upgrade together'
+            cand --max-message-size 'Largest WebSocket message (and frame) accepted from the server, in bytes (1 KiB to 64 MiB); a larger one ends the run (exit 5)'
+            cand --max-body-size 'Largest REST answer body read, in bytes (1 KiB to 256 MiB); a larger one is an error (exit 5)'
+            cand --color 'When to use colour'
+            cand --probe 'Queue one test item (POST write-sync: a real write) and follow it to its end'
+            cand --redact-ids 'Also mask the organization id and item (pfa) ids in every output'
             cand --insecure 'Accept any TLS certificate (testing only)'
             cand --json 'Write NDJSON records to stdout instead of text (see README, "--json")'
             cand -q 'Print only errors and the final result'
@@ -426,6 +462,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand enqueue 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
             cand smoke 'Run the whole verification checklist against a backend (or the bundled server)'
             cand conflicts 'List an organization''s sync conflicts, or resolve one (and follow its item again)'
+            cand doctor 'Diagnose one organization''s socket layer by layer, with a report to paste into a ticket'
             cand status 'Show an organization''s queue health, backlog and sockets (--watch to refresh)'
             cand load 'Open many sync sockets and measure connect time, fan-out latency and completeness'
             cand serve 'Run the bundled sync-socket server (the protocol''s reference implementation)'
@@ -442,6 +479,8 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
         &'syncprobe;help;smoke'= {
         }
         &'syncprobe;help;conflicts'= {
+        }
+        &'syncprobe;help;doctor'= {
         }
         &'syncprobe;help;status'= {
         }

@@ -37,6 +37,7 @@ complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "watch-sync" -d 
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "conflicts" -d 'List an organization\'s sync conflicts, or resolve one (and follow its item again)'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "doctor" -d 'Diagnose one organization\'s socket layer by layer, with a report to paste into a ticket'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "status" -d 'Show an organization\'s queue health, backlog and sockets (--watch to refresh)'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
@@ -218,6 +219,37 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -s q -l q
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l timeout -d 'How long to wait for CONNECTED, for each REST call and for the probe' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l pings -d 'Pings sent by the ping layer (0 skips it)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l events -d 'Watch what arrives for the organization this long (counts by type, gaps, duplicates, foreign organizations)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l hold -d 'Keep the socket open this long without traffic of its own, to catch a proxy that closes idle connections' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l report -d 'Write a Markdown report for a ticket (redacted) to FILE' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke`: instances of one backend, tried in order' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l token -d 'Bearer token for the upgrade and REST calls [env: SYNCPROBE_TOKEN, used when neither --token nor --token-file is given]' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l token-file -d 'Read the bearer token from a file (surrounding whitespace is ignored)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l token-in -d 'Where the token goes on the upgrade: an Authorization header, or a query parameter (--token-param) as browsers must' -r -f -a "header\t''
+query\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l token-param -d 'Query parameter that carries the token with --token-in query; its value is masked in every output, as `token` and `access_token` are' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l origin -d 'Origin header for the upgrade' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l subprotocol -d 'WebSocket subprotocol to request (repeatable)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l cacert -d 'Extra PEM file of CA certificates to trust (for wss:// and https://)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l connect-timeout -d 'Deadline for DNS, TCP, TLS and the upgrade together' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l max-message-size -d 'Largest WebSocket message (and frame) accepted from the server, in bytes (1 KiB to 64 MiB); a larger one ends the run (exit 5)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l max-body-size -d 'Largest REST answer body read, in bytes (1 KiB to 256 MiB); a larger one is an error (exit 5)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l probe -d 'Queue one test item (POST write-sync: a real write) and follow it to its end'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l redact-ids -d 'Also mask the organization id and item (pfa) ids in every output'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l insecure -d 'Accept any TLS certificate (testing only)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l watch -d 'Look again every INTERVAL (default 2s, at least 200ms) until Ctrl-C' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l count -d 'With --watch: stop after N looks' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l timeout -d 'Bound of each REST call' -r
@@ -392,15 +424,16 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_se
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Decode a token without verifying it and say whether it is usable'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "connect" -d 'Open a sync socket, check CONNECTED, and close'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "conflicts" -d 'List an organization\'s sync conflicts, or resolve one (and follow its item again)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "status" -d 'Show an organization\'s queue health, backlog and sockets (--watch to refresh)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "replay" -d 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts status load serve replay token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "connect" -d 'Open a sync socket, check CONNECTED, and close'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "conflicts" -d 'List an organization\'s sync conflicts, or resolve one (and follow its item again)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "doctor" -d 'Diagnose one organization\'s socket layer by layer, with a report to paste into a ticket'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "status" -d 'Show an organization\'s queue health, backlog and sockets (--watch to refresh)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "replay" -d 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "inspect" -d 'Decode a token without verifying it and say whether it is usable'

@@ -13,6 +13,7 @@ pub mod claims;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod diagnose;
 pub mod exit;
 pub mod expect;
 pub mod follow;

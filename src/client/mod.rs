@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod error;
 pub mod http;
+pub mod proxy;
 pub mod recorded;
 pub mod session;
 pub mod tls;

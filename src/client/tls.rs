@@ -36,6 +36,11 @@ impl Tls {
         Ok(tls)
     }
 
+    /// `--insecure`: certificates are not checked.
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+
     /// The configuration, built on first use.
     pub fn config(&self) -> anyhow::Result<Arc<rustls::ClientConfig>> {
         if let Some(config) = self.config.get() {

@@ -140,36 +140,13 @@ pub async fn open(
         .trim_end_matches(']')
         .to_string();
 
-    let addrs: Vec<_> = tokio::time::timeout_at(
-        deadline,
-        tokio::net::lookup_host((bare_host.as_str(), port)),
-    )
-    .await
-    .map_err(|_| timeout_failure("DNS resolution", &shown, limit))?
-    .map_err(|e| connect_failure(format!("failed to resolve {host} for {shown}"), e))?
-    .collect();
-    let mut last_error = None;
-    let mut tcp = None;
-    for addr in &addrs {
-        match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-            Err(_) => return Err(timeout_failure("the TCP connection", &shown, limit)),
-            Ok(Ok(stream)) => {
-                tcp = Some(stream);
-                break;
-            }
-            Ok(Err(e)) => last_error = Some(e),
+    let tcp = match super::proxy::route(&url) {
+        super::proxy::Route::Proxy { proxy, .. } => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            super::proxy::connect(&proxy, &bare_host, port, left).await?
         }
-    }
-    let tcp = match (tcp, last_error) {
-        (Some(tcp), _) => tcp,
-        (None, Some(e)) => {
-            return Err(connect_failure(format!("failed to connect to {shown}"), e));
-        }
-        (None, None) => {
-            return Err(Failure::Connect(format!(
-                "failed to resolve {host} for {shown}: no addresses"
-            ))
-            .into());
+        super::proxy::Route::Direct { .. } => {
+            direct(&bare_host, port, deadline, &shown, limit).await?
         }
     };
     // Events are small and latency matters more than packet count.
@@ -238,6 +215,41 @@ pub async fn open(
         open_time: started.elapsed(),
         subprotocol,
     })
+}
+
+/// DNS, then TCP to each address in turn, until one accepts.
+async fn direct(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+    shown: &str,
+    limit: Duration,
+) -> anyhow::Result<TcpStream> {
+    let addrs: Vec<_> = tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| timeout_failure("DNS resolution", shown, limit))?
+        .map_err(|e| connect_failure(format!("failed to resolve {host} for {shown}"), e))?
+        .collect();
+    let mut last_error = None;
+    let mut tcp = None;
+    for addr in &addrs {
+        match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Err(_) => return Err(timeout_failure("the TCP connection", shown, limit)),
+            Ok(Ok(stream)) => {
+                tcp = Some(stream);
+                break;
+            }
+            Ok(Err(e)) => last_error = Some(e),
+        }
+    }
+    match (tcp, last_error) {
+        (Some(tcp), _) => Ok(tcp),
+        (None, Some(e)) => Err(connect_failure(format!("failed to connect to {shown}"), e)),
+        (None, None) => Err(Failure::Connect(format!(
+            "failed to resolve {host} for {shown}: no addresses"
+        ))
+        .into()),
+    }
 }
 
 fn upgrade_failure(

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod conflicts;
 pub mod connect;
+pub mod doctor;
 pub mod enqueue;
 pub mod generate;
 pub mod load;
@@ -32,6 +33,8 @@ pub enum Command {
     Smoke(smoke::SmokeArgs),
     /// List an organization's sync conflicts, or resolve one (and follow its item again)
     Conflicts(conflicts::ConflictsArgs),
+    /// Diagnose one organization's socket layer by layer, with a report to paste into a ticket
+    Doctor(doctor::DoctorArgs),
     /// Show an organization's queue health, backlog and sockets (--watch to refresh)
     Status(status::StatusArgs),
     /// Open many sync sockets and measure connect time, fan-out latency and completeness
@@ -65,6 +68,7 @@ pub async fn run(
         Command::Enqueue(args) => enqueue::run(args, reporter).await,
         Command::Smoke(args) => smoke::run(args, reporter).await,
         Command::Conflicts(args) => conflicts::run(args, reporter).await,
+        Command::Doctor(args) => doctor::run(args, reporter).await,
         Command::Status(args) => status::run(args, reporter).await,
         Command::Load(args) => load::run(args, reporter).await,
         Command::Serve(args) => serve::run(args, reporter).await,

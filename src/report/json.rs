@@ -10,6 +10,7 @@
 //! | `open` | a socket opened: [`Open`] |
 //! | `event` | a frame the server sent, untouched (a frame that is not JSON: a JSON string) |
 //! | `close` | a socket closed: [`Close`] |
+//! | `layer` | a `doctor` layer: `name`, `status` (pass, warn, fail, skip), `ms`, `detail`, `hint` |
 //! | `step` | a `smoke` step: `name`, `status`, `ms`, `message`, `exitCode` |
 //! | `queued` | `enqueue --wait`: the answer to the POST, before the events it caused: [`Queued`] |
 //! | `conflict` | `conflicts ORG`: one conflict as the backend listed it: [`Conflict`](crate::protocol::Conflict) |
@@ -29,6 +30,7 @@ use serde_json::value::RawValue;
 
 use super::conflicts::{ConflictsSummary, ResolveSummary};
 use super::connect::ConnectSummary;
+use super::doctor::DoctorSummary;
 use super::enqueue::{EnqueueSummary, Queued};
 use super::load::LoadReport;
 use super::replay::ReplaySummary;
@@ -46,6 +48,7 @@ pub enum Record<'a> {
     Event(EventData<'a>),
     Close(&'a Close),
     Step(&'a Step),
+    Layer(&'a crate::diagnose::Layer),
     Queued(&'a Queued),
     Conflict(&'a crate::protocol::Conflict),
     Status(&'a StatusReport),
@@ -79,6 +82,7 @@ pub enum Summary<'a> {
     Resolve(&'a ResolveSummary),
     Status(&'a StatusSummary),
     Replay(&'a ReplaySummary),
+    Doctor(&'a DoctorSummary),
 }
 
 impl Record<'_> {
@@ -90,6 +94,7 @@ impl Record<'_> {
             Record::Event(_) => "event",
             Record::Close(_) => "close",
             Record::Step(_) => "step",
+            Record::Layer(_) => "layer",
             Record::Queued(_) => "queued",
             Record::Conflict(_) => "conflict",
             Record::Status(_) => "status",

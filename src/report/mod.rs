@@ -9,6 +9,7 @@
 pub mod color;
 pub mod conflicts;
 pub mod connect;
+pub mod doctor;
 pub mod enqueue;
 pub mod html;
 pub mod human;

@@ -721,7 +721,7 @@ fn spawn_text(args: &[&str]) -> TextRun {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (key, _) in std::env::vars() {
-        if key.starts_with("SYNCPROBE_") || key == "CLICOLOR_FORCE" {
+        if inherited_setting(&key) {
             command.env_remove(key);
         }
     }

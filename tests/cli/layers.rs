@@ -168,6 +168,7 @@ fn no_module_imports_a_layer_above_its_own() {
 const CLIENT_SIDE: &[&str] = &[
     "client",
     "check",
+    "diagnose",
     "expect",
     "follow",
     "lifecycle",

@@ -7,6 +7,7 @@ mod color;
 mod completions;
 mod conflicts;
 mod connect;
+mod doctor;
 mod enqueue;
 mod errors;
 mod fake;

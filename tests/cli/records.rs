@@ -21,6 +21,7 @@ enum Record {
     Event(Value),
     Close(Value),
     Step(Value),
+    Layer(Value),
     Queued(Value),
     Conflict(Value),
     Status(Value),
@@ -38,6 +39,7 @@ impl Record {
             Record::Event(_) => "event",
             Record::Close(_) => "close",
             Record::Step(_) => "step",
+            Record::Layer(_) => "layer",
             Record::Queued(_) => "queued",
             Record::Conflict(_) => "conflict",
             Record::Status(_) => "status",
@@ -55,6 +57,7 @@ impl Record {
             | Record::Event(d)
             | Record::Close(d)
             | Record::Step(d)
+            | Record::Layer(d)
             | Record::Queued(d)
             | Record::Conflict(d)
             | Record::Status(d)
@@ -941,6 +944,34 @@ async fn replay_records() {
             "organizations[].durationMs",
             "sessions",
             "framesSent",
+        ])
+    );
+}
+
+#[tokio::test]
+async fn doctor_records() {
+    let server = TestServer::start().await;
+    let out = run_cli(&["doctor", "org-rec", "--url", &server.base(), "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = parse(&stdout(&out));
+    assert_eq!(kinds(&records), BTreeSet::from(["layer", "summary"]));
+    assert_eq!(
+        fields_of(&records, "layer"),
+        set(&["name", "status", "ms", "detail", "hint"])
+    );
+    assert_eq!(records.iter().filter(|r| r.kind() == "layer").count(), 12);
+    assert_eq!(
+        fields_of(&records, "summary"),
+        set(&[
+            "ok",
+            "url",
+            "organizationId",
+            "failed",
+            "exitCode",
+            "passed",
+            "warned",
+            "skipped",
+            "durationMs"
         ])
     );
 }

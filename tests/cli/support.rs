@@ -193,11 +193,20 @@ pub async fn run_cli(args: &[&str]) -> Output {
     run_cli_env(args, &[]).await
 }
 
+/// Variables of the test's own environment that would change what the binary does:
+/// syncprobe's own, forced colour, and proxies (sockets and REST honour them).
+pub fn inherited_setting(key: &str) -> bool {
+    let proxy = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"]
+        .iter()
+        .any(|name| key.eq_ignore_ascii_case(name));
+    key.starts_with("SYNCPROBE_") || key == "CLICOLOR_FORCE" || proxy
+}
+
 pub async fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_syncprobe"));
     command.args(args).env("NO_COLOR", "1").kill_on_drop(true);
     for (key, _) in std::env::vars() {
-        if key.starts_with("SYNCPROBE_") || key == "CLICOLOR_FORCE" {
+        if inherited_setting(&key) {
             command.env_remove(key);
         }
     }
@@ -268,7 +277,7 @@ pub fn spawn_cli(args: &[&str]) -> Running {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (key, _) in std::env::vars() {
-        if key.starts_with("SYNCPROBE_") || key == "CLICOLOR_FORCE" {
+        if inherited_setting(&key) {
             command.env_remove(key);
         }
     }
