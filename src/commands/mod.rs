@@ -8,6 +8,7 @@ pub mod connect;
 pub mod enqueue;
 pub mod generate;
 pub mod load;
+pub mod proxy;
 pub mod serve;
 pub mod smoke;
 pub mod status;
@@ -37,6 +38,8 @@ pub enum Command {
     Load(load::LoadArgs),
     /// Run the bundled sync-socket server (the protocol's reference implementation)
     Serve(serve::ServeArgs),
+    /// Put a fault-injecting proxy (network and message faults) in front of a backend
+    Proxy(proxy::ProxyArgs),
     /// Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one
     ///
     /// It signs whatever it is asked to with the shared secret given, so it belongs in
@@ -65,6 +68,7 @@ pub async fn run(
         Command::Status(args) => status::run(args, reporter).await,
         Command::Load(args) => load::run(args, reporter).await,
         Command::Serve(args) => serve::run(args, reporter).await,
+        Command::Proxy(args) => proxy::run(args, reporter).await,
         Command::Token(args) => token::run(args, reporter).await,
         Command::Generate(args) => generate::run(args, &root(), reporter).await,
     }

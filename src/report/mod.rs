@@ -15,6 +15,7 @@ pub mod human;
 pub mod json;
 pub mod junit;
 pub mod load;
+pub mod proxy;
 pub mod smoke;
 pub mod status;
 pub mod token;
