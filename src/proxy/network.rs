@@ -26,9 +26,12 @@ use super::{Decision, Shared};
 const CHUNK: usize = 16 * 1024;
 /// Chunks read ahead of the shaping (the latency pipeline's depth).
 const READ_AHEAD: usize = 64;
-/// Largest burst of a bandwidth limit, in bytes; smaller for slow rates (a
-/// fiftieth of a second's worth), so a transfer keeps to the rate from its start.
-const MAX_BURST: u32 = 16 * 1024;
+/// Largest burst of a bandwidth limit, in bytes; smaller for slow rates (a tenth
+/// of a second's worth), so a transfer keeps to the rate from its start.
+const MAX_BURST: u32 = 64 * 1024;
+/// Bytes are written in pieces of a quarter of the burst: a wake-up that comes
+/// late (a busy machine) is made up from the rest of the bucket, not lost.
+const PIECES_PER_BURST: u32 = 4;
 
 /// How a connection's pumps ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,8 +287,9 @@ impl Lane {
             return to.flush().await;
         }
         let burst = rates.iter().map(|(_, r)| burst_of(*r)).min().unwrap_or(1);
+        let step = (burst / PIECES_PER_BURST).max(1) as usize;
         while !piece.is_empty() {
-            let bit = piece.split_to((burst as usize).min(piece.len()));
+            let bit = piece.split_to(step.min(piece.len()));
             for (id, rate) in &rates {
                 let limiter = self.limiters.entry(*id).or_insert_with(|| limiter(*rate));
                 if let Some(n) = NonZeroU32::new(bit.len() as u32) {
@@ -301,7 +305,7 @@ impl Lane {
 
 /// The burst of a limit of `rate` bytes per second.
 fn burst_of(rate: u32) -> u32 {
-    (rate / 50).clamp(1, MAX_BURST)
+    (rate / 10).clamp(1, MAX_BURST)
 }
 
 fn limiter(rate: u32) -> DefaultDirectRateLimiter {

@@ -13,6 +13,7 @@ mod hostile;
 mod interop;
 mod layers;
 mod load;
+mod proxy;
 mod records;
 mod security;
 mod serve;
