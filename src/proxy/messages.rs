@@ -299,8 +299,8 @@ impl Session {
         let end = loop {
             let held_until = session.held.as_ref().map(|(_, at)| *at);
             let step = tokio::select! {
-                m = from_client.next() => session.from_client(m).await,
-                m = from_upstream.next() => session.from_upstream(m).await,
+                m = from_client.next() => session.on_client(m).await,
+                m = from_upstream.next() => session.on_upstream(m).await,
                 () = until(held_until) => session.release().await,
             };
             if step != Step::Go {
@@ -310,7 +310,7 @@ impl Session {
         session.finish(end).await;
     }
 
-    async fn from_client(&mut self, message: Option<tungstenite::Result<Message>>) -> Step {
+    async fn on_client(&mut self, message: Option<tungstenite::Result<Message>>) -> Step {
         match message {
             None | Some(Err(_)) => Step::Drop,
             Some(Ok(Message::Close(frame))) => {
@@ -320,11 +320,11 @@ impl Session {
             Some(Ok(Message::Ping(_))) => self.on_client_ping().await,
             // Pongs answer the proxy's library, not the upstream.
             Some(Ok(Message::Pong(_) | Message::Frame(_))) => Step::Go,
-            Some(Ok(message)) => self.to_upstream(message).await,
+            Some(Ok(message)) => self.send_upstream(message).await,
         }
     }
 
-    async fn to_upstream(&mut self, message: Message) -> Step {
+    async fn send_upstream(&mut self, message: Message) -> Step {
         match self.upstream.send(message).await {
             Ok(()) => Step::Go,
             Err(_) => Step::Drop,
@@ -339,17 +339,17 @@ impl Session {
             return Step::Go;
         };
         self.conn.log(*id, spec, Some("ping"), None);
-        self.to_client(Message::Pong(Default::default())).await
+        self.send_client(Message::Pong(Default::default())).await
     }
 
-    async fn to_client(&mut self, message: Message) -> Step {
+    async fn send_client(&mut self, message: Message) -> Step {
         match self.client.send(message).await {
             Ok(()) => Step::Go,
             Err(_) => Step::Drop,
         }
     }
 
-    async fn from_upstream(&mut self, message: Option<tungstenite::Result<Message>>) -> Step {
+    async fn on_upstream(&mut self, message: Option<tungstenite::Result<Message>>) -> Step {
         match message {
             None | Some(Err(_)) => Step::Drop,
             Some(Ok(Message::Close(frame))) => {
@@ -366,7 +366,7 @@ impl Session {
             }
             Some(Ok(message)) => {
                 self.frames += 1;
-                match self.to_client(message).await {
+                match self.send_client(message).await {
                     Step::Go => self.close_after().await,
                     other => other,
                 }
@@ -430,7 +430,7 @@ impl Session {
             return Step::Go;
         }
         for _ in 0..copies {
-            if self.to_client(Message::text(text.clone())).await != Step::Go {
+            if self.send_client(Message::text(text.clone())).await != Step::Go {
                 return Step::Drop;
             }
         }
@@ -440,7 +440,7 @@ impl Session {
     /// Sends the frame held back by `reorder`, if any.
     async fn release(&mut self) -> Step {
         match self.held.take() {
-            Some((message, _)) => self.to_client(message).await,
+            Some((message, _)) => self.send_client(message).await,
             None => Step::Go,
         }
     }
