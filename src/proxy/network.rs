@@ -67,9 +67,13 @@ pub async fn pump_both(
     tokio::pin!(up, down);
     let (mut up_end, mut down_end) = (None, None);
     while up_end.is_none() || down_end.is_none() {
-        tokio::select! {
-            end = &mut up, if up_end.is_none() => up_end = Some(end),
-            end = &mut down, if down_end.is_none() => down_end = Some(end),
+        let (direction, end) = tokio::select! {
+            end = &mut up, if up_end.is_none() => (Direction::Up, end),
+            end = &mut down, if down_end.is_none() => (Direction::Down, end),
+        };
+        match direction {
+            Direction::Up => up_end = Some(end),
+            _ => down_end = Some(end),
         }
         if let Some(end) = [up_end, down_end]
             .into_iter()
@@ -318,9 +322,12 @@ fn limiter(rate: u32) -> DefaultDirectRateLimiter {
 async fn swallow(rx: &mut mpsc::Receiver<(Instant, Bytes)>, after: Duration) -> End {
     let deadline = (!after.is_zero()).then(|| Instant::now() + after);
     loop {
-        tokio::select! {
-            chunk = rx.recv() => if chunk.is_none() { return End::Eof },
+        let chunk = tokio::select! {
+            chunk = rx.recv() => chunk,
             () = until(deadline) => return End::Close,
+        };
+        if chunk.is_none() {
+            return End::Eof;
         }
     }
 }
