@@ -41,6 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Open many sync sockets and measure connect time, fan-out latency and completeness')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the bundled sync-socket server (the protocol''s reference implementation)')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server')
+            [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Put a fault-injecting proxy (network and message faults) in front of a backend')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -114,6 +115,7 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('--per-item', '--per-item', [CompletionResultType]::ParameterName, 'Apply the pattern to every item (pfaId) separately')
             [CompletionResult]::new('--lenient', '--lenient', [CompletionResultType]::ParameterName, 'Report protocol violations as warnings instead of failing (exit 5)')
             [CompletionResult]::new('--reconnect', '--reconnect', [CompletionResultType]::ParameterName, 'Reconnect when the connection is lost, resuming from the last seq when the server numbers its events; with several --url, a failed socket moves to the next URL (round-robin)')
+            [CompletionResult]::new('--fail-on-gap', '--fail-on-gap', [CompletionResultType]::ParameterName, 'Exit 1 when the stream had a seq gap, a duplicate, a late (reordered) event or a truncated history, which are otherwise reported only')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Accept any TLS certificate (testing only)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Write NDJSON records to stdout instead of text (see README, "--json")')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
@@ -423,6 +425,44 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'syncprobe;proxy' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on, for HTTP and WebSocket (port 0 picks a free port)')
+            [CompletionResult]::new('--upstream', '--upstream', [CompletionResultType]::ParameterName, 'The backend''s base URL (ws, wss, http or https; a path is a prefix)')
+            [CompletionResult]::new('--latency', '--latency', [CompletionResultType]::ParameterName, 'Delay every chunk by DURATION (from its arrival)')
+            [CompletionResult]::new('--jitter', '--jitter', [CompletionResultType]::ParameterName, 'Vary every --latency by up to this much either way')
+            [CompletionResult]::new('--bandwidth', '--bandwidth', [CompletionResultType]::ParameterName, 'Limit the rate: 500kbit, 2mbit, 64kB (per second)')
+            [CompletionResult]::new('--slicer', '--slicer', [CompletionResultType]::ParameterName, 'Split writes into pieces of about BYTES (default 64), 1 ms apart')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Stop forwarding (data is dropped), then close after DURATION (none: never)')
+            [CompletionResult]::new('--reset-peer', '--reset-peer', [CompletionResultType]::ParameterName, 'Reset the TCP connection (RST) when data flows, after DURATION (none: at once)')
+            [CompletionResult]::new('--limit-data', '--limit-data', [CompletionResultType]::ParameterName, 'Close the connection once BYTES went through')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'A browser''s network preset (Chrome DevTools'' figures, see below)')
+            [CompletionResult]::new('--cut-every', '--cut-every', [CompletionResultType]::ParameterName, 'Drop every connection this often (and refuse new ones for --cut-for)')
+            [CompletionResult]::new('--cut-for', '--cut-for', [CompletionResultType]::ParameterName, 'How long each cut lasts')
+            [CompletionResult]::new('--drop', '--drop', [CompletionResultType]::ParameterName, 'Drop the upstream''s frames of TYPE (with probability P, default 1)')
+            [CompletionResult]::new('--duplicate', '--duplicate', [CompletionResultType]::ParameterName, 'Send the upstream''s frames of TYPE twice')
+            [CompletionResult]::new('--delay', '--delay', [CompletionResultType]::ParameterName, 'Hold frames of TYPE for DURATION (later frames wait behind them)')
+            [CompletionResult]::new('--reorder', '--reorder', [CompletionResultType]::ParameterName, 'Swap a frame with the next one, with probability P (CONNECTED stays first)')
+            [CompletionResult]::new('--corrupt', '--corrupt', [CompletionResultType]::ParameterName, 'Make frames of TYPE invalid JSON')
+            [CompletionResult]::new('--hold-connected', '--hold-connected', [CompletionResultType]::ParameterName, 'Hold CONNECTED for DURATION')
+            [CompletionResult]::new('--close-after', '--close-after', [CompletionResultType]::ParameterName, 'Close the client''s socket with CODE after N frames from the upstream')
+            [CompletionResult]::new('--refuse-upgrade', '--refuse-upgrade', [CompletionResultType]::ParameterName, 'Refuse WebSocket upgrades with STATUS (401, 429, 503 …), with probability P')
+            [CompletionResult]::new('--where', '--where', [CompletionResultType]::ParameterName, 'Message faults match only frames whose field equals the value: FIELD=VALUE, dotted paths such as details.error (repeatable; all must hold)')
+            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed of every random decision (default: a random seed, printed)')
+            [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'Write every decision to FILE as NDJSON (time, connection, fault, frame, seq)')
+            [CompletionResult]::new('--control', '--control', [CompletionResultType]::ParameterName, 'Serve the control API on ADDR (port 0 picks a free port)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--swallow-pings', '--swallow-pings', [CompletionResultType]::ParameterName, 'Leave the client''s pings unanswered and keep the upstream''s from it')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Write NDJSON records to stdout instead of text (see README, "--json")')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and the final result')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'syncprobe;token' {
             [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'The HS256 secret (the one `serve --jwt-secret` was given)')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'Read the secret from a file (surrounding whitespace is ignored)')
@@ -486,6 +526,7 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('load', 'load', [CompletionResultType]::ParameterValue, 'Open many sync sockets and measure connect time, fan-out latency and completeness')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the bundled sync-socket server (the protocol''s reference implementation)')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server')
+            [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Put a fault-injecting proxy (network and message faults) in front of a backend')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -518,6 +559,9 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             break
         }
         'syncprobe;help;replay' {
+            break
+        }
+        'syncprobe;help;proxy' {
             break
         }
         'syncprobe;help;token' {

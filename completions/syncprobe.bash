@@ -34,6 +34,9 @@ _syncprobe() {
             syncprobe,load)
                 cmd="syncprobe__subcmd__load"
                 ;;
+            syncprobe,proxy)
+                cmd="syncprobe__subcmd__proxy"
+                ;;
             syncprobe,replay)
                 cmd="syncprobe__subcmd__replay"
                 ;;
@@ -69,6 +72,9 @@ _syncprobe() {
                 ;;
             syncprobe__subcmd__help,load)
                 cmd="syncprobe__subcmd__help__subcmd__load"
+                ;;
+            syncprobe__subcmd__help,proxy)
+                cmd="syncprobe__subcmd__help__subcmd__proxy"
                 ;;
             syncprobe__subcmd__help,replay)
                 cmd="syncprobe__subcmd__help__subcmd__replay"
@@ -110,7 +116,7 @@ _syncprobe() {
 
     case "${cmd}" in
         syncprobe)
-            opts="-q -v -h -V --json --color --quiet --verbose --help --version connect watch-sync enqueue smoke conflicts doctor status load serve replay token help"
+            opts="-q -v -h -V --json --color --quiet --verbose --help --version connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -520,7 +526,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__help)
-            opts="connect watch-sync enqueue smoke conflicts doctor status load serve replay token help"
+            opts="connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -604,6 +610,20 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__help__subcmd__load)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__help__subcmd__proxy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -839,6 +859,120 @@ _syncprobe() {
                     return 0
                     ;;
                 --max-body-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        syncprobe__subcmd__proxy)
+            opts="-q -v -h -V --listen --upstream --latency --jitter --bandwidth --slicer --timeout --reset-peer --limit-data --profile --cut-every --cut-for --drop --duplicate --delay --reorder --corrupt --hold-connected --close-after --refuse-upgrade --swallow-pings --where --seed --log --control --json --color --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --latency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jitter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bandwidth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slicer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reset-peer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit-data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -W "slow-3g fast-3g slow-4g fast-4g offline" -- "${cur}"))
+                    return 0
+                    ;;
+                --cut-every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cut-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drop)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duplicate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reorder)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --corrupt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hold-connected)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --close-after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --refuse-upgrade)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --where)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1396,7 +1530,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__watch__subcmd__sync)
-            opts="-H -q -v -h -V --expect --strict --per-item --items --fail-on --allow-type --item --where --count --since --last --duration --timeout --lenient --reconnect --reconnect-base --reconnect-cap --reconnect-attempts --ping-interval --record --junit --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --max-message-size --max-body-size --json --color --quiet --verbose --help --version"
+            opts="-H -q -v -h -V --expect --strict --per-item --items --fail-on --allow-type --item --where --count --since --last --duration --timeout --lenient --reconnect --reconnect-base --reconnect-cap --reconnect-attempts --ping-interval --record --fail-on-gap --junit --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --max-message-size --max-body-size --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

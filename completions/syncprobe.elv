@@ -38,6 +38,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand load 'Open many sync sockets and measure connect time, fan-out latency and completeness'
             cand serve 'Run the bundled sync-socket server (the protocol''s reference implementation)'
             cand replay 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server'
+            cand proxy 'Put a fault-injecting proxy (network and message faults) in front of a backend'
             cand token 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -109,6 +110,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand --per-item 'Apply the pattern to every item (pfaId) separately'
             cand --lenient 'Report protocol violations as warnings instead of failing (exit 5)'
             cand --reconnect 'Reconnect when the connection is lost, resuming from the last seq when the server numbers its events; with several --url, a failed socket moves to the next URL (round-robin)'
+            cand --fail-on-gap 'Exit 1 when the stream had a seq gap, a duplicate, a late (reordered) event or a truncated history, which are otherwise reported only'
             cand --insecure 'Accept any TLS certificate (testing only)'
             cand --json 'Write NDJSON records to stdout instead of text (see README, "--json")'
             cand -q 'Print only errors and the final result'
@@ -409,6 +411,43 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'syncprobe;proxy'= {
+            cand --listen 'Address to listen on, for HTTP and WebSocket (port 0 picks a free port)'
+            cand --upstream 'The backend''s base URL (ws, wss, http or https; a path is a prefix)'
+            cand --latency 'Delay every chunk by DURATION (from its arrival)'
+            cand --jitter 'Vary every --latency by up to this much either way'
+            cand --bandwidth 'Limit the rate: 500kbit, 2mbit, 64kB (per second)'
+            cand --slicer 'Split writes into pieces of about BYTES (default 64), 1 ms apart'
+            cand --timeout 'Stop forwarding (data is dropped), then close after DURATION (none: never)'
+            cand --reset-peer 'Reset the TCP connection (RST) when data flows, after DURATION (none: at once)'
+            cand --limit-data 'Close the connection once BYTES went through'
+            cand --profile 'A browser''s network preset (Chrome DevTools'' figures, see below)'
+            cand --cut-every 'Drop every connection this often (and refuse new ones for --cut-for)'
+            cand --cut-for 'How long each cut lasts'
+            cand --drop 'Drop the upstream''s frames of TYPE (with probability P, default 1)'
+            cand --duplicate 'Send the upstream''s frames of TYPE twice'
+            cand --delay 'Hold frames of TYPE for DURATION (later frames wait behind them)'
+            cand --reorder 'Swap a frame with the next one, with probability P (CONNECTED stays first)'
+            cand --corrupt 'Make frames of TYPE invalid JSON'
+            cand --hold-connected 'Hold CONNECTED for DURATION'
+            cand --close-after 'Close the client''s socket with CODE after N frames from the upstream'
+            cand --refuse-upgrade 'Refuse WebSocket upgrades with STATUS (401, 429, 503 …), with probability P'
+            cand --where 'Message faults match only frames whose field equals the value: FIELD=VALUE, dotted paths such as details.error (repeatable; all must hold)'
+            cand --seed 'Seed of every random decision (default: a random seed, printed)'
+            cand --log 'Write every decision to FILE as NDJSON (time, connection, fault, frame, seq)'
+            cand --control 'Serve the control API on ADDR (port 0 picks a free port)'
+            cand --color 'When to use colour'
+            cand --swallow-pings 'Leave the client''s pings unanswered and keep the upstream''s from it'
+            cand --json 'Write NDJSON records to stdout instead of text (see README, "--json")'
+            cand -q 'Print only errors and the final result'
+            cand --quiet 'Print only errors and the final result'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'syncprobe;token'= {
             cand --secret 'The HS256 secret (the one `serve --jwt-secret` was given)'
             cand --secret-file 'Read the secret from a file (surrounding whitespace is ignored)'
@@ -467,6 +506,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand load 'Open many sync sockets and measure connect time, fan-out latency and completeness'
             cand serve 'Run the bundled sync-socket server (the protocol''s reference implementation)'
             cand replay 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server'
+            cand proxy 'Put a fault-injecting proxy (network and message faults) in front of a backend'
             cand token 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -489,6 +529,8 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
         &'syncprobe;help;serve'= {
         }
         &'syncprobe;help;replay'= {
+        }
+        &'syncprobe;help;proxy'= {
         }
         &'syncprobe;help;token'= {
             cand inspect 'Decode a token without verifying it and say whether it is usable'

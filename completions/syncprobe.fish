@@ -42,6 +42,7 @@ complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "status" -d 'Sho
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "replay" -d 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server'
+complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "proxy" -d 'Put a fault-injecting proxy (network and message faults) in front of a backend'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l timeout -d 'How long to wait for CONNECTED once the socket is open' -r
@@ -113,6 +114,7 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l stric
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l per-item -d 'Apply the pattern to every item (pfaId) separately'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l lenient -d 'Report protocol violations as warnings instead of failing (exit 5)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l reconnect -d 'Reconnect when the connection is lost, resuming from the last seq when the server numbers its events; with several --url, a failed socket moves to the next URL (round-robin)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l fail-on-gap -d 'Exit 1 when the stream had a seq gap, a duplicate, a late (reordered) event or a truncated history, which are otherwise reported only'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l insecure -d 'Accept any TLS certificate (testing only)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -s q -l quiet -d 'Print only errors and the final result'
@@ -387,6 +389,43 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -s q -l quie
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand replay" -s V -l version -d 'Print version'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l listen -d 'Address to listen on, for HTTP and WebSocket (port 0 picks a free port)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l upstream -d 'The backend\'s base URL (ws, wss, http or https; a path is a prefix)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l latency -d 'Delay every chunk by DURATION (from its arrival)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l jitter -d 'Vary every --latency by up to this much either way' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l bandwidth -d 'Limit the rate: 500kbit, 2mbit, 64kB (per second)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l slicer -d 'Split writes into pieces of about BYTES (default 64), 1 ms apart' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l timeout -d 'Stop forwarding (data is dropped), then close after DURATION (none: never)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l reset-peer -d 'Reset the TCP connection (RST) when data flows, after DURATION (none: at once)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l limit-data -d 'Close the connection once BYTES went through' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l profile -d 'A browser\'s network preset (Chrome DevTools\' figures, see below)' -r -f -a "slow-3g\t''
+fast-3g\t''
+slow-4g\t''
+fast-4g\t''
+offline\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l cut-every -d 'Drop every connection this often (and refuse new ones for --cut-for)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l cut-for -d 'How long each cut lasts' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l drop -d 'Drop the upstream\'s frames of TYPE (with probability P, default 1)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l duplicate -d 'Send the upstream\'s frames of TYPE twice' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l delay -d 'Hold frames of TYPE for DURATION (later frames wait behind them)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l reorder -d 'Swap a frame with the next one, with probability P (CONNECTED stays first)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l corrupt -d 'Make frames of TYPE invalid JSON' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l hold-connected -d 'Hold CONNECTED for DURATION' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l close-after -d 'Close the client\'s socket with CODE after N frames from the upstream' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l refuse-upgrade -d 'Refuse WebSocket upgrades with STATUS (401, 429, 503 …), with probability P' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l where -d 'Message faults match only frames whose field equals the value: FIELD=VALUE, dotted paths such as details.error (repeatable; all must hold)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l seed -d 'Seed of every random decision (default: a random seed, printed)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l log -d 'Write every decision to FILE as NDJSON (time, connection, fault, frame, seq)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l control -d 'Serve the control API on ADDR (port 0 picks a free port)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'
+always\t''
+never\t''"
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l swallow-pings -d 'Leave the client\'s pings unanswered and keep the upstream\'s from it'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -l json -d 'Write NDJSON records to stdout instead of text (see README, "--json")'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -s q -l quiet -d 'Print only errors and the final result'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand proxy" -s V -l version -d 'Print version'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l secret -d 'The HS256 secret (the one `serve --jwt-secret` was given)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l secret-file -d 'Read the secret from a file (surrounding whitespace is ignored)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and not __fish_seen_subcommand_from inspect help" -l org -d 'Organization the token allows (repeatable; `*` allows every organization)' -r
@@ -424,16 +463,17 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_se
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Decode a token without verifying it and say whether it is usable'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "connect" -d 'Open a sync socket, check CONNECTED, and close'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "conflicts" -d 'List an organization\'s sync conflicts, or resolve one (and follow its item again)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "doctor" -d 'Diagnose one organization\'s socket layer by layer, with a report to paste into a ticket'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "status" -d 'Show an organization\'s queue health, backlog and sockets (--watch to refresh)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "replay" -d 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help" -f -a "connect" -d 'Open a sync socket, check CONNECTED, and close'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help" -f -a "watch-sync" -d 'Stream an organization\'s sync events and check them against expectations'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help" -f -a "enqueue" -d 'Queue writes through POST /api/pems/write-sync, optionally following them to the end'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help" -f -a "smoke" -d 'Run the whole verification checklist against a backend (or the bundled server)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help" -f -a "conflicts" -d 'List an organization\'s sync conflicts, or resolve one (and follow its item again)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help" -f -a "doctor" -d 'Diagnose one organization\'s socket layer by layer, with a report to paste into a ticket'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help" -f -a "status" -d 'Show an organization\'s queue health, backlog and sockets (--watch to refresh)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help" -f -a "load" -d 'Open many sync sockets and measure connect time, fan-out latency and completeness'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help" -f -a "serve" -d 'Run the bundled sync-socket server (the protocol\'s reference implementation)'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help" -f -a "replay" -d 'Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help" -f -a "proxy" -d 'Put a fault-injecting proxy (network and message faults) in front of a backend'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help" -f -a "token" -d 'Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one'
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and not __fish_seen_subcommand_from connect watch-sync enqueue smoke conflicts doctor status load serve replay proxy token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "inspect" -d 'Decode a token without verifying it and say whether it is usable'

@@ -687,10 +687,7 @@ impl StreamCheck {
         let Ok(value) = serde_json::from_str::<Value>(raw) else {
             return false;
         };
-        self.config
-            .wheres
-            .iter()
-            .all(|(path, wanted)| lookup(&value, path).is_some_and(|v| matches_value(v, wanted)))
+        matches_wheres(&value, &self.config.wheres)
     }
 
     fn consider(&mut self, event: &SyncEvent, findings: &mut Vec<Finding>) -> Verdict {
@@ -1005,6 +1002,13 @@ fn matches_value(value: &Value, wanted: &str) -> bool {
         Value::String(s) => s == wanted,
         other => serde_json::to_string(other).is_ok_and(|text| text == wanted),
     }
+}
+
+/// Whether every `--where` rule holds for `value` (the proxy matches frames so too).
+pub fn matches_wheres(value: &Value, wheres: &[(String, String)]) -> bool {
+    wheres
+        .iter()
+        .all(|(path, wanted)| lookup(value, path).is_some_and(|v| matches_value(v, wanted)))
 }
 
 /// Parses `FIELD=VALUE` for `--where`.

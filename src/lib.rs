@@ -23,6 +23,7 @@ pub mod fuzzing;
 pub mod lifecycle;
 pub mod load;
 pub mod protocol;
+pub mod proxy;
 pub mod report;
 pub mod seq;
 pub mod server;

@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod enqueue;
 pub mod generate;
 pub mod load;
+pub mod proxy;
 pub mod replay;
 pub mod serve;
 pub mod smoke;
@@ -43,6 +44,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Serve a recorded session (watch-sync --record, or a browser HAR file) as a sync socket server
     Replay(replay::ReplayArgs),
+    /// Put a fault-injecting proxy (network and message faults) in front of a backend
+    Proxy(proxy::ProxyArgs),
     /// Mint an HS256 test token for a secured `serve` (development and CI only), or inspect one
     ///
     /// It signs whatever it is asked to with the shared secret given, so it belongs in
@@ -73,6 +76,7 @@ pub async fn run(
         Command::Load(args) => load::run(args, reporter).await,
         Command::Serve(args) => serve::run(args, reporter).await,
         Command::Replay(args) => replay::run(args, reporter).await,
+        Command::Proxy(args) => proxy::run(args, reporter).await,
         Command::Token(args) => token::run(args, reporter).await,
         Command::Generate(args) => generate::run(args, &root(), reporter).await,
     }

@@ -60,6 +60,7 @@ Examples:
   syncprobe watch-sync org-rio --expect 'CONNECTED QUEUED PROCESSING+ (SUCCESS|CONFLICT)' --timeout 30s
   syncprobe watch-sync org-rio --per-item --items 3 --expect 'QUEUED PROCESSING+ TERMINAL' --strict
   syncprobe watch-sync org-rio --fail-on SYNC_FAILED --duration 5m --reconnect
+  syncprobe watch-sync org-rio --count 40 --reconnect --fail-on-gap   # none lost, none twice
   syncprobe watch-sync org-rio --where details.error=timeout --record events.ndjson
   syncprobe watch-sync org-rio --since 0 --expect 'QUEUED PROCESSING+ TERMINAL'  # replay, then live
   syncprobe watch-sync org-rio --last 20
@@ -139,6 +140,10 @@ pub struct WatchSyncArgs {
     /// Write every received frame to FILE as NDJSON, with its receive time
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Exit 1 when the stream had a seq gap, a duplicate, a late (reordered) event
+    /// or a truncated history, which are otherwise reported only
+    #[arg(long)]
+    pub fail_on_gap: bool,
     /// Write a JUnit XML report: one test case for the expectation and one per item
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -956,17 +961,28 @@ impl Watch<'_> {
             (0, true) => Reached::Opened,
             _ => Reached::Connected,
         };
+        let mut outcome = self.outcome(&end);
+        let check = self.check.summary();
+        // --fail-on-gap turns a passing end into a failure; any other end stands.
+        let broken = report::broken_continuity(&check)
+            .filter(|_| self.args.fail_on_gap && outcome.is_success());
+        if broken.is_some() {
+            outcome = WatchOutcome::Failed;
+        }
         let summary = WatchSummary {
-            outcome: self.outcome(&end),
+            outcome,
             reached,
             duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
             sessions: self.session_summaries(),
-            check: self.check.summary(),
+            check,
         };
         self.reporter
             .summary(json::Summary::Watch(&summary), || report::summary(&summary));
         if let Some(path) = &self.args.junit {
             self.write_junit(path, &summary)?;
+        }
+        if let Some(message) = broken {
+            return Err(Failure::Expectation(message).into());
         }
         match end {
             End::Satisfied => Ok(Exit::Success),

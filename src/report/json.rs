@@ -6,7 +6,7 @@
 //!
 //! | type | data |
 //! |---|---|
-//! | `listening` | `serve` or `replay` is bound: `{"addr":"127.0.0.1:PORT","url":"ws://127.0.0.1:PORT"}` |
+//! | `listening` | `serve`, `replay` or `proxy` is bound: `{"addr":"127.0.0.1:PORT","url":"ws://127.0.0.1:PORT"}` (`proxy --control`: a second one, `http://`) |
 //! | `open` | a socket opened: [`Open`] |
 //! | `event` | a frame the server sent, untouched (a frame that is not JSON: a JSON string) |
 //! | `close` | a socket closed: [`Close`] |

@@ -16,6 +16,7 @@ pub mod human;
 pub mod json;
 pub mod junit;
 pub mod load;
+pub mod proxy;
 pub mod replay;
 pub mod smoke;
 pub mod status;

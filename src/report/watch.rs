@@ -534,6 +534,37 @@ fn seq(s: &Summary) -> String {
     format!("{}\n", if healthy { line } else { paint(YELLOW, line) })
 }
 
+/// What `--fail-on-gap` fails on: seq gaps, duplicates, late (reordered) events and
+/// truncated history, in one sentence; `None` when the stream was whole (or had no
+/// seq to judge by).
+pub fn broken_continuity(s: &Summary) -> Option<String> {
+    let seq = s.seq.as_ref()?;
+    let parts: Vec<String> = [
+        (seq.gaps, "seq gap"),
+        (seq.duplicates, "duplicate"),
+        (seq.late, "late (reordered) event"),
+        (seq.truncations, "truncated history"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| crate::text::count(n, what))
+    .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let mut message = format!(
+        "the stream was not whole (--fail-on-gap): {}",
+        parts.join(", ")
+    );
+    if seq.missing > 0 {
+        message.push_str(&format!(
+            "; {} still missing at the end",
+            crate::text::count(seq.missing, "event")
+        ));
+    }
+    Some(message)
+}
+
 fn connections(s: &Summary) -> String {
     let mut out = String::new();
     if s.reconnects > 0 {

@@ -2,7 +2,7 @@
 //!
 //! `main → cli → commands → report → library → {protocol, exit}`, where the library
 //! is every other top-level module, its server and client sides independent of each
-//! other. Nothing imports a layer above its own;
+//! other, and the proxy on neither side. Nothing imports a layer above its own;
 //! subcommands never import each other (only the shared `commands::args` and the
 //! helpers of `commands/mod.rs`); and the graph of top-level modules (and of the
 //! server's own modules) has no cycle. Read from the source, `use crate::…` and
@@ -218,6 +218,30 @@ fn replay_is_server_side_without_the_engine() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// What the proxy (`src/proxy/`) may use. It stands between a client and a server
+/// and is neither: it uses no connection code of either side, only the leaves and
+/// the where rules and event names of `check` and `expect`; and neither side
+/// imports it.
+const PROXY_USES: &[&str] = &["proxy", "protocol", "exit", "text", "check", "expect"];
+
+#[test]
+fn the_proxy_belongs_to_neither_side() {
+    let mut wrong = BTreeSet::new();
+    for i in imports() {
+        let (from, to) = (i.from[0].as_str(), i.to[0].as_str());
+        let proxy_reaches_out = from == "proxy" && !PROXY_USES.contains(&to);
+        let side_reaches_in = to == "proxy" && (from == "server" || CLIENT_SIDE.contains(&from));
+        if proxy_reaches_out || side_reaches_in {
+            wrong.insert(format!("{} imports {}", i.from.join("::"), i.to.join("::")));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert!(
+        modules().contains(&vec!["proxy".to_string(), "network".to_string()]),
+        "the proxy's modules are read"
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod interop;
 mod layers;
 mod load;
 mod metrics;
+mod proxy;
 mod records;
 mod replay;
 mod security;

@@ -282,6 +282,45 @@ async fn serve_announces_where_it_listens() {
 }
 
 #[tokio::test]
+async fn proxy_announces_itself_and_its_control_api_as_serve_does() {
+    let mut run = spawn_cli(&[
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "ws://127.0.0.1:9",
+        "--control",
+        "127.0.0.1:0",
+        "--json",
+    ]);
+    let mut records = Vec::new();
+    for _ in 0..2 {
+        let listening = run
+            .wait_for("listening", |r| r["type"] == "listening")
+            .await;
+        records.push(serde_json::from_value::<Record>(listening).unwrap());
+    }
+    assert_eq!(fields_of(&records, "listening"), set(&["addr", "url"]));
+    let urls: Vec<String> = records
+        .iter()
+        .map(|r| r.data()["url"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        urls[0].starts_with("ws://") && urls[1].starts_with("http://"),
+        "{urls:?}"
+    );
+    run.interrupt().await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    assert_eq!(
+        finished.records.len(),
+        2,
+        "nothing else on stdout: {:?}",
+        finished.records
+    );
+}
+
+#[tokio::test]
 async fn token_summary() {
     let out = run_cli(&["token", "--secret", "s3cret", "--org", "org-a", "--json"]).await;
     let records = parse(&stdout(&out));
