@@ -1,0 +1,1 @@
+//! The write-sync queue in Redis (to come).
