@@ -31,9 +31,9 @@ HTTP timeouts) are on with the defaults shown. Close codes: 1002 protocol error,
 invalid UTF-8, 1009 too big, 1013 too slow, 4401 token expired, 4403 organization not
 allowed, 4408 idle or no answer to the opening ping, 4429 rate limit, 4503 connection
 cap. HTTP: 413 event too large, 429 too many paced publishes, 431 head too large, 503
-queue full or Redis unavailable. Serves HTTP/1.1 only (no cleartext HTTP/2). Without
---redis a crash loses the queue and the history (clients see a new epoch); with --redis
-several instances share them. --shutdown-grace bounds the whole shutdown (exit 0).")]
+queue full or Redis unavailable. Serves HTTP/1.1 only (no cleartext HTTP/2). A crash
+loses the queue and, without --redis, the history (clients see a new epoch); with
+--redis, instances share events and history. --shutdown-grace bounds the whole shutdown (exit 0).")]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port)
     #[arg(
@@ -263,8 +263,7 @@ pub struct ServeArgs {
           default_value_t = security::DEFAULT_IP_BURST, help_heading = "Security",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub ip_upgrade_burst: u32,
-    /// Share events, history and the write-sync queue with other instances through
-    /// this Redis (redis://[:PASSWORD@]HOST:PORT[/DB], or rediss:// for TLS)
+    /// Share events and their history with other instances through this Redis (redis://[:PASSWORD@]HOST:PORT[/DB], or rediss:// for TLS)
     #[arg(
         long,
         value_name = "URL",
@@ -273,11 +272,6 @@ pub struct ServeArgs {
         help_heading = "Several instances"
     )]
     pub redis: Option<String>,
-    /// With --redis: write-sync items held by an instance that stopped answering are
-    /// taken over by another after this long
-    #[arg(long, value_name = "DURATION", env = "SYNCPROBE_CLAIM_AFTER", default_value = "30s",
-          value_parser = positive_duration, help_heading = "Several instances")]
-    pub claim_after: Duration,
     /// Serve https:// and wss:// with this certificate chain (PEM; needs --tls-key)
     #[arg(
         long,
@@ -368,8 +362,7 @@ impl ServeArgs {
             },
             redis: match &self.redis {
                 Some(url) => Some(
-                    RedisConfig::new(url, self.claim_after)
-                        .map_err(|e| Failure::Usage(format!("--redis: {e:#}")))?,
+                    RedisConfig::new(url).map_err(|e| Failure::Usage(format!("--redis: {e:#}")))?,
                 ),
                 None => None,
             },

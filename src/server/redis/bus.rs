@@ -23,6 +23,7 @@
 //! bus only); a socket falls behind by at most `--lag-limit` events.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,7 +48,7 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// First delay before reconnecting the pub/sub connection; doubles up to the cap.
 const RECONNECT_BASE: Duration = Duration::from_millis(100);
-const RECONNECT_CAP: Duration = Duration::from_secs(5);
+const RECONNECT_CAP: Duration = Duration::from_secs(1);
 /// Organizations whose last epoch is remembered (to count epoch resets).
 const KNOWN_EPOCHS: usize = 10_000;
 
@@ -59,11 +60,14 @@ enum Delivery {
     Gap(u64),
 }
 
+/// An organization's epoch and seq.
+type Position = (Arc<str>, u64);
+
 struct Room {
     tx: broadcast::Sender<Delivery>,
     subscribers: usize,
     /// The epoch and seq last seen for the organization.
-    last: Option<(Arc<str>, u64)>,
+    last: Option<Position>,
 }
 
 enum Command {
@@ -293,7 +297,7 @@ impl Shared {
     /// or events published while this instance was not listening) tell their
     /// sockets to resume.
     async fn check_continuity(&self) {
-        let rooms: Vec<(String, Option<(Arc<str>, u64)>)> = {
+        let rooms: Vec<(String, Option<Position>)> = {
             let rooms = self.rooms.lock().expect("rooms lock");
             rooms
                 .iter()
@@ -430,8 +434,6 @@ impl LiveStream for Live {
         }
     }
 }
-
-use std::future::Future;
 
 /// The task that owns the pub/sub connection: connects, re-subscribes, serves
 /// subscribe commands, delivers messages, probes; reconnects with backoff.

@@ -7,14 +7,15 @@
 //! - `bus.rs`: the [`RedisBus`] (`EventBus`): one Lua script per publish
 //!   (`publish.lua`: epoch, seq, capped stream, PUBLISH), pub/sub per organization,
 //!   resume from the stream, reconnection and the liveness probe.
-//! - `queue.rs`: the write-sync queue as one stream and consumer group per
-//!   organization.
+//!
+//! The write-sync queue stays in each instance (not yet in Redis): an item is
+//! processed by the instance that queued it, and `sync-status` counts that
+//! instance's items.
 //!
 //! Keys are hash-tagged by organization (`syncprobe:{org}:…`), so an organization's
 //! keys stay in one slot of a Redis Cluster and its scripts touch one slot only.
 
 mod bus;
-pub(crate) mod queue;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -37,22 +38,17 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// An instance whose heartbeat is older than this is left out of the cluster view.
 pub const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
-/// Default `--claim-after`.
-pub const DEFAULT_CLAIM_AFTER: Duration = Duration::from_secs(30);
 
 /// The settings of `--redis` (the URL is a secret: its `Debug` hides it).
 #[derive(Clone)]
 pub struct RedisConfig {
     client: redis::Client,
-    /// Queued items a dead instance holds are claimed after this long.
-    pub claim_after: Duration,
 }
 
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &"(hidden)")
-            .field("claim_after", &self.claim_after)
             .finish()
     }
 }
@@ -60,7 +56,7 @@ impl std::fmt::Debug for RedisConfig {
 impl RedisConfig {
     /// Parses `redis://` or `rediss://` (no connection yet). The error never
     /// repeats the URL, which may carry a password.
-    pub fn new(url: &str, claim_after: Duration) -> anyhow::Result<RedisConfig> {
+    pub fn new(url: &str) -> anyhow::Result<RedisConfig> {
         let scheme = url.split("://").next().unwrap_or_default();
         if !matches!(scheme, "redis" | "rediss") {
             anyhow::bail!("the Redis URL must start with redis:// or rediss://");
@@ -68,10 +64,7 @@ impl RedisConfig {
         let client = redis::Client::open(url).map_err(|_| {
             anyhow::anyhow!("the Redis URL is not valid (check its host, port and database)")
         })?;
-        Ok(RedisConfig {
-            client,
-            claim_after,
-        })
+        Ok(RedisConfig { client })
     }
 }
 
@@ -90,7 +83,6 @@ pub struct Redis {
     pub(crate) metrics: Arc<Metrics>,
     /// This instance's id in the cluster view and as a queue consumer.
     pub id: String,
-    pub(crate) claim_after: Duration,
 }
 
 impl Redis {
@@ -114,7 +106,6 @@ impl Redis {
             }),
             metrics,
             id,
-            claim_after: config.claim_after,
         };
         redis.metrics.redis_up.set(0);
         Ok(Arc::new(redis))
@@ -279,8 +270,6 @@ pub(crate) struct OrgKeys {
     pub meta: String,
     pub stream: String,
     pub channel: String,
-    pub queue: String,
-    pub figures: String,
 }
 
 impl OrgKeys {
@@ -297,8 +286,6 @@ impl OrgKeys {
             meta: key("meta"),
             stream: key("history"),
             channel: key("events"),
-            queue: key("queue"),
-            figures: key("figures"),
         }
     }
 }

@@ -1,1 +1,0 @@
-//! The write-sync queue in Redis (to come).
