@@ -480,10 +480,13 @@ async fn refuse_until(
     let wake = tokio::time::sleep(delay);
     tokio::pin!(wake);
     loop {
-        tokio::select! {
+        let gone = tokio::select! {
             () = shutdown.cancelled() => return true,
             () = &mut wake => return false,
-            command = commands.recv() => if refuse(shared, command) { return true },
+            command = commands.recv() => refuse(shared, command),
+        };
+        if gone {
+            return true;
         }
     }
 }
