@@ -353,3 +353,103 @@ async fn a_redis_url_that_is_not_redis_is_a_usage_error_that_hides_the_password(
     assert!(stderr.contains("redis://"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }
+
+/// A TCP forwarder whose upstream the test switches (a load balancer in miniature).
+struct Forwarder {
+    addr: std::net::SocketAddr,
+    upstream: std::sync::Arc<std::sync::Mutex<std::net::SocketAddr>>,
+}
+
+impl Forwarder {
+    async fn start(upstream: std::net::SocketAddr) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let upstream = std::sync::Arc::new(std::sync::Mutex::new(upstream));
+        let target = upstream.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let to = *target.lock().unwrap();
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Forwarder { addr, upstream }
+    }
+
+    fn switch(&self, to: std::net::SocketAddr) {
+        *self.upstream.lock().unwrap() = to;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_under_a_reconnecting_client_loses_nothing() {
+    let redis = RedisServer::start();
+    let mut doomed = crate::support::spawn_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--redis",
+        &redis.url(),
+        "--json",
+    ]);
+    let listening = doomed
+        .wait_for("listening", |r| r["type"] == "listening")
+        .await;
+    let doomed_addr: std::net::SocketAddr =
+        listening["data"]["addr"].as_str().unwrap().parse().unwrap();
+    let survivor = instance(&redis).await;
+    let forwarder = Forwarder::start(doomed_addr).await;
+    let org = "org-nl";
+    let mut run = crate::support::spawn_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &format!("ws://{}", forwarder.addr),
+        "--reconnect",
+        "--reconnect-base",
+        "50ms",
+        "--count",
+        "9",
+        "--timeout",
+        "20s",
+        "--connect-timeout",
+        "2s",
+        "--json",
+    ]);
+    run.wait_for_connected().await;
+    publish(&survivor, org, "SYNC_QUEUED", "pfa-1", json!(null), 3).await;
+    run.wait_for("seq 3", |r| r["type"] == "event" && r["data"]["seq"] == 3)
+        .await;
+    forwarder.switch(survivor.addr);
+    let kill = Command::new("kill")
+        .args(["-9", &doomed.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // Published while the client is between instances: the shared history has them.
+    publish(&survivor, org, "SYNC_PROCESSING", "pfa-1", json!(null), 3).await;
+    run.wait_for_connected().await;
+    publish(&survivor, org, "SYNC_PROCESSING", "pfa-2", json!(null), 3).await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let events = crate::support::data_of(&finished.records, "event");
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter(|e| e["type"] != "CONNECTED")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=9).collect::<Vec<_>>(),
+        "every event exactly once"
+    );
+    let reconnected = events
+        .iter()
+        .filter(|e| e["type"] == "CONNECTED")
+        .nth(1)
+        .expect("a second CONNECTED");
+    assert_eq!(reconnected["historyTruncated"], false, "{reconnected}");
+}
