@@ -710,3 +710,34 @@ impl EventBus for RedisBus {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(seqs: std::ops::RangeInclusive<u64>) -> Vec<Frame> {
+        seqs.map(|s| Frame::new(s, "{}".into())).collect()
+    }
+
+    fn plan(since: u64, epoch: &str) -> (Vec<u64>, bool) {
+        let resume = Resume {
+            since,
+            epoch: Some(epoch.into()),
+        };
+        let (replay, truncated) = plan_replay(frames(3..=5), 5, "e", &resume);
+        (replay.iter().map(|f| f.seq).collect(), truncated)
+    }
+
+    #[test]
+    fn a_resume_replays_after_since_or_is_told_of_the_gap() {
+        assert_eq!(plan(3, "e"), (vec![4, 5], false));
+        assert_eq!(plan(2, "e"), (vec![3, 4, 5], false));
+        assert_eq!(
+            plan(1, "e"),
+            (vec![3, 4, 5], true),
+            "4 and 5 retained, 2 not"
+        );
+        assert_eq!(plan(5, "other"), (vec![3, 4, 5], true), "another epoch");
+        assert!(plan(9, "e").1, "since beyond the latest seq");
+    }
+}

@@ -289,3 +289,27 @@ impl OrgKeys {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_organizations_keys_share_one_hash_tag_and_braces_cannot_collide() {
+        let keys = OrgKeys::of("org-rio");
+        for key in [&keys.meta, &keys.stream, &keys.channel] {
+            assert!(key.starts_with("syncprobe:{org-rio}:"), "{key}");
+        }
+        let braces = OrgKeys::of("{");
+        assert_eq!(braces.meta, "syncprobe:{7b}:x:meta");
+        assert_ne!(braces.meta, OrgKeys::of("7b").meta);
+    }
+
+    #[test]
+    fn the_url_must_be_redis_and_is_never_shown() {
+        assert!(RedisConfig::new("http://h/").is_err());
+        let config = RedisConfig::new("redis://:s3cret@127.0.0.1:1/0").unwrap();
+        assert!(!format!("{config:?}").contains("s3cret"));
+        assert!(RedisConfig::new("rediss://127.0.0.1:1/").is_ok());
+    }
+}
