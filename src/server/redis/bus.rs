@@ -20,7 +20,8 @@
 //!   `Unavailable` (503).
 //!
 //! Bounds: history by count (`--history`; the byte bounds apply to the in-process
-//! bus only); a socket falls behind by at most `--lag-limit` events.
+//! bus only); a socket falls behind by at most `--lag-limit` events, and at most
+//! [`MAX_ROOM_BACKLOG`] (each room's channel is allocated whole).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -49,6 +50,9 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// First delay before reconnecting the pub/sub connection; doubles up to the cap.
 const RECONNECT_BASE: Duration = Duration::from_millis(100);
 const RECONNECT_CAP: Duration = Duration::from_secs(1);
+/// Most events a socket may fall behind with `--redis`, whatever `--lag-limit` says:
+/// a room's fan-out channel is allocated whole, so it stays small per organization.
+const MAX_ROOM_BACKLOG: usize = 1024;
 /// Organizations whose last epoch is remembered (to count epoch resets).
 const KNOWN_EPOCHS: usize = 10_000;
 
@@ -104,7 +108,7 @@ impl RedisBus {
             ping_channel: format!("syncprobe:ping:{}", redis.id),
             redis,
             history,
-            lag_limit: lag_limit.max(1),
+            lag_limit: lag_limit.clamp(1, MAX_ROOM_BACKLOG),
             rooms: Mutex::default(),
             commands,
             published: AtomicU64::new(0),
