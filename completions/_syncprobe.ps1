@@ -391,6 +391,7 @@ Register-ArgumentCompleter -Native -CommandName 'syncprobe' -ScriptBlock {
             [CompletionResult]::new('--cap-response', '--cap-response', [CompletionResultType]::ParameterName, 'Over a cap: refuse the upgrade with HTTP 503, or accept and close with 4503')
             [CompletionResult]::new('--ip-upgrade-rate', '--ip-upgrade-rate', [CompletionResultType]::ParameterName, 'Upgrade attempts per second per client IP (more: HTTP 429; 0 = off)')
             [CompletionResult]::new('--ip-upgrade-burst', '--ip-upgrade-burst', [CompletionResultType]::ParameterName, 'Upgrade attempts a client IP may make at once before --ip-upgrade-rate applies')
+            [CompletionResult]::new('--redis', '--redis', [CompletionResultType]::ParameterName, 'Share events and their history with other instances through this Redis (redis://[:PASSWORD@]HOST:PORT[/DB], or rediss:// for TLS)')
             [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Serve https:// and wss:// with this certificate chain (PEM; needs --tls-key)')
             [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'The private key of --tls-cert (PEM)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')

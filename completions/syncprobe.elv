@@ -379,6 +379,7 @@ set edit:completion:arg-completer[syncprobe] = {|@words|
             cand --cap-response 'Over a cap: refuse the upgrade with HTTP 503, or accept and close with 4503'
             cand --ip-upgrade-rate 'Upgrade attempts per second per client IP (more: HTTP 429; 0 = off)'
             cand --ip-upgrade-burst 'Upgrade attempts a client IP may make at once before --ip-upgrade-rate applies'
+            cand --redis 'Share events and their history with other instances through this Redis (redis://[:PASSWORD@]HOST:PORT[/DB], or rediss:// for TLS)'
             cand --tls-cert 'Serve https:// and wss:// with this certificate chain (PEM; needs --tls-key)'
             cand --tls-key 'The private key of --tls-cert (PEM)'
             cand --color 'When to use colour'

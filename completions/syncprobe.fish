@@ -364,6 +364,7 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l cap-respon
 close\t'Accept the upgrade, then close with 4503 (browsers cannot read an HTTP status)'"
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l ip-upgrade-rate -d 'Upgrade attempts per second per client IP (more: HTTP 429; 0 = off)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l ip-upgrade-burst -d 'Upgrade attempts a client IP may make at once before --ip-upgrade-rate applies' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l redis -d 'Share events and their history with other instances through this Redis (redis://[:PASSWORD@]HOST:PORT[/DB], or rediss:// for TLS)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l tls-cert -d 'Serve https:// and wss:// with this certificate chain (PEM; needs --tls-key)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l tls-key -d 'The private key of --tls-cert (PEM)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'

@@ -12,6 +12,7 @@ use clap::builder::TypedValueParser;
 use super::args::{parse_duration, positive_count, positive_duration};
 use crate::exit::{Exit, Failure};
 use crate::report::Reporter;
+use crate::server::redis::RedisConfig;
 use crate::server::security::{
     self, CapResponse, JwtConfig, OrgAllowList, OrgIdSyntax, OriginPattern, RateLimit,
 };
@@ -30,8 +31,9 @@ HTTP timeouts) are on with the defaults shown. Close codes: 1002 protocol error,
 invalid UTF-8, 1009 too big, 1013 too slow, 4401 token expired, 4403 organization not
 allowed, 4408 idle or no answer to the opening ping, 4429 rate limit, 4503 connection
 cap. HTTP: 413 event too large, 429 too many paced publishes, 431 head too large, 503
-queue full. Serves HTTP/1.1 only (no cleartext HTTP/2). A crash loses the queue and the
-history (clients see a new epoch). --shutdown-grace bounds the whole shutdown (exit 0).")]
+queue full or Redis unavailable. Serves HTTP/1.1 only (no cleartext HTTP/2). A crash
+loses the queue and, without --redis, the history (clients see a new epoch); with
+--redis, instances share events and history. --shutdown-grace bounds the whole shutdown (exit 0).")]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port)
     #[arg(
@@ -267,6 +269,15 @@ pub struct ServeArgs {
           default_value_t = security::DEFAULT_IP_BURST, help_heading = "Security",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub ip_upgrade_burst: u32,
+    /// Share events and their history with other instances through this Redis (redis://[:PASSWORD@]HOST:PORT[/DB], or rediss:// for TLS)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SYNCPROBE_REDIS_URL",
+        hide_env_values = true,
+        help_heading = "Several instances"
+    )]
+    pub redis: Option<String>,
     /// Serve https:// and wss:// with this certificate chain (PEM; needs --tls-key)
     #[arg(
         long,
@@ -355,6 +366,12 @@ impl ServeArgs {
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(server::tls::server_config(cert, key)?),
                 _ => None,
+            },
+            redis: match &self.redis {
+                Some(url) => Some(
+                    RedisConfig::new(url).map_err(|e| Failure::Usage(format!("--redis: {e:#}")))?,
+                ),
+                None => None,
             },
         })
     }
@@ -445,6 +462,9 @@ pub async fn run(args: ServeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     // the address.
     let interrupt = super::interrupted();
     reporter.listening(addr, &format!("{scheme}://{addr}"));
+    if let Some(id) = state.instance_id() {
+        reporter.note(&format!("sharing events through Redis as instance {id}"));
+    }
     if let Some(listener) = metrics {
         let at = listener
             .local_addr()

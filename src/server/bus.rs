@@ -54,7 +54,23 @@ pub trait EventBus: Send + Sync {
     /// This server's open connections per organization (those with none left out),
     /// sorted by organization.
     fn connections(&self) -> Vec<(String, usize)>;
+
+    /// Why the bus cannot serve fully now (`/healthz` says `degraded`), or `None`.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
+
+    /// The instances sharing this bus (`/api/ws/stats`), or `None` for a bus of
+    /// one process.
+    fn cluster(&self) -> BusFuture<'_, Option<Value>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
 }
+
+/// A shared bus out of reach or stalled: publishes and write-syncs answer 503.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
 
 /// One serialised event, shared by every subscriber of its organization.
 #[derive(Clone, Debug)]

@@ -10,6 +10,7 @@ use super::in_process::{
     DEFAULT_MAX_QUEUED_BYTES, DEFAULT_SLOW_GRACE,
 };
 use super::queue::WorkerConfig;
+use super::redis::RedisConfig;
 use super::security::caps::{
     CapResponse, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ORG, RateLimit,
 };
@@ -96,6 +97,9 @@ pub struct Config {
     pub ip_upgrade_limit: Option<RateLimit>,
     /// Serve `https://` and `wss://` with this configuration.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Share events, history and the write-sync queue with other instances through
+    /// Redis (`--redis`); `None`: this process serves alone.
+    pub redis: Option<RedisConfig>,
 }
 
 impl Default for Config {
@@ -138,6 +142,7 @@ impl Default for Config {
             cap_response: CapResponse::Http,
             ip_upgrade_limit: None,
             tls: None,
+            redis: None,
         }
     }
 }

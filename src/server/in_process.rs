@@ -366,6 +366,7 @@ impl InProcessBus {
                 (frames, Some(truncated))
             }
         };
+        self.metrics.recovered_events.inc_by(replay.len() as u64);
         let connected = Connected {
             organization_id: org.to_string(),
             timestamp: Timestamp::now(),
@@ -423,18 +424,23 @@ impl InProcessBus {
 
 /// The frame of one event.
 fn frame_of(org: &str, draft: &Draft, seq: u64) -> Frame {
-    let event = SyncEvent {
+    let text =
+        serde_json::to_string(&event_of(org, draft, Some(seq))).expect("events always serialise");
+    Frame::new(seq, text)
+}
+
+/// The event a draft of `org` becomes (a shared bus numbers it itself: `seq` `None`).
+pub(crate) fn event_of(org: &str, draft: &Draft, seq: Option<u64>) -> SyncEvent {
+    SyncEvent {
         kind: draft.kind.clone(),
         pfa_id: draft.pfa_id.clone(),
         organization_id: org.to_string(),
         timestamp: Timestamp::now(),
         details: draft.details.clone(),
-        seq: Some(seq),
+        seq,
         published_at_us: draft.stamp_publish_time.then(unix_micros),
         extra: Map::new(),
-    };
-    let text = serde_json::to_string(&event).expect("events always serialise");
-    Frame::new(seq, text)
+    }
 }
 
 /// Drops the oldest history beyond `count` frames or `bytes`; returns how many
@@ -607,11 +613,11 @@ fn plan_replay(
 }
 
 /// A fresh epoch: random, so a restarted server never reuses one.
-fn new_epoch() -> String {
+pub(crate) fn new_epoch() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-fn unix_micros() -> u64 {
+pub(crate) fn unix_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)

@@ -170,6 +170,19 @@ pub struct Metrics {
     pub errors: Family<ReasonLabels, Counter>,
     /// HTTP requests (upgrades included) by route template and status.
     pub http_requests: Family<RequestLabels, Counter>,
+    /// Events replayed to resuming sockets (`?since=`).
+    pub recovered_events: Counter,
+    /// Write-sync items or requests that failed, by reason.
+    pub write_sync_failures: Family<ReasonLabels, Counter>,
+    /// Redis reachable and the pub/sub connection alive (1) or not (0); registered
+    /// only with `--redis` ([`Metrics::register_redis`]).
+    pub redis_up: Gauge,
+    /// Pub/sub reconnections to Redis.
+    pub redis_reconnects: Counter,
+    /// Time from a publish on any instance to its delivery here, over pub/sub.
+    pub pubsub_lag: Histogram,
+    /// Epochs of an organization replaced because Redis lost its data.
+    pub epoch_resets: Counter,
 }
 
 impl Metrics {
@@ -234,6 +247,18 @@ impl Metrics {
             "HTTP requests (upgrades included), by route template and status",
             http_requests.clone(),
         );
+        let recovered_events = Counter::default();
+        let write_sync_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "recovered_events",
+            "Events replayed to resuming sockets",
+            recovered_events.clone(),
+        );
+        registry.register(
+            "write_sync_failures",
+            "Write-sync items or requests that failed, by reason",
+            write_sync_failures.clone(),
+        );
         Metrics {
             started: Instant::now(),
             registry,
@@ -247,7 +272,47 @@ impl Metrics {
             broadcast_latency,
             errors,
             http_requests,
+            recovered_events,
+            write_sync_failures,
+            redis_up: Gauge::default(),
+            redis_reconnects: Counter::default(),
+            pubsub_lag: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            epoch_resets: Counter::default(),
         }
+    }
+
+    /// Adds the figures of the Redis engine to the exposition (`--redis`).
+    pub fn register_redis(&mut self) {
+        let registry = &mut self.registry;
+        registry.register(
+            "redis_up",
+            "Redis reachable and the pub/sub connection alive",
+            self.redis_up.clone(),
+        );
+        registry.register(
+            "redis_reconnects",
+            "Pub/sub reconnections to Redis",
+            self.redis_reconnects.clone(),
+        );
+        registry.register(
+            "pubsub_lag_seconds",
+            "Time from a publish on any instance to its delivery here",
+            self.pubsub_lag.clone(),
+        );
+        registry.register(
+            "epoch_resets",
+            "Organization epochs replaced because Redis lost its data",
+            self.epoch_resets.clone(),
+        );
+    }
+
+    /// Counts a failed write-sync item or request.
+    pub fn write_sync_failure(&self, reason: &str) {
+        self.write_sync_failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// A sync socket of `org` opened: it counts as open until the guard drops.

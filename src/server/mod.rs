@@ -31,6 +31,7 @@ pub mod in_process;
 pub(crate) mod meter;
 pub(crate) mod metrics;
 pub(crate) mod queue;
+pub mod redis;
 pub mod replay;
 pub(crate) mod routes;
 pub mod security;
@@ -65,18 +66,38 @@ use self::security::{Security, middleware};
 
 /// Builds the shared state and the router (without serving it).
 pub(crate) fn app(config: Config) -> (AppState, Router) {
-    let metrics = Arc::new(Metrics::with_org_labels(config.metrics_orgs));
-    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::new(
-        BusConfig {
-            history: config.history,
-            history_bytes: config.history_bytes,
-            history_total_bytes: config.history_total_bytes,
-            lag_limit: config.lag_limit,
-            max_queued_bytes: config.max_queued_bytes,
-            slow_grace: config.slow_grace,
-        },
-        metrics.clone(),
-    ));
+    let shutdown = CancellationToken::new();
+    let mut metrics = Metrics::with_org_labels(config.metrics_orgs);
+    if config.redis.is_some() {
+        metrics.register_redis();
+    }
+    let metrics = Arc::new(metrics);
+    let mut instance = None;
+    let bus: Arc<dyn EventBus> = match &config.redis {
+        Some(redis) => {
+            // Connects lazily: fails only on settings the handle never uses.
+            let redis = redis::Redis::new(redis, metrics.clone())
+                .expect("a lazily connecting Redis handle");
+            instance = Some(redis.id.clone());
+            Arc::new(redis::RedisBus::start(
+                redis,
+                config.history,
+                config.lag_limit,
+                shutdown.clone(),
+            ))
+        }
+        None => Arc::new(InProcessBus::new(
+            BusConfig {
+                history: config.history,
+                history_bytes: config.history_bytes,
+                history_total_bytes: config.history_total_bytes,
+                lag_limit: config.lag_limit,
+                max_queued_bytes: config.max_queued_bytes,
+                slow_grace: config.slow_grace,
+            },
+            metrics.clone(),
+        )),
+    };
     let conflicts = Arc::new(ConflictStore::default());
     let queue = Arc::new(
         Queue::new(config.worker, bus.clone())
@@ -90,9 +111,10 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
         queue,
         conflicts,
         metrics,
-        shutdown: CancellationToken::new(),
+        shutdown,
         tasks: TaskTracker::new(),
         paced: Default::default(),
+        instance,
     });
     // With JWT configured these need a token; sockets check theirs in `ws.rs`.
     let protected = Router::new()

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
 
-use super::bus::Draft;
+use super::bus::{Draft, Unavailable};
 use super::error::{Refusal, Rejection, api_error};
 use super::queue::{NewItem, QueueFull};
 use super::state::AppState;
@@ -279,8 +279,18 @@ pub fn validate_write_sync(body: &[u8]) -> Result<WriteSyncPlan, Rejection> {
     })
 }
 
-/// The answer to a publish the bus refused (a shared bus out of reach).
+/// The answer to a publish the bus refused: 503 when a shared bus is out of reach
+/// or stalled (sockets stay open; retry later), 500 otherwise.
 fn bus_failed(state: &AppState, error: &anyhow::Error) -> Response {
+    if error.chain().any(|e| e.is::<Unavailable>()) {
+        return Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "bus_unavailable",
+            format!("the event bus is unavailable: {error:#}"),
+        )
+        .respond(&state.metrics);
+    }
     state.metrics.error("bus_failed");
     api_error(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -313,6 +323,7 @@ async fn enqueue(state: &AppState, plan: WriteSyncPlan) -> Response {
         Err(e) => match e.downcast_ref::<QueueFull>() {
             Some(full) => {
                 state.metrics.error("queue_full");
+                state.metrics.write_sync_failure("queue_full");
                 let message = full.to_string();
                 return api_error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -321,7 +332,10 @@ async fn enqueue(state: &AppState, plan: WriteSyncPlan) -> Response {
                     None,
                 );
             }
-            None => return bus_failed(state, &e),
+            None => {
+                state.metrics.write_sync_failure("bus_unavailable");
+                return bus_failed(state, &e);
+            }
         },
     };
     let config = state.queue.config();
@@ -603,7 +617,7 @@ pub async fn stats(State(state): State<AppState>, grant: MaybeGrant) -> Response
         .filter(|(org, _)| grant.as_ref().is_none_or(|g| g.0.allows(org)))
         .map(|(org, n)| (org, Value::from(n)))
         .collect();
-    Json(json!({
+    let mut body = json!({
         "totalConnections": total,
         "organizations": per_org,
         "connectionsOpened": state.metrics.connections_opened.get(),
@@ -611,8 +625,21 @@ pub async fn stats(State(state): State<AppState>, grant: MaybeGrant) -> Response
         "framesSent": state.metrics.frames_sent.get(),
         "queueBacklog": state.queue.backlog().await,
         "uptimeSeconds": state.metrics.started.elapsed().as_secs_f64(),
-    }))
-    .into_response()
+    });
+    // With --redis: this instance's id and the live instances of the cluster.
+    if let Ok(Some(Value::Object(cluster))) = state.bus.cluster().await {
+        let visible = |org: &str| grant.as_ref().is_none_or(|g| g.0.allows(org));
+        for (key, mut value) in cluster {
+            if let Some(orgs) = value
+                .get_mut("organizations")
+                .and_then(Value::as_object_mut)
+            {
+                orgs.retain(|org, _| visible(org));
+            }
+            body[key] = value;
+        }
+    }
+    Json(body).into_response()
 }
 
 /// `GET /healthz`.
@@ -628,7 +655,15 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         StatusCode::OK
     };
     let uptime = state.metrics.started.elapsed().as_secs_f64();
-    let body = json!({ "status": status, "uptimeSeconds": uptime });
+    let mut body = json!({ "status": status, "uptimeSeconds": uptime });
+    // Redis away or stalled: still serving the open sockets (200), but publishes
+    // and write-syncs answer 503 until it is back.
+    if let Some(reason) = state.bus.degraded()
+        && code == StatusCode::OK
+    {
+        body["status"] = "degraded".into();
+        body["reason"] = reason.into();
+    }
     (code, Json(body)).into_response()
 }
 

@@ -30,6 +30,14 @@ pub struct Shared {
     pub tasks: TaskTracker,
     /// Paced publishes running now (bounded by `Config::max_paced_publishes`).
     pub paced: Arc<AtomicUsize>,
+    /// This instance's id in the cluster (`--redis`).
+    pub instance: Option<String>,
+}
+
+impl Shared {
+    pub fn instance_id(&self) -> Option<&str> {
+        self.instance.as_deref()
+    }
 }
 
 pub type AppState = Arc<Shared>;

@@ -18,6 +18,7 @@ mod load;
 mod metrics;
 mod proxy;
 mod records;
+mod redis;
 mod replay;
 mod security;
 mod serve;

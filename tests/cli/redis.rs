@@ -1,0 +1,455 @@
+//! `serve --redis`: several instances over a real `redis-server` that each test
+//! starts on a free port (never a mock): fan-out across instances in seq order,
+//! lost Redis data, a stalled Redis, a killed pub/sub connection, a killed instance.
+
+use std::net::TcpListener as StdListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+use syncprobe::server::Config;
+use syncprobe::server::redis::RedisConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{
+    TestServer, WAIT, Ws, fast_config, get, get_json, next_close, next_json, next_message, post,
+    publish, subscribe,
+};
+
+/// A `redis-server` of one test, on a free port, without persistence; killed on drop.
+struct RedisServer {
+    port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        // Redis takes no `--port 0`: take a free port from the kernel and hand it on.
+        let port = StdListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/run installs it)");
+        let redis = RedisServer { port, child };
+        // Ready when it answers PING (a bounded probe, no sleep for readiness).
+        for _ in 0..500 {
+            if redis.command(&["PING"]).is_ok() {
+                return redis;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server on port {port} never answered PING");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Runs one command on a fresh connection.
+    fn command(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query(&mut conn)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(redis: &RedisServer) -> Config {
+    let mut config = fast_config();
+    config.redis = Some(RedisConfig::new(&redis.url()).unwrap());
+    config
+}
+
+/// An instance whose pub/sub connection is up (`/healthz` says ok).
+async fn instance(redis: &RedisServer) -> TestServer {
+    let server = TestServer::with(config(redis)).await;
+    healthy(&server).await;
+    server
+}
+
+async fn health(server: &TestServer) -> Value {
+    let (_, body) = get(&server.http("/healthz")).await;
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Waits (bounded) until `/healthz` reports `ok`.
+async fn healthy(server: &TestServer) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let health = health(server).await;
+        if health["status"] == "ok" {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never healthy: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The value of a metric line `name` (without labels) in `/metrics`.
+async fn metric(server: &TestServer, name: &str) -> f64 {
+    let (_, text) = get(&server.http("/metrics")).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+fn publish_body(org: &str, pfa: &str) -> String {
+    json!({"organizationId": org, "type": "SYNC_SUCCESS", "pfaId": pfa,
+           "details": {"newVersion": 2}})
+    .to_string()
+}
+
+/// The next event frame, skipping nothing: panics on anything else.
+async fn next_event(ws: &mut Ws) -> Value {
+    let frame = next_json(ws).await;
+    assert_ne!(frame["type"], "CONNECTED", "{frame}");
+    frame
+}
+
+#[tokio::test]
+async fn three_instances_deliver_every_event_once_in_seq_order() {
+    let redis = RedisServer::start();
+    let (a, b, c) = (
+        instance(&redis).await,
+        instance(&redis).await,
+        instance(&redis).await,
+    );
+    let (mut ws, connected) = subscribe(&a, "org-rio").await;
+    assert_eq!(connected["seq"], 0);
+    for i in 0..10 {
+        let at = if i % 2 == 0 { &b } else { &c };
+        publish(
+            at,
+            "org-rio",
+            "SYNC_SUCCESS",
+            &format!("pfa-{i}"),
+            json!({"newVersion": 2}),
+            2,
+        )
+        .await;
+    }
+    let mut seqs = Vec::new();
+    for _ in 0..20 {
+        seqs.push(next_event(&mut ws).await["seq"].as_u64().unwrap());
+    }
+    assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
+    // Nothing more: a ping round-trip shows the socket has nothing queued.
+    ws.send(Message::Ping(Default::default())).await.unwrap();
+    loop {
+        match tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut ws)).await {
+            Ok(Some(Ok(Message::Pong(_)))) => break,
+            Ok(Some(Ok(Message::Ping(_)))) => {}
+            other => panic!("expected only the pong, got {other:?}"),
+        }
+    }
+    // A resume on another instance replays from the shared history.
+    let url = format!(
+        "{}?since=15&epoch={}",
+        c.sync_url("org-rio"),
+        connected["epoch"].as_str().unwrap()
+    );
+    let mut resumed = crate::support::connect(&url).await;
+    let connected_c = next_json(&mut resumed).await;
+    assert_eq!(connected_c["historyTruncated"], false, "{connected_c}");
+    assert_eq!(connected_c["epoch"], connected["epoch"]);
+    for seq in 16..=20 {
+        assert_eq!(next_event(&mut resumed).await["seq"], seq);
+    }
+    // The cluster view: three live instances, the two sockets summed.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let stats = loop {
+        let stats = get_json(&a.http("/api/ws/stats")).await;
+        if stats["cluster"]["instances"].as_array().map(Vec::len) == Some(3)
+            && stats["cluster"]["organizations"]["org-rio"] == 2
+        {
+            break stats;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(stats["instance"]["id"].is_string(), "{stats}");
+    assert_eq!(stats["totalConnections"], 1, "this instance's own");
+    assert!(metric(&a, "syncprobe_pubsub_lag_seconds_count").await >= 20.0);
+    assert_eq!(metric(&c, "syncprobe_recovered_events_total").await, 5.0);
+    assert_eq!(metric(&a, "syncprobe_redis_up").await, 1.0);
+}
+
+#[tokio::test]
+async fn lost_redis_data_starts_a_new_epoch_and_the_resuming_client_is_told() {
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&redis).await, instance(&redis).await);
+    let (mut ws, connected) = subscribe(&a, "org-rio").await;
+    publish(
+        &b,
+        "org-rio",
+        "SYNC_SUCCESS",
+        "p",
+        json!({"newVersion": 2}),
+        3,
+    )
+    .await;
+    for seq in 1..=3 {
+        assert_eq!(next_event(&mut ws).await["seq"], seq);
+    }
+    let epoch = connected["epoch"].as_str().unwrap().to_string();
+    redis.command(&["FLUSHALL"]).unwrap();
+    let answer = publish(
+        &b,
+        "org-rio",
+        "SYNC_SUCCESS",
+        "p",
+        json!({"newVersion": 2}),
+        1,
+    )
+    .await;
+    assert_eq!(answer["lastSeq"], 1, "numbering starts again: {answer}");
+    // The live socket sees another epoch: closed as lagging, never silently renumbered.
+    let close = next_close(&mut ws).await;
+    assert_eq!(u16::from(close.code), 1013, "{close:?}");
+    let url = format!("{}?since=3&epoch={epoch}", a.sync_url("org-rio"));
+    let mut resumed = crate::support::connect(&url).await;
+    let connected = next_json(&mut resumed).await;
+    assert_eq!(connected["historyTruncated"], true, "{connected}");
+    assert_ne!(connected["epoch"], epoch.as_str());
+    assert!(metric(&a, "syncprobe_epoch_resets_total").await >= 1.0);
+}
+
+#[tokio::test]
+async fn a_stalled_redis_answers_503_and_degraded_then_recovers_without_silent_loss() {
+    let redis = RedisServer::start();
+    let a = instance(&redis).await;
+    let (mut ws, _) = subscribe(&a, "org-rio").await;
+    redis.command(&["CLIENT", "PAUSE", "3000", "ALL"]).unwrap();
+    let (status, body) = post(&a.http("/api/ws/publish"), &publish_body("org-rio", "p")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "SERVICE_UNAVAILABLE", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("Redis"),
+        "{body}"
+    );
+    let (status, body) = post(
+        &a.http("/api/pems/write-sync"),
+        &json!({"organizationId": "org-rio", "count": 1}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    let degraded = health(&a).await;
+    assert_eq!(degraded["status"], "degraded", "{degraded}");
+    assert!(
+        degraded["reason"].as_str().unwrap().contains("Redis"),
+        "{degraded}"
+    );
+    assert_eq!(metric(&a, "syncprobe_redis_up").await, 0.0);
+    // The socket stays open meanwhile; after the pause the server heals.
+    healthy(&a).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let seq = loop {
+        let (status, body) = post(
+            &a.http("/api/ws/publish"),
+            &publish_body("org-rio", "after"),
+        )
+        .await;
+        if status == 200 {
+            break body["lastSeq"].as_u64().unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Either every event up to it, in order, or a close that makes the client resume
+    // (when events published during the stall cannot be proven delivered).
+    let mut expected = 1;
+    loop {
+        match next_message(&mut ws).await {
+            Message::Text(text) => {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(frame["seq"], expected, "no gap: {frame}");
+                if expected == seq {
+                    break;
+                }
+                expected += 1;
+            }
+            Message::Close(Some(close)) => {
+                assert_eq!(u16::from(close.code), 1013, "{close:?}");
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_killed_pubsub_connection_is_resubscribed_and_events_flow_again() {
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&redis).await, instance(&redis).await);
+    let (mut ws, _) = subscribe(&a, "org-rio").await;
+    publish(
+        &b,
+        "org-rio",
+        "SYNC_SUCCESS",
+        "p",
+        json!({"newVersion": 2}),
+        1,
+    )
+    .await;
+    assert_eq!(next_event(&mut ws).await["seq"], 1);
+    redis
+        .command(&["CLIENT", "KILL", "TYPE", "pubsub"])
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(&a, "syncprobe_redis_reconnects_total").await < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "never reconnected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    healthy(&a).await;
+    publish(
+        &b,
+        "org-rio",
+        "SYNC_SUCCESS",
+        "p",
+        json!({"newVersion": 2}),
+        1,
+    )
+    .await;
+    assert_eq!(
+        next_event(&mut ws).await["seq"],
+        2,
+        "the same socket, still served"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_url_that_is_not_redis_is_a_usage_error_that_hides_the_password() {
+    let output = crate::support::run_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--redis",
+        "http://user:s3cret@host/",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = crate::support::stderr(&output);
+    assert!(stderr.contains("redis://"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+/// A TCP forwarder whose upstream the test switches (a load balancer in miniature).
+struct Forwarder {
+    addr: std::net::SocketAddr,
+    upstream: std::sync::Arc<std::sync::Mutex<std::net::SocketAddr>>,
+}
+
+impl Forwarder {
+    async fn start(upstream: std::net::SocketAddr) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let upstream = std::sync::Arc::new(std::sync::Mutex::new(upstream));
+        let target = upstream.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let to = *target.lock().unwrap();
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Forwarder { addr, upstream }
+    }
+
+    fn switch(&self, to: std::net::SocketAddr) {
+        *self.upstream.lock().unwrap() = to;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_under_a_reconnecting_client_loses_nothing() {
+    let redis = RedisServer::start();
+    let mut doomed = crate::support::spawn_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--redis",
+        &redis.url(),
+        "--json",
+    ]);
+    let listening = doomed
+        .wait_for("listening", |r| r["type"] == "listening")
+        .await;
+    let doomed_addr: std::net::SocketAddr =
+        listening["data"]["addr"].as_str().unwrap().parse().unwrap();
+    let survivor = instance(&redis).await;
+    let forwarder = Forwarder::start(doomed_addr).await;
+    let org = "org-nl";
+    let mut run = crate::support::spawn_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &format!("ws://{}", forwarder.addr),
+        "--reconnect",
+        "--reconnect-base",
+        "50ms",
+        "--count",
+        "9",
+        "--timeout",
+        "20s",
+        "--connect-timeout",
+        "2s",
+        "--json",
+    ]);
+    run.wait_for_connected().await;
+    publish(&survivor, org, "SYNC_QUEUED", "pfa-1", json!(null), 3).await;
+    run.wait_for("seq 3", |r| r["type"] == "event" && r["data"]["seq"] == 3)
+        .await;
+    forwarder.switch(survivor.addr);
+    let kill = Command::new("kill")
+        .args(["-9", &doomed.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // Published while the client is between instances: the shared history has them.
+    publish(&survivor, org, "SYNC_PROCESSING", "pfa-1", json!(null), 3).await;
+    run.wait_for_connected().await;
+    publish(&survivor, org, "SYNC_PROCESSING", "pfa-2", json!(null), 3).await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let events = crate::support::data_of(&finished.records, "event");
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter(|e| e["type"] != "CONNECTED")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=9).collect::<Vec<_>>(),
+        "every event exactly once"
+    );
+    let reconnected = events
+        .iter()
+        .filter(|e| e["type"] == "CONNECTED")
+        .nth(1)
+        .expect("a second CONNECTED");
+    assert_eq!(reconnected["historyTruncated"], false, "{reconnected}");
+}
