@@ -25,9 +25,10 @@ use crate::client::{self, Addressing, ClientOptions, Endpoint, tls};
 #[command(next_help_heading = "Connection")]
 pub struct ConnectionArgs {
     /// Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL] [default:
-    /// ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]
+    /// ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port];
+    /// `load` takes it several times and spreads its connections over them
     #[arg(long, value_name = "URL")]
-    pub url: Option<String>,
+    pub url: Vec<String>,
     /// Path of the sync socket; {org} is replaced by the organization id
     #[arg(long, value_name = "TEMPLATE", default_value = crate::protocol::DEFAULT_SYNC_PATH)]
     pub path: String,
@@ -121,14 +122,31 @@ impl ConnectionArgs {
     /// The base URL the user chose: `--url`, else `SYNCPROBE_URL` (an explicit flag
     /// beats the environment); `None` means the default.
     pub fn given_url(&self) -> Option<String> {
-        self.url.clone().or_else(|| variable(URL_VARIABLE))
+        self.url.first().cloned().or_else(|| variable(URL_VARIABLE))
+    }
+
+    /// Every `--url` given, in order, else `SYNCPROBE_URL`; empty means the default.
+    pub fn given_urls(&self) -> Vec<String> {
+        if self.url.is_empty() {
+            variable(URL_VARIABLE).into_iter().collect()
+        } else {
+            self.url.clone()
+        }
+    }
+
+    /// These flags with `url` as the only base URL.
+    pub fn with_url(&self, url: &str) -> ConnectionArgs {
+        ConnectionArgs {
+            url: vec![url.to_string()],
+            ..self.clone()
+        }
     }
 
     /// Where the socket and the REST API are, as the library takes it.
     pub fn addressing(&self) -> Addressing {
         Addressing {
             url: self.given_url(),
-            url_is_flag: self.url.is_some(),
+            url_is_flag: !self.url.is_empty(),
             path: self.path.clone(),
             api_url: self.api_url.clone(),
         }

@@ -106,7 +106,7 @@ pub async fn run(args: SmokeArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     let server = match kind {
         ServerKind::Embedded => {
             let server = crate::server::Embedded::start(crate::server::Config::default())?;
-            connection.url = Some(format!("ws://{}", server.addr));
+            connection.url = vec![format!("ws://{}", server.addr)];
             reporter.note(&report::bundled_server(server.addr));
             Some(server)
         }

@@ -14,6 +14,7 @@ mod interop;
 mod layers;
 mod load;
 mod records;
+mod report;
 mod security;
 mod serve;
 mod status;
