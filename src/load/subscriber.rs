@@ -117,7 +117,7 @@ struct Reader<'a> {
     shared: &'a Shared,
     url: usize,
     seqs: SeqTracker,
-    /// (second of the run, latency in µs), flushed in batches.
+    /// (millisecond of the run, latency in µs), flushed in batches.
     batch: Vec<(u32, u64)>,
     first_us: Option<u64>,
     last_us: Option<u64>,
@@ -209,8 +209,8 @@ impl<'a> Reader<'a> {
             self.seqs.on(seq);
         }
         if let Some(us) = self.latency(&lite, now_us) {
-            let second = self.shared.started.elapsed().as_secs() as u32;
-            self.batch.push((second, us));
+            let ms = self.shared.started.elapsed().as_millis() as u32;
+            self.batch.push((ms, us));
         }
         if self.batch.len() >= FLUSH_EVERY
             || now_us.saturating_sub(self.flushed_us) >= FLUSH_AFTER_US
@@ -257,8 +257,8 @@ impl<'a> Reader<'a> {
         let delivered = std::mem::take(&mut self.delivered);
         let mut timeline = shared.timeline.lock().expect("timeline lock");
         timeline.delivered(shared.started.elapsed(), url, delivered);
-        for (second, us) in self.batch.drain(..) {
-            timeline.latency(Duration::from_secs(second.into()), url, us);
+        for (ms, us) in self.batch.drain(..) {
+            timeline.latency(Duration::from_millis(ms.into()), url, us);
         }
     }
 

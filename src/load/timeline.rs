@@ -1,8 +1,10 @@
-//! The run over time, for the report's charts: per interval (one second at first)
-//! the open connections, connect failures, delivered frames, a latency histogram and
-//! errors by kind, in all and per URL. Memory is bounded: past [`MAX_INTERVALS`]
-//! intervals, adjacent pairs are merged and the interval doubles, so a run of hours
-//! keeps as many intervals as a run of two minutes.
+//! The run over time, for the report's charts: per interval ([`FIRST_WIDTH_MS`] at
+//! first) the open connections (at the end and at the most), connect failures,
+//! delivered frames, a latency histogram and errors by kind, in all and per URL.
+//! Memory is bounded: past [`MAX_INTERVALS`] intervals, adjacent pairs are merged
+//! and the interval doubles, so a run of hours keeps as many intervals as a run of
+//! thirty seconds (each latency histogram is about 25 KiB, made only for an
+//! interval with samples).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,6 +15,8 @@ use super::{ErrorKind, MAX_LATENCY_US};
 
 /// Most intervals kept; a longer run merges adjacent pairs.
 pub const MAX_INTERVALS: usize = 120;
+/// The first length of an interval, in milliseconds.
+pub const FIRST_WIDTH_MS: u64 = 250;
 
 /// The histogram of one interval: two significant digits (about 25 KiB), made only
 /// when the interval has a sample.
@@ -26,6 +30,8 @@ pub struct UrlSlice {
     /// Connections open at the end of the interval (`None`: no change during it,
     /// the previous interval's value holds).
     pub open: Option<u64>,
+    /// Most connections open at once during the interval.
+    pub peak: u64,
     pub failures: u64,
     pub delivered: u64,
     pub latency: Option<Histogram<u64>>,
@@ -34,6 +40,7 @@ pub struct UrlSlice {
 impl UrlSlice {
     fn absorb(&mut self, later: UrlSlice) {
         self.open = later.open.or(self.open);
+        self.peak = self.peak.max(later.peak);
         self.failures += later.failures;
         self.delivered += later.delivered;
         match (&mut self.latency, later.latency) {
@@ -95,8 +102,8 @@ impl Interval {
 /// The intervals of a run.
 #[derive(Clone, Debug)]
 pub struct Timeline {
-    /// Length of one interval, in seconds (1, 2, 4, …).
-    pub width_secs: u64,
+    /// Length of one interval, in milliseconds (250, 500, 1000, …).
+    pub width_ms: u64,
     pub intervals: Vec<Interval>,
     urls: usize,
 }
@@ -104,7 +111,7 @@ pub struct Timeline {
 impl Timeline {
     pub fn new(urls: usize) -> Timeline {
         Timeline {
-            width_secs: 1,
+            width_ms: FIRST_WIDTH_MS,
             intervals: Vec::new(),
             urls: urls.max(1),
         }
@@ -113,10 +120,11 @@ impl Timeline {
     /// The interval `at` (time since the start of the run) falls in, merging pairs
     /// first when it would be past the cap.
     fn at(&mut self, at: Duration) -> &mut Interval {
-        let mut index = (at.as_secs() / self.width_secs) as usize;
+        let ms = at.as_millis() as u64;
+        let mut index = (ms / self.width_ms) as usize;
         while index >= MAX_INTERVALS {
             self.halve();
-            index = (at.as_secs() / self.width_secs) as usize;
+            index = (ms / self.width_ms) as usize;
         }
         while self.intervals.len() <= index {
             self.intervals.push(Interval::new(self.urls));
@@ -134,7 +142,7 @@ impl Timeline {
             }
             self.intervals.push(first);
         }
-        self.width_secs *= 2;
+        self.width_ms *= 2;
     }
 
     fn url(&mut self, at: Duration, url: usize) -> &mut UrlSlice {
@@ -144,7 +152,9 @@ impl Timeline {
 
     /// `url` has `open` connections open now.
     pub fn open(&mut self, at: Duration, url: usize, open: u64) {
-        self.url(at, url).open = Some(open);
+        let slice = self.url(at, url);
+        slice.open = Some(open);
+        slice.peak = slice.peak.max(open);
     }
 
     pub fn failure(&mut self, at: Duration, url: usize) {
@@ -163,20 +173,31 @@ impl Timeline {
         self.url(at, url).record(us);
     }
 
-    /// Open connections per interval and URL, the last known value carried forward.
+    /// Most connections open during each interval, per URL: the interval's peak,
+    /// or the value it started with (the previous interval's last) when higher.
     pub fn open_series(&self) -> Vec<Vec<u64>> {
         let mut last = vec![0u64; self.urls];
         self.intervals
             .iter()
             .map(|i| {
-                for (u, slice) in i.urls.iter().enumerate() {
-                    if let Some(open) = slice.open {
-                        last[u] = open;
-                    }
-                }
-                last.clone()
+                i.urls
+                    .iter()
+                    .enumerate()
+                    .map(|(u, slice)| {
+                        let most = slice.peak.max(last[u]);
+                        if let Some(open) = slice.open {
+                            last[u] = open;
+                        }
+                        most
+                    })
+                    .collect()
             })
             .collect()
+    }
+
+    /// The length of an interval, in seconds.
+    pub fn width_secs(&self) -> f64 {
+        self.width_ms as f64 / 1000.0
     }
 
     pub fn urls(&self) -> usize {
@@ -193,12 +214,15 @@ mod tests {
     }
 
     #[test]
-    fn one_interval_per_second_until_the_cap() {
+    fn one_interval_per_quarter_second_until_the_cap() {
         let mut t = Timeline::new(1);
-        for s in 0..MAX_INTERVALS as u64 {
-            t.delivered(secs(s), 0, 1);
+        for i in 0..MAX_INTERVALS as u64 {
+            t.delivered(Duration::from_millis(i * FIRST_WIDTH_MS), 0, 1);
         }
-        assert_eq!((t.width_secs, t.intervals.len()), (1, MAX_INTERVALS));
+        assert_eq!(
+            (t.width_ms, t.intervals.len()),
+            (FIRST_WIDTH_MS, MAX_INTERVALS)
+        );
     }
 
     #[test]
@@ -212,7 +236,7 @@ mod tests {
             }
         }
         assert!(t.intervals.len() <= MAX_INTERVALS, "{}", t.intervals.len());
-        assert!(t.width_secs >= 10_000 / MAX_INTERVALS as u64);
+        assert!(t.width_ms >= 10_000_000 / MAX_INTERVALS as u64);
         let delivered: u64 = t
             .intervals
             .iter()
@@ -232,14 +256,19 @@ mod tests {
     }
 
     #[test]
-    fn open_connections_carry_forward_and_merge_to_the_later_value() {
+    fn open_connections_are_the_most_open_in_each_interval() {
         let mut t = Timeline::new(1);
-        t.open(secs(0), 0, 5);
-        t.delivered(secs(3), 0, 1);
-        assert_eq!(t.open_series(), vec![vec![5]; 4]);
-        t.open(secs(1), 0, 7);
+        let ms = Duration::from_millis;
+        t.open(ms(0), 0, 5);
+        t.open(ms(100), 0, 0);
+        t.delivered(ms(700), 0, 1);
+        // The peak of the first interval, then nothing open.
+        assert_eq!(t.open_series(), vec![vec![5], vec![0], vec![0]]);
+        t.open(ms(300), 0, 7);
+        t.open(ms(400), 0, 2);
+        assert_eq!(t.open_series(), vec![vec![5], vec![7], vec![2]]);
         t.halve();
-        assert_eq!(t.open_series(), vec![vec![7], vec![7]]);
-        assert_eq!(t.width_secs, 2);
+        assert_eq!(t.open_series(), vec![vec![7], vec![2]]);
+        assert_eq!(t.width_ms, 2 * FIRST_WIDTH_MS);
     }
 }

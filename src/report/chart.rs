@@ -15,6 +15,8 @@ const LEFT: f64 = 80.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 36.0;
 const BOTTOM: f64 = 50.0;
+/// Line series with at most this many points get a marker on each.
+const MARKED: usize = 40;
 
 /// The "nice" number closest to `x` (`round`) or at least `x`: 1, 2 or 5 (2.5 is not
 /// used) times a power of ten.
@@ -304,9 +306,22 @@ impl Chart {
                     .iter()
                     .map(|(x, y)| format!("{},{}", r(self.px(*x)), r(self.py(*y))))
                     .collect();
+                // Few points get a marker each: a lone point would draw nothing.
+                let markers = if points.len() <= MARKED {
+                    &points[..]
+                } else {
+                    &[][..]
+                };
                 html! {
                     polyline class=(class) data-series=(s.name) points=(path.join(" ")) {
                         title { (s.name) }
+                    }
+                    @if !markers.is_empty() {
+                        g class={ "markers s" (s.colour % 6) } {
+                            @for (x, y) in markers {
+                                circle cx=(r(self.px(*x))) cy=(r(self.py(*y))) r="3.5" {}
+                            }
+                        }
                     }
                 }
             }
@@ -318,6 +333,9 @@ impl Chart {
                         rect x=(r(left + 1.0)) y=(r(top)) width=(r((right - left - 2.0).max(1.0)))
                             height=(r(self.py(self.y.ticks[0]) - top)) {
                             title { (s.name) " " (tick_label(*x0)) "–" (tick_label(*x1)) ": " (tick_label(*y)) }
+                        }
+                        @if *y > 0.0 {
+                            text class="count" x=(r((left + right) / 2.0)) y=(r(top - 4.0)) text-anchor="middle" { (tick_label(*y)) }
                         }
                     }
                 }

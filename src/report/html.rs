@@ -49,7 +49,7 @@ figure{margin:8px 0 20px;padding:8px;background:var(--panel);border:1px solid va
 figure:target{position:fixed;top:0;left:0;right:0;bottom:0;margin:0;z-index:10;background:var(--bg);overflow:auto}
 svg.chart{width:100%;height:auto;display:block}
 svg text{fill:var(--fg);font-size:13px}svg text.label{fill:var(--muted)}svg text.empty{fill:var(--muted);font-size:16px}
-svg line{stroke:var(--muted)}svg line.grid{stroke:var(--line)}
+svg line{stroke:var(--muted)}.legend text{stroke:none}g.markers circle{fill:var(--bg);stroke-width:2}g.series text.count{fill:var(--fg);font-size:11px}svg line.grid{stroke:var(--line)}
 .series{fill:none;stroke-width:2.5}g.series{stroke:none}
 .s0{stroke:var(--s0)}g.s0 rect{fill:var(--s0)}.s1{stroke:var(--s1)}g.s1 rect{fill:var(--s1)}
 .s2{stroke:var(--s2)}g.s2 rect{fill:var(--s2)}.s3{stroke:var(--s3)}g.s3 rect{fill:var(--s3)}
@@ -231,7 +231,7 @@ pub fn charts(report: &LoadReport, detail: &Detail) -> Vec<(Chart, &'static str)
     let mut charts = vec![
         (
             open_chart(t, &names),
-            "Connections open at the end of each interval (per URL with several), and connect failures in it.",
+            "Most connections open during each interval (per URL with several), and the connect failures in it.",
         ),
         (
             histogram_chart(
@@ -275,20 +275,16 @@ pub fn charts(report: &LoadReport, detail: &Detail) -> Vec<(Chart, &'static str)
     charts
 }
 
-/// The start of each interval, in seconds since the start of the run.
+/// The middle of each interval, in seconds since the start of the run.
 fn times(t: &Timeline) -> Vec<f64> {
     (0..t.intervals.len())
-        .map(|i| (i as u64 * t.width_secs) as f64)
+        .map(|i| (i as f64 + 0.5) * t.width_secs())
         .collect()
 }
 
 fn time_axis(t: &Timeline) -> Axis {
-    let end = (t.intervals.len().max(1) as u64 * t.width_secs) as f64;
-    let label = if t.width_secs == 1 {
-        "time since start (s)".to_string()
-    } else {
-        format!("time since start (s; {} s intervals)", t.width_secs)
-    };
+    let end = t.intervals.len().max(1) as f64 * t.width_secs();
+    let label = format!("time since start (s; {} s intervals)", t.width_secs());
     Axis::linear(&label, 0.0, end)
 }
 
@@ -330,7 +326,7 @@ fn open_chart(t: &Timeline, names: &[String]) -> Chart {
         id: "open".into(),
         title: "Open connections over time".into(),
         x: time_axis(t),
-        y: y_axis("connections", &series),
+        y: y_axis("connections (count)", &series),
         series,
         empty: "no connection opened".into(),
     }
@@ -338,7 +334,7 @@ fn open_chart(t: &Timeline, names: &[String]) -> Chart {
 
 fn delivered_chart(t: &Timeline, names: &[String]) -> Chart {
     let times = times(t);
-    let width = t.width_secs as f64;
+    let width = t.width_secs();
     let per_url = |u: usize| -> Vec<(f64, f64)> {
         times
             .iter()
@@ -368,7 +364,7 @@ fn delivered_chart(t: &Timeline, names: &[String]) -> Chart {
         id: "delivered".into(),
         title: "Delivered frames per second".into(),
         x: time_axis(t),
-        y: y_axis("frames per second", &series),
+        y: y_axis("delivered (frames/s)", &series),
         series,
         empty: "no frame delivered".into(),
     }
@@ -476,7 +472,7 @@ fn histogram_chart(id: &str, title: &str, x: &str, y: &str, h: &Histogram<u64>) 
         id: id.into(),
         title: title.into(),
         x: Axis::log(x, lo, hi),
-        y: y_axis(y, &series),
+        y: y_axis(&format!("{y} (count)"), &series),
         series,
         empty: format!("no {y}"),
     }
@@ -502,7 +498,7 @@ fn errors_chart(t: &Timeline) -> Chart {
         id: "errors".into(),
         title: "Errors by kind over time".into(),
         x: time_axis(t),
-        y: y_axis("errors per interval", &series),
+        y: y_axis("errors (count per interval)", &series),
         series,
         empty: "no errors".into(),
     }
