@@ -261,10 +261,10 @@ fn write(path: &Path, bytes: &[u8], what: &str) -> anyhow::Result<()> {
 /// This process's command line, secrets masked, the program by its file name.
 fn command_line() -> String {
     let mut args: Vec<String> = std::env::args().collect();
-    if let Some(program) = args.first_mut() {
-        if let Some(name) = Path::new(program.as_str()).file_name() {
-            *program = name.to_string_lossy().into_owned();
-        }
+    if let Some(program) = args.first_mut()
+        && let Some(name) = Path::new(program.as_str()).file_name()
+    {
+        *program = name.to_string_lossy().into_owned();
     }
     report::masked_command_line(&args)
 }

@@ -403,7 +403,7 @@ impl Shared {
     }
 
     fn error(&self, kind: ErrorKind) {
-        self.timeline(|t, at| t.error(at, kind.clone()));
+        self.timeline(|t, at| t.error(at, kind));
         *self
             .errors
             .lock()

@@ -187,7 +187,7 @@ impl Axis {
 pub enum Marks {
     /// Points joined by a line.
     Line(Vec<(f64, f64)>),
-    /// Bars from x0 to x1, of height y.
+    /// Bars from x0 to x1, of height y (a count, written above the bar).
     Bars(Vec<(f64, f64, f64)>),
 }
 
@@ -335,7 +335,7 @@ impl Chart {
                             title { (s.name) " " (tick_label(*x0)) "–" (tick_label(*x1)) ": " (tick_label(*y)) }
                         }
                         @if *y > 0.0 {
-                            text class="count" x=(r((left + right) / 2.0)) y=(r(top - 4.0)) text-anchor="middle" { (tick_label(*y)) }
+                            text class="count" x=(r((left + right) / 2.0)) y=(r(top - 4.0)) text-anchor="middle" { (*y as u64) }
                         }
                     }
                 }

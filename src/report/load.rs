@@ -315,9 +315,9 @@ pub fn parse_baseline(text: &str) -> Result<LoadReport, String> {
         Err(_) => {
             let last = text
                 .lines()
+                .rev()
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .filter(|v| v.get("type").and_then(|t| t.as_str()) == Some("summary"))
-                .last()
+                .find(|v| v.get("type").and_then(|t| t.as_str()) == Some("summary"))
                 .ok_or("neither JSON nor NDJSON with a summary record")?;
             from(last)
         }
@@ -373,7 +373,7 @@ impl Delta {
     pub fn direction(&self) -> Direction {
         let change = (self.change() * 1000.0).round();
         match (change, self.better) {
-            (c, _) if c == 0.0 => Direction::Same,
+            (0.0, _) => Direction::Same,
             (c, Better::Lower) if c < 0.0 => Direction::Improved,
             (c, Better::Higher) if c > 0.0 => Direction::Improved,
             _ => Direction::Regressed,
