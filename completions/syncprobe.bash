@@ -736,7 +736,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__load)
-            opts="-c -H -q -v -h -V --connections --orgs --org-prefix --org --ramp-rate --max-pending --duration --events --rate --via --passive --drain-timeout --allow-loss --timeout --threshold --report --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --max-message-size --max-body-size --json --color --quiet --verbose --help --version"
+            opts="-c -H -q -v -h -V --connections --orgs --org-prefix --org --ramp-rate --max-pending --duration --events --rate --via --passive --drain-timeout --allow-loss --timeout --threshold --report --summary-file --baseline --junit --url --path --api-url --header --token --token-file --token-in --token-param --origin --subprotocol --cacert --insecure --connect-timeout --max-message-size --max-body-size --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -799,6 +799,18 @@ _syncprobe() {
                     return 0
                     ;;
                 --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --summary-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --baseline)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --junit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

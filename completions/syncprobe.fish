@@ -47,7 +47,7 @@ complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "token" -d 'Mint
 complete -c syncprobe -n "__fish_syncprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l timeout -d 'How long to wait for CONNECTED once the socket is open' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l hold -d 'Keep the connection open this long after CONNECTED, showing what arrives' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke`: instances of one backend, tried in order' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke` (instances of one backend, tried in order) and `load` (which spreads its connections over them)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand connect" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
@@ -92,7 +92,7 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l recon
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l ping-interval -d 'Ping the server this often; a ping unanswered by the next one means the connection is dead (with -v, round-trip times are shown)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l record -d 'Write every received frame to FILE as NDJSON, with its receive time' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l junit -d 'Write a JUnit XML report: one test case for the expectation and one per item' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke`: instances of one backend, tried in order' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke` (instances of one backend, tried in order) and `load` (which spreads its connections over them)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand watch-sync" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
@@ -135,7 +135,7 @@ conflict\t''
 failed\t''"
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l timeout -d 'Bound the whole command, waiting included' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l junit -d 'With --wait: write a JUnit XML report (one test case per item)' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke`: instances of one backend, tried in order' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke` (instances of one backend, tried in order) and `load` (which spreads its connections over them)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
@@ -163,7 +163,7 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand enqueue" -s V -l ver
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l items -d 'Items to enqueue and follow' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l timeout -d 'Bound of each waiting step (CONNECTED, the lifecycle of every item)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l junit -d 'Write a JUnit XML report: one test case per step and per item' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke`: instances of one backend, tried in order' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke` (instances of one backend, tried in order) and `load` (which spreads its connections over them)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand smoke" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
@@ -196,7 +196,7 @@ use_pems\t''
 merge\t''"
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l merged-data -d 'The merged record for --resolution merge: a JSON object' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l timeout -d 'Bound of each REST call, and of --wait from the resolution to the end' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke`: instances of one backend, tried in order' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke` (instances of one backend, tried in order) and `load` (which spreads its connections over them)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand conflicts" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
@@ -226,7 +226,7 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l pings -d 
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l events -d 'Watch what arrives for the organization this long (counts by type, gaps, duplicates, foreign organizations)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l hold -d 'Keep the socket open this long without traffic of its own, to catch a proxy that closes idle connections' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l report -d 'Write a Markdown report for a ticket (redacted) to FILE' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke`: instances of one backend, tried in order' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke` (instances of one backend, tried in order) and `load` (which spreads its connections over them)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
@@ -255,7 +255,7 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand doctor" -s V -l vers
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l watch -d 'Look again every INTERVAL (default 2s, at least 200ms) until Ctrl-C' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l count -d 'With --watch: stop after N looks' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l timeout -d 'Bound of each REST call' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke`: instances of one backend, tried in order' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke` (instances of one backend, tried in order) and `load` (which spreads its connections over them)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand status" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r
@@ -293,8 +293,11 @@ queue\t''"
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l drain-timeout -d 'How long to wait for the last deliveries after the source is done' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l timeout -d 'Wait for each CONNECTED' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l threshold -d 'Pass/fail rule, like \'p99<50ms\', \'connect_p95<200ms\', \'loss==0\' (repeatable)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l report -d 'Write an HTML report (latency histogram and latency over time)' -r -F
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke`: instances of one backend, tried in order' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l report -d 'Write an HTML report: run facts, figures, thresholds and charts (connections, connect time, delivery rate, latency over time, latency histogram, errors)' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l summary-file -d 'Write the summary (the `--json` summary record\'s data) to FILE, for a later --baseline' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l baseline -d 'Compare with an earlier run\'s summary (--summary-file, or its --json output): every figure with its change, in the terminal summary and the report' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l junit -d 'Write JUnit XML: one test case per threshold and one for completeness' -r -F
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l url -d 'Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and `load`, the bundled server on a free port]. Repeatable on `connect`, `watch-sync`, `enqueue` and `smoke` (instances of one backend, tried in order) and `load` (which spreads its connections over them)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l path -d 'Path of the sync socket; {org} is replaced by the organization id' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -l api-url -d 'Base URL of the REST API (default: derived from the socket URL, ws->http, wss->https)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand load" -s H -l header -d 'Extra request header, `Name: value` (repeatable)' -r

@@ -28,7 +28,8 @@ pub struct ConnectionArgs {
     /// Base URL of the backend (ws, wss, http or https) [env: SYNCPROBE_URL, several
     /// separated by commas or spaces] [default: ws://localhost:3000; for `smoke` and
     /// `load`, the bundled server on a free port]. Repeatable on `connect`,
-    /// `watch-sync`, `enqueue` and `smoke`: instances of one backend, tried in order
+    /// `watch-sync`, `enqueue` and `smoke` (instances of one backend, tried in order) and
+    /// `load` (which spreads its connections over them)
     #[arg(long = "url", value_name = "URL")]
     pub urls: Vec<String>,
     /// Path of the sync socket; {org} is replaced by the organization id
@@ -139,6 +140,14 @@ impl ConnectionArgs {
             return self.urls.clone();
         }
         variable(URL_VARIABLE).map_or_else(Vec::new, |v| split_urls(&v))
+    }
+
+    /// These flags with `url` as the only base URL.
+    pub fn with_url(&self, url: &str) -> ConnectionArgs {
+        ConnectionArgs {
+            urls: vec![url.to_string()],
+            ..self.clone()
+        }
     }
 
     /// The first base URL the user chose (see [`ConnectionArgs::given_urls`]);

@@ -14,9 +14,9 @@ use super::args::{ConnectionArgs, parse_duration, parse_rate, positive_count, po
 use crate::client::{self, ClientOptions};
 use crate::exit::{Exit, Failure};
 use crate::load::threshold::{self, Threshold};
-use crate::load::{self as engine, LoadSummary, Plan, Shared, Source};
+use crate::load::{self as engine, Plan, Shared, Source, Target};
 use crate::report::load::{self as report, LoadReport};
-use crate::report::{Reporter, html, json};
+use crate::report::{Reporter, html, json, junit};
 
 /// Buffers of each load socket: frames are small, and 10,000 sockets must stay cheap.
 const READ_BUFFER: usize = 8 * 1024;
@@ -86,9 +86,21 @@ pub struct LoadArgs {
     /// Pass/fail rule, like 'p99<50ms', 'connect_p95<200ms', 'loss==0' (repeatable)
     #[arg(long = "threshold", value_name = "RULE")]
     pub thresholds: Vec<Threshold>,
-    /// Write an HTML report (latency histogram and latency over time)
+    /// Write an HTML report: run facts, figures, thresholds and charts (connections,
+    /// connect time, delivery rate, latency over time, latency histogram, errors)
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Write the summary (the `--json` summary record's data) to FILE, for a later
+    /// --baseline
+    #[arg(long, value_name = "FILE")]
+    pub summary_file: Option<PathBuf>,
+    /// Compare with an earlier run's summary (--summary-file, or its --json output):
+    /// every figure with its change, in the terminal summary and the report
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Write JUnit XML: one test case per threshold and one for completeness
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
@@ -100,14 +112,21 @@ pub enum Via {
 }
 
 pub async fn run(args: LoadArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
-    if let Some(path) = &args.report {
-        crate::report::check_output_path(path, "--report")?;
+    for (path, flag) in [
+        (&args.report, "--report"),
+        (&args.summary_file, "--summary-file"),
+        (&args.junit, "--junit"),
+    ] {
+        if let Some(path) = path {
+            crate::report::check_output_path(path, flag)?;
+        }
     }
     if args.passive && args.duration.is_zero() {
         return Err(Failure::Usage("--passive needs a --duration of more than 0".into()).into());
     }
+    let baseline = args.baseline.as_deref().map(read_baseline).transpose()?;
     let mut connection = args.connection.clone();
-    let embedded = connection.given_url().is_none();
+    let embedded = connection.given_urls().is_empty();
     engine::ensure_file_limit(
         args.connections,
         if embedded { args.connections } else { 0 },
@@ -117,7 +136,7 @@ pub async fn run(args: LoadArgs, reporter: &Reporter) -> anyhow::Result<Exit> {
     } else {
         None
     };
-    let result = load(&args, &connection, reporter).await;
+    let result = load(&args, &connection, baseline.as_ref(), reporter).await;
     if let Some(server) = server {
         server.stop().await;
     }
@@ -140,22 +159,32 @@ fn bundled_server(
     Ok(server)
 }
 
+/// An earlier run's summary, `--baseline`: anything else is a usage error.
+fn read_baseline(path: &Path) -> anyhow::Result<(String, LoadReport)> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(format!("--baseline {shown}: cannot read it: {e}")))?;
+    let report = report::parse_baseline(&text).map_err(|why| {
+        Failure::Usage(format!(
+            "--baseline {shown} is not a load summary: {why} (save one with `load --summary-file FILE`)"
+        ))
+    })?;
+    Ok((shown, report))
+}
+
 async fn load(
     args: &LoadArgs,
     connection: &ConnectionArgs,
+    baseline: Option<&(String, LoadReport)>,
     reporter: &Reporter,
 ) -> anyhow::Result<Exit> {
     let plan = plan(args, connection)?;
     let options = load_options(connection)?;
+    let shown: Vec<&str> = plan.targets.iter().map(|t| t.url.as_str()).collect();
     reporter.say(&report::banner(
-        &client::redact_text(
-            connection
-                .given_url()
-                .as_deref()
-                .unwrap_or(client::DEFAULT_URL),
-        ),
+        &shown.join(", "),
         args.connections,
-        plan.endpoints.len(),
+        plan.endpoints().len(),
     ));
     let api_timeout = args.drain_timeout + Duration::from_secs(60);
     let on_progress = |p: &engine::Progress| reporter.progress(&report::progress_line(p), p);
@@ -173,13 +202,71 @@ async fn load(
         Err(e) => return Err(interrupted(e, reporter)),
     };
     let verdicts = threshold::evaluate(&args.thresholds, &summary);
+    let report = LoadReport::finished(summary, verdicts, args.allow_loss);
+    let baseline = baseline.map(|(name, before)| html::Baseline {
+        name: name.clone(),
+        deltas: report::compare(&report.summary, &before.summary),
+    });
+    write_files(args, &plan, &report, baseline.as_ref(), &shared, reporter)?;
+    summarize(reporter, &report, baseline.as_ref());
+    verdict(&report, args.allow_loss)
+}
+
+/// `--report`, `--summary-file` and `--junit`, each when asked for.
+fn write_files(
+    args: &LoadArgs,
+    plan: &Plan,
+    report: &LoadReport,
+    baseline: Option<&html::Baseline>,
+    shared: &Shared,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
     if let Some(path) = &args.report {
-        write_report(path, &summary, &verdicts, &shared)?;
+        let facts = report::RunFacts {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            command: command_line(),
+            source: report::source_text(&plan.source),
+        };
+        let detail = shared.detail();
+        let page = html::render(&html::Page {
+            report,
+            facts: &facts,
+            detail: &detail,
+            interrupted: false,
+            baseline,
+        });
+        write(path, page.as_bytes(), "the report")?;
         reporter.note(&report::report_written(path));
     }
-    let report = LoadReport::finished(summary, verdicts, args.allow_loss);
-    summarize(reporter, &report);
-    verdict(&report, args.allow_loss)
+    if let Some(path) = &args.summary_file {
+        let mut text = serde_json::to_vec_pretty(report).context("failed to encode the summary")?;
+        text.push(b'\n');
+        write(path, &text, "the summary file")?;
+    }
+    if let Some(path) = &args.junit {
+        junit::write(
+            path,
+            "syncprobe load",
+            &junit::load_cases(report, args.allow_loss),
+        )?;
+    }
+    Ok(())
+}
+
+fn write(path: &Path, bytes: &[u8], what: &str) -> anyhow::Result<()> {
+    std::fs::write(path, bytes)
+        .with_context(|| format!("failed to write {what} {}", path.display()))
+}
+
+/// This process's command line, secrets masked, the program by its file name.
+fn command_line() -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(program) = args.first_mut()
+        && let Some(name) = Path::new(program.as_str()).file_name()
+    {
+        *program = name.to_string_lossy().into_owned();
+    }
+    report::masked_command_line(&args)
 }
 
 /// The organizations to load: `--org`, or PREFIX-1 … PREFIX-K.
@@ -194,9 +281,31 @@ fn organizations(args: &LoadArgs) -> Vec<String> {
 }
 
 fn plan(args: &LoadArgs, connection: &ConnectionArgs) -> anyhow::Result<Plan> {
-    let endpoints = organizations(args)
+    let orgs = organizations(args);
+    // The same usage errors as every subcommand that takes several --url (the same
+    // socket named twice): resolving against them all checks it.
+    if let Some(org) = orgs.first() {
+        connection.endpoints(org)?;
+    }
+    let urls = connection.given_urls();
+    let urls = if urls.is_empty() {
+        vec![client::DEFAULT_URL.to_string()]
+    } else {
+        urls
+    };
+    let targets = urls
         .iter()
-        .map(|o| connection.endpoint(o))
+        .map(|url| {
+            let at = connection.with_url(url);
+            let endpoints = orgs
+                .iter()
+                .map(|o| at.endpoint(o))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok(Target {
+                url: client::redact_text(url),
+                endpoints,
+            })
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let source = match (args.passive, args.via) {
         (true, _) => Source::Passive,
@@ -207,7 +316,7 @@ fn plan(args: &LoadArgs, connection: &ConnectionArgs) -> anyhow::Result<Plan> {
         (false, Via::Queue) => Source::Queue { items: args.events },
     };
     Ok(Plan {
-        endpoints,
+        targets,
         connections: args.connections,
         ramp_rate: args.ramp_rate,
         max_pending: args.max_pending,
@@ -233,27 +342,21 @@ fn load_options(connection: &ConnectionArgs) -> anyhow::Result<ClientOptions> {
 fn interrupted(error: anyhow::Error, reporter: &Reporter) -> anyhow::Error {
     match error.downcast::<engine::Interrupted>() {
         Ok(engine::Interrupted(summary)) => {
-            summarize(reporter, &LoadReport::interrupted(*summary));
+            summarize(reporter, &LoadReport::interrupted(*summary), None);
             Failure::Interrupted.into()
         }
         Err(e) => e,
     }
 }
 
-fn write_report(
-    path: &Path,
-    summary: &LoadSummary,
-    verdicts: &[threshold::Verdict],
-    shared: &Shared,
-) -> anyhow::Result<()> {
-    let (latency, timeline) = shared.latency_detail();
-    let page = html::render(summary, verdicts, &latency, &timeline);
-    std::fs::write(path, page)
-        .with_context(|| format!("failed to write the report {}", path.display()))
-}
-
-fn summarize(reporter: &Reporter, report: &LoadReport) {
-    reporter.summary(json::Summary::Load(report), || report::summary(report));
+fn summarize(reporter: &Reporter, report: &LoadReport, baseline: Option<&html::Baseline>) {
+    reporter.summary(json::Summary::Load(report), || {
+        let mut text = report::summary(report);
+        if let Some(b) = baseline {
+            text.push_str(&report::comparison(&b.name, &b.deltas));
+        }
+        text
+    });
 }
 
 /// Exit 0 when the run passed; 3 when no connection opened; 1 on a breached

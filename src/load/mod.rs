@@ -7,6 +7,7 @@
 pub mod error;
 mod subscriber;
 pub mod threshold;
+pub mod timeline;
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::error::{ErrorKind, classify};
 pub use self::subscriber::FLUSH_EVERY;
 use self::subscriber::{ConnResult, Subscription};
+pub use self::timeline::Timeline;
 use crate::client::http::Api;
 use crate::client::session::{Session, Started};
 use crate::client::ws::Opened;
@@ -86,10 +88,21 @@ impl Source {
     }
 }
 
+/// One base URL of a run and its organizations' endpoints there.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The base URL as shown (secrets masked).
+    pub url: String,
+    /// Per organization, in the same order for every target.
+    pub endpoints: Vec<Endpoint>,
+}
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    pub endpoints: Vec<Endpoint>,
+    /// At least one; connections are spread over them round-robin, the events are
+    /// produced (and the final `seq` probed) through the first.
+    pub targets: Vec<Target>,
     pub connections: usize,
     /// Connections opened per second; 0 opens them as fast as `max_pending` allows.
     pub ramp_rate: f64,
@@ -101,6 +114,21 @@ pub struct Plan {
     /// How long to wait for the last events after the source is done.
     pub drain_timeout: Duration,
     pub connected_timeout: Duration,
+}
+
+impl Plan {
+    /// The organizations' endpoints at the first URL.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.targets[0].endpoints
+    }
+
+    /// Which (URL, organization) connection `i` goes to: organizations in turn, and
+    /// each organization's subscribers over the URLs in turn, so that every
+    /// organization is watched through every URL.
+    fn slot(&self, i: usize) -> (usize, usize) {
+        let orgs = self.endpoints().len().max(1);
+        ((i / orgs) % self.targets.len().max(1), i % orgs)
+    }
 }
 
 /// Percentiles of a histogram, in milliseconds.
@@ -223,6 +251,38 @@ pub struct LoadSummary {
     /// Client CPU time (user + system) per delivered frame, in µs.
     pub client_cpu_us_per_frame: Option<f64>,
     pub duration_ms: f64,
+    /// When the run started (RFC 3339, UTC).
+    #[serde(default)]
+    pub started_at: String,
+    /// How long each phase took.
+    #[serde(default)]
+    pub phases_ms: Phases,
+    /// The figures of each base URL (one entry without several `--url`).
+    #[serde(default)]
+    pub urls: Vec<UrlSummary>,
+}
+
+/// Durations of the phases of a run, in milliseconds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Phases {
+    /// From the first attempt to the last connection that settled.
+    pub connect: f64,
+    /// The event source's requests (and, when paced, its pacing).
+    pub events: f64,
+    /// Waiting for the last deliveries (and `--duration`).
+    pub drain: f64,
+}
+
+/// What the connections to one base URL measured.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UrlSummary {
+    pub url: String,
+    pub connections_opened: u64,
+    pub connections_failed: u64,
+    pub frames_delivered: u64,
+    pub connect_ms: Percentiles,
+    pub latency_ms: Percentiles,
 }
 
 /// Figures while running, for the progress display.
@@ -235,6 +295,36 @@ pub struct Progress {
     pub delivered: u64,
     pub p99_ms: f64,
     pub errors: u64,
+}
+
+/// What the connections to one base URL share.
+struct UrlStats {
+    open: AtomicU64,
+    failed: AtomicU64,
+    delivered: AtomicU64,
+    connect: Mutex<Histogram<u64>>,
+    latency: Mutex<Histogram<u64>>,
+}
+
+impl UrlStats {
+    fn new() -> UrlStats {
+        UrlStats {
+            open: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            connect: Mutex::new(histogram()),
+            latency: Mutex::new(histogram()),
+        }
+    }
+}
+
+/// What the report draws besides the summary: the histograms of fan-out latency
+/// and connect time (µs) and the run over time.
+#[derive(Clone, Debug)]
+pub struct Detail {
+    pub latency: Histogram<u64>,
+    pub connect: Histogram<u64>,
+    pub timeline: Timeline,
 }
 
 /// State shared by every connection task.
@@ -251,8 +341,10 @@ pub struct Shared {
     connect: Mutex<Histogram<u64>>,
     connected: Mutex<Histogram<u64>>,
     latency: Mutex<Histogram<u64>>,
-    /// Latency per second of the run (for the report's latency over time).
-    timeline: Mutex<Vec<Histogram<u64>>>,
+    /// Per base URL.
+    urls: Vec<UrlStats>,
+    /// The run over time, bounded (for the report's charts).
+    timeline: Mutex<Timeline>,
     precise: AtomicU64,
     coarse: AtomicU64,
     /// When the last subscriber reached CONNECTED or failed to.
@@ -275,7 +367,7 @@ fn record(histogram: &Mutex<Histogram<u64>>, time: Duration) {
 }
 
 impl Shared {
-    fn new(requested: u64) -> Shared {
+    fn new(requested: u64, urls: usize) -> Shared {
         Shared {
             started: Instant::now(),
             requested,
@@ -287,7 +379,8 @@ impl Shared {
             connect: Mutex::new(histogram()),
             connected: Mutex::new(histogram()),
             latency: Mutex::new(histogram()),
-            timeline: Mutex::new(Vec::new()),
+            urls: (0..urls.max(1)).map(|_| UrlStats::new()).collect(),
+            timeline: Mutex::new(Timeline::new(urls)),
             precise: AtomicU64::new(0),
             coarse: AtomicU64::new(0),
             last_settled: Mutex::new(None),
@@ -303,7 +396,14 @@ impl Shared {
         }
     }
 
+    /// Runs `f` on the timeline, at the time since the start of the run.
+    fn timeline(&self, f: impl FnOnce(&mut Timeline, Duration)) {
+        let at = self.started.elapsed();
+        f(&mut self.timeline.lock().expect("timeline lock"), at);
+    }
+
     fn error(&self, kind: ErrorKind) {
+        self.timeline(|t, at| t.error(at, kind));
         *self
             .errors
             .lock()
@@ -312,18 +412,30 @@ impl Shared {
             .or_default() += 1;
     }
 
-    /// A subscriber reached CONNECTED.
-    fn opened(&self, session: &Session) {
+    /// A subscriber of `url` reached CONNECTED.
+    fn opened(&self, session: &Session, url: usize) {
         record(&self.connect, session.open_time);
         record(&self.connected, session.connected_time);
+        record(&self.urls[url].connect, session.open_time);
         self.open.fetch_add(1, Ordering::Relaxed);
         self.ever.fetch_add(1, Ordering::Relaxed);
+        let open = self.urls[url].open.fetch_add(1, Ordering::Relaxed) + 1;
+        self.timeline(|t, at| t.open(at, url, open));
         self.settle();
     }
 
-    /// A subscriber never reached CONNECTED.
-    fn failed(&self, kind: ErrorKind) {
+    /// A subscriber of `url` closed.
+    fn closed(&self, url: usize) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        let open = self.urls[url].open.fetch_sub(1, Ordering::Relaxed) - 1;
+        self.timeline(|t, at| t.open(at, url, open));
+    }
+
+    /// A subscriber of `url` never reached CONNECTED.
+    fn failed(&self, kind: ErrorKind, url: usize) {
         self.failed.fetch_add(1, Ordering::Relaxed);
+        self.urls[url].failed.fetch_add(1, Ordering::Relaxed);
+        self.timeline(|t, at| t.failure(at, url));
         self.error(kind);
         self.settle();
     }
@@ -355,12 +467,32 @@ impl Shared {
         }
     }
 
-    /// The latency histogram buckets and the per-second timeline, for the HTML report.
-    pub fn latency_detail(&self) -> (Histogram<u64>, Vec<Histogram<u64>>) {
-        (
-            self.latency.lock().expect("latency lock").clone(),
-            self.timeline.lock().expect("timeline lock").clone(),
-        )
+    /// The histograms and the run over time, for the HTML report.
+    pub fn detail(&self) -> Detail {
+        Detail {
+            latency: self.latency.lock().expect("latency lock").clone(),
+            connect: self.connect.lock().expect("connect lock").clone(),
+            timeline: self.timeline.lock().expect("timeline lock").clone(),
+        }
+    }
+
+    /// The figures of each base URL.
+    fn url_summaries(&self, plan: &Plan) -> Vec<UrlSummary> {
+        plan.targets
+            .iter()
+            .zip(&self.urls)
+            .map(|(target, stats)| {
+                let connect_ms = Percentiles::of(&stats.connect.lock().expect("connect lock"));
+                UrlSummary {
+                    url: target.url.clone(),
+                    connections_opened: connect_ms.count,
+                    connections_failed: stats.failed.load(Ordering::Relaxed),
+                    frames_delivered: stats.delivered.load(Ordering::Relaxed),
+                    connect_ms,
+                    latency_ms: Percentiles::of(&stats.latency.lock().expect("latency lock")),
+                }
+            })
+            .collect()
     }
 }
 
@@ -412,20 +544,31 @@ pub async fn run(
     on_progress: impl FnMut(&Progress),
 ) -> anyhow::Result<(LoadSummary, Arc<Shared>)> {
     let interrupt = std::pin::pin!(interrupted.fuse());
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut driver = Driver::new(plan, options, interrupt, on_progress);
     let connect_secs = driver.connect_phase().await;
     let cpu_before = cpu_time();
     let source_started = Instant::now();
     let source_started_us = unix_us(SystemTime::now());
     let produced = driver.event_source(api_timeout).await?;
+    let answered = Instant::now();
     driver.drain(source_started, produced.per_subscriber).await;
+    let drained = Instant::now();
+    let source_done = answered
+        .max(source_started + plan.source.pacing())
+        .min(drained);
+    let phases = Phases {
+        connect: connect_secs * 1000.0,
+        events: (source_done - source_started).as_secs_f64() * 1000.0,
+        drain: (drained - source_done).as_secs_f64() * 1000.0,
+    };
     let cpu = cpu_before
         .zip(cpu_time())
         .map(|(before, after)| after - before);
     let results = driver.stop_all().await;
     // Ctrl-C wants the figures now, not a last round of connections.
     let final_seqs = if driver.interrupted {
-        vec![None; plan.endpoints.len()]
+        vec![None; plan.endpoints().len()]
     } else {
         final_seqs(plan, options, &results).await
     };
@@ -437,6 +580,8 @@ pub async fn run(
         connect_secs,
         cpu,
         source_started_us,
+        started_at,
+        phases,
     };
     let summary = summarize(plan, &driver.shared, &measured);
     if driver.interrupted {
@@ -484,7 +629,7 @@ where
         Driver {
             plan,
             options,
-            shared: Arc::new(Shared::new(plan.connections as u64)),
+            shared: Arc::new(Shared::new(plan.connections as u64, plan.targets.len())),
             stop: CancellationToken::new(),
             tasks: JoinSet::new(),
             ticker: tokio::time::interval(PROGRESS_EVERY),
@@ -529,7 +674,8 @@ where
             if self.interrupted {
                 break;
             }
-            self.spawn(i % self.plan.endpoints.len(), &pending);
+            let (url, org) = self.plan.slot(i);
+            self.spawn(url, org, &pending);
         }
         let shared = self.shared.clone();
         while !self.interrupted && !shared.all_settled() {
@@ -545,10 +691,11 @@ where
         .as_secs_f64()
     }
 
-    fn spawn(&mut self, org: usize, pending: &Arc<Semaphore>) {
+    fn spawn(&mut self, url: usize, org: usize, pending: &Arc<Semaphore>) {
         let subscription = Subscription {
             org,
-            endpoint: self.plan.endpoints[org].clone(),
+            url,
+            endpoint: self.plan.targets[url].endpoints[org].clone(),
             options: self.options.clone(),
             shared: self.shared.clone(),
             pending: pending.clone(),
@@ -569,7 +716,10 @@ where
             self.stop.cancel();
             return Err(e);
         }
-        Ok(self.plan.source.produced(self.plan.endpoints.len() as u64))
+        Ok(self
+            .plan
+            .source
+            .produced(self.plan.endpoints().len() as u64))
     }
 
     /// Waits for the last deliveries (up to `drain_timeout` after the source is done)
@@ -614,12 +764,12 @@ async fn produce(
     api_timeout: Duration,
 ) -> anyhow::Result<()> {
     let apis: Vec<Api> = plan
-        .endpoints
+        .endpoints()
         .iter()
         .map(|e| Api::new(e, options, api_timeout).map(|api| api.limit_set_by("--drain-timeout")))
         .collect::<anyhow::Result<_>>()?;
     let mut requests = JoinSet::new();
-    for (api, endpoint) in apis.into_iter().zip(&plan.endpoints) {
+    for (api, endpoint) in apis.into_iter().zip(plan.endpoints()) {
         let org = endpoint.org.clone();
         match plan.source {
             Source::Publish { events, rate } => {
@@ -672,7 +822,7 @@ async fn final_seqs(
     options: &ClientOptions,
     results: &[ConnResult],
 ) -> Vec<Option<u64>> {
-    let mut seqs = vec![None; plan.endpoints.len()];
+    let mut seqs = vec![None; plan.endpoints().len()];
     let numbered: std::collections::BTreeSet<usize> = results
         .iter()
         .filter(|r| r.start_seq.is_some())
@@ -680,7 +830,7 @@ async fn final_seqs(
         .collect();
     let deadline = probe_deadline(plan, options);
     for org in numbered {
-        let endpoint = &plan.endpoints[org];
+        let endpoint = &plan.endpoints()[org];
         let asked = tokio::time::timeout_at(deadline, probe_answered(endpoint, options, plan));
         match asked.await {
             Ok(Probe::Seq(seq)) => seqs[org] = Some(seq),
@@ -752,6 +902,8 @@ struct Measured {
     /// Client CPU time from the event source to the end of the drain.
     cpu: Option<Duration>,
     source_started_us: u64,
+    started_at: String,
+    phases: Phases,
 }
 
 /// Each subscriber against its organization's final `seq`; `None` when any cannot
@@ -819,7 +971,7 @@ fn summarize(plan: &Plan, shared: &Shared, measured: &Measured) -> LoadSummary {
         connections_requested: shared.requested,
         connections_opened: connect_ms.count,
         connections_failed: shared.failed.load(Ordering::Relaxed),
-        organizations: plan.endpoints.len() as u64,
+        organizations: plan.endpoints().len() as u64,
         connect_rate: per_second(connect_ms.count, measured.connect_secs),
         connect_ms,
         connected_ms,
@@ -835,6 +987,9 @@ fn summarize(plan: &Plan, shared: &Shared, measured: &Measured) -> LoadSummary {
         errors,
         client_cpu_us_per_frame: cpu,
         duration_ms: shared.started.elapsed().as_secs_f64() * 1000.0,
+        started_at: measured.started_at.clone(),
+        phases_ms: measured.phases.clone(),
+        urls: shared.url_summaries(plan),
     }
 }
 

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 
 use super::error::{ErrorKind, classify};
-use super::{MAX_LATENCY_US, Shared, histogram, unix_us};
+use super::{MAX_LATENCY_US, Shared, unix_us};
 use crate::client::session::{Session, Started};
 use crate::client::ws::{Opened, Stream};
 use crate::client::{ClientOptions, Endpoint};
@@ -51,6 +51,8 @@ pub(super) struct ConnResult {
 /// One subscriber to open: which organization, and what it shares with the run.
 pub(super) struct Subscription {
     pub org: usize,
+    /// Which of the plan's base URLs.
+    pub url: usize,
     pub endpoint: Endpoint,
     pub options: ClientOptions,
     pub shared: Arc<Shared>,
@@ -66,7 +68,7 @@ impl Subscription {
     pub async fn run(self) -> Option<ConnResult> {
         let mut session = self.subscribe().await?;
         let start_seq = session.connected.connected.seq;
-        let mut reader = Reader::new(&self.shared, start_seq);
+        let mut reader = Reader::new(&self.shared, self.url, start_seq);
         if reader.read(&mut session.stream, &self.stop).await {
             let _ = tokio::time::timeout(STOP_CLOSE_WAIT, session.close(1000, "normal")).await;
         }
@@ -89,12 +91,12 @@ impl Subscription {
         .await;
         match started {
             Ok(Started::Ready(session)) => {
-                self.shared.opened(&session);
+                self.shared.opened(&session, self.url);
                 Some(session)
             }
             Ok(Started::Interrupted(_)) => None,
             Err(e) => {
-                self.shared.failed(classify(&e));
+                self.shared.failed(classify(&e), self.url);
                 None
             }
         }
@@ -113,8 +115,9 @@ struct Lite {
 /// The per-connection counters and sample buffer of a subscriber's reads.
 struct Reader<'a> {
     shared: &'a Shared,
+    url: usize,
     seqs: SeqTracker,
-    /// (second of the run, latency in µs), flushed in batches.
+    /// (millisecond of the run, latency in µs), flushed in batches.
     batch: Vec<(u32, u64)>,
     first_us: Option<u64>,
     last_us: Option<u64>,
@@ -126,9 +129,10 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(shared: &'a Shared, start_seq: Option<u64>) -> Reader<'a> {
+    fn new(shared: &'a Shared, url: usize, start_seq: Option<u64>) -> Reader<'a> {
         Reader {
             shared,
+            url,
             seqs: SeqTracker::expecting(start_seq.map(|s| s.saturating_add(1)))
                 .remembering(MAX_MISSING),
             batch: Vec::with_capacity(FLUSH_EVERY),
@@ -205,8 +209,8 @@ impl<'a> Reader<'a> {
             self.seqs.on(seq);
         }
         if let Some(us) = self.latency(&lite, now_us) {
-            let second = self.shared.started.elapsed().as_secs() as u32;
-            self.batch.push((second, us));
+            let ms = self.shared.started.elapsed().as_millis() as u32;
+            self.batch.push((ms, us));
         }
         if self.batch.len() >= FLUSH_EVERY
             || now_us.saturating_sub(self.flushed_us) >= FLUSH_AFTER_US
@@ -237,23 +241,24 @@ impl<'a> Reader<'a> {
         if self.batch.is_empty() && self.delivered == 0 {
             return;
         }
-        let shared = self.shared;
+        let (shared, url) = (self.shared, self.url);
         shared
             .delivered
             .fetch_add(self.delivered, Ordering::Relaxed);
-        self.delivered = 0;
-        let mut latency = shared.latency.lock().expect("latency lock");
-        for (_, us) in &self.batch {
-            latency.saturating_record((*us).clamp(1, MAX_LATENCY_US));
-        }
-        drop(latency);
-        let mut timeline = shared.timeline.lock().expect("timeline lock");
-        for (second, us) in self.batch.drain(..) {
-            let second = second as usize;
-            while timeline.len() <= second {
-                timeline.push(histogram());
+        shared.urls[url]
+            .delivered
+            .fetch_add(self.delivered, Ordering::Relaxed);
+        for histogram in [&shared.latency, &shared.urls[url].latency] {
+            let mut h = histogram.lock().expect("latency lock");
+            for (_, us) in &self.batch {
+                h.saturating_record((*us).clamp(1, MAX_LATENCY_US));
             }
-            timeline[second].saturating_record(us.clamp(1, MAX_LATENCY_US));
+        }
+        let delivered = std::mem::take(&mut self.delivered);
+        let mut timeline = shared.timeline.lock().expect("timeline lock");
+        timeline.delivered(shared.started.elapsed(), url, delivered);
+        for (ms, us) in self.batch.drain(..) {
+            timeline.latency(Duration::from_millis(ms.into()), url, us);
         }
     }
 
@@ -263,7 +268,7 @@ impl<'a> Reader<'a> {
         let shared = self.shared;
         shared.precise.fetch_add(self.precise, Ordering::Relaxed);
         shared.coarse.fetch_add(self.coarse, Ordering::Relaxed);
-        shared.open.fetch_sub(1, Ordering::Relaxed);
+        shared.closed(self.url);
         ConnResult {
             org,
             start_seq,

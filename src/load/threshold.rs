@@ -128,6 +128,32 @@ impl std::str::FromStr for Threshold {
     }
 }
 
+impl Threshold {
+    /// How far `actual` is inside the limit (negative: past it), in the metric's
+    /// unit; `==` and `!=` have no room, only a distance (|actual - limit|).
+    pub fn margin(&self, actual: f64) -> f64 {
+        match self.op {
+            Op::Lt | Op::Le => self.value - actual,
+            Op::Gt | Op::Ge => actual - self.value,
+            Op::Eq if actual == self.value => 0.0,
+            Op::Eq => -(actual - self.value).abs(),
+            Op::Ne => (actual - self.value).abs(),
+        }
+    }
+
+    /// The unit of the metric as shown: ` ms` for latencies, `%` for `loss_pct`,
+    /// else nothing.
+    pub fn unit(&self) -> &'static str {
+        if is_latency(&self.metric) {
+            " ms"
+        } else if self.metric == "loss_pct" {
+            " %"
+        } else {
+            ""
+        }
+    }
+}
+
 fn latency(p: &Percentiles, which: &str) -> f64 {
     match which {
         "p50" => p.p50,
@@ -293,5 +319,15 @@ mod tests {
         s.completeness = None;
         let v = evaluate(&[t("loss==0")], &s);
         assert!(!v[0].ok && v[0].message.contains("could not be measured"));
+    }
+
+    #[test]
+    fn margins_are_positive_inside_the_limit() {
+        assert_eq!(t("p99<50ms").margin(40.0), 10.0);
+        assert_eq!(t("p99<50ms").margin(63.0), -13.0);
+        assert_eq!(t("rate>=100").margin(150.0), 50.0);
+        assert_eq!(t("loss==0").margin(0.0), 0.0);
+        assert_eq!(t("loss==0").margin(3.0), -3.0);
+        assert_eq!((t("p99<1s").unit(), t("loss==0").unit()), (" ms", ""));
     }
 }

@@ -232,3 +232,54 @@ pub fn step_cases(steps: &[Step], classname: &str) -> Vec<Case> {
         })
         .collect()
 }
+
+/// Test cases for `load`: one per threshold (failed when breached or not
+/// measurable), and one for completeness (failed on loss unless `allow_loss`,
+/// skipped when the server sends no `seq`, failed when no connection opened).
+pub fn load_cases(report: &super::load::LoadReport, allow_loss: bool) -> Vec<Case> {
+    let s = &report.summary;
+    let time = Duration::from_secs_f64(s.duration_ms.max(0.0) / 1000.0);
+    let mut cases: Vec<Case> = report
+        .thresholds
+        .iter()
+        .map(|v| Case {
+            name: format!("threshold {}", v.threshold),
+            classname: "syncprobe.load.thresholds".into(),
+            time,
+            outcome: if v.ok {
+                Outcome::Passed
+            } else {
+                Outcome::Failed {
+                    message: v.message.clone(),
+                    details: format!(
+                        "expected: {}\nmeasured: {}",
+                        v.threshold,
+                        v.actual
+                            .map_or("not measured".into(), |a| format!("{a:.3}"))
+                    ),
+                }
+            },
+        })
+        .collect();
+    let outcome = match &s.completeness {
+        _ if s.connections_opened == 0 => Outcome::Failed {
+            message: "no connection opened".into(),
+            details: super::load::errors_list(&s.errors),
+        },
+        None => Outcome::Skipped {
+            reason: "not measurable: the server sends no seq".into(),
+        },
+        Some(c) if c.is_clean() || allow_loss => Outcome::Passed,
+        Some(_) => Outcome::Failed {
+            message: "events missing, duplicated or reordered".into(),
+            details: super::load::loss(s).unwrap_or_default(),
+        },
+    };
+    cases.push(Case {
+        name: "completeness".into(),
+        classname: "syncprobe.load".into(),
+        time,
+        outcome,
+    });
+    cases
+}

@@ -6,6 +6,7 @@
 //! (see [`json`]); diagnostics still go to stderr. A closed stdout (`| head`) is not
 //! an error: writes stop quietly.
 
+pub mod chart;
 pub mod color;
 pub mod conflicts;
 pub mod connect;

@@ -20,6 +20,7 @@ mod proxy;
 mod records;
 mod redis;
 mod replay;
+mod report;
 mod security;
 mod serve;
 mod status;

@@ -176,7 +176,7 @@ async fn url_lists_that_cannot_work_are_usage_errors() {
             "has no scheme",
         ),
     ];
-    for (flags, message) in cases {
+    for (flags, message) in &cases {
         for command in ["connect", "watch-sync", "smoke", "enqueue"] {
             let mut argv = vec![command, "org-u"];
             argv.extend(flags.iter().map(String::as_str));
@@ -187,6 +187,14 @@ async fn url_lists_that_cannot_work_are_usage_errors() {
             assert_eq!(out.status.code(), Some(2), "{argv:?}: {}", stderr(&out));
             assert!(stderr(&out).contains(message), "{argv:?}: {}", stderr(&out));
         }
+    }
+    // `load` spreads its sockets over the URLs: the same socket twice is refused too.
+    for (flags, message) in cases.iter().take(2) {
+        let mut argv = vec!["load", "-c", "1", "--events", "1"];
+        argv.extend(flags.iter().map(String::as_str));
+        let out = run_cli(&argv).await;
+        assert_eq!(out.status.code(), Some(2), "{argv:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{argv:?}: {}", stderr(&out));
     }
     // Mixed schemes of different instances are fine: the dead ones are tried.
     let other = dead_url().replace("ws://", "http://");
