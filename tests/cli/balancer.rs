@@ -162,3 +162,95 @@ async fn the_documented_haproxy_config_passes_upgrades_and_the_rest_api() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// A `serve --redis` instance in a child process (so that it can be killed with -9).
+async fn child_instance(redis: &str) -> (Running, std::net::SocketAddr) {
+    let mut child = spawn_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--redis",
+        redis,
+        "--json",
+    ]);
+    let listening = child
+        .wait_for("listening", |r| r["type"] == "listening")
+        .await;
+    let addr = listening["data"]["addr"].as_str().unwrap().parse().unwrap();
+    (child, addr)
+}
+
+/// `count` events of `kind` for `org`, published through `base` (the balancer).
+async fn publish_through(base: &str, org: &str, kind: &str, pfa: &str, count: u64) {
+    let body = serde_json::json!({"organizationId": org, "type": kind, "pfaId": pfa,
+        "count": count});
+    let (status, answer) = post(&format!("{base}/api/ws/publish"), &body.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_instance_behind_haproxy_loses_nothing_for_a_reconnecting_watch() {
+    if !haproxy_present() {
+        return;
+    }
+    let redis = crate::redis::RedisServer::start();
+    let (a, a_addr) = child_instance(&redis.url()).await;
+    let (b, b_addr) = child_instance(&redis.url()).await;
+    let mut instances = vec![(a, a_addr), (b, b_addr)];
+    let balancer = start_balancer(&[a_addr, b_addr]).await;
+    let org = "org-lb-failover";
+    let mut run = spawn_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &balancer.url(),
+        "--reconnect",
+        "--reconnect-base",
+        "50ms",
+        "--count",
+        "9",
+        "--fail-on-gap",
+        "--timeout",
+        "30s",
+        "--connect-timeout",
+        "2s",
+        "--json",
+    ]);
+    run.wait_for_connected().await;
+    publish_through(&balancer.url(), org, "SYNC_QUEUED", "pfa-1", 3).await;
+    run.wait_for("seq 3", |r| r["type"] == "event" && r["data"]["seq"] == 3)
+        .await;
+    // Kill -9 the instance that holds the socket; the other one stays.
+    let mut holder = None;
+    for (i, (_, addr)) in instances.iter().enumerate() {
+        let stats = get_json(&format!("http://{addr}/api/ws/stats")).await;
+        if stats["totalConnections"] == 1 {
+            holder = Some(i);
+        }
+    }
+    let holder = holder.expect("one instance holds the watch's socket");
+    let (doomed, _) = instances.remove(holder);
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &doomed.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Published through the balancer while the client is between instances.
+    publish_through(&balancer.url(), org, "SYNC_PROCESSING", "pfa-1", 3).await;
+    run.wait_for_connected().await;
+    publish_through(&balancer.url(), org, "SYNC_PROCESSING", "pfa-2", 3).await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let events = data_of(&finished.records, "event");
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter(|e| e["type"] != "CONNECTED")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=9).collect::<Vec<_>>(),
+        "every event exactly once"
+    );
+    drop(doomed);
+}

@@ -18,13 +18,13 @@ use crate::support::{
 };
 
 /// A `redis-server` of one test, on a free port, without persistence; killed on drop.
-struct RedisServer {
+pub struct RedisServer {
     port: u16,
     child: Child,
 }
 
 impl RedisServer {
-    fn start() -> RedisServer {
+    pub fn start() -> RedisServer {
         // Redis takes no `--port 0`: take a free port from the kernel and hand it on.
         let port = StdListener::bind("127.0.0.1:0")
             .unwrap()
@@ -49,7 +49,7 @@ impl RedisServer {
         panic!("redis-server on port {port} never answered PING");
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
