@@ -238,9 +238,24 @@ fn metric_names(rules: &str) -> BTreeSet<String> {
     names
 }
 
-#[tokio::test]
-async fn every_metric_the_alert_rules_use_is_exposed_by_serve() {
-    // A rule on a name serve does not expose would never fire: each one must exist.
+/// The names of `names` that no line of the exposition `metrics` carries.
+fn unexposed<'a>(names: &'a BTreeSet<String>, metrics: &str, skip: &[&str]) -> Vec<&'a String> {
+    names
+        .iter()
+        .filter(|name| !skip.contains(&name.as_str()))
+        .filter(|name| {
+            !metrics.lines().any(|line| {
+                line.strip_prefix(name.as_str()).is_some_and(|rest| {
+                    ["{", " ", "_bucket", "_count"]
+                        .iter()
+                        .any(|next| rest.starts_with(next))
+                })
+            })
+        })
+        .collect()
+}
+
+fn alert_metric_names() -> BTreeSet<String> {
     let rules =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/alerts.yml"))
             .unwrap();
@@ -249,7 +264,31 @@ async fn every_metric_the_alert_rules_use_is_exposed_by_serve() {
         names.contains("syncprobe_events_published_total"),
         "{names:?}"
     );
-    let server = TestServer::start().await;
+    assert!(names.contains("syncprobe_redis_up"), "{names:?}");
+    names
+}
+
+/// Scrapes until `wanted` is in the exposition (bounded), then returns it.
+async fn scrape_until(server: &TestServer, wanted: &str) -> String {
+    let mut metrics = scrape(server).await;
+    for _ in 0..100 {
+        if metrics.contains(wanted) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        metrics = scrape(server).await;
+    }
+    metrics
+}
+
+#[tokio::test]
+async fn every_metric_the_alert_rules_use_is_exposed_by_serve() {
+    // A rule on a name serve does not expose would never fire: each one must exist.
+    let names = alert_metric_names();
+    let mut config = fast_config();
+    config.max_queued_items = 1;
+    config.worker.processing_time = std::time::Duration::from_secs(30);
+    let server = TestServer::with(config).await;
     let (_ws, _) = subscribe(&server, "org-a").await;
     publish(
         &server,
@@ -260,36 +299,38 @@ async fn every_metric_the_alert_rules_use_is_exposed_by_serve() {
         1,
     )
     .await;
+    // A full queue counts a write-sync failure.
+    let url = server.http("/api/pems/write-sync");
+    let body = json!({"organizationId": "org-a", "count": 2}).to_string();
+    assert_eq!(post(&url, &body).await.0, 503);
     // One socket closes, so that the disconnect counter has a series.
     let (mut closing, _) = subscribe(&server, "org-a").await;
     closing.close(None).await.unwrap();
     let _ = next_message(&mut closing).await;
-    let mut metrics = scrape(&server).await;
-    for _ in 0..100 {
-        if metrics.contains("syncprobe_ws_disconnects_total{") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        metrics = scrape(&server).await;
-    }
-    // Only `serve --redis` has these; tests/cli/redis.rs checks them there.
-    let redis_only = [
-        "syncprobe_redis_up",
-        "syncprobe_pubsub_lag_seconds",
-        "syncprobe_write_sync_failures_total",
-    ];
-    let missing: Vec<&String> = names
-        .iter()
-        .filter(|name| !redis_only.contains(&name.as_str()))
-        .filter(|name| {
-            !metrics.lines().any(|line| {
-                line.strip_prefix(name.as_str()).is_some_and(|rest| {
-                    ["{", " ", "_bucket", "_count"]
-                        .iter()
-                        .any(|next| rest.starts_with(next))
-                })
-            })
-        })
-        .collect();
+    let metrics = scrape_until(&server, "syncprobe_ws_disconnects_total{").await;
+    // Only `serve --redis` has these (checked against it below).
+    let redis_only = ["syncprobe_redis_up", "syncprobe_pubsub_lag_seconds"];
+    let missing = unexposed(&names, &metrics, &redis_only);
     assert!(missing.is_empty(), "not exposed: {missing:?}\n{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_alerts_use_metrics_that_serve_redis_exposes() {
+    let names = alert_metric_names();
+    let redis = crate::redis::RedisServer::start();
+    let mut config = fast_config();
+    config.redis = Some(syncprobe::server::redis::RedisConfig::new(&redis.url()).unwrap());
+    let server = TestServer::with(config).await;
+    let (mut ws, _) = subscribe(&server, "org-r").await;
+    publish(&server, "org-r", "SYNC_QUEUED", "p", json!(null), 1).await;
+    assert_eq!(next_json(&mut ws).await["type"], "SYNC_QUEUED");
+    let metrics = scrape_until(&server, "syncprobe_pubsub_lag_seconds_count 1").await;
+    let wanted: BTreeSet<String> = ["syncprobe_redis_up", "syncprobe_pubsub_lag_seconds"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert!(wanted.is_subset(&names));
+    let missing = unexposed(&wanted, &metrics, &[]);
+    assert!(missing.is_empty(), "not exposed: {missing:?}\n{metrics}");
+    assert!(metrics.contains("syncprobe_redis_up 1"), "{metrics}");
 }
