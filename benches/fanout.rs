@@ -6,6 +6,10 @@
 //!
 //! Run: `cargo bench --bench fanout` (about a minute). `-- --quick` runs only C = 1,000;
 //! `-- --hold` adds 18,000 connections held for a minute with no error.
+//! `-- --cluster` runs instead the several-instances comparison: one instance alone, one
+//! instance over Redis, and three instances over one Redis with the load's sockets spread
+//! over them round-robin (events published on the first), in the same run; it needs
+//! `redis-server` (started on a free port, without persistence).
 //! Server CPU and RSS are read from /proc (Linux).
 
 use std::io::{BufRead, BufReader};
@@ -23,6 +27,11 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// A server with `extra` flags (`--redis URL`).
+    fn start_with(extra: &[&str]) -> Server {
         let mut child = Command::new(EXE)
             .args([
                 "serve",
@@ -38,6 +47,7 @@ impl Server {
                 "--ping-interval",
                 "0",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -89,12 +99,23 @@ impl Drop for Server {
 
 /// Runs `load` against `server`, sampling the server's peak RSS meanwhile.
 fn load(server: &Server, args: &[&str]) -> (Value, u64, Duration) {
-    let cpu_before = server.cpu();
+    load_spread(&[server], args)
+}
+
+/// Runs `load` with one `--url` per server (sockets spread round-robin), sampling the
+/// first server's peak RSS; the CPU time is the servers' sum.
+fn load_spread(servers: &[&Server], args: &[&str]) -> (Value, u64, Duration) {
+    let server = servers[0];
+    let cpu_of = |servers: &[&Server]| servers.iter().map(|s| s.cpu()).sum::<Duration>();
+    let cpu_before = cpu_of(servers);
+    let urls: Vec<&str> = servers
+        .iter()
+        .flat_map(|s| ["--url", s.url.as_str()])
+        .collect();
     let mut child = Command::new(EXE)
+        .arg("load")
+        .args(&urls)
         .args([
-            "load",
-            "--url",
-            &server.url,
             "--org",
             "org-bench",
             "--json",
@@ -114,7 +135,7 @@ fn load(server: &Server, args: &[&str]) -> (Value, u64, Duration) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let output = child.wait_with_output().unwrap();
-    let cpu = server.cpu() - cpu_before;
+    let cpu = cpu_of(servers) - cpu_before;
     let text = String::from_utf8_lossy(&output.stdout);
     let summary = text
         .lines()
@@ -137,7 +158,7 @@ fn row(name: &str, connections: usize, summary: &Value, server_cpu: Duration) {
         .as_object()
         .map_or(0, |e| e.values().filter_map(Value::as_u64).sum());
     println!(
-        "{name:<28} C={connections:<6} frames {frames:>9.0}  {:>10.0} frames/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  server {:>5.2} µs/frame  client {:>5.2} µs/frame  connect {:>6.0}/s  missing {} dup {} errors {errors}",
+        "{name:<44} C={connections:<6} frames {frames:>9.0}  {:>10.0} frames/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  server {:>5.2} µs/frame  client {:>5.2} µs/frame  connect {:>6.0}/s  missing {} dup {} errors {errors}",
         f(&summary["deliveredPerSec"]),
         f(&lat["p50"]),
         f(&lat["p99"]),
@@ -150,8 +171,107 @@ fn row(name: &str, connections: usize, summary: &Value, server_cpu: Duration) {
     );
 }
 
+/// A `redis-server` on a free port without persistence; killed on drop.
+struct RedisServer {
+    child: Child,
+    url: String,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server)");
+        let server = RedisServer {
+            child,
+            url: format!("redis://127.0.0.1:{port}/"),
+        };
+        for _ in 0..500 {
+            let pong = redis::Client::open(server.url.as_str())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+            if pong.is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server on {port} never answered PING");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// p99 per URL of a spread run, e.g. `p99 per URL 3.1 / 4.0 / 4.2 ms`.
+fn per_url(summary: &Value) -> String {
+    let p99s: Vec<String> = summary["urls"]
+        .as_array()
+        .map(|urls| {
+            urls.iter()
+                .map(|u| format!("{:.2}", f(&u["latencyMs"]["p99"])))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!("p99 per URL {} ms", p99s.join(" / "))
+}
+
+/// One instance alone, one over Redis, three over one Redis: burst and paced, same C.
+fn cluster() {
+    let c = 3_000;
+    let conns = c.to_string();
+    let redis = RedisServer::start();
+    println!("several instances: C = {c} in one organization, events published on the first URL\n");
+    type Setup = (&'static str, usize, bool);
+    let setups: [Setup; 3] = [
+        ("1 instance, in-process", 1, false),
+        ("1 instance over Redis", 1, true),
+        ("3 instances over Redis", 3, true),
+    ];
+    for (name, n, over_redis) in setups {
+        let extra: Vec<&str> = if over_redis {
+            vec!["--redis", redis.url.as_str()]
+        } else {
+            vec![]
+        };
+        for (mode, args) in [
+            ("burst (300 events)", vec!["--events", "300"]),
+            (
+                "paced (10 events/s)",
+                vec!["--events", "40", "--rate", "10"],
+            ),
+        ] {
+            let servers: Vec<Server> = (0..n).map(|_| Server::start_with(&extra)).collect();
+            let refs: Vec<&Server> = servers.iter().collect();
+            let mut all = vec!["--connections", conns.as_str()];
+            all.extend(args);
+            let (summary, _, cpu) = load_spread(&refs, &all);
+            row(&format!("{name}: {mode}"), c, &summary, cpu);
+            if n > 1 {
+                println!("{:<44} {}", "", per_url(&summary));
+            }
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--cluster") {
+        cluster();
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let hold = args.iter().any(|a| a == "--hold");
     println!(
