@@ -466,10 +466,7 @@ async fn claiming_instance(redis: &RedisServer) -> TestServer {
 }
 
 async fn sync_status(server: &TestServer, org: &str) -> Value {
-    get_json(&server.http(&format!(
-        "/api/pems/sync-status?organizationId={org}"
-    )))
-    .await
+    get_json(&server.http(&format!("/api/pems/sync-status?organizationId={org}"))).await
 }
 
 /// Waits (bounded) until `org`'s queue has nothing waiting or in progress and
@@ -524,21 +521,34 @@ async fn three_instances_share_the_write_sync_queue_and_end_each_item_once() {
     // Cluster-wide figures, the same from every instance.
     let figures = settled(&b, org, 30).await;
     assert_eq!(
-        (&figures["completed"], &figures["conflicts"], &figures["failed"]),
+        (
+            &figures["completed"],
+            &figures["conflicts"],
+            &figures["failed"]
+        ),
         (&json!(15), &json!(8), &json!(7)),
         "{figures}"
     );
     assert!(figures["lastSyncAt"].is_string(), "{figures}");
     for other in [&a, &c] {
         let status = sync_status(other, org).await;
-        for key in ["completed", "conflicts", "failed", "totalQueued", "processing"] {
+        for key in [
+            "completed",
+            "conflicts",
+            "failed",
+            "totalQueued",
+            "processing",
+        ] {
             assert_eq!(status[key], figures[key], "{key}: {status} vs {figures}");
         }
     }
     publish(&a, org, "SYNC_QUEUED", "marker", json!(null), 1).await;
     let ends = terminals_until(&mut ws, "marker").await;
     assert_eq!(ends.len(), 30, "{ends:?}");
-    assert!(ends.values().all(|n| *n == 1), "one terminal each: {ends:?}");
+    assert!(
+        ends.values().all(|n| *n == 1),
+        "one terminal each: {ends:?}"
+    );
 }
 
 #[tokio::test]
@@ -602,8 +612,7 @@ async fn items_of_a_killed_instance_are_claimed_and_end_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let survivor = claiming_instance(&redis).await;
-    let (mut ws, _) = subscribe(&survivor, org).await;
-    // The waiting two go to the survivor at once; the doomed one keeps its own
+    // The waiting two go to the other instances at once; the doomed one keeps its own
     // (it touches it) until it dies.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -628,10 +637,22 @@ async fn items_of_a_killed_instance_are_claimed_and_end_once() {
     assert!(kill.success());
     let figures = settled(&survivor, org, 3).await;
     assert_eq!(figures["completed"], 3, "{figures}");
+    // Every event of the organization, from the shared history.
+    let (_, connected) = subscribe(&survivor, org).await;
+    let url = format!(
+        "{}?since=0&epoch={}",
+        survivor.sync_url(org),
+        connected["epoch"].as_str().unwrap()
+    );
+    let mut ws = crate::support::connect(&url).await;
+    assert_eq!(next_json(&mut ws).await["historyTruncated"], false);
     publish(&survivor, org, "SYNC_QUEUED", "marker", json!(null), 1).await;
     let ends = terminals_until(&mut ws, "marker").await;
     assert_eq!(ends.len(), 3, "{ends:?}");
-    assert!(ends.values().all(|n| *n == 1), "one terminal each: {ends:?}");
+    assert!(
+        ends.values().all(|n| *n == 1),
+        "one terminal each: {ends:?}"
+    );
 }
 
 #[tokio::test]
