@@ -183,7 +183,7 @@ impl Figures {
             completed: self.completed,
             failed: self.failed,
             avg_sync_time: self.total_sync_ms.checked_div(finished),
-            last_sync_at: self.last_sync_at.clone(),
+            last_sync_at: self.last_sync_at,
             next_sync_at: next,
             health: Health::from_success_rate(success_rate),
             success_rate,
