@@ -107,7 +107,7 @@ pub struct ServeArgs {
           default_value_t = server::DEFAULT_MAX_PACED_PUBLISHES, help_heading = "Limits",
           value_parser = positive_count)]
     pub max_paced_publishes: usize,
-    /// Write-sync items waiting or in progress across organizations (more: HTTP 503)
+    /// Write-sync items waiting or in progress across organizations; with --redis per organization across instances (more: HTTP 503)
     #[arg(long, value_name = "N", env = "SYNCPROBE_MAX_QUEUED_ITEMS",
           default_value_t = server::DEFAULT_MAX_QUEUED_ITEMS, help_heading = "Limits",
           value_parser = positive_count)]
