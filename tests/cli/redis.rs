@@ -679,3 +679,54 @@ async fn a_write_sync_refused_while_redis_is_paused_queues_nothing() {
     let figures = settled(&a, "org-p", 2).await;
     assert_eq!(figures["completed"], 2, "{figures}");
 }
+
+#[tokio::test]
+async fn a_claim_after_of_zero_is_a_usage_error() {
+    let output = crate::support::run_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--redis",
+        "redis://127.0.0.1:1/",
+        "--claim-after",
+        "0s",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = crate::support::stderr(&output);
+    assert!(stderr.contains("--claim-after"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_higher_priority_item_overtakes_waiting_ones_in_redis() {
+    let redis = RedisServer::start();
+    let mut config = config(&redis);
+    config.worker.workers = 1;
+    config.worker.processing_time = Duration::from_millis(150);
+    let a = TestServer::with(config).await;
+    healthy(&a).await;
+    let org = "org-prio";
+    let (mut ws, _) = subscribe(&a, org).await;
+    let low = json!({"organizationId": org, "pfaIds": ["low-1", "low-2", "low-3"]});
+    let (status, body) = post(&a.http("/api/pems/write-sync"), &low.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    // Once the first low one runs, a high one is queued: it runs next.
+    loop {
+        let event = next_event(&mut ws).await;
+        if event["type"] == "SYNC_PROCESSING" {
+            assert_eq!(event["pfaId"], "low-1", "{event}");
+            break;
+        }
+    }
+    let high = json!({"organizationId": org, "pfaIds": ["high"], "priority": 10});
+    let (status, body) = post(&a.http("/api/pems/write-sync"), &high.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let mut order = Vec::new();
+    while order.len() < 3 {
+        let event = next_event(&mut ws).await;
+        if event["type"] == "SYNC_PROCESSING" {
+            order.push(event["pfaId"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(order, ["high", "low-2", "low-3"]);
+}
