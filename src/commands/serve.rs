@@ -31,9 +31,10 @@ HTTP timeouts) are on with the defaults shown. Close codes: 1002 protocol error,
 invalid UTF-8, 1009 too big, 1013 too slow, 4401 token expired, 4403 organization not
 allowed, 4408 idle or no answer to the opening ping, 4429 rate limit, 4503 connection
 cap. HTTP: 413 event too large, 429 too many paced publishes, 431 head too large, 503
-queue full or Redis unavailable. Serves HTTP/1.1 only (no cleartext HTTP/2). A crash
-loses the queue and, without --redis, the history (clients see a new epoch); with
---redis, instances share events, history and the write-sync queue. --shutdown-grace bounds the whole shutdown (exit 0).")]
+queue full or Redis unavailable. Serves HTTP/1.1 only (no cleartext HTTP/2). Without
+--redis a crash loses the queue and the history (clients see a new epoch); with --redis,
+instances share events, history and the write-sync queue, and another instance claims a
+dead one's items after --claim-after. --shutdown-grace bounds the whole shutdown (exit 0).")]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port)
     #[arg(
