@@ -470,11 +470,19 @@ async fn sync_status(server: &TestServer, org: &str) -> Value {
 }
 
 /// Waits (bounded) until `org`'s queue has nothing waiting or in progress and
-/// `ended` items ended; returns its figures.
+/// `ended` items ended; returns its figures (a 503 while Redis is away is waited out).
 async fn settled(server: &TestServer, org: &str, ended: u64) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
+    let url = server.http(&format!("/api/pems/sync-status?organizationId={org}"));
     loop {
-        let status = sync_status(server, org).await;
+        let (code, body) = get(&url).await;
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        if code == 503 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        assert_eq!(code, 200, "{body}");
+        let status: Value = serde_json::from_str(&body).unwrap();
         let done = ["completed", "failed", "conflicts"]
             .iter()
             .map(|k| status[k].as_u64().unwrap())
@@ -729,4 +737,37 @@ async fn a_higher_priority_item_overtakes_waiting_ones_in_redis() {
         }
     }
     assert_eq!(order, ["high", "low-2", "low-3"]);
+}
+
+#[tokio::test]
+async fn queued_items_survive_a_redis_pause_and_end_once() {
+    let redis = RedisServer::start();
+    let mut config = config(&redis);
+    config.worker.workers = 2;
+    config.worker.processing_time = Duration::from_millis(300);
+    let a = TestServer::with(config).await;
+    healthy(&a).await;
+    let org = "org-pause";
+    let body = json!({"organizationId": org, "pfaIds": ["p1", "p2", "p3", "p4"]});
+    let (status, answer) = post(&a.http("/api/pems/write-sync"), &body.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    // Redis stalls while the items are in progress or waiting.
+    redis.command(&["CLIENT", "PAUSE", "1500", "ALL"]).unwrap();
+    let figures = settled(&a, org, 4).await;
+    assert_eq!(figures["completed"], 4, "{figures}");
+    let (_, connected) = subscribe(&a, org).await;
+    let url = format!(
+        "{}?since=0&epoch={}",
+        a.sync_url(org),
+        connected["epoch"].as_str().unwrap()
+    );
+    let mut ws = crate::support::connect(&url).await;
+    assert_eq!(next_json(&mut ws).await["historyTruncated"], false);
+    publish(&a, org, "SYNC_QUEUED", "marker", json!(null), 1).await;
+    let ends = terminals_until(&mut ws, "marker").await;
+    assert_eq!(ends.len(), 4, "{ends:?}");
+    assert!(
+        ends.values().all(|n| *n == 1),
+        "one terminal each: {ends:?}"
+    );
 }
