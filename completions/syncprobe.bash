@@ -1038,7 +1038,7 @@ _syncprobe() {
             return 0
             ;;
         syncprobe__subcmd__serve)
-            opts="-q -v -h -V --listen --history --lag-limit --workers --processing-time --max-retries --retry-base --ping-interval --write-timeout --shutdown-grace --history-bytes --history-total-bytes --max-queued-bytes --slow-grace --max-event-size --max-paced-publishes --max-queued-items --handshake-timeout --header-timeout --max-header-bytes --max-pending-connections --max-pending-per-ip --metrics-listen --metrics-orgs --max-message-size --jwt-secret --jwt-secret-file --jwt-public-key --jwt-issuer --jwt-audience --jwt-leeway --allowed-origin --org-id-syntax --org-allow-file --rate-limit --rate-burst --idle-timeout --max-connections --max-connections-per-org --cap-response --ip-upgrade-rate --ip-upgrade-burst --redis --tls-cert --tls-key --json --color --quiet --verbose --help --version"
+            opts="-q -v -h -V --listen --history --lag-limit --workers --processing-time --max-retries --retry-base --ping-interval --write-timeout --shutdown-grace --history-bytes --history-total-bytes --max-queued-bytes --slow-grace --max-event-size --max-paced-publishes --max-queued-items --handshake-timeout --header-timeout --max-header-bytes --max-pending-connections --max-pending-per-ip --metrics-listen --metrics-orgs --max-message-size --jwt-secret --jwt-secret-file --jwt-public-key --jwt-issuer --jwt-audience --jwt-leeway --allowed-origin --org-id-syntax --org-allow-file --rate-limit --rate-burst --idle-timeout --max-connections --max-connections-per-org --cap-response --ip-upgrade-rate --ip-upgrade-burst --redis --claim-after --tls-cert --tls-key --json --color --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1213,6 +1213,10 @@ _syncprobe() {
                     return 0
                     ;;
                 --redis)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --claim-after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -339,7 +339,7 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-queued
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l slow-grace -d 'How long a large burst waits for a client that is behind before overtaking it' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-event-size -d 'Largest publish body (one event), in bytes (larger: HTTP 413)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-paced-publishes -d 'Paced publishes (ratePerSec > 0) running at once (more: HTTP 429)' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-queued-items -d 'Write-sync items waiting or in progress across organizations (more: HTTP 503)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-queued-items -d 'Write-sync items waiting or in progress across organizations; with --redis per organization across instances (more: HTTP 503)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l handshake-timeout -d 'Time a new sync socket has to answer the server\'s first ping (more: close 4408; 0 = off)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l header-timeout -d 'Time a client has to send a request\'s head, from connecting or from the previous response (so also the keep-alive idle timeout)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l max-header-bytes -d 'Largest request head, in bytes (larger: HTTP 431)' -r
@@ -367,7 +367,8 @@ complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l cap-respon
 close\t'Accept the upgrade, then close with 4503 (browsers cannot read an HTTP status)'"
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l ip-upgrade-rate -d 'Upgrade attempts per second per client IP (more: HTTP 429; 0 = off)' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l ip-upgrade-burst -d 'Upgrade attempts a client IP may make at once before --ip-upgrade-rate applies' -r
-complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l redis -d 'Share events and their history with other instances through this Redis (redis://[:PASSWORD@]HOST:PORT[/DB], or rediss:// for TLS)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l redis -d 'Share events, their history and the write-sync queue with other instances through this Redis (redis://[:PASSWORD@]HOST:PORT[/DB], or rediss:// for TLS)' -r
+complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l claim-after -d 'With --redis: a write-sync item another instance took and has not touched for this long (it died or lost Redis) is claimed and finished by an idle worker here' -r
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l tls-cert -d 'Serve https:// and wss:// with this certificate chain (PEM; needs --tls-key)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l tls-key -d 'The private key of --tls-cert (PEM)' -r -F
 complete -c syncprobe -n "__fish_syncprobe_using_subcommand serve" -l color -d 'When to use colour' -r -f -a "auto\t'Colour when the stream is a terminal, honouring NO_COLOR, CLICOLOR_FORCE and TERM=dumb'

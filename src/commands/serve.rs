@@ -31,9 +31,10 @@ HTTP timeouts) are on with the defaults shown. Close codes: 1002 protocol error,
 invalid UTF-8, 1009 too big, 1013 too slow, 4401 token expired, 4403 organization not
 allowed, 4408 idle or no answer to the opening ping, 4429 rate limit, 4503 connection
 cap. HTTP: 413 event too large, 429 too many paced publishes, 431 head too large, 503
-queue full or Redis unavailable. Serves HTTP/1.1 only (no cleartext HTTP/2). A crash
-loses the queue and, without --redis, the history (clients see a new epoch); with
---redis, instances share events and history. --shutdown-grace bounds the whole shutdown (exit 0).")]
+queue full or Redis unavailable. Serves HTTP/1.1 only (no cleartext HTTP/2). Without
+--redis a crash loses the queue and the history (clients see a new epoch); with --redis,
+instances share events, history and the write-sync queue, and another instance claims a
+dead one's items after --claim-after. --shutdown-grace bounds the whole shutdown (exit 0).")]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port)
     #[arg(
@@ -107,7 +108,7 @@ pub struct ServeArgs {
           default_value_t = server::DEFAULT_MAX_PACED_PUBLISHES, help_heading = "Limits",
           value_parser = positive_count)]
     pub max_paced_publishes: usize,
-    /// Write-sync items waiting or in progress across organizations (more: HTTP 503)
+    /// Write-sync items waiting or in progress across organizations; with --redis per organization across instances (more: HTTP 503)
     #[arg(long, value_name = "N", env = "SYNCPROBE_MAX_QUEUED_ITEMS",
           default_value_t = server::DEFAULT_MAX_QUEUED_ITEMS, help_heading = "Limits",
           value_parser = positive_count)]
@@ -269,7 +270,7 @@ pub struct ServeArgs {
           default_value_t = security::DEFAULT_IP_BURST, help_heading = "Security",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub ip_upgrade_burst: u32,
-    /// Share events and their history with other instances through this Redis (redis://[:PASSWORD@]HOST:PORT[/DB], or rediss:// for TLS)
+    /// Share events, their history and the write-sync queue with other instances through this Redis (redis://[:PASSWORD@]HOST:PORT[/DB], or rediss:// for TLS)
     #[arg(
         long,
         value_name = "URL",
@@ -278,6 +279,10 @@ pub struct ServeArgs {
         help_heading = "Several instances"
     )]
     pub redis: Option<String>,
+    /// With --redis: a write-sync item another instance took and has not touched for this long (it died or lost Redis) is claimed and finished by an idle worker here
+    #[arg(long, value_name = "DURATION", env = "SYNCPROBE_CLAIM_AFTER", default_value = "30s",
+          value_parser = positive_duration, help_heading = "Several instances")]
+    pub claim_after: Duration,
     /// Serve https:// and wss:// with this certificate chain (PEM; needs --tls-key)
     #[arg(
         long,
@@ -373,6 +378,7 @@ impl ServeArgs {
                 ),
                 None => None,
             },
+            claim_after: self.claim_after,
         })
     }
 

@@ -100,7 +100,13 @@ pub struct Config {
     /// Share events, history and the write-sync queue with other instances through
     /// Redis (`--redis`); `None`: this process serves alone.
     pub redis: Option<RedisConfig>,
+    /// With `--redis`: a write-sync item another instance took and has not touched
+    /// for this long is claimed by an idle worker (`--claim-after`).
+    pub claim_after: Duration,
 }
+
+/// Default of `--claim-after`.
+pub const DEFAULT_CLAIM_AFTER: Duration = Duration::from_secs(30);
 
 impl Default for Config {
     fn default() -> Self {
@@ -143,6 +149,7 @@ impl Default for Config {
             ip_upgrade_limit: None,
             tls: None,
             redis: None,
+            claim_after: DEFAULT_CLAIM_AFTER,
         }
     }
 }

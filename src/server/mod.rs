@@ -51,8 +51,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::config::{
-    Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_PACED_PUBLISHES,
-    DEFAULT_MAX_QUEUED_ITEMS,
+    Config, DEFAULT_CLAIM_AFTER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_EVENT_SIZE,
+    DEFAULT_MAX_PACED_PUBLISHES, DEFAULT_MAX_QUEUED_ITEMS,
 };
 pub use self::queue::WorkerConfig;
 pub(crate) use self::state::{AppState, Shared};
@@ -73,12 +73,26 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
     }
     let metrics = Arc::new(metrics);
     let mut instance = None;
+    let mut shared_queue = None;
+    let conflicts = Arc::new(ConflictStore::default());
     let bus: Arc<dyn EventBus> = match &config.redis {
         Some(redis) => {
             // Connects lazily: fails only on settings the handle never uses.
             let redis = redis::Redis::new(redis, metrics.clone())
                 .expect("a lazily connecting Redis handle");
             instance = Some(redis.id.clone());
+            let settings = redis::RedisQueueConfig {
+                worker: config.worker,
+                history: config.history,
+                claim_after: config.claim_after,
+                capacity: config.max_queued_items,
+            };
+            let hook: Arc<dyn queue::ConflictHook> = conflicts.clone();
+            shared_queue = Some(Arc::new(redis::RedisQueue::new(
+                redis.clone(),
+                settings,
+                Some(hook),
+            )));
             Arc::new(redis::RedisBus::start(
                 redis,
                 config.history,
@@ -98,12 +112,13 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
             metrics.clone(),
         )),
     };
-    let conflicts = Arc::new(ConflictStore::default());
-    let queue = Arc::new(
-        Queue::new(config.worker, bus.clone())
-            .capped(config.max_queued_items)
-            .with_conflict_hook(conflicts.clone()),
-    );
+    let mut queue = Queue::new(config.worker, bus.clone())
+        .capped(config.max_queued_items)
+        .with_conflict_hook(conflicts.clone());
+    if let Some(shared) = shared_queue {
+        queue = queue.shared(shared);
+    }
+    let queue = Arc::new(queue);
     let state = Arc::new(Shared {
         security: Arc::new(Security::new(&config, metrics.clone())),
         config,

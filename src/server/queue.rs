@@ -5,6 +5,10 @@
 //! retried item waits until its backoff has passed. Each attempt emits
 //! `SYNC_PROCESSING`; every item ends with exactly one terminal event. The scheduling
 //! state ([`Schedule`]) is a plain data structure, tested without a clock.
+//!
+//! With `--redis` the items live in Redis instead ([`SharedQueue`], implemented by
+//! `redis::RedisQueue`): [`Queue`] hands every call to it, and the routes and the
+//! conflicts API see one type either way.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -16,7 +20,7 @@ use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::bus::{Draft, EventBus};
+use super::bus::{BusFuture, Draft, EventBus};
 use crate::backoff::capped_exponential;
 use crate::protocol::{EventType, Health, Outcome, SyncStatus, Timestamp};
 
@@ -154,16 +158,60 @@ impl Schedule {
 
 /// Per-organization figures for `sync-status`.
 #[derive(Clone, Debug, Default)]
-struct Figures {
-    waiting: u64,
-    processing: u64,
-    completed: u64,
-    failed: u64,
-    conflicts: u64,
-    total_sync_ms: u64,
-    last_sync_at: Option<Timestamp>,
+pub(crate) struct Figures {
+    pub waiting: u64,
+    pub processing: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub conflicts: u64,
+    pub total_sync_ms: u64,
+    pub last_sync_at: Option<Timestamp>,
     /// Current version of each record, for `newVersion`.
-    versions: HashMap<String, i64>,
+    pub versions: HashMap<String, i64>,
+}
+
+impl Figures {
+    /// The `sync-status` answer of these figures; `next` is when a waiting item is due.
+    pub(crate) fn report(&self, next: Option<Timestamp>) -> SyncStatus {
+        let finished = self.completed + self.failed + self.conflicts;
+        let success_rate = (self.completed * 100).checked_div(finished).unwrap_or(100) as u32;
+        let mut extra = serde_json::Map::new();
+        extra.insert("conflicts".into(), self.conflicts.into());
+        SyncStatus {
+            total_queued: self.waiting,
+            processing: self.processing,
+            completed: self.completed,
+            failed: self.failed,
+            avg_sync_time: self.total_sync_ms.checked_div(finished),
+            last_sync_at: self.last_sync_at,
+            next_sync_at: next,
+            health: Health::from_success_rate(success_rate),
+            success_rate,
+            extra,
+        }
+    }
+}
+
+/// The write-sync queue kept elsewhere (Redis), shared by several instances.
+pub trait SharedQueue: Send + Sync {
+    /// Queues `items` (all or none) and announces each with `SYNC_QUEUED`.
+    fn enqueue<'a>(
+        &'a self,
+        org: &'a str,
+        priority: u8,
+        items: Vec<NewItem>,
+    ) -> BusFuture<'a, Vec<Item>>;
+    /// The organization's figures across instances.
+    fn status<'a>(&'a self, org: &'a str) -> BusFuture<'a, SyncStatus>;
+    /// A conflict was resolved (see [`Queue::conflict_resolved`]).
+    fn conflict_resolved<'a>(&'a self, org: &'a str, synced: bool) -> BusFuture<'a, ()>;
+    /// Runs this instance's workers until `cancel` fires.
+    fn run(
+        self: Arc<Self>,
+        cancel: CancellationToken,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+    /// Items this instance holds now (in progress or waiting for a retry).
+    fn held(&self) -> u64;
 }
 
 struct State {
@@ -197,6 +245,8 @@ pub struct Queue {
     state: Mutex<State>,
     wake: Notify,
     conflicts: Option<Arc<dyn ConflictHook>>,
+    /// With `--redis`: where the items are kept instead of `state`.
+    shared: Option<Arc<dyn SharedQueue>>,
 }
 
 /// An item to queue, as the REST layer validated it.
@@ -254,22 +304,7 @@ impl State {
     /// The terminal event of an item's last attempt: failed (a retryable failure with
     /// no retry left), conflict or success.
     fn terminal(&self, item: &Item, retryable_failure: bool) -> (EventType, serde_json::Value) {
-        if retryable_failure {
-            let details = json!({
-                "error": "upstream write failed: 503 Service Unavailable (simulated by syncprobe serve)",
-                "retryCount": item.attempts - 1,
-            });
-            (EventType::Failed, details)
-        } else if item.outcome == Outcome::Conflict {
-            let details = json!({
-                "conflictId": conflict_id(),
-                "conflictingFields": CONFLICTING_FIELDS,
-            });
-            (EventType::Conflict, details)
-        } else {
-            let current = self.version_of(item);
-            (EventType::Success, json!({ "newVersion": current + 1 }))
-        }
+        terminal_of(item, retryable_failure, self.version_of(item))
     }
 
     /// The record's current version (1 before its first write).
@@ -282,11 +317,45 @@ impl State {
     }
 }
 
+/// The terminal event of an item's last attempt, the record being at `current`:
+/// failed (a retryable failure with no retry left), conflict or success.
+pub(crate) fn terminal_of(
+    item: &Item,
+    retryable_failure: bool,
+    current: i64,
+) -> (EventType, serde_json::Value) {
+    if retryable_failure {
+        let details = json!({
+            "error": "upstream write failed: 503 Service Unavailable (simulated by syncprobe serve)",
+            "retryCount": item.attempts - 1,
+        });
+        (EventType::Failed, details)
+    } else if item.outcome == Outcome::Conflict {
+        let details = json!({
+            "conflictId": conflict_id(),
+            "conflictingFields": CONFLICTING_FIELDS,
+        });
+        (EventType::Conflict, details)
+    } else {
+        (EventType::Success, json!({ "newVersion": current + 1 }))
+    }
+}
+
+/// Whether attempt number `attempts` (1-based) of an item with `outcome` fails in a
+/// way worth a retry.
+pub(crate) fn fails_retryably(outcome: Outcome, attempts: u32) -> bool {
+    match outcome {
+        Outcome::Failed => true,
+        Outcome::RetryThenSuccess => attempts == 1,
+        _ => false,
+    }
+}
+
 /// The fields a simulated conflict names.
 pub const CONFLICTING_FIELDS: [&str; 2] = ["quantity", "status"];
 
 /// A conflict id as existing backends make them: `conflict_<ms>_<9 random chars>`.
-fn conflict_id() -> String {
+pub(crate) fn conflict_id() -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     // 36^9 < 2^64: nine base-36 digits of one random number.
     let mut n = rand::random::<u64>();
@@ -322,7 +391,14 @@ impl Queue {
             }),
             wake: Notify::new(),
             conflicts: None,
+            shared: None,
         }
+    }
+
+    /// Keeps the items in `shared` (Redis) rather than in this process.
+    pub fn shared(mut self, shared: Arc<dyn SharedQueue>) -> Queue {
+        self.shared = Some(shared);
+        self
     }
 
     /// Records every conflict outcome in `hook`.
@@ -334,6 +410,11 @@ impl Queue {
     /// A resolved conflict leaves the conflict figures; resolved as `synced`
     /// (`use_pems`) it counts as completed, otherwise its re-queued item will.
     pub async fn conflict_resolved(&self, org: &str, synced: bool) {
+        if let Some(shared) = &self.shared {
+            // Best effort: the figures are off by one if Redis is away just now.
+            let _ = shared.conflict_resolved(org, synced).await;
+            return;
+        }
         let mut state = self.state.lock().await;
         let figures = state.figures.entry(org.to_string()).or_default();
         figures.conflicts = figures.conflicts.saturating_sub(1);
@@ -364,6 +445,9 @@ impl Queue {
         priority: u8,
         items: Vec<NewItem>,
     ) -> anyhow::Result<Vec<Item>> {
+        if let Some(shared) = &self.shared {
+            return shared.enqueue(org, priority, items).await;
+        }
         let now = Instant::now();
         let asked = items.len() as u64;
         let items: Vec<Item> = {
@@ -443,6 +527,9 @@ impl Queue {
 
     /// Runs the workers until `cancel` fires.
     pub async fn run_workers(self: Arc<Self>, cancel: CancellationToken) {
+        if let Some(shared) = &self.shared {
+            return shared.clone().run(cancel).await;
+        }
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..self.config.workers.max(1) {
             let queue = self.clone();
@@ -495,11 +582,7 @@ impl Queue {
         }
         item.attempts += 1;
         let retries = item.attempts - 1;
-        let retryable_failure = match item.outcome {
-            Outcome::Failed => true,
-            Outcome::RetryThenSuccess => item.attempts == 1,
-            _ => false,
-        };
+        let retryable_failure = fails_retryably(item.outcome, item.attempts);
         let mut state = self.state.lock().await;
         if retryable_failure && retries < self.config.max_retries {
             state.requeue(item, Instant::now() + self.config.backoff(retries + 1));
@@ -535,8 +618,11 @@ impl Queue {
         self.wake.notify_one();
     }
 
-    /// Figures of one organization's queue.
-    pub async fn status(&self, org: &str) -> SyncStatus {
+    /// Figures of one organization's queue (across instances with `--redis`).
+    pub async fn status(&self, org: &str) -> anyhow::Result<SyncStatus> {
+        if let Some(shared) = &self.shared {
+            return shared.status(org).await;
+        }
         let state = self.state.lock().await;
         let figures = state.figures.get(org).cloned().unwrap_or_default();
         let now = Instant::now();
@@ -544,33 +630,20 @@ impl Queue {
             let wait = due.saturating_duration_since(now);
             Timestamp(chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default())
         });
-        let finished = figures.completed + figures.failed + figures.conflicts;
-        let success_rate = (figures.completed * 100)
-            .checked_div(finished)
-            .unwrap_or(100) as u32;
-        let mut extra = serde_json::Map::new();
-        extra.insert("conflicts".into(), figures.conflicts.into());
-        SyncStatus {
-            total_queued: figures.waiting,
-            processing: figures.processing,
-            completed: figures.completed,
-            failed: figures.failed,
-            avg_sync_time: figures.total_sync_ms.checked_div(finished),
-            last_sync_at: figures.last_sync_at,
-            next_sync_at: next,
-            health: Health::from_success_rate(success_rate),
-            success_rate,
-            extra,
-        }
+        Ok(figures.report(next))
     }
 
-    /// Items waiting or in progress, across organizations (for `/api/ws/stats`).
+    /// Items waiting or in progress, across organizations (for `/api/ws/stats`); with
+    /// `--redis`, the items this instance holds.
     pub async fn backlog(&self) -> u64 {
+        if let Some(shared) = &self.shared {
+            return shared.held();
+        }
         self.state.lock().await.backlog
     }
 }
 
-fn draft(kind: EventType, pfa_id: &str, details: Option<serde_json::Value>) -> Draft {
+pub(crate) fn draft(kind: EventType, pfa_id: &str, details: Option<serde_json::Value>) -> Draft {
     Draft {
         kind,
         pfa_id: pfa_id.to_string(),
@@ -676,12 +749,16 @@ mod tests {
         };
         let error = queue.enqueue("o", 0, vec![new(), new()]).await.unwrap_err();
         assert!(format!("{error:#}").contains("the bus is out of reach"));
-        assert_eq!(queue.status("o").await.total_queued, 1, "the announced one");
+        assert_eq!(
+            queue.status("o").await.unwrap().total_queued,
+            1,
+            "the announced one"
+        );
         // Its PROCESSING cannot be announced either: it waits again, uncounted.
         let cancel = CancellationToken::new();
         let item = queue.next(&cancel).await.unwrap();
         queue.attempt(item, &cancel).await;
-        let status = queue.status("o").await;
+        let status = queue.status("o").await.unwrap();
         assert_eq!(
             (status.total_queued, status.processing, status.completed),
             (1, 0, 0)

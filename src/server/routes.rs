@@ -381,7 +381,10 @@ pub async fn sync_status(
         .filter(|o| !o.trim().is_empty())
     {
         Some(org) => match authorize(&state, &grant, &org) {
-            Ok(()) => Json(state.queue.status(&org).await).into_response(),
+            Ok(()) => match state.queue.status(&org).await {
+                Ok(status) => Json(status).into_response(),
+                Err(e) => bus_failed(&state, &e),
+            },
             Err(rejection) => rejection.into_response(),
         },
         None => {

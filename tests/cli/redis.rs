@@ -453,3 +453,321 @@ async fn a_killed_instance_under_a_reconnecting_client_loses_nothing() {
         .expect("a second CONNECTED");
     assert_eq!(reconnected["historyTruncated"], false, "{reconnected}");
 }
+
+const TERMINAL: [&str; 3] = ["SYNC_SUCCESS", "SYNC_CONFLICT", "SYNC_FAILED"];
+
+/// An instance with `--claim-after` short, so a test sees a claim quickly.
+async fn claiming_instance(redis: &RedisServer) -> TestServer {
+    let mut config = config(redis);
+    config.claim_after = Duration::from_millis(300);
+    let server = TestServer::with(config).await;
+    healthy(&server).await;
+    server
+}
+
+async fn sync_status(server: &TestServer, org: &str) -> Value {
+    get_json(&server.http(&format!("/api/pems/sync-status?organizationId={org}"))).await
+}
+
+/// Waits (bounded) until `org`'s queue has nothing waiting or in progress and
+/// `ended` items ended; returns its figures (a 503 while Redis is away is waited out).
+async fn settled(server: &TestServer, org: &str, ended: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let url = server.http(&format!("/api/pems/sync-status?organizationId={org}"));
+    loop {
+        let (code, body) = get(&url).await;
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        if code == 503 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        assert_eq!(code, 200, "{body}");
+        let status: Value = serde_json::from_str(&body).unwrap();
+        let done = ["completed", "failed", "conflicts"]
+            .iter()
+            .map(|k| status[k].as_u64().unwrap())
+            .sum::<u64>();
+        if status["totalQueued"] == 0 && status["processing"] == 0 && done == ended {
+            return status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads `ws` up to the event of `marker` (published last), counting each pfaId's
+/// terminal events.
+async fn terminals_until(ws: &mut Ws, marker: &str) -> std::collections::BTreeMap<String, u32> {
+    let mut ends = std::collections::BTreeMap::new();
+    loop {
+        let event = next_event(ws).await;
+        let pfa = event["pfaId"].as_str().unwrap().to_string();
+        if pfa == marker {
+            return ends;
+        }
+        if TERMINAL.contains(&event["type"].as_str().unwrap()) {
+            *ends.entry(pfa).or_insert(0) += 1;
+        }
+    }
+}
+
+#[tokio::test]
+async fn three_instances_share_the_write_sync_queue_and_end_each_item_once() {
+    let redis = RedisServer::start();
+    let (a, b, c) = (
+        claiming_instance(&redis).await,
+        claiming_instance(&redis).await,
+        claiming_instance(&redis).await,
+    );
+    let org = "org-q";
+    let (mut ws, _) = subscribe(&c, org).await;
+    let pfas: Vec<String> = (0..30).map(|i| format!("pfa-{i}")).collect();
+    let body = json!({"organizationId": org, "pfaIds": pfas, "outcome": "mixed"});
+    let (status, answer) = post(&a.http("/api/pems/write-sync"), &body.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["queuedCount"], 30, "{answer}");
+    // Cluster-wide figures, the same from every instance.
+    let figures = settled(&b, org, 30).await;
+    assert_eq!(
+        (
+            &figures["completed"],
+            &figures["conflicts"],
+            &figures["failed"]
+        ),
+        (&json!(15), &json!(8), &json!(7)),
+        "{figures}"
+    );
+    assert!(figures["lastSyncAt"].is_string(), "{figures}");
+    for other in [&a, &c] {
+        let status = sync_status(other, org).await;
+        for key in [
+            "completed",
+            "conflicts",
+            "failed",
+            "totalQueued",
+            "processing",
+        ] {
+            assert_eq!(status[key], figures[key], "{key}: {status} vs {figures}");
+        }
+    }
+    publish(&a, org, "SYNC_QUEUED", "marker", json!(null), 1).await;
+    let ends = terminals_until(&mut ws, "marker").await;
+    assert_eq!(ends.len(), 30, "{ends:?}");
+    assert!(
+        ends.values().all(|n| *n == 1),
+        "one terminal each: {ends:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_queue_cap_counts_an_organizations_items_across_instances() {
+    let redis = RedisServer::start();
+    let capped = || {
+        let mut config = config(&redis);
+        config.max_queued_items = 3;
+        config.worker.processing_time = Duration::from_secs(30);
+        config
+    };
+    let (a, b) = (
+        TestServer::with(capped()).await,
+        TestServer::with(capped()).await,
+    );
+    healthy(&a).await;
+    let queue = |org: &str, n: u64| json!({"organizationId": org, "count": n}).to_string();
+    let (status, body) = post(&a.http("/api/pems/write-sync"), &queue("org-cap", 3)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(&b.http("/api/pems/write-sync"), &queue("org-cap", 1)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "QUEUE_FULL", "{body}");
+    let (status, body) = post(&b.http("/api/pems/write-sync"), &queue("org-other", 3)).await;
+    assert_eq!(status, 200, "another organization has its own cap: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_of_a_killed_instance_are_claimed_and_end_once() {
+    let redis = RedisServer::start();
+    let mut doomed = crate::support::spawn_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--redis",
+        &redis.url(),
+        "--workers",
+        "1",
+        "--processing-time",
+        "60s",
+        "--claim-after",
+        "300ms",
+        "--json",
+    ]);
+    let listening = doomed
+        .wait_for("listening", |r| r["type"] == "listening")
+        .await;
+    let doomed_http = format!("http://{}", listening["data"]["addr"].as_str().unwrap());
+    let org = "org-kill";
+    let body = json!({"organizationId": org, "pfaIds": ["p1", "p2", "p3"]});
+    let (status, answer) = post(
+        &format!("{doomed_http}/api/pems/write-sync"),
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    // The doomed instance holds one item in progress, two wait.
+    let status_url = format!("{doomed_http}/api/pems/sync-status?organizationId={org}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while get_json(&status_url).await["processing"] != 1 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let survivor = claiming_instance(&redis).await;
+    // The waiting two go to the other instances at once; the doomed one keeps its own
+    // (it touches it) until it dies.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let status = sync_status(&survivor, org).await;
+        if status["completed"] == 2 {
+            assert_eq!(status["processing"], 1, "{status}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        sync_status(&survivor, org).await["completed"],
+        2,
+        "a live instance's item is not claimed"
+    );
+    let kill = Command::new("kill")
+        .args(["-9", &doomed.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let figures = settled(&survivor, org, 3).await;
+    assert_eq!(figures["completed"], 3, "{figures}");
+    // Every event of the organization, from the shared history.
+    let (_, connected) = subscribe(&survivor, org).await;
+    let url = format!(
+        "{}?since=0&epoch={}",
+        survivor.sync_url(org),
+        connected["epoch"].as_str().unwrap()
+    );
+    let mut ws = crate::support::connect(&url).await;
+    assert_eq!(next_json(&mut ws).await["historyTruncated"], false);
+    publish(&survivor, org, "SYNC_QUEUED", "marker", json!(null), 1).await;
+    let ends = terminals_until(&mut ws, "marker").await;
+    assert_eq!(ends.len(), 3, "{ends:?}");
+    assert!(
+        ends.values().all(|n| *n == 1),
+        "one terminal each: {ends:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_write_sync_refused_while_redis_is_paused_queues_nothing() {
+    let redis = RedisServer::start();
+    let a = claiming_instance(&redis).await;
+    redis.command(&["CLIENT", "PAUSE", "1500", "ALL"]).unwrap();
+    let body = json!({"organizationId": "org-p", "count": 5}).to_string();
+    let (status, answer) = post(&a.http("/api/pems/write-sync"), &body).await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"], "SERVICE_UNAVAILABLE", "{answer}");
+    healthy(&a).await;
+    // Once Redis is back, a later request goes through, and only its items exist.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let body = json!({"organizationId": "org-p", "count": 2}).to_string();
+    loop {
+        let (status, answer) = post(&a.http("/api/pems/write-sync"), &body).await;
+        if status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{answer}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let figures = settled(&a, "org-p", 2).await;
+    assert_eq!(figures["completed"], 2, "{figures}");
+}
+
+#[tokio::test]
+async fn a_claim_after_of_zero_is_a_usage_error() {
+    let output = crate::support::run_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--redis",
+        "redis://127.0.0.1:1/",
+        "--claim-after",
+        "0s",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = crate::support::stderr(&output);
+    assert!(stderr.contains("--claim-after"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_higher_priority_item_overtakes_waiting_ones_in_redis() {
+    let redis = RedisServer::start();
+    let mut config = config(&redis);
+    config.worker.workers = 1;
+    config.worker.processing_time = Duration::from_millis(150);
+    let a = TestServer::with(config).await;
+    healthy(&a).await;
+    let org = "org-prio";
+    let (mut ws, _) = subscribe(&a, org).await;
+    let low = json!({"organizationId": org, "pfaIds": ["low-1", "low-2", "low-3"]});
+    let (status, body) = post(&a.http("/api/pems/write-sync"), &low.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    // Once the first low one runs, a high one is queued: it runs next.
+    loop {
+        let event = next_event(&mut ws).await;
+        if event["type"] == "SYNC_PROCESSING" {
+            assert_eq!(event["pfaId"], "low-1", "{event}");
+            break;
+        }
+    }
+    let high = json!({"organizationId": org, "pfaIds": ["high"], "priority": 10});
+    let (status, body) = post(&a.http("/api/pems/write-sync"), &high.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let mut order = Vec::new();
+    while order.len() < 3 {
+        let event = next_event(&mut ws).await;
+        if event["type"] == "SYNC_PROCESSING" {
+            order.push(event["pfaId"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(order, ["high", "low-2", "low-3"]);
+}
+
+#[tokio::test]
+async fn queued_items_survive_a_redis_pause_and_end_once() {
+    let redis = RedisServer::start();
+    let mut config = config(&redis);
+    config.worker.workers = 2;
+    config.worker.processing_time = Duration::from_millis(300);
+    let a = TestServer::with(config).await;
+    healthy(&a).await;
+    let org = "org-pause";
+    let body = json!({"organizationId": org, "pfaIds": ["p1", "p2", "p3", "p4"]});
+    let (status, answer) = post(&a.http("/api/pems/write-sync"), &body.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    // Redis stalls while the items are in progress or waiting.
+    redis.command(&["CLIENT", "PAUSE", "1500", "ALL"]).unwrap();
+    let figures = settled(&a, org, 4).await;
+    assert_eq!(figures["completed"], 4, "{figures}");
+    let (_, connected) = subscribe(&a, org).await;
+    let url = format!(
+        "{}?since=0&epoch={}",
+        a.sync_url(org),
+        connected["epoch"].as_str().unwrap()
+    );
+    let mut ws = crate::support::connect(&url).await;
+    assert_eq!(next_json(&mut ws).await["historyTruncated"], false);
+    publish(&a, org, "SYNC_QUEUED", "marker", json!(null), 1).await;
+    let ends = terminals_until(&mut ws, "marker").await;
+    assert_eq!(ends.len(), 4, "{ends:?}");
+    assert!(
+        ends.values().all(|n| *n == 1),
+        "one terminal each: {ends:?}"
+    );
+}

@@ -1,6 +1,6 @@
 //! The [`EventBus`] over Redis, for several instances.
 //!
-//! - Publish: one Lua script (`publish.lua`) reads or creates the organization's
+//! - Publish: one Lua script (`publish_fn.lua` + `publish.lua`) reads or creates the organization's
 //!   epoch, takes the next seq, appends the event to a stream capped at `--history`
 //!   events and PUBLISHes it, all atomically: publish order is seq order everywhere.
 //!   The message carries seq, epoch and the publish wall time (for the lag metric).
@@ -112,7 +112,10 @@ impl RedisBus {
             rooms: Mutex::default(),
             commands,
             published: AtomicU64::new(0),
-            publish_script: redis::Script::new(include_str!("publish.lua")),
+            publish_script: redis::Script::new(concat!(
+                include_str!("publish_fn.lua"),
+                include_str!("publish.lua")
+            )),
             state_script: redis::Script::new(include_str!("state.lua")),
             epochs: Mutex::default(),
         });

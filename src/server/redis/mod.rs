@@ -8,14 +8,17 @@
 //!   (`publish.lua`: epoch, seq, capped stream, PUBLISH), pub/sub per organization,
 //!   resume from the stream, reconnection and the liveness probe.
 //!
-//! The write-sync queue stays in each instance (not yet in Redis): an item is
-//! processed by the instance that queued it, and `sync-status` counts that
-//! instance's items.
+//! - `queue.rs`: the [`RedisQueue`] (`SharedQueue`): the write-sync queue as one
+//!   stream per organization and priority with one consumer group, every instance
+//!   a consumer; each transition is one Lua script (`enqueue.lua`, `next.lua`,
+//!   `attempt.lua`, `touch.lua`, `finish.lua`), and those that publish begin with
+//!   `publish_fn.lua`, the same numbering as `publish.lua`.
 //!
 //! Keys are hash-tagged by organization (`syncprobe:{org}:…`), so an organization's
 //! keys stay in one slot of a Redis Cluster and its scripts touch one slot only.
 
 mod bus;
+mod queue;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -29,6 +32,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 pub use self::bus::RedisBus;
+pub use self::queue::{RedisQueue, RedisQueueConfig};
 use super::bus::Unavailable;
 use super::metrics::Metrics;
 
@@ -270,7 +274,19 @@ pub(crate) struct OrgKeys {
     pub meta: String,
     pub stream: String,
     pub channel: String,
+    /// The write-sync queue: one stream per priority, highest first (index 0 is
+    /// priority [`MAX_PRIORITY`]).
+    pub queues: Vec<String>,
+    /// The queue's figures (waiting, processing, completed, …).
+    pub counts: String,
+    /// Attempts made per queued entry.
+    pub attempts: String,
+    /// Each record's current version (for `newVersion`).
+    pub versions: String,
 }
+
+/// The highest write-sync priority (`priority` is 0 to 10).
+pub const MAX_PRIORITY: u8 = 10;
 
 impl OrgKeys {
     pub fn of(org: &str) -> OrgKeys {
@@ -286,6 +302,13 @@ impl OrgKeys {
             meta: key("meta"),
             stream: key("history"),
             channel: key("events"),
+            queues: (0..=MAX_PRIORITY)
+                .rev()
+                .map(|p| key(&format!("queue:{p}")))
+                .collect(),
+            counts: key("queue:counts"),
+            attempts: key("queue:attempts"),
+            versions: key("queue:versions"),
         }
     }
 }
@@ -297,7 +320,12 @@ mod tests {
     #[test]
     fn an_organizations_keys_share_one_hash_tag_and_braces_cannot_collide() {
         let keys = OrgKeys::of("org-rio");
-        for key in [&keys.meta, &keys.stream, &keys.channel] {
+        let queue = [&keys.counts, &keys.attempts, &keys.versions];
+        for key in [&keys.meta, &keys.stream, &keys.channel]
+            .into_iter()
+            .chain(queue)
+            .chain(&keys.queues)
+        {
             assert!(key.starts_with("syncprobe:{org-rio}:"), "{key}");
         }
         let braces = OrgKeys::of("{");
