@@ -287,7 +287,9 @@ fn bus_failed(state: &AppState, error: &anyhow::Error) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             "SERVICE_UNAVAILABLE",
             "bus_unavailable",
-            format!("the event bus is unavailable: {error:#}"),
+            format!(
+                "Redis is out of reach or stalled (open sockets stay open; retry later): {error:#}"
+            ),
         )
         .respond(&state.metrics);
     }

@@ -242,7 +242,12 @@ async fn session(
     let mut sub = match state.bus.subscribe(org, resume.as_ref()).await {
         Ok(sub) => sub,
         Err(_) => {
-            close(socket, CLOSE_INTERNAL_ERROR, "the event bus is unavailable").await;
+            close(
+                socket,
+                CLOSE_INTERNAL_ERROR,
+                "Redis is out of reach: retry later",
+            )
+            .await;
             return End::BusFailed;
         }
     };
