@@ -771,3 +771,88 @@ async fn queued_items_survive_a_redis_pause_and_end_once() {
         "one terminal each: {ends:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_under_a_client_given_two_urls_loses_nothing() {
+    // The client knows both instances (no forwarder, no balancer): when the first dies
+    // it moves to the second and resumes there from the shared history.
+    let redis = RedisServer::start();
+    let mut doomed = crate::support::spawn_cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--redis",
+        &redis.url(),
+        "--json",
+    ]);
+    let listening = doomed
+        .wait_for("listening", |r| r["type"] == "listening")
+        .await;
+    let doomed_url = listening["data"]["url"].as_str().unwrap().to_string();
+    let survivor = instance(&redis).await;
+    let survivor_url = format!("ws://{}", survivor.addr);
+    let org = "org-two-urls";
+    let mut run = crate::support::spawn_cli(&[
+        "watch-sync",
+        org,
+        "--url",
+        &doomed_url,
+        "--url",
+        &survivor_url,
+        "--reconnect",
+        "--reconnect-base",
+        "50ms",
+        "--count",
+        "9",
+        "--fail-on-gap",
+        "--timeout",
+        "20s",
+        "--connect-timeout",
+        "2s",
+        "--json",
+    ]);
+    run.wait_for_connected().await;
+    publish(&survivor, org, "SYNC_QUEUED", "pfa-1", json!(null), 3).await;
+    run.wait_for("seq 3", |r| r["type"] == "event" && r["data"]["seq"] == 3)
+        .await;
+    let kill = Command::new("kill")
+        .args(["-9", &doomed.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    publish(&survivor, org, "SYNC_PROCESSING", "pfa-1", json!(null), 3).await;
+    run.wait_for_connected().await;
+    publish(&survivor, org, "SYNC_PROCESSING", "pfa-2", json!(null), 3).await;
+    let finished = run.finish().await;
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let events = crate::support::data_of(&finished.records, "event");
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter(|e| e["type"] != "CONNECTED")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=9).collect::<Vec<_>>(),
+        "every event exactly once"
+    );
+    let summary = finished
+        .records
+        .iter()
+        .find(|r| r["type"] == "summary")
+        .expect("a summary");
+    let sessions = summary["data"]["sessions"].as_array().unwrap();
+    let urls: Vec<&str> = sessions
+        .iter()
+        .map(|s| s["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            format!("{doomed_url}/api/ws/sync/{org}"),
+            format!("{survivor_url}/api/ws/sync/{org}")
+        ],
+        "{sessions:?}"
+    );
+    assert_eq!(sessions[1]["epoch"], sessions[0]["epoch"], "one epoch");
+}
