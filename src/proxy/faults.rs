@@ -413,11 +413,7 @@ pub fn profile_faults(name: &str) -> Option<Vec<FaultSpec>> {
     let (rtt, down, up) = profile(name)?;
     let half = rtt / 2;
     let spec = |fault, direction: Direction| FaultSpec {
-        written: format!(
-            "{}:{} (--profile {name})",
-            fault_value(&fault),
-            direction.as_str()
-        ),
+        written: format!("{} (--profile {name})", fault_value(&fault)),
         fault,
         direction,
         probability: 1.0,
