@@ -317,7 +317,9 @@ async fn every_metric_the_alert_rules_use_is_exposed_by_serve() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_alerts_use_metrics_that_serve_redis_exposes() {
     let names = alert_metric_names();
-    let redis = crate::redis::RedisServer::start();
+    let Some(redis) = crate::redis::RedisServer::start() else {
+        return;
+    };
     let mut config = fast_config();
     config.redis = Some(syncprobe::server::redis::RedisConfig::new(&redis.url()).unwrap());
     let server = TestServer::with(config).await;
