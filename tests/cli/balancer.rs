@@ -163,23 +163,6 @@ async fn the_documented_haproxy_config_passes_upgrades_and_the_rest_api() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
-/// A `serve --redis` instance in a child process (so that it can be killed with -9).
-async fn child_instance(redis: &str) -> (Running, std::net::SocketAddr) {
-    let mut child = spawn_cli(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--redis",
-        redis,
-        "--json",
-    ]);
-    let listening = child
-        .wait_for("listening", |r| r["type"] == "listening")
-        .await;
-    let addr = listening["data"]["addr"].as_str().unwrap().parse().unwrap();
-    (child, addr)
-}
-
 /// `count` events of `kind` for `org`, published through `base` (the balancer).
 async fn publish_through(base: &str, org: &str, kind: &str, pfa: &str, count: u64) {
     let body = serde_json::json!({"organizationId": org, "type": kind, "pfaId": pfa,
@@ -196,8 +179,12 @@ async fn killing_the_instance_behind_haproxy_loses_nothing_for_a_reconnecting_wa
     let Some(redis) = crate::redis::RedisServer::start() else {
         return;
     };
-    let (a, a_addr) = child_instance(&redis.url()).await;
-    let (b, b_addr) = child_instance(&redis.url()).await;
+    let addr_of = |listening: &serde_json::Value| -> std::net::SocketAddr {
+        listening["data"]["addr"].as_str().unwrap().parse().unwrap()
+    };
+    let (a, a_listening) = crate::redis::child_instance(&redis, &[]).await;
+    let (b, b_listening) = crate::redis::child_instance(&redis, &[]).await;
+    let (a_addr, b_addr) = (addr_of(&a_listening), addr_of(&b_listening));
     let mut instances = vec![(a, a_addr), (b, b_addr)];
     let balancer = start_balancer(&[a_addr, b_addr]).await;
     let org = "org-lb-failover";
@@ -243,12 +230,7 @@ async fn killing_the_instance_behind_haproxy_loses_nothing_for_a_reconnecting_wa
     publish_through(&balancer.url(), org, "SYNC_PROCESSING", "pfa-2", 3).await;
     let finished = run.finish().await;
     assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
-    let events = data_of(&finished.records, "event");
-    let seqs: Vec<u64> = events
-        .iter()
-        .filter(|e| e["type"] != "CONNECTED")
-        .map(|e| e["seq"].as_u64().unwrap())
-        .collect();
+    let seqs = crate::support::event_seqs(&finished.records);
     assert_eq!(
         seqs,
         (1..=9).collect::<Vec<_>>(),

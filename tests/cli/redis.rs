@@ -91,6 +91,29 @@ impl Drop for RedisServer {
     }
 }
 
+/// A `serve --redis` instance with `extra` flags in a child process (so that a test can
+/// kill it with -9), and its `listening` record.
+pub async fn child_instance(
+    redis: &RedisServer,
+    extra: &[&str],
+) -> (crate::support::Running, Value) {
+    let url = redis.url();
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--redis",
+        &url,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = crate::support::spawn_cli(&args);
+    let listening = child
+        .wait_for("listening", |r| r["type"] == "listening")
+        .await;
+    (child, listening)
+}
+
 fn config(redis: &RedisServer) -> Config {
     let mut config = fast_config();
     config.redis = Some(RedisConfig::new(&redis.url()).unwrap());
@@ -416,17 +439,7 @@ async fn a_killed_instance_under_a_reconnecting_client_loses_nothing() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let mut doomed = crate::support::spawn_cli(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--redis",
-        &redis.url(),
-        "--json",
-    ]);
-    let listening = doomed
-        .wait_for("listening", |r| r["type"] == "listening")
-        .await;
+    let (doomed, listening) = child_instance(&redis, &[]).await;
     let doomed_addr: std::net::SocketAddr =
         listening["data"]["addr"].as_str().unwrap().parse().unwrap();
     let survivor = instance(&redis).await;
@@ -465,11 +478,7 @@ async fn a_killed_instance_under_a_reconnecting_client_loses_nothing() {
     let finished = run.finish().await;
     assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
     let events = crate::support::data_of(&finished.records, "event");
-    let seqs: Vec<u64> = events
-        .iter()
-        .filter(|e| e["type"] != "CONNECTED")
-        .map(|e| e["seq"].as_u64().unwrap())
-        .collect();
+    let seqs = crate::support::event_seqs(&finished.records);
     assert_eq!(
         seqs,
         (1..=9).collect::<Vec<_>>(),
@@ -621,23 +630,15 @@ async fn items_of_a_killed_instance_are_claimed_and_end_once() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let mut doomed = crate::support::spawn_cli(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--redis",
-        &redis.url(),
+    let extra = [
         "--workers",
         "1",
         "--processing-time",
         "60s",
         "--claim-after",
         "300ms",
-        "--json",
-    ]);
-    let listening = doomed
-        .wait_for("listening", |r| r["type"] == "listening")
-        .await;
+    ];
+    let (doomed, listening) = child_instance(&redis, &extra).await;
     let doomed_http = format!("http://{}", listening["data"]["addr"].as_str().unwrap());
     let org = "org-kill";
     let body = json!({"organizationId": org, "pfaIds": ["p1", "p2", "p3"]});
@@ -820,17 +821,7 @@ async fn a_killed_instance_under_a_client_given_two_urls_loses_nothing() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let mut doomed = crate::support::spawn_cli(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--redis",
-        &redis.url(),
-        "--json",
-    ]);
-    let listening = doomed
-        .wait_for("listening", |r| r["type"] == "listening")
-        .await;
+    let (doomed, listening) = child_instance(&redis, &[]).await;
     let doomed_url = listening["data"]["url"].as_str().unwrap().to_string();
     let survivor = instance(&redis).await;
     let survivor_url = format!("ws://{}", survivor.addr);
@@ -868,12 +859,7 @@ async fn a_killed_instance_under_a_client_given_two_urls_loses_nothing() {
     publish(&survivor, org, "SYNC_PROCESSING", "pfa-2", json!(null), 3).await;
     let finished = run.finish().await;
     assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
-    let events = crate::support::data_of(&finished.records, "event");
-    let seqs: Vec<u64> = events
-        .iter()
-        .filter(|e| e["type"] != "CONNECTED")
-        .map(|e| e["seq"].as_u64().unwrap())
-        .collect();
+    let seqs = crate::support::event_seqs(&finished.records);
     assert_eq!(
         seqs,
         (1..=9).collect::<Vec<_>>(),

@@ -404,6 +404,15 @@ pub fn data_of<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
 }
 
 /// Deserialises a record's `data` into its type.
+/// The `seq` of every event a `watch-sync --json` run printed, CONNECTED left out.
+pub fn event_seqs(records: &[Value]) -> Vec<u64> {
+    data_of(records, "event")
+        .iter()
+        .filter(|e| e["type"] != "CONNECTED")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect()
+}
+
 pub fn typed<T: serde::de::DeserializeOwned>(data: &Value) -> T {
     serde_json::from_value(data.clone())
         .unwrap_or_else(|e| panic!("{data} is not a {}: {e}", std::any::type_name::<T>()))

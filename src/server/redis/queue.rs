@@ -153,16 +153,10 @@ impl RedisQueue {
                 queued_at: now,
             })
             .collect();
-        let mut invocation = self.scripts.enqueue.prepare_invoke();
+        let mut invocation = self.publishing(&self.scripts.enqueue, &keys);
         invocation
-            .key(&keys.meta)
-            .key(&keys.stream)
-            .key(&keys.channel)
             .key(&keys.queues[usize::from(MAX_PRIORITY - priority)])
             .key(&keys.counts)
-            .arg(self.history)
-            .arg(new_epoch())
-            .arg(unix_micros())
             .arg(self.capacity)
             .arg(GROUP)
             .arg(chrono::Utc::now().timestamp_millis())
@@ -347,6 +341,25 @@ impl RedisQueue {
 
     /// SYNC_PROCESSING for the entry's next attempt: its number, or -1 if the entry
     /// is no longer this consumer's.
+    /// A call of a script that publishes: what `publish_fn.lua` reads comes first
+    /// (KEYS meta, stream, channel; ARGV history, a fresh epoch, the publish time), the
+    /// script's own keys and arguments follow.
+    fn publishing<'a>(
+        &self,
+        script: &'a redis::Script,
+        keys: &OrgKeys,
+    ) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&keys.meta)
+            .key(&keys.stream)
+            .key(&keys.channel)
+            .arg(self.history)
+            .arg(new_epoch())
+            .arg(unix_micros());
+        invocation
+    }
+
     async fn begin(&self, taken: &Taken) -> anyhow::Result<i64> {
         let json = event_json(
             &taken.item.org,
@@ -355,16 +368,10 @@ impl RedisQueue {
             None,
         )?;
         let keys = &taken.keys;
-        let mut invocation = self.scripts.attempt.prepare_invoke();
+        let mut invocation = self.publishing(&self.scripts.attempt, keys);
         invocation
-            .key(&keys.meta)
-            .key(&keys.stream)
-            .key(&keys.channel)
             .key(&taken.stream)
             .key(&keys.attempts)
-            .arg(self.history)
-            .arg(new_epoch())
-            .arg(unix_micros())
             .arg(GROUP)
             .arg(&self.redis.id)
             .arg(&taken.entry)
@@ -465,18 +472,12 @@ impl RedisQueue {
             .as_i64()
             .map_or(String::new(), |v| v.to_string());
         let keys = &taken.keys;
-        let mut invocation = self.scripts.finish.prepare_invoke();
+        let mut invocation = self.publishing(&self.scripts.finish, keys);
         invocation
-            .key(&keys.meta)
-            .key(&keys.stream)
-            .key(&keys.channel)
             .key(&taken.stream)
             .key(&keys.counts)
             .key(&keys.attempts)
             .key(&keys.versions)
-            .arg(self.history)
-            .arg(new_epoch())
-            .arg(unix_micros())
             .arg(GROUP)
             .arg(&self.redis.id)
             .arg(&taken.entry)
