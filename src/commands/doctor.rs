@@ -137,26 +137,12 @@ fn redact(diagnosis: &mut Diagnosis, redactor: &Redactor) {
     }
 }
 
-/// The command line as typed, with the values of secret flags masked.
+/// The command line as typed: secret flags masked as `load`'s report masks them, then
+/// what the redactor masks (tokens anywhere, and ids with `--redact-ids`).
 fn command_line(redactor: &Redactor) -> String {
-    let mut words = Vec::new();
-    let mut secret_next = false;
-    for arg in std::env::args().skip(1) {
-        if secret_next {
-            words.push("***".to_string());
-            secret_next = false;
-            continue;
-        }
-        if arg == "--token" {
-            secret_next = true;
-            words.push(arg);
-            continue;
-        }
-        if let Some(_value) = arg.strip_prefix("--token=") {
-            words.push("--token=***".into());
-            continue;
-        }
-        words.push(redactor.apply(&arg));
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(program) = args.first_mut() {
+        *program = "syncprobe".to_string();
     }
-    format!("syncprobe {}", words.join(" "))
+    redactor.apply(&crate::report::load::masked_command_line(&args))
 }
