@@ -310,11 +310,14 @@ fn frames_of(upgrade: &Upgrade, wire: &[u8]) {
     let org = admission(upgrade, &signed);
 
     // CONNECTED for any organization id is a frame a strict client accepts.
-    let bus = InProcessBus::new(
+    let bus = InProcessBus::with_own_hub(
         BusConfig {
             history: 4,
-            lag_limit: 4,
             ..BusConfig::default()
+        },
+        crate::server::fanout::Limits {
+            frames: 4,
+            bytes: usize::MAX,
         },
         Arc::new(Metrics::new()),
     );
@@ -322,7 +325,7 @@ fn frames_of(upgrade: &Upgrade, wire: &[u8]) {
         since: 0,
         epoch: None,
     };
-    let connected = at_once(bus.subscribe(&org, Some(&resume)));
+    let connected = bus.subscribe_captured(&org, Some(&resume)).0;
     let text = serde_json::to_string(&ServerFrame::Connected(connected.connected))
         .expect("CONNECTED serialises");
     ServerFrame::parse(&text).unwrap_or_else(|e| panic!("our CONNECTED is invalid: {e}: {text}"));
@@ -600,11 +603,14 @@ fn rest_body(body: &[u8]) {
             assert!(plan.priority <= 10);
             assert!(plan.items.len() as u64 <= MAX_ITEMS);
             if plan.items.len() <= ENQUEUE_LIMIT {
-                let bus = Arc::new(InProcessBus::new(
+                let bus = Arc::new(InProcessBus::with_own_hub(
                     BusConfig {
                         history: ENQUEUE_LIMIT,
-                        lag_limit: ENQUEUE_LIMIT,
                         ..BusConfig::default()
+                    },
+                    crate::server::fanout::Limits {
+                        frames: ENQUEUE_LIMIT,
+                        bytes: usize::MAX,
                     },
                     Arc::new(Metrics::new()),
                 ));
@@ -628,7 +634,7 @@ fn rest_body(body: &[u8]) {
                     since: 0,
                     epoch: None,
                 };
-                let replay = at_once(bus.subscribe(&plan.org, Some(&resume)));
+                let replay = bus.subscribe_captured(&plan.org, Some(&resume)).0;
                 assert_eq!(replay.replay.len(), n);
                 for frame in &replay.replay {
                     let text = frame.text();
@@ -645,11 +651,14 @@ fn rest_body(body: &[u8]) {
             assert!((1..=MAX_PUBLISH).contains(&publish.count));
             assert!(publish.rate.is_finite() && (0.0..=MAX_RATE).contains(&publish.rate));
             assert_ne!(publish.draft.kind.as_str(), "CONNECTED");
-            let bus = InProcessBus::new(
+            let bus = InProcessBus::with_own_hub(
                 BusConfig {
                     history: 1,
-                    lag_limit: 1,
                     ..BusConfig::default()
+                },
+                crate::server::fanout::Limits {
+                    frames: 1,
+                    bytes: usize::MAX,
                 },
                 Arc::new(Metrics::new()),
             );
@@ -658,7 +667,7 @@ fn rest_body(body: &[u8]) {
                 since: 0,
                 epoch: None,
             };
-            let replay = at_once(bus.subscribe(&publish.org, Some(&resume)));
+            let replay = bus.subscribe_captured(&publish.org, Some(&resume)).0;
             let text = replay.replay[0].text();
             ServerFrame::parse(text).unwrap_or_else(|e| {
                 panic!("an accepted publish made an invalid frame: {e}: {text}")

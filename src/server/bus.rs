@@ -6,16 +6,18 @@
 //!
 //! The in-process bus (`in_process.rs`) is the first implementation (one process
 //! serves alone); a bus shared between instances (Redis) replaces the
-//! numbering and history behind the same calls. Frames are plain bytes, serialised
-//! once per event and shared by reference with every subscriber; the socket handler
-//! turns them into WebSocket messages at the edge.
+//! numbering and history behind the same calls. A frame is serialised and framed
+//! once per event and its bytes are shared by reference with every subscriber; both
+//! buses hand live frames to the local fan-out (`fanout.rs`), which writes them.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Instant;
+use std::sync::Arc;
 
-use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
+
+pub use super::fanout::Frame;
+use super::fanout::Outlet;
 
 use crate::protocol::{Connected, EventType};
 
@@ -30,12 +32,14 @@ pub trait EventBus: Send + Sync {
     fn publish<'a>(&'a self, org: &'a str, draft: Draft) -> BusFuture<'a, u64>;
 
     /// Subscribes a new connection of `org`: its CONNECTED, then what `resume` asks
-    /// to replay, then every later event exactly once (in the replay or live, never
-    /// both). The connection counts as open until the subscription is dropped.
+    /// to replay, then every later event exactly once (in the replay or live through
+    /// `outlet`, never both: the outlet holds live events until it is released past
+    /// the replay). The connection counts as open until the subscription is dropped.
     fn subscribe<'a>(
         &'a self,
         org: &'a str,
         resume: Option<&'a Resume>,
+        outlet: &'a Arc<Outlet>,
     ) -> BusFuture<'a, Subscription>;
 
     /// Waits (briefly: a bus bounds it) until the subscribers of `org` have room for
@@ -72,45 +76,6 @@ pub trait EventBus: Send + Sync {
 #[error("{0}")]
 pub struct Unavailable(pub String);
 
-/// One serialised event, shared by every subscriber of its organization.
-#[derive(Clone, Debug)]
-pub struct Frame {
-    pub seq: u64,
-    /// When it was published, for the broadcast-latency metric.
-    pub published: Instant,
-    /// The JSON text, kept in the form the socket layer sends, so that it is known
-    /// to be UTF-8 once, at publish, not once per subscriber. Only [`Frame::new`]
-    /// and the accessors below touch it: a bus built on another transport hands a
-    /// `String` in.
-    text: Utf8Bytes,
-}
-
-impl Frame {
-    pub fn new(seq: u64, text: String) -> Frame {
-        Frame {
-            seq,
-            published: Instant::now(),
-            text: Utf8Bytes::from(text),
-        }
-    }
-
-    /// The size of the JSON text in bytes (what history and queues are bounded by).
-    pub fn size(&self) -> usize {
-        self.text.len()
-    }
-
-    /// The JSON text (for the checks of tests and fuzzing).
-    #[cfg(any(test, feature = "fuzzing"))]
-    pub fn text(&self) -> &str {
-        self.text.as_str()
-    }
-
-    /// The text as the socket layer sends it; cloning it copies no bytes.
-    pub(crate) fn message_text(&self) -> Utf8Bytes {
-        self.text.clone()
-    }
-}
-
 /// What a publisher says; the bus adds organization, timestamp and `seq`.
 #[derive(Clone, Debug)]
 pub struct Draft {
@@ -128,49 +93,25 @@ pub struct Resume {
     pub epoch: Option<String>,
 }
 
-/// What the live stream of a [`Subscription`] yields.
-#[derive(Clone, Debug)]
-pub enum Received {
-    Frame(Frame),
-    /// The subscriber fell this many events behind; they are gone for it (it should
-    /// be closed so that it resumes with `since`).
-    Lagged(u64),
-    /// The bus no longer sends to this subscriber.
-    Closed,
-}
-
-/// The live stream of one subscriber, as a bus delivers it.
-pub trait LiveStream: Send {
-    /// The next live frame. Cancellation-safe (a `select!` branch may drop it).
-    fn recv(&mut self) -> Pin<Box<dyn Future<Output = Received> + Send + '_>>;
-    /// The next live frame if one is already queued (`None` if not).
-    fn try_recv(&mut self) -> Option<Received>;
-}
-
-/// What a new socket gets: its CONNECTED, the replay, and the live stream.
+/// What a new socket gets: its CONNECTED and the replay. Its live events reach the
+/// [`Outlet`] it subscribed with, through the bus's [`Hub`](super::fanout::Hub).
 pub struct Subscription {
     pub connected: Connected,
     pub replay: Vec<Frame>,
-    /// Also keeps the connection counted by its bus until it is dropped.
-    live: Box<dyn LiveStream>,
+    /// Keeps the connection counted (and its outlet in the fan-out) until dropped.
+    _membership: Box<dyn Send + Sync>,
 }
 
 impl Subscription {
-    pub fn new(connected: Connected, replay: Vec<Frame>, live: impl LiveStream + 'static) -> Self {
+    pub fn new(
+        connected: Connected,
+        replay: Vec<Frame>,
+        membership: impl Send + Sync + 'static,
+    ) -> Self {
         Subscription {
             connected,
             replay,
-            live: Box::new(live),
+            _membership: Box::new(membership),
         }
-    }
-
-    /// The next live frame. Cancellation-safe (a `select!` branch may drop it).
-    pub async fn recv(&mut self) -> Received {
-        self.live.recv().await
-    }
-
-    /// The next live frame if one is already queued (`None` if not).
-    pub fn try_recv(&mut self) -> Option<Received> {
-        self.live.try_recv()
     }
 }

@@ -2,14 +2,13 @@
 //! dependency. Per-organization numbering (`seq`, `epoch`), the bounded history that
 //! `?since=` replays from, and fan-out to the open sockets of the organization.
 //!
-//! Each event is serialised once, when it is published, and every subscriber gets a
-//! reference-counted copy of the same bytes. Fan-out goes through one ring per
-//! organization that holds only the frames some subscriber has yet to read: it is
-//! empty without subscribers and grows with use, up to `lag_limit` frames and
-//! `max_queued_bytes` bytes. A subscriber that falls further behind loses the oldest
-//! frames (`Lagged`) and is closed so it can resume with `since`. A large burst
-//! ([`EventBus::make_room`]) waits for the subscribers to drain, up to `slow_grace`
-//! for the slowest, so a reader that keeps up is never overtaken by it.
+//! Each event is serialised and framed once, when it is published, and handed (under
+//! the room's lock, so in `seq` order) to the local fan-out ([`Hub`]), which writes
+//! the same bytes to every socket of the organization; a socket that falls behind
+//! by `lag_limit` frames or `max_queued_bytes` bytes is closed so it can resume with
+//! `since`. A large burst ([`EventBus::make_room`]) waits for the sockets to drain,
+//! up to `slow_grace` for the slowest, so a reader that keeps up is never overtaken
+//! by it.
 //!
 //! Memory is bounded per organization and in total: history by count and bytes per
 //! organization and by bytes across them (the oldest frames of any organization go
@@ -17,101 +16,31 @@
 //! event of that organization starts a new epoch.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::{Future, ready};
-use std::pin::Pin;
+use std::future::ready;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
-use serde_json::Map;
-use tokio::sync::Notify;
-
-use super::bus::{BusFuture, Draft, EventBus, Frame, LiveStream, Received, Resume, Subscription};
+use super::bus::{BusFuture, Draft, EventBus, Frame, Resume, Subscription};
+use super::fanout::{Hub, Member, Outlet};
 use super::metrics::Metrics;
 use crate::protocol::{Connected, SyncEvent, Timestamp};
-
-/// Frames a subscriber takes from its ring under one lock.
-const TAKE_BATCH: usize = 64;
-
-/// One subscriber's place in its room's ring.
-#[derive(Clone, Copy, Debug)]
-struct Cursor {
-    /// The `seq` it reads next.
-    next: u64,
-    /// Events it lost because the ring overflowed, not yet reported (it is closed
-    /// on learning it).
-    lost: u64,
-}
+use serde_json::Map;
 
 struct RoomState {
     seq: u64,
     history: VecDeque<Frame>,
     history_bytes: usize,
-    /// Frames some subscriber has not read yet, oldest first.
-    ring: VecDeque<Frame>,
-    ring_bytes: usize,
-    cursors: HashMap<u64, Cursor>,
-    next_id: u64,
+    /// Open subscriptions.
+    subscribers: usize,
     /// Freed: a publisher or subscriber holding it looks the room up again.
     dead: bool,
-}
-
-impl RoomState {
-    /// Drops ring frames every subscriber has read.
-    fn trim(&mut self) {
-        let needed = self
-            .cursors
-            .values()
-            .map(|c| c.next)
-            .min()
-            .unwrap_or(u64::MAX);
-        while let Some(front) = self.ring.front() {
-            if front.seq >= needed {
-                break;
-            }
-            self.ring_bytes -= front.size();
-            self.ring.pop_front();
-        }
-    }
-
-    /// Drops the oldest ring frame; subscribers that had not read it lose it.
-    fn overflow(&mut self) {
-        let Some(front) = self.ring.pop_front() else {
-            return;
-        };
-        self.ring_bytes -= front.size();
-        for cursor in self.cursors.values_mut() {
-            if cursor.next <= front.seq {
-                cursor.lost += front.seq + 1 - cursor.next;
-                cursor.next = front.seq + 1;
-            }
-        }
-    }
-
-    /// How many frames the slowest subscriber has yet to read, leaving out those
-    /// that already lost frames (they are closed when they learn it, so a burst
-    /// waits for each slow subscriber once, not once per chunk).
-    fn behind(&self) -> usize {
-        let Some(last) = self.ring.back() else {
-            return 0;
-        };
-        self.cursors
-            .values()
-            .filter(|c| c.lost == 0)
-            .map(|c| (last.seq + 1).saturating_sub(c.next) as usize)
-            .max()
-            .unwrap_or(0)
-    }
 }
 
 struct Room {
     org: String,
     epoch: String,
     state: Mutex<RoomState>,
-    /// New frames in the ring (subscribers wait on it).
-    published: Notify,
-    /// A subscriber read (burst publishers wait on it).
-    drained: Notify,
 }
 
 impl Room {
@@ -129,10 +58,6 @@ pub struct BusConfig {
     pub history_bytes: usize,
     /// Bytes of history retained across organizations (the oldest go first).
     pub history_total_bytes: usize,
-    /// How far (in events) a subscriber may fall behind before it is closed.
-    pub lag_limit: usize,
-    /// How far (in bytes) a subscriber may fall behind before it is closed.
-    pub max_queued_bytes: usize,
     /// How long a burst waits for the slowest subscriber before overtaking it.
     pub slow_grace: Duration,
 }
@@ -143,8 +68,6 @@ impl Default for BusConfig {
             history: DEFAULT_HISTORY,
             history_bytes: DEFAULT_HISTORY_BYTES,
             history_total_bytes: DEFAULT_HISTORY_TOTAL_BYTES,
-            lag_limit: DEFAULT_LAG_LIMIT,
-            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             slow_grace: DEFAULT_SLOW_GRACE,
         }
     }
@@ -175,6 +98,7 @@ type Rooms = RwLock<HashMap<String, Arc<Room>>>;
 /// The in-process bus.
 pub struct InProcessBus {
     config: BusConfig,
+    hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     rooms: Arc<Rooms>,
     retained: Mutex<Retained>,
@@ -189,7 +113,7 @@ pub struct InProcessBus {
 fn reclaim(rooms: &Rooms, metrics: &Metrics, room: &Arc<Room>) {
     let mut map = rooms.write().expect("rooms lock");
     let mut state = room.lock();
-    if state.dead || !state.cursors.is_empty() || !state.history.is_empty() {
+    if state.dead || state.subscribers > 0 || !state.history.is_empty() {
         return;
     }
     state.dead = true;
@@ -200,9 +124,10 @@ fn reclaim(rooms: &Rooms, metrics: &Metrics, room: &Arc<Room>) {
 }
 
 impl InProcessBus {
-    pub fn new(config: BusConfig, metrics: Arc<Metrics>) -> InProcessBus {
+    pub fn new(config: BusConfig, hub: Arc<Hub>, metrics: Arc<Metrics>) -> InProcessBus {
         InProcessBus {
             config,
+            hub,
             metrics,
             rooms: Arc::default(),
             retained: Mutex::default(),
@@ -227,14 +152,9 @@ impl InProcessBus {
                         seq: 0,
                         history: VecDeque::new(),
                         history_bytes: 0,
-                        ring: VecDeque::new(),
-                        ring_bytes: 0,
-                        cursors: HashMap::new(),
-                        next_id: 0,
+                        subscribers: 0,
                         dead: false,
                     }),
-                    published: Notify::new(),
-                    drained: Notify::new(),
                 })
             })
             .clone()
@@ -276,21 +196,13 @@ impl InProcessBus {
                 state.history.push_back(frame.clone());
                 evicted = evict_history(state, config.history, config.history_bytes);
             }
-            let live = !state.cursors.is_empty();
+            let live = state.subscribers > 0;
             if live {
-                state.ring_bytes += frame.size();
-                state.ring.push_back(frame);
-                while state.ring.len() > config.lag_limit.max(1)
-                    || state.ring_bytes > config.max_queued_bytes
-                {
-                    state.overflow();
-                }
+                // Under the lock: the hub gets one organization's frames in order.
+                self.hub.send(org, None, &frame);
             }
             (seq, live)
         });
-        if live {
-            room.published.notify_waiters();
-        }
         self.account(&room, seq, kept, evicted);
         if !live && kept.is_none() {
             reclaim(&self.rooms, &self.metrics, &room);
@@ -325,7 +237,7 @@ impl InProcessBus {
             state.history_bytes -= size;
             total = self.history_bytes.fetch_sub(size, Ordering::Relaxed) - size;
             self.history_frames.fetch_sub(1, Ordering::Relaxed);
-            if state.history.is_empty() && state.cursors.is_empty() {
+            if state.history.is_empty() && state.subscribers == 0 {
                 drop(state);
                 emptied.push(room);
             }
@@ -345,19 +257,19 @@ impl InProcessBus {
         }
     }
 
-    /// Subscribes a new connection: CONNECTED, then what `resume` asks to replay.
-    fn subscribe_now(&self, org: &str, resume: Option<&Resume>) -> Subscription {
-        let (room, (id, connected, replay)) = self.with_room(org, |state| {
-            state.next_id += 1;
-            let id = state.next_id;
-            state.cursors.insert(
-                id,
-                Cursor {
-                    next: state.seq + 1,
-                    lost: 0,
-                },
-            );
-            (id, state.seq, resume.map(|r| plan_replay(state, r)))
+    /// Subscribes a new connection: CONNECTED, then what `resume` asks to replay;
+    /// `outlet` joins the fan-out under the room's lock, so it holds every later
+    /// event (and none the replay has).
+    fn subscribe_now(
+        &self,
+        org: &str,
+        resume: Option<&Resume>,
+        outlet: &Arc<Outlet>,
+    ) -> Subscription {
+        let (room, (member, connected, replay)) = self.with_room(org, |state| {
+            state.subscribers += 1;
+            let member = self.hub.join(org, outlet);
+            (member, state.seq, resume.map(|r| plan_replay(state, r)))
         });
         let (replay, truncated) = match replay {
             None => (Vec::new(), None),
@@ -375,50 +287,47 @@ impl InProcessBus {
             history_truncated: truncated,
             extra: Map::new(),
         };
-        let live = Live {
+        let membership = Membership {
+            _member: member,
             room,
-            id,
-            taken: VecDeque::new(),
             rooms: self.rooms.clone(),
             metrics: self.metrics.clone(),
         };
-        Subscription::new(connected, replay, live)
+        Subscription::new(connected, replay, membership)
+    }
+}
+
+/// A bus with a fan-out of its own, and sockets writing into memory (tests, fuzzing).
+#[cfg(any(test, feature = "fuzzing"))]
+impl InProcessBus {
+    /// A bus whose sockets may fall as far behind as `limits` say.
+    pub fn with_own_hub(
+        config: BusConfig,
+        limits: super::fanout::Limits,
+        metrics: Arc<Metrics>,
+    ) -> InProcessBus {
+        let hub = Hub::with_shards(1, limits, metrics.clone());
+        InProcessBus::new(config, hub, metrics)
     }
 
-    /// Waits until the subscribers of `org` have room for more frames (half the
-    /// ring free, in frames and bytes), or until the slowest has held the burst up
-    /// for [`BusConfig::slow_grace`]; returns how many of `n` may go now.
-    async fn make_room_now(&self, org: &str, n: usize) -> usize {
-        let n = n.max(1);
-        let Some(room) = self.rooms.read().expect("rooms lock").get(org).cloned() else {
-            return n;
-        };
-        let limit = self.config.lag_limit.max(1);
-        let max_bytes = self.config.max_queued_bytes;
-        let deadline = tokio::time::Instant::now() + self.config.slow_grace;
-        loop {
-            let drained = room.drained.notified();
-            tokio::pin!(drained);
-            drained.as_mut().enable();
-            {
-                let state = room.lock();
-                if state.dead || state.cursors.is_empty() {
-                    return n;
-                }
-                let behind = state.behind();
-                if behind <= limit / 2 && state.ring_bytes <= max_bytes / 2 {
-                    // Frames are about the size of those in the ring (of a burst of one
-                    // event, exactly): as many as fit in what is free of both bounds.
-                    let size = state.ring.back().map_or(1, |f| f.size().max(1));
-                    let by_bytes = (max_bytes - state.ring_bytes) / size;
-                    return n.min(limit - behind).min(by_bytes).max(1);
-                }
-            }
-            if tokio::time::timeout_at(deadline, drained).await.is_err() {
-                // The slowest had its grace: it is overtaken (and closed on lagging).
-                return n.min(limit);
-            }
-        }
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Subscribes a socket writing into memory (released at once: live frames flow).
+    pub fn subscribe_captured(
+        &self,
+        org: &str,
+        resume: Option<&Resume>,
+    ) -> (Subscription, Arc<Outlet>, super::fanout::capture::Captured) {
+        let (outlet, captured) = super::fanout::capture::outlet(&self.hub);
+        let sub = self.subscribe_now(org, resume, &outlet);
+        let last = sub
+            .replay
+            .last()
+            .map_or(sub.connected.seq.unwrap_or(0), |f| f.seq);
+        outlet.release(last, None);
+        (sub, outlet, captured)
     }
 }
 
@@ -458,93 +367,17 @@ fn evict_history(state: &mut RoomState, count: usize, bytes: usize) -> (usize, u
     evicted
 }
 
-/// One subscriber's live stream: its cursor lives in the room.
-struct Live {
+/// One subscription: its place in the fan-out and its count in the room.
+struct Membership {
+    _member: Member,
     room: Arc<Room>,
-    id: u64,
-    /// Frames taken from the ring, not yet handed out.
-    taken: VecDeque<Frame>,
     rooms: Arc<Rooms>,
     metrics: Arc<Metrics>,
 }
 
-impl Live {
-    /// Moves up to [`TAKE_BATCH`] frames from the ring; `Some` when the subscriber
-    /// lost frames instead.
-    fn take(&mut self) -> Option<Received> {
-        let mut state = self.room.lock();
-        let Some(cursor) = state.cursors.get(&self.id).copied() else {
-            return Some(Received::Closed);
-        };
-        if cursor.lost > 0 {
-            if let Some(c) = state.cursors.get_mut(&self.id) {
-                c.lost = 0;
-            }
-            return Some(Received::Lagged(cursor.lost));
-        }
-        let start = state
-            .ring
-            .front()
-            .map_or(0, |f| cursor.next.saturating_sub(f.seq) as usize);
-        let frames: Vec<Frame> = state
-            .ring
-            .iter()
-            .skip(start)
-            .take(TAKE_BATCH)
-            .cloned()
-            .collect();
-        let last = frames.last()?;
-        let next = last.seq + 1;
-        if let Some(c) = state.cursors.get_mut(&self.id) {
-            c.next = next;
-        }
-        state.trim();
-        drop(state);
-        self.room.drained.notify_waiters();
-        self.taken.extend(frames);
-        None
-    }
-
-    fn poll_now(&mut self) -> Option<Received> {
-        if let Some(frame) = self.taken.pop_front() {
-            return Some(Received::Frame(frame));
-        }
-        if let Some(lagged) = self.take() {
-            return Some(lagged);
-        }
-        self.taken.pop_front().map(Received::Frame)
-    }
-}
-
-impl LiveStream for Live {
-    fn recv(&mut self) -> Pin<Box<dyn Future<Output = Received> + Send + '_>> {
-        Box::pin(async move {
-            loop {
-                let room = self.room.clone();
-                let published = room.published.notified();
-                tokio::pin!(published);
-                published.as_mut().enable();
-                if let Some(received) = self.poll_now() {
-                    return received;
-                }
-                published.await;
-            }
-        })
-    }
-
-    fn try_recv(&mut self) -> Option<Received> {
-        self.poll_now()
-    }
-}
-
-impl Drop for Live {
+impl Drop for Membership {
     fn drop(&mut self) {
-        {
-            let mut state = self.room.lock();
-            state.cursors.remove(&self.id);
-            state.trim();
-        }
-        self.room.drained.notify_waiters();
+        self.room.lock().subscribers -= 1;
         reclaim(&self.rooms, &self.metrics, &self.room);
     }
 }
@@ -558,12 +391,13 @@ impl EventBus for InProcessBus {
         &'a self,
         org: &'a str,
         resume: Option<&'a Resume>,
+        outlet: &'a Arc<Outlet>,
     ) -> BusFuture<'a, Subscription> {
-        Box::pin(ready(Ok(self.subscribe_now(org, resume))))
+        Box::pin(ready(Ok(self.subscribe_now(org, resume, outlet))))
     }
 
     fn make_room<'a>(&'a self, org: &'a str, n: usize) -> BusFuture<'a, usize> {
-        Box::pin(async move { Ok(self.make_room_now(org, n).await) })
+        Box::pin(async move { Ok(self.hub.make_room(org, n, self.config.slow_grace).await) })
     }
 
     fn published(&self) -> u64 {
@@ -571,14 +405,7 @@ impl EventBus for InProcessBus {
     }
 
     fn connections(&self) -> Vec<(String, usize)> {
-        let rooms = self.rooms.read().expect("rooms lock");
-        let mut counts: Vec<(String, usize)> = rooms
-            .iter()
-            .map(|(org, room)| (org.clone(), room.lock().cursors.len()))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        counts.sort();
-        counts
+        self.hub.connections()
     }
 }
 
@@ -627,15 +454,19 @@ pub(crate) fn unix_micros() -> u64 {
 mod tests {
     use super::*;
     use crate::protocol::EventType;
-    use crate::server::bus::Received;
+    use crate::server::fanout::capture::{self, Captured};
+    use crate::server::fanout::{Limits, Want};
     use futures_util::FutureExt;
 
     fn bus(history: usize) -> InProcessBus {
-        InProcessBus::new(
+        InProcessBus::with_own_hub(
             BusConfig {
                 history,
-                lag_limit: 16,
                 ..BusConfig::default()
+            },
+            Limits {
+                frames: 16,
+                bytes: DEFAULT_MAX_QUEUED_BYTES,
             },
             Arc::default(),
         )
@@ -666,7 +497,30 @@ mod tests {
     }
 
     fn subscribe(bus: &InProcessBus, org: &str, resume: Option<&Resume>) -> Subscription {
-        now(bus.subscribe(org, resume))
+        bus.subscribe_captured(org, resume).0
+    }
+
+    /// A socket of `org` and what it is written.
+    fn socket(
+        bus: &InProcessBus,
+        org: &str,
+        resume: Option<&Resume>,
+    ) -> (Subscription, Arc<Outlet>, Captured) {
+        bus.subscribe_captured(org, resume)
+    }
+
+    /// The `seq`s written to a socket so far (once the fan-out is done).
+    fn written(bus: &InProcessBus, captured: &Captured) -> Vec<u64> {
+        bus.hub().settle();
+        captured
+            .texts()
+            .iter()
+            .map(|t| {
+                serde_json::from_str::<serde_json::Value>(t).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
     }
 
     /// The latest `seq` and the epoch of an organization, if it has a room.
@@ -675,13 +529,6 @@ mod tests {
         let room = rooms.get(org)?;
         let seq = room.lock().seq;
         Some((seq, room.epoch.clone()))
-    }
-
-    fn live_seq(sub: &mut Subscription) -> Option<u64> {
-        match sub.try_recv() {
-            Some(Received::Frame(frame)) => Some(frame.seq),
-            _ => None,
-        }
     }
 
     #[test]
@@ -753,23 +600,31 @@ mod tests {
     fn live_events_follow_the_subscription_without_overlap() {
         let bus = bus(10);
         publish(&bus, "a", draft("p"));
-        let mut sub = subscribe(&bus, "a", Some(&Resume::default()));
+        let (sub, _outlet, captured) = socket(&bus, "a", Some(&Resume::default()));
         publish(&bus, "a", draft("p"));
         assert_eq!(seqs(&sub.replay), vec![1]);
-        assert_eq!(live_seq(&mut sub), Some(2));
-        assert!(sub.try_recv().is_none());
+        assert_eq!(written(&bus, &captured), vec![2]);
     }
 
     #[test]
-    fn a_subscriber_that_falls_behind_the_ring_learns_by_how_much() {
+    fn a_subscriber_that_falls_behind_learns_by_how_much_and_where_to_resume() {
         let bus = bus(0);
-        let mut sub = subscribe(&bus, "a", None);
-        // The ring holds 16 (the test bus's lag limit): 20 events lose the first 4.
+        let (_sub, outlet, captured) = socket(&bus, "a", None);
+        // A socket that takes nothing: 16 frames queue (the test bus's lag limit),
+        // the next 4 are lost.
+        captured.set_room(Some(0));
         for _ in 0..20 {
             publish(&bus, "a", draft("p"));
         }
-        assert!(matches!(sub.try_recv(), Some(Received::Lagged(4))));
-        assert_eq!(live_seq(&mut sub), Some(5));
+        bus.hub().settle();
+        assert_eq!(
+            capture::want(&outlet),
+            Some(Want::Lagged { lost: 4, since: 16 })
+        );
+        // What was queued is still written before the close.
+        captured.set_room(None);
+        capture::drain(&outlet);
+        assert_eq!(written(&bus, &captured), (1..=16).collect::<Vec<_>>());
     }
 
     #[test]
@@ -785,7 +640,7 @@ mod tests {
     #[test]
     fn published_events_are_valid_protocol_frames() {
         let bus = bus(10);
-        let mut sub = subscribe(&bus, "org-rio", None);
+        let (_sub, _outlet, captured) = socket(&bus, "org-rio", None);
         publish(
             &bus,
             "org-rio",
@@ -796,10 +651,11 @@ mod tests {
                 stamp_publish_time: true,
             },
         );
-        let Some(Received::Frame(frame)) = sub.try_recv() else {
-            panic!("no live frame")
+        bus.hub().settle();
+        let texts = captured.texts();
+        let [text] = &texts[..] else {
+            panic!("not one live frame: {texts:?}")
         };
-        let text = frame.text();
         let parsed = crate::protocol::ServerFrame::parse(text).unwrap();
         let crate::protocol::ServerFrame::Event(e) = parsed else {
             panic!()
@@ -810,35 +666,34 @@ mod tests {
     }
 
     fn bounded(history: usize, history_bytes: usize, total: usize) -> InProcessBus {
-        InProcessBus::new(
+        InProcessBus::with_own_hub(
             BusConfig {
                 history,
                 history_bytes,
                 history_total_bytes: total,
                 ..BusConfig::default()
             },
+            Limits {
+                frames: 16,
+                bytes: DEFAULT_MAX_QUEUED_BYTES,
+            },
             Arc::default(),
         )
     }
 
     #[test]
-    fn rings_grow_with_use_instead_of_being_preallocated() {
-        let bus = InProcessBus::new(
-            BusConfig {
-                lag_limit: 1_000_000,
-                ..BusConfig::default()
-            },
-            Arc::default(),
-        );
-        let mut subs: Vec<_> = (0..100)
-            .map(|i| subscribe(&bus, &format!("org-{i}"), None))
+    fn rooms_are_freed_with_their_last_subscriber_but_history() {
+        let bus = bus(10);
+        let subs: Vec<_> = (0..100)
+            .map(|i| socket(&bus, &format!("org-{i}"), None))
             .collect();
         publish(&bus, "org-0", draft("p"));
-        let rooms = bus.rooms.read().unwrap();
-        let slots: usize = rooms.values().map(|r| r.lock().ring.capacity()).sum();
-        assert!(slots < 1000, "{slots} slots for one event");
-        drop(rooms);
-        assert_eq!(live_seq(&mut subs[0]), Some(1));
+        assert_eq!(written(&bus, &subs[0].2), vec![1]);
+        assert_eq!(
+            written(&bus, &subs[1].2),
+            Vec::<u64>::new(),
+            "another organization"
+        );
         drop(subs);
         let rooms: Vec<String> = bus.rooms.read().unwrap().keys().cloned().collect();
         assert_eq!(
@@ -846,6 +701,7 @@ mod tests {
             ["org-0"],
             "rooms freed with their last subscriber, but history"
         );
+        assert!(bus.connections().is_empty());
     }
 
     #[test]
@@ -876,27 +732,27 @@ mod tests {
 
     #[test]
     fn a_subscriber_behind_by_more_than_its_queued_bytes_lags() {
-        let bus = InProcessBus::new(
+        let bus = InProcessBus::with_own_hub(
             BusConfig {
                 history: 0,
-                max_queued_bytes: 1_000,
                 ..BusConfig::default()
+            },
+            Limits {
+                frames: 4096,
+                bytes: 1_000,
             },
             Arc::default(),
         );
-        let mut sub = subscribe(&bus, "a", None);
+        let (_sub, outlet, captured) = socket(&bus, "a", None);
+        captured.set_room(Some(0));
         for _ in 0..50 {
             publish(&bus, "a", draft("p"));
         }
-        assert!(matches!(sub.try_recv(), Some(Received::Lagged(n)) if n > 30));
-        let ring = bus
-            .rooms
-            .read()
-            .unwrap()
-            .get("a")
-            .unwrap()
-            .lock()
-            .ring_bytes;
-        assert!(ring <= 1_000);
+        bus.hub().settle();
+        let Some(Want::Lagged { lost, since }) = capture::want(&outlet) else {
+            panic!("not lagging")
+        };
+        assert!(lost > 30, "{lost} lost");
+        assert_eq!(since + lost, 50);
     }
 }

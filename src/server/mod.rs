@@ -26,6 +26,7 @@ pub(crate) mod bus;
 mod config;
 pub(crate) mod conflicts;
 pub(crate) mod error;
+pub(crate) mod fanout;
 pub mod http;
 pub mod in_process;
 pub(crate) mod meter;
@@ -35,6 +36,7 @@ pub mod redis;
 pub mod replay;
 pub(crate) mod routes;
 pub mod security;
+mod socket;
 mod state;
 pub mod tls;
 pub(crate) mod ws;
@@ -59,6 +61,7 @@ pub(crate) use self::state::{AppState, Shared};
 
 use self::bus::EventBus;
 use self::conflicts::ConflictStore;
+use self::fanout::Hub;
 use self::in_process::{BusConfig, InProcessBus};
 use self::metrics::Metrics;
 use self::queue::Queue;
@@ -75,6 +78,13 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
     let mut instance = None;
     let mut shared_queue = None;
     let conflicts = Arc::new(ConflictStore::default());
+    let hub = Hub::new(
+        fanout::Limits {
+            frames: config.lag_limit,
+            bytes: config.max_queued_bytes,
+        },
+        metrics.clone(),
+    );
     let bus: Arc<dyn EventBus> = match &config.redis {
         Some(redis) => {
             // Connects lazily: fails only on settings the handle never uses.
@@ -95,8 +105,8 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
             )));
             Arc::new(redis::RedisBus::start(
                 redis,
+                hub.clone(),
                 config.history,
-                config.lag_limit,
                 shutdown.clone(),
             ))
         }
@@ -105,10 +115,9 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
                 history: config.history,
                 history_bytes: config.history_bytes,
                 history_total_bytes: config.history_total_bytes,
-                lag_limit: config.lag_limit,
-                max_queued_bytes: config.max_queued_bytes,
                 slow_grace: config.slow_grace,
             },
+            hub.clone(),
             metrics.clone(),
         )),
     };
@@ -123,6 +132,7 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
         security: Arc::new(Security::new(&config, metrics.clone())),
         config,
         bus,
+        hub,
         queue,
         conflicts,
         metrics,
@@ -150,7 +160,7 @@ pub(crate) fn app(config: Config) -> (AppState, Router) {
     let router = Router::new()
         .route("/api/ws/sync", get(ws::missing_org))
         .route("/api/ws/sync/", get(ws::missing_org))
-        .route("/api/ws/sync/{org}", get(ws::sync))
+        .route("/api/ws/sync/{org}", get(socket::sync))
         .route("/api/ws/echo", get(ws::echo))
         .merge(protected)
         .route("/healthz", get(routes::healthz))

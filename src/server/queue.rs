@@ -720,6 +720,7 @@ mod tests {
             &'a self,
             _: &'a str,
             _: Option<&'a crate::server::bus::Resume>,
+            _: &'a Arc<crate::server::fanout::Outlet>,
         ) -> crate::server::bus::BusFuture<'a, crate::server::bus::Subscription> {
             Box::pin(async { anyhow::bail!("the bus is out of reach") })
         }

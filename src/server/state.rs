@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 use super::bus::EventBus;
 use super::config::Config;
 use super::conflicts::{self, ConflictStore};
+use super::fanout::Hub;
 use super::metrics::Metrics;
 use super::queue::Queue;
 use super::security::Security;
@@ -19,6 +20,8 @@ pub struct Shared {
     pub config: Config,
     /// The event path; the handlers and the queue see only the trait.
     pub bus: Arc<dyn EventBus>,
+    /// The local fan-out the bus hands live frames to; sockets get their outlets here.
+    pub hub: Arc<Hub>,
     pub queue: Arc<Queue>,
     /// The conflicts the queue recorded, for the conflicts API.
     pub conflicts: Arc<ConflictStore>,

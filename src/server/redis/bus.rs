@@ -19,12 +19,14 @@
 //!   that died silently. Sockets stay open while Redis is away; publishes fail with
 //!   `Unavailable` (503).
 //!
+//! Live frames go to the local fan-out (`fanout.rs`) as the in-process bus's do, in
+//! the order the pub/sub connection delivers them.
+//!
 //! Bounds: history by count (`--history`; the byte bounds apply to the in-process
-//! bus only); a socket falls behind by at most `--lag-limit` events, and at most
-//! [`MAX_ROOM_BACKLOG`] (each room's channel is allocated whole).
+//! bus only); a socket falls behind by at most `--lag-limit` events and
+//! `--max-queued-bytes` bytes (the fan-out's bounds, as in-process).
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,15 +34,14 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 use serde_json::{Map, Value, json};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{COMMAND_TIMEOUT, OrgKeys, Redis};
 use crate::backoff::capped_exponential;
 use crate::protocol::{Connected, Timestamp};
-use crate::server::bus::{
-    BusFuture, Draft, EventBus, Frame, LiveStream, Received, Resume, Subscription, Unavailable,
-};
+use crate::server::bus::{BusFuture, Draft, EventBus, Frame, Resume, Subscription, Unavailable};
+use crate::server::fanout::{Hub, Member, Outlet};
 use crate::server::in_process::{event_of, new_epoch, unix_micros};
 
 /// How often the pub/sub connection is probed.
@@ -50,25 +51,14 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// First delay before reconnecting the pub/sub connection; doubles up to the cap.
 const RECONNECT_BASE: Duration = Duration::from_millis(100);
 const RECONNECT_CAP: Duration = Duration::from_secs(1);
-/// Most events a socket may fall behind with `--redis`, whatever `--lag-limit` says:
-/// a room's fan-out channel is allocated whole, so it stays small per organization.
-const MAX_ROOM_BACKLOG: usize = 1024;
 /// Organizations whose last epoch is remembered (to count epoch resets).
 const KNOWN_EPOCHS: usize = 10_000;
 
 /// What a room hands its sockets.
-#[derive(Clone, Debug)]
-enum Delivery {
-    Frame(Arc<str>, Frame),
-    /// Continuity lost (a reconnect that cannot prove it): resume.
-    Gap(u64),
-}
-
 /// An organization's epoch and seq.
 type Position = (Arc<str>, u64);
 
 struct Room {
-    tx: broadcast::Sender<Delivery>,
     subscribers: usize,
     /// The epoch and seq last seen for the organization.
     last: Option<Position>,
@@ -82,7 +72,7 @@ enum Command {
 struct Shared {
     redis: Arc<Redis>,
     history: usize,
-    lag_limit: usize,
+    hub: Arc<Hub>,
     rooms: Mutex<HashMap<String, Room>>,
     commands: mpsc::UnboundedSender<Command>,
     published: AtomicU64,
@@ -99,8 +89,8 @@ impl RedisBus {
     /// Starts the pub/sub and heartbeat tasks (they stop with `shutdown`).
     pub fn start(
         redis: Arc<Redis>,
+        hub: Arc<Hub>,
         history: usize,
-        lag_limit: usize,
         shutdown: CancellationToken,
     ) -> RedisBus {
         let (commands, rx) = mpsc::unbounded_channel();
@@ -108,7 +98,7 @@ impl RedisBus {
             ping_channel: format!("syncprobe:ping:{}", redis.id),
             redis,
             history,
-            lag_limit: lag_limit.clamp(1, MAX_ROOM_BACKLOG),
+            hub,
             rooms: Mutex::default(),
             commands,
             published: AtomicU64::new(0),
@@ -179,21 +169,22 @@ impl Shared {
         Ok(seq)
     }
 
-    /// Registers a socket of `org` in its room (before anything is read, so no
-    /// live frame is missed).
-    fn join(self: &Arc<Self>, org: &str) -> (broadcast::Receiver<Delivery>, RoomGuard) {
+    /// Registers a socket of `org` in its room and its outlet in the fan-out
+    /// (before anything is read, so no live frame is missed: the outlet holds them).
+    fn join(self: &Arc<Self>, org: &str, outlet: &Arc<Outlet>) -> Membership {
         let mut rooms = self.rooms.lock().expect("rooms lock");
         let room = rooms.entry(org.to_string()).or_insert_with(|| Room {
-            tx: broadcast::channel(self.lag_limit).0,
             subscribers: 0,
             last: None,
         });
         room.subscribers += 1;
-        let guard = RoomGuard {
-            shared: self.clone(),
-            org: org.to_string(),
-        };
-        (room.tx.subscribe(), guard)
+        Membership {
+            _member: self.hub.join(org, outlet),
+            _guard: RoomGuard {
+                shared: self.clone(),
+                org: org.to_string(),
+            },
+        }
     }
 
     /// Waits until the pub/sub connection listens to `org`.
@@ -211,8 +202,9 @@ impl Shared {
         self: &Arc<Self>,
         org: &str,
         resume: Option<&Resume>,
+        outlet: &Arc<Outlet>,
     ) -> anyhow::Result<Subscription> {
-        let (rx, guard) = self.join(org);
+        let membership = self.join(org, outlet);
         self.listen(org).await?;
         let keys = OrgKeys::of(org);
         let mut invocation = self.state_script.prepare_invoke();
@@ -252,13 +244,7 @@ impl Shared {
             history_truncated: truncated,
             extra: Map::new(),
         };
-        let live = Live {
-            rx,
-            epoch,
-            next: seq + 1,
-            _guard: guard,
-        };
-        Ok(Subscription::new(connected, replay, live))
+        Ok(Subscription::new(connected, replay, membership))
     }
 
     /// Records that `org` is at `seq` in `epoch` (the latest wins within an epoch).
@@ -296,7 +282,8 @@ impl Shared {
         let mut rooms = self.rooms.lock().expect("rooms lock");
         if let Some(room) = rooms.get_mut(org) {
             room.last = Some((epoch.clone(), seq));
-            let _ = room.tx.send(Delivery::Frame(epoch, frame));
+            // Under the lock: the hub gets one organization's frames in order.
+            self.hub.send(org, Some(&epoch), &frame);
         }
     }
 
@@ -329,8 +316,8 @@ impl Shared {
             };
             if gap > 0 {
                 let rooms = self.rooms.lock().expect("rooms lock");
-                if let Some(room) = rooms.get(&org) {
-                    let _ = room.tx.send(Delivery::Gap(gap));
+                if rooms.contains_key(&org) {
+                    self.hub.interrupt(&org, gap);
                 }
             }
         }
@@ -377,69 +364,10 @@ impl Drop for RoomGuard {
     }
 }
 
-/// One socket's live stream.
-struct Live {
-    rx: broadcast::Receiver<Delivery>,
-    epoch: Arc<str>,
-    /// The seq it delivers next.
-    next: u64,
+/// One subscription: its outlet in the fan-out and its count in the room.
+struct Membership {
+    _member: Member,
     _guard: RoomGuard,
-}
-
-impl Live {
-    /// What a delivery means for this socket (`None`: a frame it already has).
-    fn accept(
-        &mut self,
-        delivery: Result<Delivery, broadcast::error::RecvError>,
-    ) -> Option<Received> {
-        use broadcast::error::RecvError;
-        match delivery {
-            Ok(Delivery::Frame(epoch, frame)) => {
-                if epoch != self.epoch {
-                    return Some(Received::Lagged(1));
-                }
-                if frame.seq < self.next {
-                    return None;
-                }
-                if frame.seq > self.next {
-                    return Some(Received::Lagged(frame.seq - self.next));
-                }
-                self.next += 1;
-                Some(Received::Frame(frame))
-            }
-            Ok(Delivery::Gap(n)) => Some(Received::Lagged(n.max(1))),
-            Err(RecvError::Lagged(n)) => Some(Received::Lagged(n)),
-            Err(RecvError::Closed) => Some(Received::Closed),
-        }
-    }
-}
-
-impl LiveStream for Live {
-    fn recv(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Received> + Send + '_>> {
-        Box::pin(async move {
-            loop {
-                let delivery = self.rx.recv().await;
-                if let Some(received) = self.accept(delivery) {
-                    return received;
-                }
-            }
-        })
-    }
-
-    fn try_recv(&mut self) -> Option<Received> {
-        use broadcast::error::{RecvError, TryRecvError};
-        loop {
-            let delivery = match self.rx.try_recv() {
-                Ok(d) => Ok(d),
-                Err(TryRecvError::Empty) => return None,
-                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                Err(TryRecvError::Closed) => Err(RecvError::Closed),
-            };
-            if let Some(received) = self.accept(delivery) {
-                return Some(received);
-            }
-        }
-    }
 }
 
 /// The task that owns the pub/sub connection: connects, re-subscribes, serves
@@ -687,8 +615,9 @@ impl EventBus for RedisBus {
         &'a self,
         org: &'a str,
         resume: Option<&'a Resume>,
+        outlet: &'a Arc<Outlet>,
     ) -> BusFuture<'a, Subscription> {
-        Box::pin(self.0.subscribe_now(org, resume))
+        Box::pin(self.0.subscribe_now(org, resume, outlet))
     }
 
     fn published(&self) -> u64 {

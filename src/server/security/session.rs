@@ -125,10 +125,10 @@ pub enum ClientFrame {
 }
 
 impl ClientFrame {
-    pub fn of(message: &axum::extract::ws::Message) -> ClientFrame {
-        use axum::extract::ws::Message;
+    pub fn of(message: &tungstenite::Message) -> ClientFrame {
+        use tungstenite::Message;
         match message {
-            Message::Text(_) | Message::Binary(_) => ClientFrame::Data,
+            Message::Text(_) | Message::Binary(_) | Message::Frame(_) => ClientFrame::Data,
             Message::Ping(_) => ClientFrame::Ping,
             Message::Pong(_) => ClientFrame::Pong,
             Message::Close(_) => ClientFrame::Close,

@@ -1,0 +1,447 @@
+//! The sync socket, `/api/ws/sync/{org}[?since=N&epoch=E]`: CONNECTED, replay, live
+//! events, heartbeat, slow-consumer handling, shutdown.
+//!
+//! The upgrade is answered here (the `101` with its accept key) and the connection
+//! taken over from hyper, so that its writing side can be shared: live events are
+//! written by the fan-out (`fanout.rs`) straight into the socket's kernel buffer,
+//! without waking this task; this task reads client frames, answers them, keeps the
+//! heartbeat, and wakes only to drain what the fan-out had to queue (the kernel
+//! buffer was full) or to close a socket that fell behind (1013). Its own frames
+//! go through the same [`Outlet`], so everything reaches the socket in order.
+//!
+//! The security rules (`security/`) hook in at two places: the upgrade handler
+//! calls `Security::admit`, and the session loop hands every client frame to a
+//! `SessionGuard` and has one branch for the closes it decides (rate, size, idle,
+//! token expiry, organization no longer allowed).
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use tokio::io::ReadHalf;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+
+use super::bus::{Resume, Subscription};
+use super::error::api_error;
+use super::fanout::{Outlet, SocketIo, Want};
+use super::meter::{FrameMeter, rate_exceeded};
+use super::security::{Admission, ClientFrame, Closing, RateLimit, SessionGuard, frame_limit};
+use super::state::AppState;
+use super::ws::{parse_resume, upgrade, violation_code};
+use crate::protocol::{CLOSE_GOING_AWAY, CLOSE_IDLE_TIMEOUT, CLOSE_TOO_SLOW, ServerFrame};
+
+/// How long a closing socket waits for the peer's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// Read buffer per socket: clients send little, and an idle socket should hold
+/// next to nothing (a larger frame grows it while it is read).
+const READ_BUFFER: usize = 256;
+/// The ping timer's period when the heartbeat is off (it then never fires).
+const NO_HEARTBEAT: Duration = Duration::from_secs(3600);
+/// RFC 6455's "internal error": the event bus failed the subscription.
+const CLOSE_INTERNAL_ERROR: u16 = 1011;
+
+type Socket = WebSocketStream<SocketIo<ReadHalf<TokioIo<Upgraded>>>>;
+
+/// `/api/ws/sync/{org}[?since=N&epoch=E]`.
+#[allow(clippy::too_many_arguments)]
+pub async fn sync(
+    on_upgrade: Option<Extension<OnUpgrade>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    Path(org): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    meter: Option<Extension<Arc<FrameMeter>>>,
+    State(state): State<AppState>,
+) -> Response {
+    // The extractor checks the request; the connection is taken over below.
+    if let Err(refusal) = upgrade(ws, &headers) {
+        return *refusal;
+    }
+    let (Some(Extension(on_upgrade)), Some(key)) =
+        (on_upgrade, headers.get(header::SEC_WEBSOCKET_KEY))
+    else {
+        return api_error(
+            StatusCode::UPGRADE_REQUIRED,
+            "UPGRADE_REQUIRED",
+            "this endpoint takes WebSocket connections over HTTP/1.1",
+            None,
+        );
+    };
+    let admission = match state.security.admit(&headers, query.as_deref(), &org) {
+        Ok(admission) => admission,
+        Err(refusal) => return state.security.refuse(refusal),
+    };
+    let resume = match parse_resume(query.as_deref().unwrap_or("")) {
+        Ok(resume) => resume,
+        Err(message) => {
+            state.metrics.error("bad_resume");
+            return api_error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &message, None);
+        }
+    };
+    // Every client frame counts against the rate from here on, whole messages or not.
+    if let (Some(Extension(meter)), Some(quota)) =
+        (meter, state.config.rate_limit.and_then(RateLimit::quota))
+    {
+        meter.arm(quota);
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let tasks = state.tasks.clone();
+    tokio::spawn(tasks.track_future(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            run(upgraded, state, org, resume, admission).await;
+        }
+    }));
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .expect("a 101 response builds")
+}
+
+fn config(state: &AppState) -> WebSocketConfig {
+    // Frames go out as soon as they are written: the outlet does the buffering.
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(state.config.max_message_size))
+        .max_frame_size(Some(frame_limit(state.config.max_message_size)))
+}
+
+/// Why a sync socket ended, as the disconnect metric names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    ClientClosed,
+    ReadError,
+    WriteFailed,
+    DeadPeer,
+    TooSlow,
+    Shutdown,
+    BusFailed,
+    /// Closed by a security rule (its metric label).
+    Rule(&'static str),
+}
+
+impl End {
+    fn label(self) -> &'static str {
+        match self {
+            End::ClientClosed => "client_closed",
+            End::ReadError => "read_error",
+            End::WriteFailed => "write_failed",
+            End::DeadPeer => "heartbeat_timeout",
+            End::TooSlow => "too_slow",
+            End::Shutdown => "shutdown",
+            End::BusFailed => "bus_error",
+            End::Rule(label) => label,
+        }
+    }
+}
+
+async fn run(
+    upgraded: Upgraded,
+    state: AppState,
+    org: String,
+    resume: Option<Resume>,
+    admission: Admission,
+) {
+    let (read, write) = tokio::io::split(TokioIo::new(upgraded));
+    let outlet = state.hub.outlet(write);
+    let io = SocketIo::new(read, outlet.clone());
+    let mut socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config(&state))).await;
+    if let Some(closing) = admission.refused {
+        state.metrics.disconnect(closing.label());
+        close(&mut socket, closing.code(), &closing.reason()).await;
+        return;
+    }
+    // Holds this socket's place under the connection caps until it ends.
+    let _permit = admission.permit;
+    let mut guard = state.security.session_guard(&org, admission.grant.as_ref());
+    let open = state.metrics.socket_opened(&org);
+    let end = session(&mut socket, &outlet, &state, &org, resume, &mut guard).await;
+    drop(open);
+    state.metrics.disconnect(end.label());
+}
+
+async fn session(
+    socket: &mut Socket,
+    outlet: &Arc<Outlet>,
+    state: &AppState,
+    org: &str,
+    resume: Option<Resume>,
+    guard: &mut SessionGuard,
+) -> End {
+    if state.shutdown.is_cancelled() {
+        return going_away(socket).await;
+    }
+    let sub = match state.bus.subscribe(org, resume.as_ref(), outlet).await {
+        Ok(sub) => sub,
+        Err(_) => {
+            close(
+                socket,
+                CLOSE_INTERNAL_ERROR,
+                "Redis is out of reach: retry later",
+            )
+            .await;
+            return End::BusFailed;
+        }
+    };
+    if let Err(end) = opening(socket, outlet, &sub, state).await {
+        return end;
+    }
+    let session = Session {
+        socket,
+        outlet,
+        state,
+        guard,
+        _sub: sub,
+        alive: true,
+        answered: state.config.handshake_timeout.is_zero(),
+    };
+    session.run().await
+}
+
+/// Writes CONNECTED and the replay in one flush, then lets live frames flow.
+async fn opening(
+    socket: &mut Socket,
+    outlet: &Outlet,
+    sub: &Subscription,
+    state: &AppState,
+) -> Result<(), End> {
+    let connected = serde_json::to_string(&ServerFrame::Connected(sub.connected.clone()))
+        .expect("CONNECTED always serialises");
+    let replayed = sub.replay.len() as u64;
+    let last_seq = sub
+        .replay
+        .last()
+        .map_or(sub.connected.seq.unwrap_or(0), |f| f.seq);
+    let handshake = !state.config.handshake_timeout.is_zero();
+    let write = async {
+        socket.feed(Message::text(connected)).await?;
+        for frame in &sub.replay {
+            socket.feed(Message::text(frame.text())).await?;
+        }
+        // The first frame exchange: a peer that never answers it is closed.
+        if handshake {
+            socket.feed(Message::Ping(Default::default())).await?;
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(state.config.write_timeout, write).await {
+        Ok(Ok(())) => {}
+        _ => return Err(End::WriteFailed),
+    }
+    state.metrics.frames_sent.inc_by(replayed);
+    outlet.release(last_seq, sub.connected.epoch.as_deref().map(Arc::from));
+    Ok(())
+}
+
+/// What woke a session up.
+enum Wake {
+    Shutdown,
+    Client(Option<Result<Message, tungstenite::Error>>),
+    Rule(Closing),
+    Out(Want),
+    Ping,
+    /// The peer never answered the opening ping.
+    Unanswered,
+}
+
+/// An open sync socket after its opening frames.
+struct Session<'a> {
+    socket: &'a mut Socket,
+    outlet: &'a Outlet,
+    state: &'a AppState,
+    guard: &'a mut SessionGuard,
+    /// Keeps the socket subscribed.
+    _sub: Subscription,
+    /// Whether the peer sent anything since the last ping.
+    alive: bool,
+    /// Whether the peer has sent anything at all (the answer to the opening ping).
+    answered: bool,
+}
+
+impl Session<'_> {
+    async fn run(mut self) -> End {
+        let heartbeat = !self.state.config.ping_interval.is_zero();
+        let period = if heartbeat {
+            self.state.config.ping_interval
+        } else {
+            NO_HEARTBEAT
+        };
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let handshake = tokio::time::sleep(self.state.config.handshake_timeout);
+        tokio::pin!(handshake);
+        loop {
+            let wake = tokio::select! {
+                () = self.state.shutdown.cancelled() => Wake::Shutdown,
+                message = self.socket.next() => Wake::Client(message),
+                closing = self.guard.closing() => Wake::Rule(closing),
+                want = self.outlet.wanted() => Wake::Out(want),
+                _ = ping.tick(), if heartbeat => Wake::Ping,
+                () = &mut handshake, if !self.answered => Wake::Unanswered,
+            };
+            if let ControlFlow::Break(end) = self.on(wake).await {
+                return end;
+            }
+        }
+    }
+
+    async fn on(&mut self, wake: Wake) -> ControlFlow<End> {
+        match wake {
+            Wake::Shutdown => ControlFlow::Break(going_away(self.socket).await),
+            Wake::Client(message) => self.client(message).await,
+            Wake::Rule(closing) => ControlFlow::Break(enforce(self.socket, closing).await),
+            Wake::Out(want) => self.out(want).await,
+            Wake::Ping => self.ping().await,
+            Wake::Unanswered => ControlFlow::Break(unanswered(self.socket, self.state).await),
+        }
+    }
+
+    /// A client frame, a close, or a read error.
+    async fn client(
+        &mut self,
+        message: Option<Result<Message, tungstenite::Error>>,
+    ) -> ControlFlow<End> {
+        let message = match message {
+            Some(Ok(Message::Close(_))) | None => {
+                let _ = tokio::time::timeout(CLOSE_WAIT, self.socket.flush()).await;
+                return ControlFlow::Break(End::ClientClosed);
+            }
+            Some(Ok(message)) => message,
+            Some(Err(e)) => {
+                let closing = if rate_exceeded(&e) {
+                    Some(Closing::RateLimited)
+                } else {
+                    self.guard.read_error(&e)
+                };
+                return ControlFlow::Break(match closing {
+                    Some(closing) => enforce(self.socket, closing).await,
+                    None => violation(self.socket, &e).await,
+                });
+            }
+        };
+        // Pings are answered by the WebSocket layer; any frame shows the peer is alive.
+        self.alive = true;
+        self.answered = true;
+        if !matches!(message, Message::Pong(_) | Message::Ping(_)) {
+            self.state.metrics.client_frames.inc();
+        }
+        match self.guard.client_frame(ClientFrame::of(&message)) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(closing) => ControlFlow::Break(enforce(self.socket, closing).await),
+        }
+    }
+
+    /// The outlet needs this task: the fan-out queued frames the kernel had no room
+    /// for, the socket fell behind, or a write failed.
+    async fn out(&mut self, want: Want) -> ControlFlow<End> {
+        match want {
+            Want::Drain => {
+                let drain = self.socket.flush();
+                match tokio::time::timeout(self.state.config.write_timeout, drain).await {
+                    Ok(Ok(())) => ControlFlow::Continue(()),
+                    _ => ControlFlow::Break(End::WriteFailed),
+                }
+            }
+            Want::Lagged { lost, since } => {
+                ControlFlow::Break(too_slow(self.socket, lost, since).await)
+            }
+            Want::Failed => ControlFlow::Break(End::WriteFailed),
+        }
+    }
+
+    /// The heartbeat: a peer silent since the last ping is dead.
+    async fn ping(&mut self) -> ControlFlow<End> {
+        if !self.alive {
+            return ControlFlow::Break(End::DeadPeer);
+        }
+        self.alive = false;
+        let ping = self.socket.send(Message::Ping(Default::default()));
+        match tokio::time::timeout(self.state.config.write_timeout, ping).await {
+            Ok(Ok(())) => ControlFlow::Continue(()),
+            _ => ControlFlow::Break(End::WriteFailed),
+        }
+    }
+}
+
+fn close_frame(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: Utf8Bytes::from(reason),
+    }))
+}
+
+/// A read failed: a protocol violation gets its close frame before the TCP close.
+async fn violation(socket: &mut Socket, error: &tungstenite::Error) -> End {
+    let Some((code, reason)) = violation_code(error) else {
+        return End::ReadError;
+    };
+    // The stream is out of step: send the close, read nothing more.
+    let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(close_frame(code, reason))).await;
+    End::Rule("protocol_error")
+}
+
+/// Closes a socket that never answered the opening ping (4408).
+async fn unanswered(socket: &mut Socket, state: &AppState) -> End {
+    let reason = format!(
+        "no answer to the opening ping within {}",
+        humantime::format_duration(state.config.handshake_timeout)
+    );
+    close(socket, CLOSE_IDLE_TIMEOUT, &reason).await;
+    End::Rule("handshake_timeout")
+}
+
+/// Closes with 1001: the server is shutting down.
+async fn going_away(socket: &mut Socket) -> End {
+    close(socket, CLOSE_GOING_AWAY, "server shutting down").await;
+    End::Shutdown
+}
+
+/// Closes as a security rule decided.
+async fn enforce(socket: &mut Socket, closing: Closing) -> End {
+    let (code, reason) = (closing.code(), closing.reason());
+    if closing.may_read() {
+        close(socket, code, &reason).await;
+    } else {
+        // The rest of an oversized frame is still unread: send the close, read nothing.
+        let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(close_frame(code, &reason))).await;
+    }
+    End::Rule(closing.label())
+}
+
+/// Closes with 1013 after what was already queued: the socket fell `skipped` events
+/// behind and resumes from `last_seq`.
+async fn too_slow(socket: &mut Socket, skipped: u64, last_seq: u64) -> End {
+    let reason = format!("too slow: {skipped} events skipped; resume with since={last_seq}");
+    close(socket, CLOSE_TOO_SLOW, &reason).await;
+    End::TooSlow
+}
+
+/// Sends a close frame and waits (briefly) for the peer's answer.
+async fn close(socket: &mut Socket, code: u16, reason: &str) {
+    let closing = async {
+        socket.send(close_frame(code, reason)).await?;
+        while let Some(message) = socket.next().await {
+            if matches!(message?, Message::Close(_)) {
+                break;
+            }
+        }
+        Ok::<(), tungstenite::Error>(())
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, closing).await;
+}
