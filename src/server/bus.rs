@@ -99,7 +99,7 @@ pub struct Subscription {
     pub connected: Connected,
     pub replay: Vec<Frame>,
     /// Keeps the connection counted (and its outlet in the fan-out) until dropped.
-    _membership: Box<dyn Send + Sync>,
+    membership: Box<dyn Send + Sync>,
 }
 
 impl Subscription {
@@ -111,7 +111,12 @@ impl Subscription {
         Subscription {
             connected,
             replay,
-            _membership: Box::new(membership),
+            membership: Box::new(membership),
         }
+    }
+
+    /// What keeps the connection subscribed, once CONNECTED and the replay are sent.
+    pub fn into_membership(self) -> Box<dyn Send + Sync> {
+        self.membership
     }
 }

@@ -327,8 +327,11 @@ impl Hub {
     pub fn settle(&self) {
         for shard in &self.shards {
             let (tx, rx) = mpsc::channel();
+            shard.backlog.fetch_add(1, Ordering::Relaxed);
             if shard.jobs.send(Job::Barrier(tx)).is_ok() {
                 let _ = rx.recv();
+            } else {
+                shard.backlog.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
@@ -933,5 +936,138 @@ pub mod capture {
             Poll::Ready(want) => Some(want),
             Poll::Pending => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capture::{self, Captured};
+    use super::*;
+
+    fn hub(frames: usize, bytes: usize) -> Arc<Hub> {
+        Hub::with_shards(2, Limits { frames, bytes }, Arc::default())
+    }
+
+    fn frame(seq: u64) -> Frame {
+        Frame::new(seq, format!("{{\"seq\":{seq}}}"))
+    }
+
+    fn seqs(captured: &Captured) -> Vec<u64> {
+        captured
+            .texts()
+            .iter()
+            .map(|t| t.trim_start_matches("{\"seq\":").trim_end_matches('}').parse().unwrap())
+            .collect()
+    }
+
+    /// A socket of `org` released after `last`.
+    fn live(hub: &Arc<Hub>, org: &str, last: u64) -> (Member, Arc<Outlet>, Captured) {
+        let (outlet, captured) = capture::outlet(hub);
+        let member = hub.join(org, &outlet);
+        outlet.release(last, None);
+        (member, outlet, captured)
+    }
+
+    #[test]
+    fn a_socket_with_room_takes_frames_at_once_and_its_task_is_not_needed() {
+        let hub = hub(16, 1 << 20);
+        let (_m, outlet, captured) = live(&hub, "a", 0);
+        for seq in 1..=5 {
+            hub.send("a", None, &frame(seq));
+        }
+        hub.settle();
+        assert_eq!(capture::want(&outlet), None, "nothing queued, nothing to do");
+        assert_eq!(seqs(&captured), [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_full_kernel_buffer_queues_the_rest_in_order_for_the_task() {
+        let hub = hub(16, 1 << 20);
+        let (_m, outlet, captured) = live(&hub, "a", 0);
+        // Room for one frame and a half.
+        captured.set_room(Some(frame(1).wire().len() * 3 / 2));
+        for seq in 1..=4 {
+            hub.send("a", None, &frame(seq));
+        }
+        hub.settle();
+        assert_eq!(capture::want(&outlet), Some(Want::Drain));
+        captured.set_room(None);
+        capture::drain(&outlet);
+        assert_eq!(capture::want(&outlet), None);
+        assert_eq!(seqs(&captured), [1, 2, 3, 4], "split frame written whole, in order");
+    }
+
+    #[test]
+    fn held_frames_the_replay_had_are_dropped_and_a_gap_is_loss() {
+        let hub = hub(16, 1 << 20);
+        let (outlet, captured) = capture::outlet(&hub);
+        let _m = hub.join("a", &outlet);
+        for seq in 3..=6 {
+            hub.send("a", None, &frame(seq));
+        }
+        hub.settle();
+        assert!(captured.texts().is_empty(), "held until released");
+        // The replay went up to 4: 3 and 4 are not written twice.
+        outlet.release(4, None);
+        capture::drain(&outlet);
+        assert_eq!(seqs(&captured), [5, 6]);
+        // 7 never comes: 8 is a gap of one.
+        hub.send("a", None, &frame(8));
+        hub.settle();
+        assert_eq!(
+            capture::want(&outlet),
+            Some(Want::Lagged { lost: 1, since: 6 })
+        );
+    }
+
+    #[test]
+    fn a_frame_of_another_epoch_is_loss() {
+        let hub = hub(16, 1 << 20);
+        let (outlet, captured) = capture::outlet(&hub);
+        let _m = hub.join("a", &outlet);
+        outlet.release(0, Some(Arc::from("e1")));
+        hub.send("a", Some(&Arc::from("e1")), &frame(1));
+        hub.send("a", Some(&Arc::from("e2")), &frame(2));
+        hub.settle();
+        assert_eq!(seqs(&captured), [1]);
+        assert_eq!(
+            capture::want(&outlet),
+            Some(Want::Lagged { lost: 1, since: 1 })
+        );
+    }
+
+    #[test]
+    fn members_leave_their_shard_and_organization() {
+        let hub = hub(16, 1 << 20);
+        let sockets: Vec<_> = (0..5).map(|_| live(&hub, "a", 0)).collect();
+        assert_eq!(hub.connections(), [("a".to_string(), 5)]);
+        let mut sockets = sockets.into_iter();
+        let (kept_member, _kept_outlet, kept) = sockets.next().unwrap();
+        drop(sockets);
+        hub.send("a", None, &frame(1));
+        hub.settle();
+        assert_eq!(seqs(&kept), [1]);
+        assert_eq!(hub.connections(), [("a".to_string(), 1)]);
+        drop(kept_member);
+        assert!(hub.connections().is_empty());
+        hub.send("a", None, &frame(2));
+        hub.settle();
+        assert!(kept.texts().is_empty(), "a member that left gets nothing");
+    }
+
+    #[tokio::test]
+    async fn a_burst_waits_for_a_congested_socket_up_to_its_grace() {
+        let hub = hub(8, 1 << 20);
+        let (_m, _outlet, captured) = live(&hub, "a", 0);
+        assert_eq!(hub.make_room("a", 100, Duration::ZERO).await, 4, "half the bound");
+        captured.set_room(Some(0));
+        for seq in 1..=6 {
+            hub.send("a", None, &frame(seq));
+        }
+        hub.settle();
+        let started = tokio::time::Instant::now();
+        let grace = Duration::from_millis(50);
+        assert_eq!(hub.make_room("a", 100, grace).await, 8, "overtaken after the grace");
+        assert!(started.elapsed() >= grace);
     }
 }

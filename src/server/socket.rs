@@ -15,6 +15,7 @@
 //! token expiry, organization no longer allowed).
 
 use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ use super::bus::{Resume, Subscription};
 use super::error::api_error;
 use super::fanout::{Outlet, SocketIo, Want};
 use super::meter::{FrameMeter, rate_exceeded};
+use super::metrics::OpenSocket;
+use super::security::caps::Permit;
 use super::security::{Admission, ClientFrame, Closing, RateLimit, SessionGuard, frame_limit};
 use super::state::AppState;
 use super::ws::{parse_resume, upgrade, violation_code};
@@ -49,8 +52,6 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Read buffer per socket: clients send little, and an idle socket should hold
 /// next to nothing (a larger frame grows it while it is read).
 const READ_BUFFER: usize = 256;
-/// The ping timer's period when the heartbeat is off (it then never fires).
-const NO_HEARTBEAT: Duration = Duration::from_secs(3600);
 /// RFC 6455's "internal error": the event bus failed the subscription.
 const CLOSE_INTERNAL_ERROR: u16 = 1011;
 
@@ -100,11 +101,7 @@ pub async fn sync(
     }
     let accept = derive_accept_key(key.as_bytes());
     let tasks = state.tasks.clone();
-    tokio::spawn(tasks.track_future(async move {
-        if let Ok(upgraded) = on_upgrade.await {
-            run(upgraded, state, org, resume, admission).await;
-        }
-    }));
+    tokio::spawn(tasks.track_future(run(on_upgrade, state, org, resume, admission)));
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "upgrade")
@@ -152,67 +149,80 @@ impl End {
     }
 }
 
+/// One sync socket, from the end of its upgrade. Its state is what every idle socket
+/// holds, so the futures it awaits once are boxed: an awaited future is otherwise
+/// held twice in its caller's state (rust-lang/rust#62958).
 async fn run(
-    upgraded: Upgraded,
+    on_upgrade: OnUpgrade,
     state: AppState,
     org: String,
     resume: Option<Resume>,
     admission: Admission,
 ) {
+    let Ok(upgraded) = on_upgrade.await else {
+        return;
+    };
+    // The opening's state is freed once it is done; what stays is the session.
+    let opened = Box::pin(open(upgraded, &state, &org, resume, admission)).await;
+    let end = match opened {
+        Ok(session) => Box::pin(session.run()).await,
+        Err(end) => end,
+    };
+    if let Some(end) = end {
+        state.metrics.disconnect(end.label());
+    }
+}
+
+/// Takes the connection over, subscribes and writes the opening frames: the session
+/// ready for its loop, or how it ended (`None`: refused over a cap, already counted).
+async fn open<'a>(
+    upgraded: Upgraded,
+    state: &'a AppState,
+    org: &str,
+    resume: Option<Resume>,
+    admission: Admission,
+) -> Result<Session<'a>, Option<End>> {
     let (read, write) = tokio::io::split(TokioIo::new(upgraded));
     let outlet = state.hub.outlet(write);
     let io = SocketIo::new(read, outlet.clone());
-    let mut socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config(&state))).await;
+    let mut socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config(state))).await;
     if let Some(closing) = admission.refused {
         state.metrics.disconnect(closing.label());
         close(&mut socket, closing.code(), &closing.reason()).await;
-        return;
+        return Err(None);
     }
-    // Holds this socket's place under the connection caps until it ends.
-    let _permit = admission.permit;
-    let mut guard = state.security.session_guard(&org, admission.grant.as_ref());
-    let open = state.metrics.socket_opened(&org);
-    let end = session(&mut socket, &outlet, &state, &org, resume, &mut guard).await;
-    drop(open);
-    state.metrics.disconnect(end.label());
-}
-
-async fn session(
-    socket: &mut Socket,
-    outlet: &Arc<Outlet>,
-    state: &AppState,
-    org: &str,
-    resume: Option<Resume>,
-    guard: &mut SessionGuard,
-) -> End {
-    if state.shutdown.is_cancelled() {
-        return going_away(socket).await;
-    }
-    let sub = match state.bus.subscribe(org, resume.as_ref(), outlet).await {
-        Ok(sub) => sub,
-        Err(_) => {
-            close(
-                socket,
-                CLOSE_INTERNAL_ERROR,
-                "Redis is out of reach: retry later",
-            )
-            .await;
-            return End::BusFailed;
-        }
-    };
-    if let Err(end) = opening(socket, outlet, &sub, state).await {
-        return end;
-    }
-    let session = Session {
+    let guard = state.security.session_guard(org, admission.grant.as_ref());
+    let open = state.metrics.socket_opened(org);
+    let mut session = Session {
         socket,
         outlet,
         state,
         guard,
-        _sub: sub,
+        _membership: None,
+        _open: open,
+        _permit: admission.permit,
         alive: true,
         answered: state.config.handshake_timeout.is_zero(),
     };
-    session.run().await
+    if state.shutdown.is_cancelled() {
+        return Err(Some(going_away(&mut session.socket).await));
+    }
+    let sub = match state
+        .bus
+        .subscribe(org, resume.as_ref(), &session.outlet)
+        .await
+    {
+        Ok(sub) => sub,
+        Err(_) => {
+            let reason = "Redis is out of reach: retry later";
+            close(&mut session.socket, CLOSE_INTERNAL_ERROR, reason).await;
+            return Err(Some(End::BusFailed));
+        }
+    };
+    opening(&mut session.socket, &session.outlet, &sub, state).await?;
+    // CONNECTED and the replay are written: only the membership stays.
+    session._membership = Some(sub.into_membership());
+    Ok(session)
 }
 
 /// Writes CONNECTED and the replay in one flush, then lets live frames flow.
@@ -221,7 +231,7 @@ async fn opening(
     outlet: &Outlet,
     sub: &Subscription,
     state: &AppState,
-) -> Result<(), End> {
+) -> Result<(), Option<End>> {
     let connected = serde_json::to_string(&ServerFrame::Connected(sub.connected.clone()))
         .expect("CONNECTED always serialises");
     let replayed = sub.replay.len() as u64;
@@ -243,7 +253,7 @@ async fn opening(
     };
     match tokio::time::timeout(state.config.write_timeout, write).await {
         Ok(Ok(())) => {}
-        _ => return Err(End::WriteFailed),
+        _ => return Err(Some(End::WriteFailed)),
     }
     state.metrics.frames_sent.inc_by(replayed);
     outlet.release(last_seq, sub.connected.epoch.as_deref().map(Arc::from));
@@ -261,14 +271,18 @@ enum Wake {
     Unanswered,
 }
 
-/// An open sync socket after its opening frames.
+/// An open sync socket after its opening frames: everything it holds until it ends.
 struct Session<'a> {
-    socket: &'a mut Socket,
-    outlet: &'a Outlet,
+    socket: Socket,
+    outlet: Arc<Outlet>,
     state: &'a AppState,
-    guard: &'a mut SessionGuard,
+    guard: SessionGuard,
     /// Keeps the socket subscribed.
-    _sub: Subscription,
+    _membership: Option<Box<dyn Send + Sync>>,
+    /// Counts it among the open sockets.
+    _open: OpenSocket,
+    /// Holds its place under the connection caps.
+    _permit: Option<Permit>,
     /// Whether the peer sent anything since the last ping.
     alive: bool,
     /// Whether the peer has sent anything at all (the answer to the opening ping).
@@ -276,39 +290,45 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn run(mut self) -> End {
-        let heartbeat = !self.state.config.ping_interval.is_zero();
-        let period = if heartbeat {
-            self.state.config.ping_interval
-        } else {
-            NO_HEARTBEAT
-        };
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        let handshake = tokio::time::sleep(self.state.config.handshake_timeout);
-        tokio::pin!(handshake);
+    /// The session's loop. What an idle socket holds is this loop's state, so the
+    /// timers live on the heap only while they are armed and every handler (rare
+    /// next to waiting) is boxed: its state does not size the resident one.
+    async fn run(mut self) -> Option<End> {
+        let period = self.state.config.ping_interval;
+        let mut ping = (!period.is_zero()).then(|| {
+            Box::pin(tokio::time::interval_at(
+                tokio::time::Instant::now() + period,
+                period,
+            ))
+        });
+        let mut handshake = (!self.answered)
+            .then(|| Box::pin(tokio::time::sleep(self.state.config.handshake_timeout)));
         loop {
             let wake = tokio::select! {
                 () = self.state.shutdown.cancelled() => Wake::Shutdown,
-                message = self.socket.next() => Wake::Client(message),
+                message = &mut self.socket.next() => Wake::Client(message),
                 closing = self.guard.closing() => Wake::Rule(closing),
                 want = self.outlet.wanted() => Wake::Out(want),
-                _ = ping.tick(), if heartbeat => Wake::Ping,
-                () = &mut handshake, if !self.answered => Wake::Unanswered,
+                () = tick(&mut ping) => Wake::Ping,
+                () = expire(&mut handshake) => Wake::Unanswered,
             };
-            if let ControlFlow::Break(end) = self.on(wake).await {
-                return end;
+            if let ControlFlow::Break(end) = Box::pin(self.on(wake)).await {
+                return Some(end);
+            }
+            if self.answered {
+                handshake = None;
             }
         }
     }
 
     async fn on(&mut self, wake: Wake) -> ControlFlow<End> {
         match wake {
-            Wake::Shutdown => ControlFlow::Break(going_away(self.socket).await),
+            Wake::Shutdown => ControlFlow::Break(going_away(&mut self.socket).await),
             Wake::Client(message) => self.client(message).await,
-            Wake::Rule(closing) => ControlFlow::Break(enforce(self.socket, closing).await),
+            Wake::Rule(closing) => ControlFlow::Break(enforce(&mut self.socket, closing).await),
             Wake::Out(want) => self.out(want).await,
             Wake::Ping => self.ping().await,
-            Wake::Unanswered => ControlFlow::Break(unanswered(self.socket, self.state).await),
+            Wake::Unanswered => ControlFlow::Break(unanswered(&mut self.socket, self.state).await),
         }
     }
 
@@ -319,7 +339,7 @@ impl Session<'_> {
     ) -> ControlFlow<End> {
         let message = match message {
             Some(Ok(Message::Close(_))) | None => {
-                let _ = tokio::time::timeout(CLOSE_WAIT, self.socket.flush()).await;
+                let _ = tokio::time::timeout(CLOSE_WAIT, &mut self.socket.flush()).await;
                 return ControlFlow::Break(End::ClientClosed);
             }
             Some(Ok(message)) => message,
@@ -330,8 +350,8 @@ impl Session<'_> {
                     self.guard.read_error(&e)
                 };
                 return ControlFlow::Break(match closing {
-                    Some(closing) => enforce(self.socket, closing).await,
-                    None => violation(self.socket, &e).await,
+                    Some(closing) => enforce(&mut self.socket, closing).await,
+                    None => violation(&mut self.socket, &e).await,
                 });
             }
         };
@@ -343,7 +363,7 @@ impl Session<'_> {
         }
         match self.guard.client_frame(ClientFrame::of(&message)) {
             Ok(()) => ControlFlow::Continue(()),
-            Err(closing) => ControlFlow::Break(enforce(self.socket, closing).await),
+            Err(closing) => ControlFlow::Break(enforce(&mut self.socket, closing).await),
         }
     }
 
@@ -352,14 +372,14 @@ impl Session<'_> {
     async fn out(&mut self, want: Want) -> ControlFlow<End> {
         match want {
             Want::Drain => {
-                let drain = self.socket.flush();
+                let drain = &mut self.socket.flush();
                 match tokio::time::timeout(self.state.config.write_timeout, drain).await {
                     Ok(Ok(())) => ControlFlow::Continue(()),
                     _ => ControlFlow::Break(End::WriteFailed),
                 }
             }
             Want::Lagged { lost, since } => {
-                ControlFlow::Break(too_slow(self.socket, lost, since).await)
+                ControlFlow::Break(too_slow(&mut self.socket, lost, since).await)
             }
             Want::Failed => ControlFlow::Break(End::WriteFailed),
         }
@@ -371,11 +391,29 @@ impl Session<'_> {
             return ControlFlow::Break(End::DeadPeer);
         }
         self.alive = false;
-        let ping = self.socket.send(Message::Ping(Default::default()));
+        let ping = &mut self.socket.send(Message::Ping(Default::default()));
         match tokio::time::timeout(self.state.config.write_timeout, ping).await {
             Ok(Ok(())) => ControlFlow::Continue(()),
             _ => ControlFlow::Break(End::WriteFailed),
         }
+    }
+}
+
+/// The heartbeat's next tick (never, with the heartbeat off).
+async fn tick(ping: &mut Option<Pin<Box<tokio::time::Interval>>>) {
+    match ping {
+        Some(ping) => {
+            ping.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The opening ping's deadline (never, once answered or with no bound).
+async fn expire(deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    match deadline {
+        Some(deadline) => deadline.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 
