@@ -5,8 +5,10 @@
 //! "bind returned". HTTP and WebSocket share the one port.
 //!
 //! Layout: `bus` is the event path behind the `EventBus` trait and `in_process` its
-//! implementation for one process, `queue` the write-sync queue and its worker, `ws`
-//! the socket handlers, `routes` the REST API, `conflicts` the conflicts API and the
+//! implementation for one process (`redis` the one shared by instances); both hand
+//! live frames to `fanout`, which writes them to this instance's sockets. `queue` is the
+//! write-sync queue and its worker, `socket` the sync socket, `ws` the other socket
+//! handlers, `routes` the REST API, `conflicts` the conflicts API and the
 //! store the queue records conflicts in, `metrics` the operations figures,
 //! [`security`] the rules switched on by configuration (JWT, origins, organizations,
 //! limits, caps), [`tls`] serving `wss://`, `error` the JSON error answer; [`Config`]
@@ -16,9 +18,9 @@
 //! Imports point one way, from the handlers down to the leaves:
 //!
 //! ```text
-//! mod.rs → routes, ws → state → conflicts → security → config → queue → bus
+//! mod.rs → routes, socket, ws → state → conflicts → security → config → queue → bus → fanout
 //!                                security/* → error → metrics
-//!                                in_process → bus, metrics      (leaves: bus, metrics, tls)
+//!                                in_process, redis → bus, fanout, metrics  (leaves: fanout, metrics, tls)
 //! replay → ws, http, error, bus
 //! ```
 
