@@ -90,6 +90,12 @@ impl Frame {
     }
 }
 
+/// Most queued chunks one write takes (an `iovec` array on the stack of the kernel).
+const WRITE_SLICES: usize = 64;
+/// Most jobs a shard takes at once: consecutive frames of one organization go to
+/// each socket in one write.
+const JOB_BATCH: usize = 64;
+
 /// Jobs waiting for one shard before a publisher waits for it (bounded memory; the
 /// burst publisher's `make_room` keeps well below it).
 const SHARD_QUEUE: usize = 8192;
@@ -347,32 +353,78 @@ struct ShardWork {
 
 impl ShardWork {
     fn run(self, jobs: mpsc::Receiver<Job>) {
+        let mut batch = Vec::with_capacity(JOB_BATCH);
         while let Ok(job) = jobs.recv() {
-            self.on(job);
-            let left = self.backlog.fetch_sub(1, Ordering::Relaxed) - 1;
+            batch.push(job);
+            while batch.len() < JOB_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let done = batch.len();
+            self.on(&mut batch);
+            let left = self.backlog.fetch_sub(done, Ordering::Relaxed) - done;
             if left < SHARD_QUEUE / 2 {
                 self.drained.notify_waiters();
             }
         }
     }
 
-    fn on(&self, job: Job) {
+    /// Does `jobs` in order (and empties it): runs of frames of one organization are
+    /// offered to each socket together.
+    fn on(&self, jobs: &mut Vec<Job>) {
+        let mut frames: Vec<(Frame, Option<Arc<str>>)> = Vec::new();
+        let mut org: Option<Arc<str>> = None;
+        for job in jobs.drain(..) {
+            match job {
+                Job::Frame {
+                    org: of,
+                    epoch,
+                    frame,
+                } => {
+                    if org.as_ref().is_some_and(|o| !Arc::ptr_eq(o, &of)) {
+                        self.deliver(org.take(), &mut frames);
+                    }
+                    org = Some(of);
+                    frames.push((frame, epoch));
+                }
+                other => {
+                    self.deliver(org.take(), &mut frames);
+                    self.other(other);
+                }
+            }
+        }
+        self.deliver(org, &mut frames);
+    }
+
+    /// Offers a run of frames of `org` to its sockets on this shard.
+    fn deliver(&self, org: Option<Arc<str>>, frames: &mut Vec<(Frame, Option<Arc<str>>)>) {
+        let Some(org) = org else { return };
+        if frames.is_empty() {
+            return;
+        }
+        let members = self.members.lock().expect("shard lock");
+        let taken: usize = members
+            .get(&org)
+            .into_iter()
+            .flatten()
+            .map(|outlet| outlet.offer(frames))
+            .sum();
+        drop(members);
+        self.metrics.frames_sent.inc_by(taken as u64);
+        if let Some((first, _)) = frames.first() {
+            self.metrics
+                .broadcast_latency
+                .observe(first.published.elapsed().as_secs_f64());
+        }
+        frames.clear();
+    }
+
+    fn other(&self, job: Job) {
         let members = self.members.lock().expect("shard lock");
         match job {
-            Job::Frame { org, epoch, frame } => {
-                let Some(list) = members.get(&org) else {
-                    return;
-                };
-                let taken = list
-                    .iter()
-                    .filter(|outlet| outlet.offer(&frame, epoch.as_ref()))
-                    .count();
-                drop(members);
-                self.metrics.frames_sent.inc_by(taken as u64);
-                self.metrics
-                    .broadcast_latency
-                    .observe(frame.published.elapsed().as_secs_f64());
-            }
+            Job::Frame { .. } => {}
             Job::Interrupt { org, lost } => {
                 for outlet in members.get(&org).into_iter().flatten() {
                     outlet.interrupt(lost);
@@ -523,9 +575,25 @@ impl Outlet {
 
     /// A live frame from the fan-out (a shard thread): written at once if nothing
     /// is queued, else queued within bounds. `true` if it was taken.
-    fn offer(&self, frame: &Frame, epoch: Option<&Arc<str>>) -> bool {
+    /// Live frames from the fan-out (a shard thread), in order: queued within bounds
+    /// and, if nothing was queued before, written at once in one (vectored) write
+    /// with no waker; what the kernel does not take stays queued and wakes the
+    /// socket's task. Returns how many were taken.
+    fn offer(&self, frames: &[(Frame, Option<Arc<str>>)]) -> usize {
         let mut out = self.lock();
-        let (taken, wake) = out.offer(frame, epoch, self.limits, true);
+        let idle = out.queue.is_empty() && out.mode == Mode::Live;
+        let mut wake = false;
+        let mut taken = 0;
+        for (frame, epoch) in frames {
+            let (took, woke) = out.offer(frame, epoch.as_ref(), self.limits);
+            taken += usize::from(took);
+            wake |= woke;
+        }
+        if idle && !out.queue.is_empty() {
+            let mut cx = Context::from_waker(Waker::noop());
+            wake |= !matches!(out.poll_drain(&mut cx), Poll::Ready(Ok(())));
+        }
+        out.settle(self.limits);
         drop(out);
         if wake {
             self.waker.wake();
@@ -558,7 +626,7 @@ impl Outlet {
         out.held_bytes = 0;
         let held = std::mem::take(&mut out.held);
         for (frame, epoch) in held {
-            out.offer(&frame, epoch.as_ref(), self.limits, false);
+            out.offer(&frame, epoch.as_ref(), self.limits);
         }
         out.settle(self.limits);
     }
@@ -637,16 +705,9 @@ impl Outlet {
 }
 
 impl Out {
-    /// Takes a live frame; returns whether it was taken and whether the socket's
-    /// task must wake up. `direct`: the frame may be written now (with no waker:
-    /// a write that would block leaves the rest queued and wakes the task).
-    fn offer(
-        &mut self,
-        frame: &Frame,
-        epoch: Option<&Arc<str>>,
-        limits: Limits,
-        direct: bool,
-    ) -> (bool, bool) {
+    /// Takes a live frame into the queue (or the held frames); returns whether it
+    /// was taken and whether the socket's task must wake up.
+    fn offer(&mut self, frame: &Frame, epoch: Option<&Arc<str>>, limits: Limits) -> (bool, bool) {
         match self.mode {
             Mode::Failed => return (false, false),
             Mode::Lagged => {
@@ -679,48 +740,29 @@ impl Out {
             return (false, true);
         }
         let wire = frame.wire();
-        if !self.queue.is_empty() || !direct {
-            if self.queued_frames >= limits.frames || self.queued_bytes + wire.len() > limits.bytes
-            {
-                self.lag(1);
-                return (false, true);
-            }
-            self.take(frame.seq);
-            self.push(wire.clone(), true);
-            self.settle(limits);
-            return (true, false);
+        if self.queued_frames >= limits.frames || self.queued_bytes + wire.len() > limits.bytes {
+            self.lag(1);
+            return (false, true);
         }
         self.take(frame.seq);
-        let mut cx = Context::from_waker(Waker::noop());
-        match Pin::new(&mut self.io).poll_write(&mut cx, wire) {
-            Poll::Ready(Ok(n)) if n == wire.len() => {
-                match Pin::new(&mut self.io).poll_flush(&mut cx) {
-                    Poll::Ready(Ok(())) => {
-                        self.dirty = false;
-                        (true, false)
-                    }
-                    Poll::Pending => {
-                        self.dirty = true;
-                        (true, true)
-                    }
-                    Poll::Ready(Err(_)) => {
-                        self.fail();
-                        (true, true)
-                    }
-                }
+        self.push(wire.clone(), true);
+        (true, false)
+    }
+
+    /// Drops the first `n` written bytes from the queue.
+    fn consume(&mut self, mut n: usize) {
+        self.queued_bytes -= n;
+        while n > 0 {
+            let Some(front) = self.queue.front_mut() else {
+                break;
+            };
+            if n < front.bytes.len() {
+                front.bytes.advance(n);
+                break;
             }
-            Poll::Ready(Ok(n)) => {
-                self.push(wire.slice(n..), true);
-                (true, true)
-            }
-            Poll::Pending => {
-                self.push(wire.clone(), true);
-                (true, true)
-            }
-            Poll::Ready(Err(_)) => {
-                self.fail();
-                (false, true)
-            }
+            n -= front.bytes.len();
+            self.queued_frames -= usize::from(front.frame);
+            self.queue.pop_front();
         }
     }
 
@@ -759,21 +801,23 @@ impl Out {
         if self.mode == Mode::Failed {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
-        while let Some(front) = self.queue.front_mut() {
-            match Pin::new(&mut self.io).poll_write(cx, &front.bytes) {
+        while !self.queue.is_empty() {
+            // Everything queued (up to WRITE_SLICES chunks) in one write.
+            let mut slices = [io::IoSlice::new(&[]); WRITE_SLICES];
+            let mut count = 0;
+            for (slice, chunk) in slices.iter_mut().zip(&self.queue) {
+                *slice = io::IoSlice::new(&chunk.bytes);
+                count += 1;
+            }
+            let written = Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]);
+            match written {
                 Poll::Ready(Ok(0)) => {
                     self.fail();
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
                 Poll::Ready(Ok(n)) => {
                     self.dirty = true;
-                    self.queued_bytes -= n;
-                    if n == front.bytes.len() {
-                        self.queued_frames -= usize::from(front.frame);
-                        self.queue.pop_front();
-                    } else {
-                        front.bytes.advance(n);
-                    }
+                    self.consume(n);
                 }
                 Poll::Ready(Err(e)) => {
                     self.fail();
@@ -956,7 +1000,12 @@ mod tests {
         captured
             .texts()
             .iter()
-            .map(|t| t.trim_start_matches("{\"seq\":").trim_end_matches('}').parse().unwrap())
+            .map(|t| {
+                t.trim_start_matches("{\"seq\":")
+                    .trim_end_matches('}')
+                    .parse()
+                    .unwrap()
+            })
             .collect()
     }
 
@@ -976,7 +1025,11 @@ mod tests {
             hub.send("a", None, &frame(seq));
         }
         hub.settle();
-        assert_eq!(capture::want(&outlet), None, "nothing queued, nothing to do");
+        assert_eq!(
+            capture::want(&outlet),
+            None,
+            "nothing queued, nothing to do"
+        );
         assert_eq!(seqs(&captured), [1, 2, 3, 4, 5]);
     }
 
@@ -994,7 +1047,11 @@ mod tests {
         captured.set_room(None);
         capture::drain(&outlet);
         assert_eq!(capture::want(&outlet), None);
-        assert_eq!(seqs(&captured), [1, 2, 3, 4], "split frame written whole, in order");
+        assert_eq!(
+            seqs(&captured),
+            [1, 2, 3, 4],
+            "split frame written whole, in order"
+        );
     }
 
     #[test]
@@ -1059,7 +1116,11 @@ mod tests {
     async fn a_burst_waits_for_a_congested_socket_up_to_its_grace() {
         let hub = hub(8, 1 << 20);
         let (_m, _outlet, captured) = live(&hub, "a", 0);
-        assert_eq!(hub.make_room("a", 100, Duration::ZERO).await, 4, "half the bound");
+        assert_eq!(
+            hub.make_room("a", 100, Duration::ZERO).await,
+            4,
+            "half the bound"
+        );
         captured.set_room(Some(0));
         for seq in 1..=6 {
             hub.send("a", None, &frame(seq));
@@ -1067,7 +1128,11 @@ mod tests {
         hub.settle();
         let started = tokio::time::Instant::now();
         let grace = Duration::from_millis(50);
-        assert_eq!(hub.make_room("a", 100, grace).await, 8, "overtaken after the grace");
+        assert_eq!(
+            hub.make_room("a", 100, grace).await,
+            8,
+            "overtaken after the grace"
+        );
         assert!(started.elapsed() >= grace);
     }
 }
