@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::error::{ErrorKind, classify};
 pub use self::subscriber::FLUSH_EVERY;
-use self::subscriber::{ConnResult, Subscription};
+use self::subscriber::{ConnResult, Shard, ShardThread, Subscription};
 pub use self::timeline::Timeline;
 use crate::client::http::Api;
 use crate::client::session::{Session, Started};
@@ -330,6 +330,8 @@ pub struct Detail {
 /// State shared by every connection task.
 pub struct Shared {
     started: Instant,
+    /// `started` as µs since the Unix epoch (frames are stamped on the wall clock).
+    started_us: u64,
     requested: u64,
     /// Connections open now.
     open: AtomicU64,
@@ -370,6 +372,7 @@ impl Shared {
     fn new(requested: u64, urls: usize) -> Shared {
         Shared {
             started: Instant::now(),
+            started_us: unix_us(SystemTime::now()),
             requested,
             open: AtomicU64::new(0),
             ever: AtomicU64::new(0),
@@ -496,6 +499,13 @@ impl Shared {
     }
 }
 
+/// How many shards read `connections` sockets: one per core (a shard is one
+/// thread), fewer for a small run.
+fn shard_count(connections: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cores.clamp(1, connections.max(1))
+}
+
 fn unix_us(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
@@ -545,7 +555,7 @@ pub async fn run(
 ) -> anyhow::Result<(LoadSummary, Arc<Shared>)> {
     let interrupt = std::pin::pin!(interrupted.fuse());
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut driver = Driver::new(plan, options, interrupt, on_progress);
+    let mut driver = Driver::new(plan, options, interrupt, on_progress)?;
     let connect_secs = driver.connect_phase().await;
     let cpu_before = cpu_time();
     let source_started = Instant::now();
@@ -587,7 +597,7 @@ pub async fn run(
     if driver.interrupted {
         return Err(anyhow::Error::new(Interrupted(Box::new(summary))));
     }
-    Ok((summary, driver.shared))
+    Ok((summary, driver.shared.clone()))
 }
 
 /// What woke a wait of the run.
@@ -608,7 +618,10 @@ struct Driver<'a, I, P> {
     shared: Arc<Shared>,
     /// Tells every subscriber to close.
     stop: CancellationToken,
-    tasks: JoinSet<Option<ConnResult>>,
+    /// The subscribers' handshakes, each on its own task until CONNECTED.
+    handshakes: JoinSet<()>,
+    /// The shards that read the sockets once they are up.
+    shards: Vec<ShardThread>,
     ticker: Interval,
     interrupt: Pin<&'a mut Fuse<I>>,
     on_progress: P,
@@ -625,18 +638,24 @@ where
         options: &'a ClientOptions,
         interrupt: Pin<&'a mut Fuse<I>>,
         on_progress: P,
-    ) -> Self {
-        Driver {
+    ) -> anyhow::Result<Self> {
+        let shared = Arc::new(Shared::new(plan.connections as u64, plan.targets.len()));
+        let stop = CancellationToken::new();
+        let shards = (0..shard_count(plan.connections))
+            .map(|i| Shard::spawn(i, shared.clone(), stop.clone()))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Driver {
             plan,
             options,
-            shared: Arc::new(Shared::new(plan.connections as u64, plan.targets.len())),
-            stop: CancellationToken::new(),
-            tasks: JoinSet::new(),
+            shared,
+            stop,
+            handshakes: JoinSet::new(),
+            shards,
             ticker: tokio::time::interval(PROGRESS_EVERY),
             interrupt,
             on_progress,
             interrupted: false,
-        }
+        })
     }
 
     fn progress(&mut self) {
@@ -675,7 +694,7 @@ where
                 break;
             }
             let (url, org) = self.plan.slot(i);
-            self.spawn(url, org, &pending);
+            self.spawn(i, url, org, &pending);
         }
         let shared = self.shared.clone();
         while !self.interrupted && !shared.all_settled() {
@@ -691,7 +710,9 @@ where
         .as_secs_f64()
     }
 
-    fn spawn(&mut self, url: usize, org: usize, pending: &Arc<Semaphore>) {
+    /// Opens connection `i` (to `url`, for `org`), read by shard `i` modulo their count.
+    fn spawn(&mut self, i: usize, url: usize, org: usize, pending: &Arc<Semaphore>) {
+        let shard = &self.shards[i % self.shards.len()];
         let subscription = Subscription {
             org,
             url,
@@ -701,8 +722,9 @@ where
             pending: pending.clone(),
             stop: self.stop.clone(),
             connected_within: self.plan.connected_timeout,
+            shard: shard.inbox.clone(),
         };
-        self.tasks.spawn(subscription.run());
+        self.handshakes.spawn_on(subscription.run(), &shard.runtime);
     }
 
     /// Asks the source for its events; skipped after Ctrl-C, and with no subscriber
@@ -747,13 +769,25 @@ where
     /// Closes every subscriber and collects what each saw.
     async fn stop_all(&mut self) -> Vec<ConnResult> {
         self.stop.cancel();
+        // A shard takes the sockets still being handed over until every sender is
+        // gone: the handshakes' (they end at the stop) and these.
+        let seen: Vec<_> = std::mem::take(&mut self.shards)
+            .into_iter()
+            .map(|shard| shard.results)
+            .collect();
+        while self.handshakes.join_next().await.is_some() {}
         let mut results = Vec::new();
-        while let Some(result) = self.tasks.join_next().await {
-            if let Ok(Some(r)) = result {
-                results.push(r);
-            }
+        for shard in seen {
+            results.extend(shard.await.unwrap_or_default());
         }
         results
+    }
+}
+
+impl<I, P> Drop for Driver<'_, I, P> {
+    /// However the run ends, the shards close their sockets and end.
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 

@@ -1,40 +1,68 @@
-//! One load subscriber: open through the session helper (open, CONNECTED), read
-//! until told to stop, close.
+//! The load subscribers. Each one opens its socket on a task of its own (open,
+//! CONNECTED, under the handshake semaphore) and hands it to one of a few shards: a
+//! shard is one task that reads all its sockets (a [`FuturesUnordered`] of them, so a
+//! frame wakes no task of its own), keeps their counters, and closes them at the stop.
+//! Each shard has a thread and a single-threaded runtime of its own, on which its
+//! subscribers' handshakes run too (a socket is read by the runtime that opened it).
 //!
-//! The per-frame path is kept cheap so the client is never the bottleneck: the frame
-//! is read in place (a borrowed serde view of `seq` and `publishedAtUs` only), latency
-//! samples go to a small per-connection buffer that is flushed into the shared
-//! histograms every [`FLUSH_EVERY`] frames, and counters are per connection until then.
+//! The per-frame path is kept cheap so that the client measures the server and not
+//! itself:
+//! - a socket woken by the kernel reads every frame it has (up to [`READ_BATCH`])
+//!   under one clock reading, taken when its first frame is read;
+//! - each frame is read in place (a borrowed serde view of `seq`, `publishedAtUs` and
+//!   `timestamp`), with no allocation;
+//! - the latency samples and counts of all the shard's sockets gather in one batch,
+//!   which reaches the shared histograms every [`FLUSH_EVERY`] samples, or at most
+//!   [`FLUSH_IDLE`] after its first frame (one timer per shard, armed once per
+//!   batch), so the live figures and the end of the drain do not wait for frames
+//!   that may never come;
+//! - no timer, task or cancellation future per socket: the shard watches the stop;
+//! - while frames flow, a shard reads its sockets in rounds at most [`ROUND`] apart
+//!   instead of being woken by the kernel for every few frames (on this kind of
+//!   machine a wake-up costs more than reading ten frames): between two rounds its
+//!   thread sleeps outside `epoll_wait`, so arrivals do not wake it, and the next
+//!   round reads all of them. A frame is thus stamped about one round (at most
+//!   [`ROUND`] plus the reading of the round) after it arrived; the first frame
+//!   after a quiet spell wakes the shard at once.
 
+use std::borrow::Cow;
 use std::ops::ControlFlow;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::StreamExt;
+use anyhow::Context as _;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{Stream as _, StreamExt};
 use serde::Deserialize;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 
 use super::error::{ErrorKind, classify};
 use super::{MAX_LATENCY_US, Shared, unix_us};
-use crate::client::session::{Session, Started};
+use crate::client::session::{self, Session, Started};
 use crate::client::ws::{Opened, Stream};
 use crate::client::{ClientOptions, Endpoint};
+use crate::protocol::Timestamp;
 use crate::seq::SeqTracker;
 
-/// Latency samples buffered per connection before they reach the shared histograms.
-pub const FLUSH_EVERY: usize = 256;
-/// Longest a connection keeps samples and counts before flushing them, in µs.
-const FLUSH_AFTER_US: u64 = 100_000;
-/// A connection with counts not yet flushed flushes them after this long without a
-/// frame, so the live figures (and the end of the drain) do not wait for a next
-/// frame that may never come. Armed once per batch, not per frame.
+/// Latency samples a shard gathers before they reach the shared histograms.
+pub const FLUSH_EVERY: usize = 1024;
+/// Longest a shard keeps samples and counts before flushing them: one timer per
+/// shard, armed once per batch (at its first frame), not per socket or per frame.
 const FLUSH_IDLE: Duration = Duration::from_millis(20);
+/// Most frames one socket reads under one clock reading before it lets the others
+/// of its shard go first (about one read buffer of events).
+const READ_BATCH: usize = 32;
+/// The longest a frame waits for its round while frames flow (the bound of the
+/// stamps' lateness), and so the shortest time between two rounds.
+const ROUND: Duration = Duration::from_millis(1);
 /// Most missing `seq` numbers remembered per subscriber (to recognise late arrivals).
 const MAX_MISSING: usize = 10_000;
-/// How long a subscriber told to stop waits for the server to answer its close:
+/// How long the subscribers told to stop wait for the server to answer their close:
 /// best effort, the server learns we are done without our waiting for it.
 const STOP_CLOSE_WAIT: Duration = Duration::from_millis(200);
 
@@ -46,6 +74,14 @@ pub(super) struct ConnResult {
     pub seqs: SeqTracker,
     pub first_us: Option<u64>,
     pub last_us: Option<u64>,
+}
+
+/// A socket past CONNECTED, on its way to a shard.
+pub(super) struct Joined {
+    stream: Stream,
+    url: usize,
+    org: usize,
+    start_seq: Option<u64>,
 }
 
 /// One subscriber to open: which organization, and what it shares with the run.
@@ -60,19 +96,35 @@ pub(super) struct Subscription {
     pub pending: Arc<Semaphore>,
     pub stop: CancellationToken,
     pub connected_within: Duration,
+    /// The shard that reads the socket once it is up.
+    pub shard: mpsc::UnboundedSender<Joined>,
 }
 
 impl Subscription {
-    /// Opens the connection and reads until `stop`; `None` when it never reached
+    /// Opens the connection and hands it to its shard; nothing when it never reached
     /// CONNECTED (counted as failed) or was stopped before.
-    pub async fn run(self) -> Option<ConnResult> {
-        let mut session = self.subscribe().await?;
-        let start_seq = session.connected.connected.seq;
-        let mut reader = Reader::new(&self.shared, self.url, start_seq);
-        if reader.read(&mut session.stream, &self.stop).await {
-            let _ = tokio::time::timeout(STOP_CLOSE_WAIT, session.close(1000, "normal")).await;
+    pub async fn run(self) {
+        let Some(session) = self.subscribe().await else {
+            return;
+        };
+        let Session {
+            stream, connected, ..
+        } = *session;
+        let joined = Joined {
+            stream,
+            url: self.url,
+            org: self.org,
+            start_seq: connected.connected.seq,
+        };
+        if let Err(mpsc::error::SendError(mut joined)) = self.shard.send(joined) {
+            // The shard has finished (the run is over): close it here.
+            let _ = tokio::time::timeout(
+                STOP_CLOSE_WAIT,
+                session::close(&mut joined.stream, 1000, "normal"),
+            )
+            .await;
+            self.shared.closed(self.url);
         }
-        Some(reader.finish(self.org, start_seq))
     }
 
     /// Open → CONNECTED, under the handshake semaphore; `stop` cancels it.
@@ -103,91 +155,392 @@ impl Subscription {
     }
 }
 
+/// A running shard, as the run sees it.
+pub(super) struct ShardThread {
+    /// Where its subscriptions hand their sockets over (dropped at the stop).
+    pub inbox: mpsc::UnboundedSender<Joined>,
+    /// Its runtime, where its subscriptions run.
+    pub runtime: tokio::runtime::Handle,
+    /// What its sockets saw, once it has closed them.
+    pub results: oneshot::Receiver<Vec<ConnResult>>,
+}
+
+/// One task reading many subscribers' sockets until the stop.
+pub(super) struct Shard {
+    shared: Arc<Shared>,
+    inbox: mpsc::UnboundedReceiver<Joined>,
+    stop: CancellationToken,
+}
+
+impl Shard {
+    /// Starts shard `index` on a thread and runtime of its own.
+    pub fn spawn(
+        index: usize,
+        shared: Arc<Shared>,
+        stop: CancellationToken,
+    ) -> anyhow::Result<ShardThread> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("failed to start the runtime of a load shard")?;
+        let handle = runtime.handle().clone();
+        let (inbox, receiver) = mpsc::unbounded_channel();
+        let (done, results) = oneshot::channel();
+        let shard = Shard {
+            shared,
+            inbox: receiver,
+            stop,
+        };
+        std::thread::Builder::new()
+            .name(format!("load-shard-{index}"))
+            .spawn(move || {
+                // The shard's own budget is its rounds: tokio's would end a round
+                // after 128 reads, with the rest of the ready sockets polled for
+                // nothing.
+                let seen = runtime.block_on(tokio::task::unconstrained(shard.run()));
+                let _ = done.send(seen);
+            })
+            .context("failed to start the thread of a load shard")?;
+        Ok(ShardThread {
+            inbox,
+            runtime: handle,
+            results,
+        })
+    }
+
+    /// Reads every socket handed over until `stop`; then takes the sockets still
+    /// being handed over (until every sender is gone), closes them all, and returns
+    /// what each saw.
+    pub async fn run(mut self) -> Vec<ConnResult> {
+        let batch = Arc::new(Mutex::new(Batch::new(self.shared.clone())));
+        let mut conns = FuturesUnordered::new();
+        let mut results = Vec::new();
+        let stopped = self.stop.cancelled();
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut stopped => break,
+                joined = self.inbox.recv() => match joined {
+                    Some(joined) => {
+                        conns.push(Conn::new(joined, batch.clone(), self.stop.clone()));
+                    }
+                    // The run is gone without a stop (it failed): stop all the same.
+                    None => break,
+                },
+                Some(result) = std::future::poll_fn(|cx| round(&mut conns, &batch, cx)) => {
+                    results.push(result);
+                }
+                // Polled after the round (biased), so a round's first samples arm it.
+                () = std::future::poll_fn(|cx| lock(&batch).poll_due(cx)) => {
+                    lock(&batch).flush();
+                }
+            }
+        }
+        while let Some(joined) = self.inbox.recv().await {
+            conns.push(Conn::new(joined, batch.clone(), self.stop.clone()));
+        }
+        let mut open: Vec<Conn> = conns.into_iter().collect();
+        let closes: FuturesUnordered<_> = open
+            .iter_mut()
+            .map(|c| session::close(&mut c.stream, 1000, "normal"))
+            .collect();
+        let _ = tokio::time::timeout(STOP_CLOSE_WAIT, closes.count()).await;
+        lock(&batch).flush();
+        results.extend(open.into_iter().map(Conn::finish));
+        results
+    }
+}
+
+/// One round over the shard's woken sockets; while frames flow, the thread then
+/// sleeps until [`ROUND`] after the round began (see the module's doc).
+fn round(
+    conns: &mut FuturesUnordered<Conn>,
+    batch: &Mutex<Batch>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<ConnResult>> {
+    let began = Instant::now();
+    let polled = conns.poll_next_unpin(cx);
+    if polled.is_pending() {
+        let mut b = lock(batch);
+        let (frames, more) = (
+            std::mem::take(&mut b.round_frames),
+            std::mem::take(&mut b.more),
+        );
+        drop(b);
+        // A socket that stopped at READ_BATCH frames is already due again.
+        if frames > 0 && !more {
+            std::thread::sleep(ROUND.saturating_sub(began.elapsed()));
+        }
+    }
+    polled
+}
+
+fn lock(batch: &Mutex<Batch>) -> std::sync::MutexGuard<'_, Batch> {
+    batch.lock().expect("batch lock")
+}
+
 /// The fields the load client reads from each frame; everything else is skipped.
 #[derive(Deserialize)]
-struct Lite {
+struct Lite<'a> {
     seq: Option<u64>,
     #[serde(rename = "publishedAtUs")]
     published_at_us: Option<u64>,
-    timestamp: Option<crate::protocol::Timestamp>,
+    /// Borrowed, and parsed only when there is no `publishedAtUs`.
+    #[serde(borrow)]
+    timestamp: Option<Cow<'a, str>>,
 }
 
-/// The per-connection counters and sample buffer of a subscriber's reads.
-struct Reader<'a> {
-    shared: &'a Shared,
-    url: usize,
-    seqs: SeqTracker,
-    /// (millisecond of the run, latency in µs), flushed in batches.
-    batch: Vec<(u32, u64)>,
-    first_us: Option<u64>,
-    last_us: Option<u64>,
+/// The samples and counts of a shard's sockets not yet in the shared figures.
+struct Batch {
+    shared: Arc<Shared>,
+    /// Per URL: (millisecond of the run, latency in µs).
+    samples: Vec<Vec<(u32, u64)>>,
+    /// Samples over every URL.
+    len: usize,
+    /// Per URL, frames received.
+    delivered: Vec<u64>,
     precise: u64,
     coarse: u64,
-    /// Frames not yet added to the shared count.
-    delivered: u64,
-    flushed_us: u64,
+    /// Frames read in the current round.
+    round_frames: u64,
+    /// A socket of the round stopped at [`READ_BATCH`] frames with more to read.
+    more: bool,
+    /// When the batch is due (armed at its first frame, [`FLUSH_IDLE`] later).
+    due: Pin<Box<tokio::time::Sleep>>,
+    armed: bool,
 }
 
-impl<'a> Reader<'a> {
-    fn new(shared: &'a Shared, url: usize, start_seq: Option<u64>) -> Reader<'a> {
-        Reader {
+impl Batch {
+    fn new(shared: Arc<Shared>) -> Batch {
+        let urls = shared.urls.len();
+        Batch {
             shared,
-            url,
-            seqs: SeqTracker::expecting(start_seq.map(|s| s.saturating_add(1)))
-                .remembering(MAX_MISSING),
-            batch: Vec::with_capacity(FLUSH_EVERY),
-            first_us: None,
-            last_us: None,
+            samples: vec![Vec::new(); urls],
+            len: 0,
+            delivered: vec![0; urls],
             precise: 0,
             coarse: 0,
-            delivered: 0,
-            flushed_us: 0,
+            round_frames: 0,
+            more: false,
+            due: Box::pin(tokio::time::sleep(FLUSH_IDLE)),
+            armed: false,
         }
     }
 
-    /// Reads until `stop` (`true`) or until the connection ends (`false`).
-    async fn read(&mut self, stream: &mut Stream, stop: &CancellationToken) -> bool {
-        let idle = tokio::time::sleep(FLUSH_IDLE);
-        tokio::pin!(idle);
-        let mut armed = false;
-        loop {
-            let message = tokio::select! {
-                _ = stop.cancelled() => return true,
-                _ = &mut idle, if armed => None,
-                message = stream.next() => Some(message),
-            };
-            let Some(message) = message else {
-                self.flush();
-                armed = false;
+    fn pending(&self) -> bool {
+        self.len > 0 || self.delivered.iter().any(|&d| d > 0)
+    }
+
+    /// Ready when the batch is due; arms the timer at the batch's first frame.
+    fn poll_due(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.pending() {
+            return Poll::Pending;
+        }
+        if !self.armed {
+            let at = tokio::time::Instant::now() + FLUSH_IDLE;
+            self.due.as_mut().reset(at);
+            self.armed = true;
+        }
+        self.due.as_mut().poll(cx)
+    }
+
+    /// Receive time minus publish time: `publishedAtUs` when present, else the
+    /// millisecond `timestamp` (`Err`: a `timestamp` that is not one).
+    fn latency(&mut self, lite: &Lite, now_us: u64) -> Result<Option<u64>, ()> {
+        match (lite.published_at_us, &lite.timestamp) {
+            (Some(published), _) => {
+                self.precise += 1;
+                Ok(Some(now_us.saturating_sub(published)))
+            }
+            (None, Some(t)) => {
+                let t: Timestamp = t.parse().map_err(drop)?;
+                self.coarse += 1;
+                Ok(Some(
+                    (now_us / 1000).saturating_sub(t.millis().max(0) as u64) * 1000,
+                ))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Moves the samples and counts into the shared figures (each lock once).
+    fn flush(&mut self) {
+        if !self.pending() {
+            return;
+        }
+        let shared = &*self.shared;
+        let at = shared.started.elapsed();
+        let mut timeline = shared.timeline.lock().expect("timeline lock");
+        for (url, samples) in self.samples.iter_mut().enumerate() {
+            let delivered = std::mem::take(&mut self.delivered[url]);
+            if delivered == 0 && samples.is_empty() {
                 continue;
+            }
+            shared.delivered.fetch_add(delivered, Ordering::Relaxed);
+            shared.urls[url]
+                .delivered
+                .fetch_add(delivered, Ordering::Relaxed);
+            for histogram in [&shared.latency, &shared.urls[url].latency] {
+                let mut h = histogram.lock().expect("latency lock");
+                for (_, us) in samples.iter() {
+                    h.saturating_record((*us).clamp(1, MAX_LATENCY_US));
+                }
+            }
+            timeline.delivered(at, url, delivered);
+            for (ms, us) in samples.drain(..) {
+                timeline.latency(Duration::from_millis(ms.into()), url, us);
+            }
+        }
+        drop(timeline);
+        self.len = 0;
+        self.armed = false;
+        shared
+            .precise
+            .fetch_add(std::mem::take(&mut self.precise), Ordering::Relaxed);
+        shared
+            .coarse
+            .fetch_add(std::mem::take(&mut self.coarse), Ordering::Relaxed);
+    }
+}
+
+/// One socket of a shard: a future that reads whatever frames have arrived each time
+/// the socket is woken, and ends with the connection.
+struct Conn {
+    stream: Stream,
+    state: ConnState,
+    batch: Arc<Mutex<Batch>>,
+    stop: CancellationToken,
+}
+
+/// What a socket counts.
+struct ConnState {
+    url: usize,
+    org: usize,
+    start_seq: Option<u64>,
+    seqs: SeqTracker,
+    first_us: Option<u64>,
+    last_us: Option<u64>,
+}
+
+impl Conn {
+    fn new(joined: Joined, batch: Arc<Mutex<Batch>>, stop: CancellationToken) -> Conn {
+        let Joined {
+            stream,
+            url,
+            org,
+            start_seq,
+        } = joined;
+        Conn {
+            stream,
+            state: ConnState::new(url, org, start_seq),
+            batch,
+            stop,
+        }
+    }
+
+    /// What the connection saw (at the stop); it counts as closed from now on.
+    fn finish(self) -> ConnResult {
+        let shared = lock(&self.batch).shared.clone();
+        self.state.finish(&shared)
+    }
+}
+
+impl Future for Conn {
+    type Output = ConnResult;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ConnResult> {
+        let Conn {
+            stream,
+            state,
+            batch,
+            stop,
+        } = self.get_mut();
+        let mut guard: Option<std::sync::MutexGuard<'_, Batch>> = None;
+        let mut now_us = 0;
+        let mut frames = 0;
+        let ended = loop {
+            if frames == READ_BATCH {
+                // More may be waiting: after the shard's other sockets, with a fresh
+                // clock reading.
+                cx.waker().wake_by_ref();
+                if let Some(batch) = guard.as_mut() {
+                    batch.more = true;
+                }
+                break false;
+            }
+            let message = match Pin::new(&mut *stream).poll_next(cx) {
+                Poll::Pending => break false,
+                Poll::Ready(message) => message,
             };
-            if self.on(message, stop).is_break() {
-                return false;
+            if frames == 0 {
+                now_us = unix_us(SystemTime::now());
             }
-            if !armed && self.delivered > 0 {
-                idle.as_mut()
-                    .reset(tokio::time::Instant::now() + FLUSH_IDLE);
-                armed = true;
+            frames += 1;
+            let batch = guard.get_or_insert_with(|| lock(batch));
+            batch.round_frames += 1;
+            if state.on(message, now_us, batch, stop).is_break() {
+                break true;
             }
+        };
+        if let Some(mut batch) = guard
+            && batch.len >= FLUSH_EVERY
+        {
+            batch.flush();
+        }
+        if !ended {
+            return Poll::Pending;
+        }
+        // The connection ended: what it saw leaves with it (a dummy stays behind).
+        let finished = std::mem::replace(state, ConnState::new(state.url, state.org, None));
+        let shared = lock(batch).shared.clone();
+        Poll::Ready(finished.finish(&shared))
+    }
+}
+
+impl ConnState {
+    fn new(url: usize, org: usize, start_seq: Option<u64>) -> ConnState {
+        ConnState {
+            url,
+            org,
+            start_seq,
+            seqs: SeqTracker::expecting(start_seq.map(|s| s.saturating_add(1)))
+                .remembering(MAX_MISSING),
+            first_us: None,
+            last_us: None,
+        }
+    }
+
+    /// What the connection saw; it counts as closed from now on.
+    fn finish(self, shared: &Shared) -> ConnResult {
+        shared.closed(self.url);
+        ConnResult {
+            org: self.org,
+            start_seq: self.start_seq,
+            seqs: self.seqs,
+            first_us: self.first_us,
+            last_us: self.last_us,
         }
     }
 
     fn on(
         &mut self,
         message: Option<Result<Message, tungstenite::Error>>,
+        now_us: u64,
+        batch: &mut Batch,
         stop: &CancellationToken,
     ) -> ControlFlow<()> {
         match message {
-            Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
+            Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), now_us, batch),
             Some(Ok(Message::Close(frame))) => {
                 let code = frame.map(|f| u16::from(f.code));
-                self.shared.error(ErrorKind::ClosedByServer(code));
+                batch.shared.error(ErrorKind::ClosedByServer(code));
                 return ControlFlow::Break(());
             }
             Some(Ok(_)) => {}
             Some(Err(_)) | None => {
                 if !stop.is_cancelled() {
-                    self.shared.error(ErrorKind::ConnectionLost);
+                    batch.shared.error(ErrorKind::ConnectionLost);
                 }
                 return ControlFlow::Break(());
             }
@@ -196,85 +549,117 @@ impl<'a> Reader<'a> {
     }
 
     /// The hot path: no allocation, one borrowed parse.
-    fn on_text(&mut self, text: &str) {
-        let now_us = unix_us(SystemTime::now());
-        self.delivered += 1;
+    fn on_text(&mut self, text: &str, now_us: u64, batch: &mut Batch) {
+        batch.delivered[self.url] += 1;
         self.first_us.get_or_insert(now_us);
         self.last_us = Some(now_us);
         let Ok(lite) = serde_json::from_str::<Lite>(text) else {
-            self.shared.error(ErrorKind::MalformedFrame);
+            batch.shared.error(ErrorKind::MalformedFrame);
+            return;
+        };
+        let Ok(latency) = batch.latency(&lite, now_us) else {
+            batch.shared.error(ErrorKind::MalformedFrame);
             return;
         };
         if let Some(seq) = lite.seq {
             self.seqs.on(seq);
         }
-        if let Some(us) = self.latency(&lite, now_us) {
-            let ms = self.shared.started.elapsed().as_millis() as u32;
-            self.batch.push((ms, us));
-        }
-        if self.batch.len() >= FLUSH_EVERY
-            || now_us.saturating_sub(self.flushed_us) >= FLUSH_AFTER_US
-        {
-            self.flush();
-            self.flushed_us = now_us;
+        if let Some(us) = latency {
+            let ms = (now_us.saturating_sub(batch.shared.started_us) / 1000) as u32;
+            batch.samples[self.url].push((ms, us));
+            batch.len += 1;
         }
     }
+}
 
-    /// Receive time minus publish time: `publishedAtUs` when present, else the
-    /// millisecond `timestamp`.
-    fn latency(&mut self, lite: &Lite, now_us: u64) -> Option<u64> {
-        match (lite.published_at_us, &lite.timestamp) {
-            (Some(published), _) => {
-                self.precise += 1;
-                Some(now_us.saturating_sub(published))
-            }
-            (None, Some(t)) => {
-                self.coarse += 1;
-                Some((now_us / 1000).saturating_sub(t.millis().max(0) as u64) * 1000)
-            }
-            _ => None,
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `batch` is due now (polled once, as the shard does).
+    fn due(batch: &mut Batch) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        batch.poll_due(&mut cx).is_ready()
     }
 
-    /// Moves the buffered samples and counts into the shared figures.
-    fn flush(&mut self) {
-        if self.batch.is_empty() && self.delivered == 0 {
-            return;
-        }
-        let (shared, url) = (self.shared, self.url);
-        shared
-            .delivered
-            .fetch_add(self.delivered, Ordering::Relaxed);
-        shared.urls[url]
-            .delivered
-            .fetch_add(self.delivered, Ordering::Relaxed);
-        for histogram in [&shared.latency, &shared.urls[url].latency] {
-            let mut h = histogram.lock().expect("latency lock");
-            for (_, us) in &self.batch {
-                h.saturating_record((*us).clamp(1, MAX_LATENCY_US));
-            }
-        }
-        let delivered = std::mem::take(&mut self.delivered);
-        let mut timeline = shared.timeline.lock().expect("timeline lock");
-        timeline.delivered(shared.started.elapsed(), url, delivered);
-        for (ms, us) in self.batch.drain(..) {
-            timeline.latency(Duration::from_millis(ms.into()), url, us);
-        }
+    fn lite(json: &str) -> Lite<'_> {
+        serde_json::from_str(json).unwrap()
     }
 
-    /// The last flush, and what the connection saw.
-    fn finish(mut self, org: usize, start_seq: Option<u64>) -> ConnResult {
-        self.flush();
-        let shared = self.shared;
-        shared.precise.fetch_add(self.precise, Ordering::Relaxed);
-        shared.coarse.fetch_add(self.coarse, Ordering::Relaxed);
-        shared.closed(self.url);
-        ConnResult {
-            org,
-            start_seq,
-            seqs: self.seqs,
-            first_us: self.first_us,
-            last_us: self.last_us,
+    #[tokio::test]
+    async fn latency_is_measured_from_published_at_us_else_from_the_timestamp() {
+        let mut batch = Batch::new(Arc::new(Shared::new(1, 1)));
+        let now_us = 1_764_324_001_250_000;
+        let precise = lite(r#"{"seq":1,"publishedAtUs":1764324001000000,"timestamp":"bad"}"#);
+        assert_eq!(batch.latency(&precise, now_us), Ok(Some(250_000)));
+        let coarse = lite(r#"{"seq":2,"timestamp":"2025-11-28T10:00:01.000Z"}"#);
+        assert_eq!(batch.latency(&coarse, now_us), Ok(Some(250_000)));
+        let broken = lite(r#"{"seq":3,"timestamp":"yesterday"}"#);
+        assert_eq!(batch.latency(&broken, now_us), Err(()));
+        assert_eq!(batch.latency(&lite(r#"{"seq":4}"#), now_us), Ok(None));
+        assert_eq!((batch.precise, batch.coarse), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn frames_are_counted_and_a_frame_that_is_not_json_is_an_error() {
+        let shared = Arc::new(Shared::new(1, 2));
+        let mut batch = Batch::new(shared.clone());
+        let mut conn = ConnState::new(1, 0, Some(0));
+        let now_us = unix_us(SystemTime::now());
+        let event =
+            |seq: u64| format!(r#"{{"type":"SYNC_QUEUED","seq":{seq},"publishedAtUs":{now_us}}}"#);
+        for text in [event(1), "not json".into(), event(3), event(2)] {
+            conn.on_text(&text, now_us, &mut batch);
         }
+        assert_eq!(batch.delivered, [0, 4]);
+        assert_eq!((batch.len, batch.samples[1].len()), (3, 3));
+        assert_eq!(
+            (conn.seqs.unique, conn.seqs.late, conn.seqs.duplicates),
+            (3, 1, 0)
+        );
+        let errors = shared.errors.lock().unwrap().clone();
+        assert_eq!(errors.get(&ErrorKind::MalformedFrame), Some(&1));
+        assert_eq!(conn.first_us, Some(now_us));
+    }
+
+    #[tokio::test]
+    async fn a_flush_moves_counts_and_samples_into_the_shared_figures() {
+        let shared = Arc::new(Shared::new(1, 2));
+        let mut batch = Batch::new(shared.clone());
+        assert!(!batch.pending());
+        batch.delivered[1] = 5;
+        batch.samples[1].extend([(10, 1_000), (11, 2_000)]);
+        batch.len = 2;
+        batch.precise = 2;
+        batch.flush();
+        assert!(!batch.pending());
+        assert!(batch.samples[1].is_empty());
+        assert_eq!(shared.delivered.load(Ordering::Relaxed), 5);
+        assert_eq!(shared.urls[1].delivered.load(Ordering::Relaxed), 5);
+        assert_eq!(shared.urls[0].delivered.load(Ordering::Relaxed), 0);
+        assert_eq!(shared.latency.lock().unwrap().len(), 2);
+        assert_eq!(shared.urls[1].latency.lock().unwrap().len(), 2);
+        assert_eq!(shared.precise.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.progress().delivered, 5);
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_due_flush_idle_after_its_first_frame_not_after_each() {
+        let mut batch = Batch::new(Arc::new(Shared::new(1, 1)));
+        // Nothing to flush: not due, and no timer armed.
+        assert!(!due(&mut batch));
+        assert!(!batch.armed);
+        let before = tokio::time::Instant::now();
+        batch.delivered[0] = 1;
+        assert!(!due(&mut batch));
+        assert!(batch.armed);
+        let deadline = batch.due.deadline();
+        assert!(deadline >= before + FLUSH_IDLE, "{deadline:?}");
+        batch.delivered[0] = 2;
+        assert!(!due(&mut batch));
+        assert_eq!(batch.due.deadline(), deadline, "not re-armed per frame");
+        batch.flush();
+        assert!(!batch.armed);
+        assert!(!due(&mut batch));
     }
 }

@@ -366,3 +366,78 @@ async fn loss_fails_the_run_unless_allowed() {
     assert!(report_of(&out).ok);
     assert_eq!(report_of(&out).summary.completeness.unwrap().missing, 2);
 }
+
+/// Frames written at once are read together (one clock reading for the lot) and
+/// each is still counted on its own: a frame that is not JSON is an error, the
+/// others are measured from `publishedAtUs` where they carry it and from
+/// `timestamp` where they do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_read_together_are_each_counted_and_measured() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let fake = FakeServer::start(|mut ws, upgrade| async move {
+        let org = "org-batch";
+        // Five subscribers, then the final probe.
+        if upgrade.index >= 5 {
+            send(&mut ws, &part2_connected(org, 3, "e1")).await;
+            return drain(&mut ws).await;
+        }
+        send(&mut ws, &part2_connected(org, 0, "e1")).await;
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        let stamped = |seq: u64| {
+            let mut event: Value =
+                serde_json::from_str(&part2_event("SYNC_QUEUED", "p", org, seq)).unwrap();
+            event["publishedAtUs"] = json!(now_us);
+            event.to_string()
+        };
+        let frames = [
+            stamped(1),
+            "not json".to_string(),
+            part2_event("SYNC_QUEUED", "p", org, 2),
+            stamped(3),
+        ];
+        for frame in frames {
+            let _ = ws.feed(Message::text(frame)).await;
+        }
+        let _ = ws.flush().await;
+        drain(&mut ws).await;
+    })
+    .await;
+    let output = run_cli(&[
+        "load",
+        "--url",
+        &fake.base(),
+        "--connections",
+        "5",
+        "--org",
+        "org-batch",
+        "--passive",
+        "--duration",
+        "500ms",
+        "--json",
+    ])
+    .await;
+    let s = report_of(&output).summary;
+    assert_eq!(s.connections_opened, 5);
+    assert_eq!(
+        s.errors.get(&ErrorKind::MalformedFrame),
+        Some(&5),
+        "{:?}",
+        s.errors
+    );
+    let c = s.completeness.as_ref().unwrap();
+    assert_eq!(
+        (c.expected, c.received, c.missing, c.reordered),
+        (15, 15, 0, 0)
+    );
+    assert_eq!(s.latency_ms.count, 15);
+    assert_eq!(s.latency_source, Some(LatencySource::Mixed));
+    assert_eq!(
+        s.frames_delivered, 20,
+        "the frame that is not JSON was delivered too"
+    );
+    assert_eq!(s.urls[0].frames_delivered, 20);
+}
