@@ -246,34 +246,26 @@ impl Hub {
     /// organization must come in `seq` order (under the bus's lock): each shard
     /// keeps it.
     pub fn send(&self, org: &str, epoch: Option<&Arc<str>>, frame: &Frame) {
-        let Some(org) = self.name_of(org) else {
-            return;
-        };
-        for shard in &self.shards {
-            shard.backlog.fetch_add(1, Ordering::Relaxed);
-            let job = Job::Frame {
-                org: org.clone(),
-                epoch: epoch.cloned(),
-                frame: frame.clone(),
-            };
-            if shard.jobs.send(job).is_err() {
-                shard.backlog.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
+        self.to_shards(org, |org| Job::Frame {
+            org,
+            epoch: epoch.cloned(),
+            frame: frame.clone(),
+        });
     }
 
     /// Every socket of `org` lost `lost` events (continuity cannot be proven).
     pub fn interrupt(&self, org: &str, lost: u64) {
+        self.to_shards(org, |org| Job::Interrupt { org, lost });
+    }
+
+    /// Hands every shard its job for `org`, if `org` has sockets here.
+    fn to_shards(&self, org: &str, job: impl Fn(Arc<str>) -> Job) {
         let Some(org) = self.name_of(org) else {
             return;
         };
         for shard in &self.shards {
             shard.backlog.fetch_add(1, Ordering::Relaxed);
-            let job = Job::Interrupt {
-                org: org.clone(),
-                lost,
-            };
-            if shard.jobs.send(job).is_err() {
+            if shard.jobs.send(job(org.clone())).is_err() {
                 shard.backlog.fetch_sub(1, Ordering::Relaxed);
             }
         }
