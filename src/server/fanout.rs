@@ -381,9 +381,17 @@ impl ShardWork {
                     org = Some(of);
                     frames.push((frame, epoch));
                 }
-                other => {
+                Job::Interrupt { org: of, lost } => {
                     self.deliver(org.take(), &mut frames);
-                    self.other(other);
+                    let members = self.members.lock().expect("shard lock");
+                    for outlet in members.get(&of).into_iter().flatten() {
+                        outlet.interrupt(lost);
+                    }
+                }
+                #[cfg(any(test, feature = "fuzzing"))]
+                Job::Barrier(done) => {
+                    self.deliver(org.take(), &mut frames);
+                    let _ = done.send(());
                 }
             }
         }
@@ -411,22 +419,6 @@ impl ShardWork {
                 .observe(first.published.elapsed().as_secs_f64());
         }
         frames.clear();
-    }
-
-    fn other(&self, job: Job) {
-        let members = self.members.lock().expect("shard lock");
-        match job {
-            Job::Frame { .. } => {}
-            Job::Interrupt { org, lost } => {
-                for outlet in members.get(&org).into_iter().flatten() {
-                    outlet.interrupt(lost);
-                }
-            }
-            #[cfg(any(test, feature = "fuzzing"))]
-            Job::Barrier(done) => {
-                let _ = done.send(());
-            }
-        }
     }
 }
 
