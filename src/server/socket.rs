@@ -505,7 +505,7 @@ mod tests {
     async fn a_socket_task_holds_only_boxes() {
         let (state, _) = super::super::app(super::super::Config::default());
         let start = Box::new(Start {
-            on_upgrade: hyper::upgrade::on(&mut axum::http::Request::new(())),
+            on_upgrade: hyper::upgrade::on(axum::http::Request::new(())),
             org: "org-size".into(),
             resume: None,
             admission: Admission {
