@@ -615,12 +615,8 @@ impl Outlet {
         out.settle(self.limits);
     }
 
-    /// Resolves when the socket's task has something to do.
-    pub async fn wanted(&self) -> Want {
-        std::future::poll_fn(|cx| self.poll_wanted(cx)).await
-    }
-
-    fn poll_wanted(&self, cx: &mut Context<'_>) -> Poll<Want> {
+    /// Ready when the socket's task has something to do.
+    pub fn poll_wanted(&self, cx: &mut Context<'_>) -> Poll<Want> {
         self.waker.register(cx.waker());
         let out = self.lock();
         match out.mode {

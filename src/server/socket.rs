@@ -17,6 +17,7 @@
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Extension;
@@ -26,7 +27,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, Stream as _, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::io::ReadHalf;
@@ -35,6 +36,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+use tokio_util::sync::WaitForCancellationFuture;
 
 use super::bus::{Resume, Subscription};
 use super::error::api_error;
@@ -300,36 +302,77 @@ struct Session<'a> {
     answered: bool,
 }
 
+/// What a session waits on besides its socket, its rules and its outlet.
+struct Waits<'a, 's> {
+    shutdown: Pin<&'a mut WaitForCancellationFuture<'s>>,
+    /// The heartbeat (none when it is off).
+    ping: Option<Pin<Box<tokio::time::Interval>>>,
+    /// The opening ping's deadline (none once answered, or with no bound).
+    handshake: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Which source is polled first, turn by turn (as `select!` would pick at random),
+    /// so that a busy one cannot starve the others.
+    turn: usize,
+}
+
+/// How many sources a session waits on (see [`Session::poll_wake`]).
+const SOURCES: usize = 6;
+
 impl Session<'_> {
-    /// The session's loop. What an idle socket holds is this loop's state, so the
-    /// timers live on the heap only while they are armed and every handler (rare
+    /// The session's loop. What an idle socket holds is this loop's state, so it
+    /// holds no future per source: [`Session::poll_wake`] polls each in place, the
+    /// timers live on the heap only while they are armed, and every handler (rare
     /// next to waiting) is boxed: its state does not size the resident one.
     async fn run(mut self) -> Option<End> {
-        let period = self.state.config.ping_interval;
-        let mut ping = (!period.is_zero()).then(|| {
-            Box::pin(tokio::time::interval_at(
-                tokio::time::Instant::now() + period,
-                period,
-            ))
-        });
-        let mut handshake = (!self.answered)
-            .then(|| Box::pin(tokio::time::sleep(self.state.config.handshake_timeout)));
+        let state = self.state;
+        let period = state.config.ping_interval;
+        let shutdown = state.shutdown.cancelled();
+        tokio::pin!(shutdown);
+        let mut waits = Waits {
+            shutdown,
+            ping: (!period.is_zero()).then(|| {
+                Box::pin(tokio::time::interval_at(
+                    tokio::time::Instant::now() + period,
+                    period,
+                ))
+            }),
+            handshake: (!self.answered)
+                .then(|| Box::pin(tokio::time::sleep(state.config.handshake_timeout))),
+            turn: 0,
+        };
         loop {
-            let wake = tokio::select! {
-                () = self.state.shutdown.cancelled() => Wake::Shutdown,
-                message = &mut self.socket.next() => Wake::Client(message),
-                closing = self.guard.closing() => Wake::Rule(closing),
-                want = self.outlet.wanted() => Wake::Out(want),
-                () = tick(&mut ping) => Wake::Ping,
-                () = expire(&mut handshake) => Wake::Unanswered,
-            };
+            let wake = std::future::poll_fn(|cx| self.poll_wake(&mut waits, cx)).await;
             if let ControlFlow::Break(end) = Box::pin(self.on(wake)).await {
                 return Some(end);
             }
             if self.answered {
-                handshake = None;
+                waits.handshake = None;
             }
         }
+    }
+
+    /// The first source ready, starting from a different one each turn.
+    fn poll_wake(&mut self, waits: &mut Waits<'_, '_>, cx: &mut Context<'_>) -> Poll<Wake> {
+        waits.turn = waits.turn.wrapping_add(1);
+        for i in 0..SOURCES {
+            let polled = match (waits.turn + i) % SOURCES {
+                0 => waits.shutdown.as_mut().poll(cx).map(|()| Wake::Shutdown),
+                1 => Pin::new(&mut self.socket).poll_next(cx).map(Wake::Client),
+                2 => self.guard.poll_closing(cx).map(Wake::Rule),
+                3 => self.outlet.poll_wanted(cx).map(Wake::Out),
+                4 => match waits.ping.as_mut() {
+                    Some(ping) => ping.poll_tick(cx).map(|_| Wake::Ping),
+                    None => Poll::Pending,
+                },
+                _ => match waits.handshake.as_mut() {
+                    Some(deadline) => deadline.as_mut().poll(cx).map(|()| Wake::Unanswered),
+                    None => Poll::Pending,
+                },
+            };
+            if polled.is_ready() {
+                return polled;
+            }
+        }
+        Poll::Pending
     }
 
     async fn on(&mut self, wake: Wake) -> ControlFlow<End> {
@@ -407,24 +450,6 @@ impl Session<'_> {
             Ok(Ok(())) => ControlFlow::Continue(()),
             _ => ControlFlow::Break(End::WriteFailed),
         }
-    }
-}
-
-/// The heartbeat's next tick (never, with the heartbeat off).
-async fn tick(ping: &mut Option<Pin<Box<tokio::time::Interval>>>) {
-    match ping {
-        Some(ping) => {
-            ping.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// The opening ping's deadline (never, once answered or with no bound).
-async fn expire(deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
-    match deadline {
-        Some(deadline) => deadline.as_mut().await,
-        None => std::future::pending().await,
     }
 }
 

@@ -797,11 +797,21 @@ async fn reloading_the_allow_list_closes_sockets_of_removed_organizations_with_4
         (status, body["error"].as_str()),
         (500, Some("INTERNAL_ERROR"))
     );
-    open(
+    let _also_b = open(
         &server.sync_url("org-b"),
         &[("authorization", &bearer(&all))],
     )
     .await;
+
+    // A session that outlived one change still watches the next one.
+    write(dir.path(), "orgs.txt", "org-c\n");
+    let (status, _, body) = call("POST", &reload, Some(&all), None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["closing"], 2, "{body}");
+    assert_eq!(
+        close_of(&mut b).await,
+        Some((4403, "organization no longer allowed".into()))
+    );
 }
 
 #[tokio::test]

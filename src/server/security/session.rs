@@ -3,14 +3,15 @@
 //! (4401) and the organization's place on the allow-list (4403). The socket handler
 //! hands it every client frame and read error, and awaits [`SessionGuard::closing`].
 
-use std::future::pending;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite;
+use tokio_util::sync::ReusableBoxFuture;
 
 use super::orgs::AllowedOrgs;
 use crate::claims::Grant;
@@ -179,7 +180,8 @@ pub struct SessionGuard {
     /// Armed for the earliest of the idle deadline and the expiry; moved lazily
     /// when it fires early because of activity since.
     timer: Option<Pin<Box<Sleep>>>,
-    allowed: Option<watch::Receiver<AllowedOrgs>>,
+    /// The allow-list's next change, when there is a list.
+    allowed: Option<Change>,
     max_message_size: usize,
 }
 
@@ -207,7 +209,7 @@ impl SessionGuard {
             last_activity: now,
             expires,
             timer: None,
-            allowed,
+            allowed: allowed.map(|rx| ReusableBoxFuture::new(next_change(rx))),
             max_message_size: rules.max_message_size,
         };
         guard.timer = guard
@@ -244,18 +246,36 @@ impl SessionGuard {
         read_error(error, self.max_message_size)
     }
 
-    /// Resolves when a rule ends the session. Cancellation-safe: a `select!` branch
-    /// may drop and recreate it on every turn.
-    pub async fn closing(&mut self) -> Closing {
-        loop {
-            let verdict = tokio::select! {
-                () = fire(&mut self.timer) => self.timer_fired(),
-                still = changed(&mut self.allowed, &self.org) => self.list_changed(still),
-            };
-            if let Some(closing) = verdict {
-                return closing;
+    /// Ready when a rule ends the session. A poll function rather than a future, so
+    /// that the session loop holds no future for it: the timer is polled in place, and
+    /// the allow-list's watch (the only part that needs a future) is boxed once, only
+    /// on servers with an allow-list.
+    pub fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<Closing> {
+        // A fire re-arms the timer for a later deadline (activity moved it), which is
+        // polled once more so that it registers; the deadline only ever moves later.
+        while let Some(timer) = self.timer.as_mut() {
+            if timer.as_mut().poll(cx).is_pending() {
+                break;
+            }
+            if let Some(closing) = self.timer_fired() {
+                return Poll::Ready(closing);
             }
         }
+        while let Some(allowed) = self.allowed.as_mut() {
+            let Poll::Ready((changed, rx)) = allowed.poll(cx) else {
+                break;
+            };
+            if changed.is_err() {
+                // The list can no longer change.
+                self.allowed = None;
+                break;
+            }
+            if !rx.borrow().contains(&self.org) {
+                return Poll::Ready(Closing::OrgRevoked);
+            }
+            allowed.set(next_change(rx));
+        }
+        Poll::Pending
     }
 
     /// The timer fired: the token expired, the session idled out, or activity since
@@ -269,42 +289,22 @@ impl SessionGuard {
             return Some(Closing::Idle(self.idle));
         }
         let next = self.deadline();
-        if let (Some(timer), Some(at)) = (self.timer.as_mut(), next) {
-            timer.as_mut().reset(at);
+        match (self.timer.as_mut(), next) {
+            (Some(timer), Some(at)) => timer.as_mut().reset(at),
+            _ => self.timer = None,
         }
         None
     }
-
-    /// The allow-list changed (`still` allowed or not), or can no longer change (`None`).
-    fn list_changed(&mut self, still: Option<bool>) -> Option<Closing> {
-        match still {
-            Some(false) => Some(Closing::OrgRevoked),
-            Some(true) => None,
-            None => {
-                self.allowed = None;
-                None
-            }
-        }
-    }
 }
 
-async fn fire(timer: &mut Option<Pin<Box<Sleep>>>) {
-    match timer {
-        Some(timer) => timer.as_mut().await,
-        None => pending().await,
-    }
-}
+/// The allow-list's next change, and the receiver to watch the one after.
+type Change = ReusableBoxFuture<'static, (Result<(), watch::error::RecvError>, Allowed)>;
+type Allowed = watch::Receiver<AllowedOrgs>;
 
-/// Whether `org` is still allowed after the next change of the list (`None` when
-/// the list can no longer change).
-async fn changed(allowed: &mut Option<watch::Receiver<AllowedOrgs>>, org: &str) -> Option<bool> {
-    match allowed {
-        None => pending().await,
-        Some(rx) => match rx.changed().await {
-            Ok(()) => Some(rx.borrow_and_update().contains(org)),
-            Err(_) => None,
-        },
-    }
+async fn next_change(mut rx: Allowed) -> (Result<(), watch::error::RecvError>, Allowed) {
+    let changed = rx.changed().await;
+    rx.borrow_and_update();
+    (changed, rx)
 }
 
 #[cfg(test)]
