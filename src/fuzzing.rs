@@ -6,6 +6,7 @@
 //! cargo +nightly fuzz run frames        -- -max_total_time=60
 //! cargo +nightly fuzz run rest_bodies   -- -max_total_time=60
 //! cargo +nightly fuzz run expect_parser -- -max_total_time=60
+//! cargo +nightly fuzz run load_wire     -- -max_total_time=60
 //! ```
 //!
 //! and the tests at the bottom run them on seeded random input in `cargo test`, so CI
@@ -901,6 +902,61 @@ pub fn server_frames(data: &[u8]) {
     }
 }
 
+/// Hostile server bytes through the load client's own frame reader (`load::wire`),
+/// cut into reads where the input says: nothing panics, the bytes it keeps between
+/// reads stay within one frame of the limit, and how the reads cut the bytes changes
+/// nothing (the same frames, the same verdict, as when they come in one read).
+pub fn load_wire(data: &[u8]) {
+    use crate::load::wire::{Decoder, Incoming};
+    use std::ops::ControlFlow;
+    const MAX: usize = 512;
+    /// What a decoder saw: each frame, then how it ended.
+    fn run(wire: &[u8], cuts: &[usize]) -> (Vec<String>, String) {
+        let mut decoder = Decoder::new(Vec::new(), MAX);
+        let mut seen = Vec::new();
+        let mut at = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&wire.len())) {
+            let end = cut.clamp(at, wire.len());
+            let input = [decoder.partial(), &wire[at..end]].concat();
+            at = end;
+            let decoded = decoder.decode(&input, |frame| {
+                seen.push(match frame {
+                    Incoming::Text(t) => format!("text {t:?}"),
+                    other => format!("{other:?}"),
+                });
+                ControlFlow::Continue(())
+            });
+            // The start of one frame at most: its header and up to MAX bytes.
+            assert!(
+                decoder.partial().len() <= MAX + 14,
+                "{} bytes kept",
+                decoder.partial().len()
+            );
+            match decoded {
+                Err(violation) => return (seen, format!("violation: {violation}")),
+                Ok(ControlFlow::Break(())) => return (seen, "closed".into()),
+                Ok(ControlFlow::Continue(())) => {}
+            }
+        }
+        (seen, format!("{} bytes kept", decoder.partial().len()))
+    }
+    let mut u = Unstructured::new(data);
+    let Ok(cut_count) = u.int_in_range(0..=8usize) else {
+        return;
+    };
+    let mut cuts: Vec<usize> = (0..cut_count)
+        .map(|_| u.int_in_range(0..=u16::MAX as usize).unwrap_or(0))
+        .collect();
+    let wire = u.take_rest();
+    cuts.iter_mut().for_each(|c| *c %= wire.len() + 1);
+    cuts.sort_unstable();
+    assert_eq!(
+        run(wire, &cuts),
+        run(wire, &[]),
+        "the reads' cuts changed the outcome"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     //! The fuzz targets on seeded random input: bounded, deterministic, stable Rust.
@@ -1017,6 +1073,23 @@ mod tests {
             4,
             &[b"", &[3, 0, 1, 2, 3, 4, 5, 6, 7, 8]],
             200,
+        );
+    }
+
+    #[test]
+    fn load_wire_on_random_input() {
+        // No cut, then cuts at 1 and 3: a text frame, a ping, a close.
+        let wire = [0x81, 2, b'h', b'i', 0x89, 0, 0x88, 2, 3, 232];
+        let cut = [2, 0, 1, 0, 3, 0x81, 2, b'h', b'i', 0x89, 0, 0x88, 2, 3, 232];
+        run(
+            super::load_wire,
+            5,
+            &[
+                b"",
+                &[0, 0x81, 2, b'h', b'i'],
+                &cut,
+                &[&[0][..], &wire].concat(),
+            ],
         );
     }
 

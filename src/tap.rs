@@ -27,6 +27,10 @@ impl<S, T> Tapped<S, T> {
     pub fn tap_mut(&mut self) -> &mut T {
         &mut self.tap
     }
+
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin, T: Tap + Unpin> AsyncRead for Tapped<S, T> {

@@ -3,6 +3,7 @@
 //! opening sockets step by step ([`ws`]), REST calls ([`http`]), and the reconnect
 //! policy ([`backoff`]).
 
+pub mod aligned;
 pub mod backoff;
 pub mod error;
 pub mod http;
@@ -415,6 +416,9 @@ pub struct ClientOptions {
     /// WebSocket buffer and size settings (`None`: tungstenite's defaults); `load`
     /// shrinks the buffers so thousands of sockets stay cheap.
     pub ws_config: Option<tokio_tungstenite::tungstenite::protocol::WebSocketConfig>,
+    /// Reads aligned on frames until CONNECTED, so that the socket can be handed to
+    /// a reader of its own (`load`; see [`aligned`]).
+    pub frame_aligned: bool,
 }
 
 #[cfg(test)]

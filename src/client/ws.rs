@@ -16,12 +16,13 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
+use super::aligned::Aligned;
 use super::error::{BODY_PREVIEW, PeerClosed, UpgradeRefused, body_preview, failed};
 use super::recorded::{self, Head, Recorded};
 use super::{ClientOptions, Endpoint, TokenIn};
 use crate::exit::Failure;
 
-pub type Stream = WebSocketStream<Recorded<MaybeTlsStream<TcpStream>>>;
+pub type Stream = WebSocketStream<Recorded<Aligned<MaybeTlsStream<TcpStream>>>>;
 
 /// How long a client-initiated close waits for the server's answer (sending the
 /// close frame included: a server that reads nothing cannot hold the exit).
@@ -191,6 +192,10 @@ pub async fn open(
             .with_context(|| format!("{name:?} is not a valid header name"))?;
         headers.append(name, value(v, "-H")?);
     }
+    let stream = match options.frame_aligned {
+        true => Aligned::on_frames(stream),
+        false => Aligned::off(stream),
+    };
     let (stream, head) = recorded::recorded(stream);
     let (mut stream, response) = tokio::time::timeout_at(
         deadline,

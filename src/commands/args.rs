@@ -274,6 +274,7 @@ impl ConnectionArgs {
             max_message: self.max_message_size,
             max_body: self.max_body_size,
             ws_config: None,
+            frame_aligned: false,
         })
     }
 }

@@ -18,8 +18,9 @@ use crate::load::{self as engine, Plan, Shared, Source, Target};
 use crate::report::load::{self as report, LoadReport};
 use crate::report::{Reporter, html, json, junit};
 
-/// Buffers of each load socket: frames are small, and 10,000 sockets must stay cheap.
-const READ_BUFFER: usize = 8 * 1024;
+/// tungstenite's read buffer of each load socket, until CONNECTED (the load client's
+/// own reader takes the socket over then, `load::wire`): 10,000 sockets must stay cheap.
+const READ_BUFFER: usize = 4 * 1024;
 
 #[derive(Debug, Args)]
 #[command(
@@ -335,6 +336,8 @@ fn load_options(connection: &ConnectionArgs) -> anyhow::Result<ClientOptions> {
             .read_buffer_size(READ_BUFFER)
             .write_buffer_size(0),
     );
+    // Past CONNECTED the load client reads frames itself (`load::wire`).
+    options.frame_aligned = true;
     Ok(options)
 }
 

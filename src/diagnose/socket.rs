@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::net::Stream;
 use super::{Layer, PONG_WAIT, Plan, Walk};
+use crate::client::aligned::Aligned;
 use crate::client::error::find;
 use crate::client::{recorded, ws};
 use crate::exit::Exit;
@@ -27,7 +28,7 @@ const MAX_EARLY: usize = 1000;
 /// Runs the socket layers in order on the upgraded `stream`, then `status`, then
 /// `idle` (last: it only listens).
 pub(super) async fn walk(plan: &Plan, stream: Stream, walk: &mut Walk) {
-    let (mut recorded, _) = recorded::recorded(stream);
+    let (mut recorded, _) = recorded::recorded(Aligned::off(stream));
     recorded::stop(&mut recorded);
     let config = ws::client_config(plan.options.ws_config, plan.options.max_message);
     let mut socket = WebSocketStream::from_raw_socket(recorded, Role::Client, Some(config)).await;

@@ -8,6 +8,7 @@ pub mod error;
 mod subscriber;
 pub mod threshold;
 pub mod timeline;
+pub(crate) mod wire;
 
 use std::collections::BTreeMap;
 use std::pin::Pin;

@@ -9,6 +9,10 @@
 //! itself:
 //! - a socket woken by the kernel reads every frame it has (up to [`READ_BATCH`])
 //!   under one clock reading, taken when its first frame is read;
+//! - after CONNECTED a socket is read by the load client's own reader (`wire`): each
+//!   read lands in the shard's one read buffer and its frames are decoded there, so a
+//!   socket holds no read buffer (only the start of a frame that a read cut off) and
+//!   nothing is zeroed, copied or allocated per frame;
 //! - each frame is read in place (a borrowed serde view of `seq`, `publishedAtUs` and
 //!   `timestamp`), with no allocation;
 //! - the latency samples and counts of all the shard's sockets gather in one batch,
@@ -34,16 +38,20 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
+use futures_util::SinkExt;
+use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{Stream as _, StreamExt};
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{ErrorKind, classify};
+use super::wire::{self, Decoder, Incoming};
 use super::{MAX_LATENCY_US, Shared, unix_us};
-use crate::client::session::{self, Session, Started};
+use crate::client::session::{Session, Started};
 use crate::client::ws::{Opened, Stream};
 use crate::client::{ClientOptions, Endpoint};
 use crate::protocol::Timestamp;
@@ -54,9 +62,14 @@ pub const FLUSH_EVERY: usize = 1024;
 /// Longest a shard keeps samples and counts before flushing them: one timer per
 /// shard, armed once per batch (at its first frame), not per socket or per frame.
 const FLUSH_IDLE: Duration = Duration::from_millis(20);
-/// Most frames one socket reads under one clock reading before it lets the others
-/// of its shard go first (about one read buffer of events).
+/// Frames after which a socket lets the others of its shard go first (checked between
+/// reads; one read may bring many more).
 const READ_BATCH: usize = 32;
+/// The shard's read buffer, shared by its sockets: a read takes up to this much.
+const SCRATCH: usize = 64 * 1024;
+/// Most bytes of our own frames (pongs) held for a server that does not read them;
+/// past it, pings go unanswered until it reads (a later pong answers them all).
+const MAX_OUT: usize = 64 * 1024;
 /// The longest a frame waits for its round while frames flow (the bound of the
 /// stamps' lateness), and so the shortest time between two rounds.
 const ROUND: Duration = Duration::from_millis(1);
@@ -76,9 +89,16 @@ pub(super) struct ConnResult {
     pub last_us: Option<u64>,
 }
 
+/// The connection under a socket past CONNECTED.
+type Connection = MaybeTlsStream<TcpStream>;
+
 /// A socket past CONNECTED, on its way to a shard.
 pub(super) struct Joined {
-    stream: Stream,
+    io: Connection,
+    /// What was read past CONNECTED.
+    leftover: Vec<u8>,
+    /// The largest frame and message accepted (`--max-message-size`).
+    max_message: usize,
     url: usize,
     org: usize,
     start_seq: Option<u64>,
@@ -110,19 +130,21 @@ impl Subscription {
         let Session {
             stream, connected, ..
         } = *session;
+        let (io, leftover) = hand_over(stream).await;
         let joined = Joined {
-            stream,
+            io,
+            leftover,
+            max_message: self.options.max_message,
             url: self.url,
             org: self.org,
             start_seq: connected.connected.seq,
         };
         if let Err(mpsc::error::SendError(mut joined)) = self.shard.send(joined) {
             // The shard has finished (the run is over): close it here.
-            let _ = tokio::time::timeout(
-                STOP_CLOSE_WAIT,
-                session::close(&mut joined.stream, 1000, "normal"),
-            )
-            .await;
+            let mut out = Vec::new();
+            wire::close(1000, "normal", &mut out);
+            let bye = tokio::io::AsyncWriteExt::write_all(&mut joined.io, &out);
+            let _ = tokio::time::timeout(STOP_CLOSE_WAIT, bye).await;
             self.shared.closed(self.url);
         }
     }
@@ -153,6 +175,14 @@ impl Subscription {
             }
         }
     }
+}
+
+/// Takes the connection from tungstenite, with what was read past CONNECTED (reads
+/// were aligned on frames: its own buffer holds nothing more), once what it has to
+/// send (a pong to a ping before CONNECTED) is sent.
+async fn hand_over(mut stream: Stream) -> (Connection, Vec<u8>) {
+    let _ = tokio::time::timeout(STOP_CLOSE_WAIT, stream.flush()).await;
+    stream.into_inner().into_inner().into_parts()
 }
 
 /// A running shard, as the run sees it.
@@ -241,10 +271,7 @@ impl Shard {
             conns.push(Conn::new(joined, batch.clone(), self.stop.clone()));
         }
         let mut open: Vec<Conn> = conns.into_iter().collect();
-        let closes: FuturesUnordered<_> = open
-            .iter_mut()
-            .map(|c| session::close(&mut c.stream, 1000, "normal"))
-            .collect();
+        let closes: FuturesUnordered<_> = open.iter_mut().map(Conn::close).collect();
         let _ = tokio::time::timeout(STOP_CLOSE_WAIT, closes.count()).await;
         lock(&batch).flush();
         results.extend(open.into_iter().map(Conn::finish));
@@ -309,6 +336,8 @@ struct Batch {
     /// When the batch is due (armed at its first frame, [`FLUSH_IDLE`] later).
     due: Pin<Box<tokio::time::Sleep>>,
     armed: bool,
+    /// The shard's read buffer: each socket's reads land here (see [`Conn::read`]).
+    scratch: Vec<u8>,
 }
 
 impl Batch {
@@ -325,6 +354,7 @@ impl Batch {
             more: false,
             due: Box::pin(tokio::time::sleep(FLUSH_IDLE)),
             armed: false,
+            scratch: vec![0; SCRATCH],
         }
     }
 
@@ -407,7 +437,17 @@ impl Batch {
 /// One socket of a shard: a future that reads whatever frames have arrived each time
 /// the socket is woken, and ends with the connection.
 struct Conn {
-    stream: Stream,
+    io: Connection,
+    decoder: Decoder,
+    /// Our frames not yet written (pongs, the close), masked.
+    out: Vec<u8>,
+    /// We sent our close: frames are no longer counted, and the server's close or
+    /// the end of the connection ends the socket without an error.
+    closing: bool,
+    /// The bytes read past CONNECTED are not decoded yet (they may hold whole
+    /// frames: the server's opening ping, events); after them, the decoder keeps
+    /// only the start of a frame.
+    leftover: bool,
     state: ConnState,
     batch: Arc<Mutex<Batch>>,
     stop: CancellationToken,
@@ -423,16 +463,32 @@ struct ConnState {
     last_us: Option<u64>,
 }
 
+/// How a connection ended, as its reader saw it.
+enum Ended {
+    /// The server closed it (with its code, if any).
+    Closed(Option<u16>),
+    /// It ended without a close frame, or a read or write failed.
+    Lost,
+    /// The server broke the protocol or the client's limit.
+    Violation,
+}
+
 impl Conn {
     fn new(joined: Joined, batch: Arc<Mutex<Batch>>, stop: CancellationToken) -> Conn {
         let Joined {
-            stream,
+            io,
+            leftover,
+            max_message,
             url,
             org,
             start_seq,
         } = joined;
         Conn {
-            stream,
+            io,
+            leftover: !leftover.is_empty(),
+            decoder: Decoder::new(leftover, max_message),
+            out: Vec::new(),
+            closing: false,
             state: ConnState::new(url, org, start_seq),
             batch,
             stop,
@@ -444,57 +500,215 @@ impl Conn {
         let shared = lock(&self.batch).shared.clone();
         self.state.finish(&shared)
     }
+
+    /// Sends our close (1000) and reads until the server's close or the end,
+    /// counting nothing more; the caller bounds the wait.
+    async fn close(&mut self) {
+        wire::close(1000, "normal", &mut self.out);
+        self.closing = true;
+        std::future::poll_fn(|cx| {
+            let batch = self.batch.clone();
+            let mut batch = lock(&batch);
+            self.read(cx, &mut batch).map(drop)
+        })
+        .await;
+    }
+
+    /// Writes what is queued of our frames, as far as the socket takes it.
+    fn poll_out(&mut self, cx: &mut Context<'_>) -> Result<(), ()> {
+        while !self.out.is_empty() {
+            match Pin::new(&mut self.io).poll_write(cx, &self.out) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),
+                Poll::Ready(Ok(n)) => {
+                    self.out.drain(..n);
+                }
+                Poll::Pending => return Ok(()),
+            }
+        }
+        // TLS may hold what was written; a plain socket has nothing to flush.
+        if let Poll::Ready(Err(_)) = Pin::new(&mut self.io).poll_flush(cx) {
+            return Err(());
+        }
+        // Pongs are rare: an idle socket holds no buffer for them.
+        self.out = Vec::new();
+        Ok(())
+    }
+
+    /// Reads and decodes what has arrived, until the socket has nothing more (or has
+    /// had its turn); ready when the connection is over.
+    fn read(&mut self, cx: &mut Context<'_>, batch: &mut Batch) -> Poll<Ended> {
+        if self.poll_out(cx).is_err() {
+            return Poll::Ready(Ended::Lost);
+        }
+        let mut scratch = std::mem::take(&mut batch.scratch);
+        let ended = self.read_into(cx, batch, &mut scratch);
+        batch.scratch = scratch;
+        if ended.is_pending() && self.poll_out(cx).is_err() {
+            return Poll::Ready(Ended::Lost);
+        }
+        ended
+    }
+
+    fn read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        batch: &mut Batch,
+        scratch: &mut [u8],
+    ) -> Poll<Ended> {
+        let mut now_us = None;
+        let mut frames = 0;
+        if std::mem::take(&mut self.leftover) {
+            let input = self.decoder.take_partial();
+            let stamp = *now_us.get_or_insert_with(|| unix_us(SystemTime::now()));
+            if let Some(ended) = self.decode(&input, stamp, batch, &mut frames) {
+                return Poll::Ready(ended);
+            }
+        }
+        loop {
+            if frames >= READ_BATCH {
+                // More may be waiting: after the shard's other sockets, with a fresh
+                // clock reading.
+                cx.waker().wake_by_ref();
+                batch.more = true;
+                return Poll::Pending;
+            }
+            let kept = self.decoder.partial().len();
+            let large = self
+                .decoder
+                .pending_frame()
+                .filter(|&whole| whole > scratch.len());
+            let read = match large {
+                // A frame longer than the shard's buffer: it is read into the
+                // socket's kept bytes, then decoded from there.
+                Some(whole) => match read_more(&mut self.io, cx, self.decoder.kept_mut(), whole) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                        return Poll::Ready(Ended::Lost);
+                    }
+                    Poll::Ready(Ok(_)) if self.decoder.partial().len() < whole => continue,
+                    Poll::Ready(Ok(_)) => {
+                        let stamp = *now_us.get_or_insert_with(|| unix_us(SystemTime::now()));
+                        let input = self.decoder.take_partial();
+                        self.decode(&input, stamp, batch, &mut frames)
+                    }
+                },
+                None => {
+                    scratch[..kept].copy_from_slice(self.decoder.partial());
+                    let mut buf = ReadBuf::new(&mut scratch[kept..]);
+                    match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(_)) => return Poll::Ready(Ended::Lost),
+                        Poll::Ready(Ok(())) => {}
+                    }
+                    let n = buf.filled().len();
+                    if n == 0 {
+                        return Poll::Ready(Ended::Lost);
+                    }
+                    let stamp = *now_us.get_or_insert_with(|| unix_us(SystemTime::now()));
+                    self.decode(&scratch[..kept + n], stamp, batch, &mut frames)
+                }
+            };
+            if let Some(ended) = read {
+                return Poll::Ready(ended);
+            }
+        }
+    }
+
+    /// Decodes `input`; `Some` when the connection ends with it.
+    fn decode(
+        &mut self,
+        input: &[u8],
+        now_us: u64,
+        batch: &mut Batch,
+        frames: &mut usize,
+    ) -> Option<Ended> {
+        let Conn {
+            decoder,
+            out,
+            closing,
+            state,
+            ..
+        } = self;
+        let mut closed = None;
+        let decoded = decoder.decode(input, |frame| {
+            *frames += 1;
+            batch.round_frames += 1;
+            match frame {
+                Incoming::Text(text) if !*closing => state.on_text(text, now_us, batch),
+                Incoming::Ping(payload) if out.len() < MAX_OUT => wire::pong(payload, out),
+                Incoming::Close(code) => {
+                    closed = Some(code);
+                    return ControlFlow::Break(());
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        });
+        match decoded {
+            Err(_) => Some(Ended::Violation),
+            Ok(_) => closed.map(|code| {
+                if !*closing {
+                    // Answer the close; the connection ends with it.
+                    wire::close(code.unwrap_or(1000), "", out);
+                }
+                Ended::Closed(code)
+            }),
+        }
+    }
+}
+
+/// Reads into `buf`'s spare room, up to `whole` bytes in all.
+fn read_more(
+    io: &mut Connection,
+    cx: &mut Context<'_>,
+    buf: &mut Vec<u8>,
+    whole: usize,
+) -> Poll<std::io::Result<usize>> {
+    let missing = whole - buf.len();
+    buf.reserve_exact(missing);
+    let spare = &mut buf.spare_capacity_mut()[..missing];
+    let mut read = ReadBuf::uninit(spare);
+    match Pin::new(io).poll_read(cx, &mut read) {
+        Poll::Ready(Ok(())) => {
+            let n = read.filled().len();
+            // SAFETY: `read` initialised the first `n` bytes of the spare room.
+            unsafe { buf.set_len(buf.len() + n) };
+            Poll::Ready(Ok(n))
+        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
+    }
 }
 
 impl Future for Conn {
     type Output = ConnResult;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ConnResult> {
-        let Conn {
-            stream,
-            state,
-            batch,
-            stop,
-        } = self.get_mut();
-        let mut guard: Option<std::sync::MutexGuard<'_, Batch>> = None;
-        let mut now_us = 0;
-        let mut frames = 0;
-        let ended = loop {
-            if frames == READ_BATCH {
-                // More may be waiting: after the shard's other sockets, with a fresh
-                // clock reading.
-                cx.waker().wake_by_ref();
-                if let Some(batch) = guard.as_mut() {
-                    batch.more = true;
+        let this = self.get_mut();
+        let batch = this.batch.clone();
+        let mut batch = lock(&batch);
+        let ended = match this.read(cx, &mut batch) {
+            Poll::Pending => {
+                if batch.len >= FLUSH_EVERY {
+                    batch.flush();
                 }
-                break false;
+                return Poll::Pending;
             }
-            let message = match Pin::new(&mut *stream).poll_next(cx) {
-                Poll::Pending => break false,
-                Poll::Ready(message) => message,
-            };
-            if frames == 0 {
-                now_us = unix_us(SystemTime::now());
-            }
-            frames += 1;
-            let batch = guard.get_or_insert_with(|| lock(batch));
-            batch.round_frames += 1;
-            if state.on(message, now_us, batch, stop).is_break() {
-                break true;
-            }
+            Poll::Ready(ended) => ended,
         };
-        if let Some(mut batch) = guard
-            && batch.len >= FLUSH_EVERY
-        {
-            batch.flush();
+        if !this.stop.is_cancelled() {
+            batch.shared.error(match ended {
+                Ended::Closed(code) => ErrorKind::ClosedByServer(code),
+                Ended::Lost => ErrorKind::ConnectionLost,
+                Ended::Violation => ErrorKind::Protocol,
+            });
         }
-        if !ended {
-            return Poll::Pending;
-        }
+        // Our answer to a close, best effort: the socket is dropped after.
+        let _ = this.poll_out(cx);
         // The connection ended: what it saw leaves with it (a dummy stays behind).
+        let state = &mut this.state;
         let finished = std::mem::replace(state, ConnState::new(state.url, state.org, None));
-        let shared = lock(batch).shared.clone();
-        Poll::Ready(finished.finish(&shared))
+        Poll::Ready(finished.finish(&batch.shared))
     }
 }
 
@@ -521,31 +735,6 @@ impl ConnState {
             first_us: self.first_us,
             last_us: self.last_us,
         }
-    }
-
-    fn on(
-        &mut self,
-        message: Option<Result<Message, tungstenite::Error>>,
-        now_us: u64,
-        batch: &mut Batch,
-        stop: &CancellationToken,
-    ) -> ControlFlow<()> {
-        match message {
-            Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), now_us, batch),
-            Some(Ok(Message::Close(frame))) => {
-                let code = frame.map(|f| u16::from(f.code));
-                batch.shared.error(ErrorKind::ClosedByServer(code));
-                return ControlFlow::Break(());
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
-                if !stop.is_cancelled() {
-                    batch.shared.error(ErrorKind::ConnectionLost);
-                }
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
     }
 
     /// The hot path: no allocation, one borrowed parse.

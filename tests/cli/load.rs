@@ -441,3 +441,291 @@ async fn frames_read_together_are_each_counted_and_measured() {
     );
     assert_eq!(s.urls[0].frames_delivered, 20);
 }
+
+/// The client frames a [`RawServer`] saw: opcode, unmasked payload, whether masked.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(u8, Vec<u8>, bool)>>>;
+
+/// A server written by hand on TCP, to send what a WebSocket library would not: the
+/// `101`, CONNECTED and the first frames in one write, lengths in more bytes than
+/// they need, fragments with pings between them, masked frames. It keeps every frame
+/// the client sends (opcode, unmasked payload, whether it was masked).
+struct RawServer {
+    addr: std::net::SocketAddr,
+    seen: Seen,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl RawServer {
+    /// Answers each upgrade with `after_101` (given the organization) in the same write.
+    async fn start(after_101: fn(&str) -> Vec<u8>) -> RawServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Seen::default();
+        let kept = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                        if tcp.read_exact(&mut byte).await.is_err() {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).to_string();
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let org = path.split('?').next().unwrap().rsplit('/').next().unwrap();
+                    let key = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("sec-websocket-key: "))
+                        .or_else(|| {
+                            head.lines()
+                                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                        })
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
+                    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(
+                        key.as_bytes(),
+                    );
+                    let mut answer = format!(
+                        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                    )
+                    .into_bytes();
+                    answer.extend(after_101(org));
+                    if tcp.write_all(&answer).await.is_err() {
+                        return;
+                    }
+                    // The client's frames, until it closes or goes.
+                    loop {
+                        let mut two = [0u8; 2];
+                        if tcp.read_exact(&mut two).await.is_err() {
+                            return;
+                        }
+                        let masked = two[1] & 0x80 != 0;
+                        let len = match two[1] & 0x7F {
+                            126 => {
+                                let mut l = [0u8; 2];
+                                tcp.read_exact(&mut l).await.unwrap();
+                                u16::from_be_bytes(l) as usize
+                            }
+                            127 => {
+                                let mut l = [0u8; 8];
+                                tcp.read_exact(&mut l).await.unwrap();
+                                u64::from_be_bytes(l) as usize
+                            }
+                            n => n as usize,
+                        };
+                        let mut mask = [0u8; 4];
+                        if masked {
+                            tcp.read_exact(&mut mask).await.unwrap();
+                        }
+                        let mut payload = vec![0u8; len];
+                        if tcp.read_exact(&mut payload).await.is_err() {
+                            return;
+                        }
+                        for (i, b) in payload.iter_mut().enumerate() {
+                            *b ^= mask[i % 4];
+                        }
+                        let opcode = two[0] & 0x0F;
+                        kept.lock().unwrap().push((opcode, payload, masked));
+                        if opcode == 8 {
+                            let _ = tcp.write_all(&[0x88, 0x02, 0x03, 0xE8]).await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        RawServer {
+            addr,
+            seen,
+            _task: task,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// The client frames seen with `opcode`: (payload, masked).
+    fn seen(&self, opcode: u8) -> Vec<(Vec<u8>, bool)> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|(o, ..)| *o == opcode)
+            .map(|(_, p, m)| (p.clone(), *m))
+            .collect()
+    }
+}
+
+/// A server frame: `first` is FIN and opcode; `long` writes the length in 8 bytes
+/// whatever it is (allowed on the wire, if wasteful).
+fn server_frame(first: u8, payload: &[u8], long: bool) -> Vec<u8> {
+    let mut frame = vec![first];
+    match payload.len() {
+        n if long || n > 65535 => {
+            frame.push(127);
+            frame.extend((n as u64).to_be_bytes());
+        }
+        n @ 126..=65535 => {
+            frame.push(126);
+            frame.extend((n as u16).to_be_bytes());
+        }
+        n => frame.push(n as u8),
+    }
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Frames the load client reads itself after CONNECTED, all in the write of the
+/// `101`: pings answered with masked pongs of the same payload, a fragmented event
+/// with a ping between its fragments, a length in more bytes than needed, an event
+/// larger than the client's shared read buffer, a binary frame (not an event); and
+/// at the end our masked close 1000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_after_connected_are_read_by_the_load_clients_own_reader() {
+    fn after_101(org: &str) -> Vec<u8> {
+        let event = part1_event("SYNC_QUEUED", "p", org);
+        let mut big: Value = serde_json::from_str(&event).unwrap();
+        big["padding"] = json!("x".repeat(100 * 1024));
+        let big = big.to_string();
+        let (first, rest) = event.as_bytes().split_at(10);
+        [
+            server_frame(0x81, part1_connected(org).as_bytes(), false),
+            server_frame(0x89, b"p1", false),
+            server_frame(0x81, event.as_bytes(), true),
+            server_frame(0x01, first, false),
+            server_frame(0x89, b"p2", false),
+            server_frame(0x80, rest, false),
+            server_frame(0x82, &[1, 2, 3], false),
+            server_frame(0x81, big.as_bytes(), false),
+        ]
+        .concat()
+    }
+    let server = RawServer::start(after_101).await;
+    let output = run_cli(&[
+        "load",
+        "--url",
+        &server.base(),
+        "--connections",
+        "3",
+        "--org",
+        "org-raw",
+        "--passive",
+        "--duration",
+        "500ms",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let s = report_of(&output).summary;
+    assert_eq!(s.connections_opened, 3);
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(
+        s.frames_delivered, 9,
+        "three events per socket, the binary frame not one"
+    );
+    assert_eq!(s.latency_ms.count, 9);
+    let mut pongs = server.seen(0xA);
+    pongs.sort();
+    let expected: Vec<(Vec<u8>, bool)> = ["p1", "p1", "p1", "p2", "p2", "p2"]
+        .iter()
+        .map(|p| (p.as_bytes().to_vec(), true))
+        .collect();
+    assert_eq!(pongs, expected);
+    let closes = server.seen(0x8);
+    assert_eq!(closes.len(), 3, "{closes:?}");
+    for (payload, masked) in closes {
+        assert!(masked);
+        assert_eq!(&payload[..2], &1000u16.to_be_bytes());
+    }
+}
+
+/// What a client must refuse after CONNECTED ends that socket as a protocol error:
+/// a masked frame from the server, a message over `--max-message-size`, a frame
+/// with a reserved bit; a socket that only sees good frames is not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_breaking_the_protocol_after_connected_is_a_protocol_error() {
+    fn after_101(org: &str) -> Vec<u8> {
+        let connected = server_frame(0x81, part1_connected(org).as_bytes(), false);
+        let event = part1_event("SYNC_QUEUED", "p", org);
+        let broken = match org {
+            "org-masked" => vec![0x81, 0x82, 1, 2, 3, 4, b'{' ^ 1, b'}' ^ 2],
+            "org-big" => server_frame(0x81, &[b' '; 5000], false),
+            "org-rsv" => server_frame(0xC1, event.as_bytes(), false),
+            _ => Vec::new(),
+        };
+        [
+            connected,
+            server_frame(0x81, event.as_bytes(), false),
+            broken,
+        ]
+        .concat()
+    }
+    let server = RawServer::start(after_101).await;
+    for org in ["org-masked", "org-big", "org-rsv", "org-fine"] {
+        let output = run_cli(&[
+            "load",
+            "--url",
+            &server.base(),
+            "--connections",
+            "2",
+            "--org",
+            org,
+            "--passive",
+            "--duration",
+            "300ms",
+            "--max-message-size",
+            "4096",
+            "--json",
+        ])
+        .await;
+        let s = report_of(&output).summary;
+        assert_eq!(
+            s.frames_delivered, 2,
+            "{org}: the event before the break counts"
+        );
+        let protocol = s.errors.get(&ErrorKind::Protocol).copied();
+        let expected = (org != "org-fine").then_some(2);
+        assert_eq!(protocol, expected, "{org}: {:?}", s.errors);
+    }
+}
+
+/// What arrived in the same read as CONNECTED (the server's opening ping, a first
+/// event) is read at once, not left until more comes: here nothing more comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_read_with_connected_are_handled_when_nothing_follows() {
+    fn after_101(org: &str) -> Vec<u8> {
+        [
+            server_frame(0x81, part1_connected(org).as_bytes(), false),
+            server_frame(0x89, b"opening", false),
+            server_frame(0x81, part1_event("SYNC_QUEUED", "p", org).as_bytes(), false),
+        ]
+        .concat()
+    }
+    let server = RawServer::start(after_101).await;
+    let output = run_cli(&[
+        "load",
+        "--url",
+        &server.base(),
+        "--connections",
+        "2",
+        "--org",
+        "org-raw",
+        "--passive",
+        "--duration",
+        "300ms",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let s = report_of(&output).summary;
+    assert_eq!(s.frames_delivered, 2);
+    assert_eq!(server.seen(0xA), vec![(b"opening".to_vec(), true); 2]);
+}

@@ -1056,6 +1056,27 @@ async fn wss_with_a_self_signed_certificate_and_cacert() {
         summary.ok && summary.url.starts_with("wss://"),
         "{summary:?}"
     );
+    // `load` reads its sockets itself past CONNECTED: over TLS too, every event.
+    let output = run_cli(&[
+        "load",
+        "--url",
+        &base,
+        "--cacert",
+        cacert,
+        "--org",
+        "org-tls",
+        "--connections",
+        "4",
+        "--events",
+        "20",
+        "--json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let load: syncprobe::report::load::LoadReport = summary_of(&records(&output));
+    let c = load.summary.completeness.unwrap();
+    assert_eq!((c.expected, c.received, c.missing), (80, 80, 0));
+    assert!(load.summary.errors.is_empty(), "{:?}", load.summary.errors);
     // Without the CA the certificate is not trusted.
     let output = run_cli(&["connect", "org-tls", "--url", &base]).await;
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
