@@ -514,8 +514,12 @@ impl Conn {
         .await;
     }
 
-    /// Writes what is queued of our frames, as far as the socket takes it.
+    /// Writes what is queued of our frames, as far as the socket takes it (nothing to
+    /// do, without even a buffer, on the path of every read).
     fn poll_out(&mut self, cx: &mut Context<'_>) -> Result<(), ()> {
+        if self.out.capacity() == 0 {
+            return Ok(());
+        }
         while !self.out.is_empty() {
             match Pin::new(&mut self.io).poll_write(cx, &self.out) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),
@@ -525,13 +529,17 @@ impl Conn {
                 Poll::Pending => return Ok(()),
             }
         }
-        // TLS may hold what was written; a plain socket has nothing to flush.
-        if let Poll::Ready(Err(_)) = Pin::new(&mut self.io).poll_flush(cx) {
-            return Err(());
+        // TLS may hold what was written (a plain socket has nothing to flush): until
+        // it is flushed, the empty buffer stays, so that the next turn flushes again.
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Ready(Err(_)) => Err(()),
+            Poll::Pending => Ok(()),
+            Poll::Ready(Ok(())) => {
+                // Pongs are rare: an idle socket holds no buffer for them.
+                self.out = Vec::new();
+                Ok(())
+            }
         }
-        // Pongs are rare: an idle socket holds no buffer for them.
-        self.out = Vec::new();
-        Ok(())
     }
 
     /// Reads and decodes what has arrived, until the socket has nothing more (or has
