@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -111,6 +112,11 @@ impl Drop for PendingPlace {
     }
 }
 
+/// The connection's socket, for the socket options of an upgrade (`socket::Cork`). Its
+/// handlers run while the connection, and so this descriptor, is open.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSocket(pub RawFd);
+
 /// Serves `router` on `listener` until `stop` fires, then shuts down within `grace`.
 pub(crate) async fn serve<L>(
     mut listener: L,
@@ -120,6 +126,7 @@ pub(crate) async fn serve<L>(
     grace: Duration,
 ) where
     L: axum::serve::Listener<Addr = SocketAddr>,
+    L::Io: AsRawFd,
 {
     let pending = Arc::new(Pending::default());
     // One clock for every connection's frame meter: creating one calibrates it.
@@ -140,8 +147,10 @@ pub(crate) async fn serve<L>(
         let router = router.clone();
         let stop = stop.clone();
         let meter = FrameMeter::new(clock.clone());
+        let socket = TcpSocket(io.as_raw_fd());
         let io = metered(io, meter.clone());
-        connections.spawn(connection(io, addr, router, limits, (place, meter), stop));
+        let extras = (place, meter, socket);
+        connections.spawn(connection(io, addr, router, limits, extras, stop));
     }
     drop(listener);
     let drained = async { while connections.join_next().await.is_some() {} };
@@ -157,7 +166,7 @@ async fn connection<I>(
     addr: SocketAddr,
     router: Router,
     limits: HttpLimits,
-    (place, meter): (PendingPlace, Arc<FrameMeter>),
+    (place, meter, socket): (PendingPlace, Arc<FrameMeter>, TcpSocket),
     stop: CancellationToken,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -169,6 +178,7 @@ async fn connection<I>(
         request.extensions_mut().insert(ConnectInfo(addr));
         // The socket handler arms it once the connection is a sync socket.
         request.extensions_mut().insert(meter.clone());
+        request.extensions_mut().insert(socket);
         request
     });
     let service = TowerToHyperService::new(service.map_err(|e: Infallible| e));

@@ -15,6 +15,7 @@
 //! token expiry, organization no longer allowed).
 
 use std::ops::ControlFlow;
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -41,6 +42,7 @@ use tokio_util::sync::WaitForCancellationFuture;
 use super::bus::{Resume, Subscription};
 use super::error::api_error;
 use super::fanout::{Outlet, SocketIo, Want};
+use super::http::TcpSocket;
 use super::meter::{FrameMeter, rate_exceeded};
 use super::metrics::OpenSocket;
 use super::security::caps::Permit;
@@ -68,6 +70,7 @@ pub async fn sync(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     meter: Option<Extension<Arc<FrameMeter>>>,
+    tcp: Option<Extension<TcpSocket>>,
     State(state): State<AppState>,
 ) -> Response {
     // The extractor checks the request; the connection is taken over below.
@@ -103,11 +106,14 @@ pub async fn sync(
     }
     let accept = derive_accept_key(key.as_bytes());
     let tasks = state.tasks.clone();
+    // The 101 waits in the kernel for CONNECTED: both leave in one segment.
+    let corked = tcp.and_then(|Extension(TcpSocket(fd))| cork(fd, true).then_some(fd));
     let start = Box::new(Start {
         on_upgrade,
         org,
         resume,
         admission,
+        corked,
     });
     tokio::spawn(tasks.track_future(run(start, state)));
     Response::builder()
@@ -164,6 +170,37 @@ struct Start {
     org: String,
     resume: Option<Resume>,
     admission: Admission,
+    /// The connection's socket, corked for the 101 until the opening frames follow.
+    corked: Option<RawFd>,
+}
+
+/// Sets or clears `TCP_CORK` on `fd`: while set, the kernel holds partial segments,
+/// so the 101 and the opening frames (written a moment apart, by hyper and then by
+/// the socket's task) reach the client in one segment, one wake-up and one read
+/// instead of two. Whether it was set (`false`: not a TCP socket; nothing changes).
+fn cork(fd: RawFd, on: bool) -> bool {
+    let value: libc::c_int = on.into();
+    // SAFETY: `fd` is the open socket of the connection being handled (see
+    // `http::TcpSocket`); `value` outlives the call.
+    let set = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    set == 0
+}
+
+/// Uncorks the socket when the opening ends, whichever way: what it wrote leaves now.
+struct Uncork(RawFd);
+
+impl Drop for Uncork {
+    fn drop(&mut self) {
+        cork(self.0, false);
+    }
 }
 
 /// The session's loop, boxed.
@@ -191,14 +228,18 @@ async fn open(start: Box<Start>, state: &AppState) -> Result<Live<'_>, Option<En
         org,
         resume,
         admission,
+        corked,
     } = *start;
     let Ok(upgraded) = on_upgrade.await else {
+        // The connection is gone: its descriptor is no longer ours to touch.
         return Err(None);
     };
     let (read, write) = tokio::io::split(TokioIo::new(upgraded));
     let outlet = state.hub.outlet(write);
     let io = SocketIo::new(read, outlet.clone());
     let mut socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config(state))).await;
+    // Declared after the socket, so dropped before it: the descriptor is still open.
+    let _uncork = corked.map(Uncork);
     if let Some(closing) = admission.refused {
         state.metrics.disconnect(closing.label());
         close(&mut socket, closing.code(), &closing.reason()).await;
@@ -538,6 +579,7 @@ mod tests {
                 permit: None,
                 refused: None,
             },
+            corked: None,
         });
         let task = state.tasks.clone().track_future(run(start, state));
         let size = std::mem::size_of_val(&task);

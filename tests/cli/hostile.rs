@@ -647,3 +647,32 @@ async fn metrics_listen_moves_metrics_off_the_main_port() {
     serve.interrupt().await;
     let _ = serve.finish().await;
 }
+
+/// The 101 is held in the kernel (corked) until CONNECTED and the opening ping follow
+/// it: the client's first read, waiting before anything is sent, gets all of them in
+/// one segment. Uncorked, that read returns the 101 alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_101_and_connected_reach_the_client_in_one_segment() {
+    let server = TestServer::start().await;
+    for _ in 0..5 {
+        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        let request = format!(
+            "GET /api/ws/sync/org-cork HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        // The read is waiting before the request leaves.
+        let (mut reader, mut writer) = tcp.split();
+        let mut first = vec![0u8; 4096];
+        let (n, _) = tokio::join!(
+            async {
+                tokio::time::timeout(WAIT, reader.read(&mut first))
+                    .await
+                    .unwrap()
+                    .unwrap()
+            },
+            writer.write_all(request.as_bytes())
+        );
+        let first = String::from_utf8_lossy(&first[..n]).to_string();
+        assert!(first.starts_with("HTTP/1.1 101"), "{first}");
+        assert!(first.contains("\"CONNECTED\""), "one read: {first:?}");
+    }
+}
