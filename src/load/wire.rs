@@ -253,23 +253,7 @@ mod tests {
 
     const MAX: usize = 1024;
 
-    /// A server frame: `first` is FIN, RSV and opcode; unmasked.
-    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![first];
-        match payload.len() {
-            n @ 0..=125 => f.push(n as u8),
-            n @ 126..=65535 => {
-                f.push(126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        f.extend_from_slice(payload);
-        f
-    }
+    use crate::client::aligned::server_frame as frame;
 
     /// What decoding `wire` in pieces of `chunk` bytes yields, as owned values.
     fn decode_in(wire: &[u8], chunk: usize) -> Result<Vec<String>, Violation> {

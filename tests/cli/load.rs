@@ -564,6 +564,31 @@ impl RawServer {
     }
 }
 
+/// `load --passive` with `connections` sockets to `org` on `base` for `duration`.
+async fn passive_load(
+    base: &str,
+    org: &str,
+    connections: &str,
+    duration: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut argv = vec![
+        "load",
+        "--url",
+        base,
+        "--connections",
+        connections,
+        "--org",
+        org,
+        "--passive",
+        "--duration",
+        duration,
+        "--json",
+    ];
+    argv.extend_from_slice(extra);
+    run_cli(&argv).await
+}
+
 /// A server frame: `first` is FIN and opcode; `long` writes the length in 8 bytes
 /// whatever it is (allowed on the wire, if wasteful).
 fn server_frame(first: u8, payload: &[u8], long: bool) -> Vec<u8> {
@@ -609,20 +634,7 @@ async fn frames_after_connected_are_read_by_the_load_clients_own_reader() {
         .concat()
     }
     let server = RawServer::start(after_101).await;
-    let output = run_cli(&[
-        "load",
-        "--url",
-        &server.base(),
-        "--connections",
-        "3",
-        "--org",
-        "org-raw",
-        "--passive",
-        "--duration",
-        "500ms",
-        "--json",
-    ])
-    .await;
+    let output = passive_load(&server.base(), "org-raw", "3", "500ms", &[]).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let s = report_of(&output).summary;
     assert_eq!(s.connections_opened, 3);
@@ -670,22 +682,8 @@ async fn a_server_breaking_the_protocol_after_connected_is_a_protocol_error() {
     }
     let server = RawServer::start(after_101).await;
     for org in ["org-masked", "org-big", "org-rsv", "org-fine"] {
-        let output = run_cli(&[
-            "load",
-            "--url",
-            &server.base(),
-            "--connections",
-            "2",
-            "--org",
-            org,
-            "--passive",
-            "--duration",
-            "300ms",
-            "--max-message-size",
-            "4096",
-            "--json",
-        ])
-        .await;
+        let limit = ["--max-message-size", "4096"];
+        let output = passive_load(&server.base(), org, "2", "300ms", &limit).await;
         let s = report_of(&output).summary;
         assert_eq!(
             s.frames_delivered, 2,
@@ -710,20 +708,7 @@ async fn frames_read_with_connected_are_handled_when_nothing_follows() {
         .concat()
     }
     let server = RawServer::start(after_101).await;
-    let output = run_cli(&[
-        "load",
-        "--url",
-        &server.base(),
-        "--connections",
-        "2",
-        "--org",
-        "org-raw",
-        "--passive",
-        "--duration",
-        "300ms",
-        "--json",
-    ])
-    .await;
+    let output = passive_load(&server.base(), "org-raw", "2", "300ms", &[]).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let s = report_of(&output).summary;
     assert_eq!(s.frames_delivered, 2);
