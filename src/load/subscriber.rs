@@ -665,15 +665,17 @@ impl Conn {
     }
 }
 
-/// Reads into `buf`'s spare room, up to `whole` bytes in all.
+/// Reads into `buf`'s spare room, up to `whole` bytes in all. The room grows with what
+/// arrives (at most [`SCRATCH`] more per read), not with what the header announced: a
+/// server announcing large frames and sending them slowly holds little of our memory.
 fn read_more(
     io: &mut Connection,
     cx: &mut Context<'_>,
     buf: &mut Vec<u8>,
     whole: usize,
 ) -> Poll<std::io::Result<usize>> {
-    let missing = whole - buf.len();
-    buf.reserve_exact(missing);
+    let missing = (whole - buf.len()).min(SCRATCH);
+    buf.reserve(missing);
     let spare = &mut buf.spare_capacity_mut()[..missing];
     let mut read = ReadBuf::uninit(spare);
     match Pin::new(io).poll_read(cx, &mut read) {

@@ -172,8 +172,14 @@ impl Decoder {
                 return Ok(flow);
             }
         }
-        self.partial.clear();
-        self.partial.extend_from_slice(&input[at..]);
+        let rest = &input[at..];
+        if rest.is_empty() {
+            // Nothing cut off: a socket between frames holds no buffer.
+            self.partial = Vec::new();
+        } else {
+            self.partial.clear();
+            self.partial.extend_from_slice(rest);
+        }
         Ok(ControlFlow::Continue(()))
     }
 
@@ -367,6 +373,24 @@ mod tests {
         assert_eq!(flow, Ok(ControlFlow::Continue(())));
         assert_eq!(decoder.pending_frame(), Some(wire.len()));
         assert_eq!(decoder.partial(), &wire[..20]);
+    }
+
+    #[test]
+    fn a_socket_between_frames_holds_no_buffer() {
+        let wire = frame(0x81, &[b'x'; 300]);
+        let mut decoder = Decoder::new(Vec::new(), MAX);
+        let flow = decoder.decode(&wire[..100], |_| ControlFlow::Continue(()));
+        assert_eq!(flow, Ok(ControlFlow::Continue(())));
+        assert_eq!(decoder.partial(), &wire[..100]);
+        let input = [decoder.partial(), &wire[100..]].concat();
+        let flow = decoder.decode(&input, |_| ControlFlow::Continue(()));
+        assert_eq!(flow, Ok(ControlFlow::Continue(())));
+        assert_eq!(decoder.partial().len(), 0);
+        assert_eq!(
+            decoder.kept_mut().capacity(),
+            0,
+            "the cut frame's bytes are freed"
+        );
     }
 
     #[test]
