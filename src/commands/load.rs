@@ -198,30 +198,61 @@ async fn load(
     )
     .await;
     reporter.finish_progress();
-    let (summary, shared) = match outcome {
-        Ok(pair) => pair,
-        Err(e) => return Err(interrupted(e, reporter)),
+    let (report, shared, stopped) = match outcome {
+        Ok((summary, shared)) => {
+            let verdicts = threshold::evaluate(&args.thresholds, &summary);
+            let report = LoadReport::finished(summary, verdicts, args.allow_loss);
+            (report, shared, false)
+        }
+        Err(e) => match e.downcast::<engine::Interrupted>() {
+            // Ctrl-C: what was measured until then is reported, and written where
+            // asked, as an interrupted run (never a pass).
+            Ok(engine::Interrupted(summary, shared)) => {
+                (LoadReport::interrupted(*summary), shared, true)
+            }
+            Err(e) => return Err(e),
+        },
     };
-    let verdicts = threshold::evaluate(&args.thresholds, &summary);
-    let report = LoadReport::finished(summary, verdicts, args.allow_loss);
     let baseline = baseline.map(|(name, before)| html::Baseline {
         name: name.clone(),
         deltas: report::compare(&report.summary, &before.summary),
     });
-    write_files(args, &plan, &report, baseline.as_ref(), &shared, reporter)?;
+    let written = Written {
+        report: &report,
+        baseline: baseline.as_ref(),
+        shared: &shared,
+        interrupted: stopped,
+    };
+    write_files(args, &plan, &written, reporter)?;
     summarize(reporter, &report, baseline.as_ref());
+    if stopped {
+        return Err(Failure::Interrupted.into());
+    }
     verdict(&report, args.allow_loss)
+}
+
+/// What a run leaves for the files it writes.
+struct Written<'a> {
+    report: &'a LoadReport,
+    baseline: Option<&'a html::Baseline>,
+    shared: &'a Shared,
+    /// Stopped by Ctrl-C: the report says so.
+    interrupted: bool,
 }
 
 /// `--report`, `--summary-file` and `--junit`, each when asked for.
 fn write_files(
     args: &LoadArgs,
     plan: &Plan,
-    report: &LoadReport,
-    baseline: Option<&html::Baseline>,
-    shared: &Shared,
+    written: &Written<'_>,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
+    let Written {
+        report,
+        baseline,
+        shared,
+        interrupted,
+    } = *written;
     if let Some(path) = &args.report {
         let facts = report::RunFacts {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -233,7 +264,7 @@ fn write_files(
             report,
             facts: &facts,
             detail: &detail,
-            interrupted: false,
+            interrupted,
             baseline,
         });
         write(path, page.as_bytes(), "the report")?;
@@ -248,7 +279,7 @@ fn write_files(
         junit::write(
             path,
             "syncprobe load",
-            &junit::load_cases(report, args.allow_loss),
+            &junit::load_cases(report, args.allow_loss, interrupted),
         )?;
     }
     Ok(())
@@ -339,17 +370,6 @@ fn load_options(connection: &ConnectionArgs) -> anyhow::Result<ClientOptions> {
     // Past CONNECTED the load client reads frames itself (`load::wire`).
     options.frame_aligned = true;
     Ok(options)
-}
-
-/// A run stopped by Ctrl-C reports what it measured; any other error ends it as is.
-fn interrupted(error: anyhow::Error, reporter: &Reporter) -> anyhow::Error {
-    match error.downcast::<engine::Interrupted>() {
-        Ok(engine::Interrupted(summary)) => {
-            summarize(reporter, &LoadReport::interrupted(*summary), None);
-            Failure::Interrupted.into()
-        }
-        Err(e) => e,
-    }
 }
 
 fn summarize(reporter: &Reporter, report: &LoadReport, baseline: Option<&html::Baseline>) {

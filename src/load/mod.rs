@@ -541,10 +541,19 @@ pub fn ensure_file_limit(connections: usize, extra: usize) -> anyhow::Result<u64
     Ok(got)
 }
 
-/// A run stopped by Ctrl-C, with what it measured until then.
-#[derive(Debug, thiserror::Error)]
+/// A run stopped by Ctrl-C, with what it measured until then (and the detail of it,
+/// for the report).
+#[derive(thiserror::Error)]
 #[error("interrupted")]
-pub struct Interrupted(pub Box<LoadSummary>);
+pub struct Interrupted(pub Box<LoadSummary>, pub Arc<Shared>);
+
+impl std::fmt::Debug for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Interrupted")
+            .field(&self.0)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Runs `plan`, calling `on_progress` about four times a second.
 pub async fn run(
@@ -596,7 +605,8 @@ pub async fn run(
     };
     let summary = summarize(plan, &driver.shared, &measured);
     if driver.interrupted {
-        return Err(anyhow::Error::new(Interrupted(Box::new(summary))));
+        let shared = driver.shared.clone();
+        return Err(anyhow::Error::new(Interrupted(Box::new(summary), shared)));
     }
     Ok((summary, driver.shared.clone()))
 }

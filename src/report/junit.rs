@@ -236,7 +236,13 @@ pub fn step_cases(steps: &[Step], classname: &str) -> Vec<Case> {
 /// Test cases for `load`: one per threshold (failed when breached or not
 /// measurable), and one for completeness (failed on loss unless `allow_loss`,
 /// skipped when the server sends no `seq`, failed when no connection opened).
-pub fn load_cases(report: &super::load::LoadReport, allow_loss: bool) -> Vec<Case> {
+/// The cases of a `load` run; `interrupted`: stopped by Ctrl-C, so completeness is not
+/// judged (an error case, not a failure or a pass).
+pub fn load_cases(
+    report: &super::load::LoadReport,
+    allow_loss: bool,
+    interrupted: bool,
+) -> Vec<Case> {
     let s = &report.summary;
     let time = Duration::from_secs_f64(s.duration_ms.max(0.0) / 1000.0);
     let mut cases: Vec<Case> = report
@@ -262,6 +268,10 @@ pub fn load_cases(report: &super::load::LoadReport, allow_loss: bool) -> Vec<Cas
         })
         .collect();
     let outcome = match &s.completeness {
+        _ if interrupted => Outcome::Error {
+            message: "interrupted (Ctrl-C) before the run ended".into(),
+            details: super::load::loss(s).unwrap_or_default(),
+        },
         _ if s.connections_opened == 0 => Outcome::Failed {
             message: "no connection opened".into(),
             details: super::load::errors_list(&s.errors),

@@ -714,3 +714,58 @@ async fn frames_read_with_connected_are_handled_when_nothing_follows() {
     assert_eq!(s.frames_delivered, 2);
     assert_eq!(server.seen(0xA), vec![(b"opening".to_vec(), true); 2]);
 }
+
+/// Ctrl-C during a run still writes what was asked: the report (saying the run was
+/// interrupted), the summary file (not ok) and JUnit (completeness an error, not a pass
+/// or a failure); the exit is 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_writes_its_files_marked_interrupted() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (html, summary, junit) = (
+        dir.path().join("load.html"),
+        dir.path().join("summary.json"),
+        dir.path().join("load.xml"),
+    );
+    let mut running = spawn_cli(&[
+        "load",
+        "--url",
+        &server.base(),
+        "--connections",
+        "5",
+        "--org",
+        "org-stop",
+        "--passive",
+        "--duration",
+        "60s",
+        "--report",
+        html.to_str().unwrap(),
+        "--summary-file",
+        summary.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+        "--json",
+    ]);
+    running
+        .wait_for("progress with 5 open", |r| {
+            r["type"] == "progress" && r["data"]["open"] == 5
+        })
+        .await;
+    running.interrupt().await;
+    let finished = running.finish().await;
+    assert_eq!(finished.status.code(), Some(130), "{}", finished.stderr);
+    let page = std::fs::read_to_string(&html).expect("the report is written");
+    assert!(
+        page.contains("interrupted"),
+        "the report says the run was interrupted"
+    );
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(written["ok"], false);
+    assert_eq!(written["connectionsOpened"], 5);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("interrupted (Ctrl-C) before the run ended"),
+        "{xml}"
+    );
+    assert!(xml.contains("<error"), "{xml}");
+}
