@@ -75,6 +75,9 @@ const MAX_OUT: usize = 64 * 1024;
 const ROUND: Duration = Duration::from_millis(1);
 /// Most missing `seq` numbers remembered per subscriber (to recognise late arrivals).
 const MAX_MISSING: usize = 10_000;
+/// How long a socket handed to its shard may take to send what tungstenite still holds
+/// for it (a pong to a ping before CONNECTED): it normally takes nothing.
+const HAND_OVER_WAIT: Duration = Duration::from_millis(200);
 /// How long the subscribers told to stop wait for the server to answer their close:
 /// best effort, the server learns we are done without our waiting for it.
 const STOP_CLOSE_WAIT: Duration = Duration::from_millis(200);
@@ -181,7 +184,7 @@ impl Subscription {
 /// were aligned on frames: its own buffer holds nothing more), once what it has to
 /// send (a pong to a ping before CONNECTED) is sent.
 async fn hand_over(mut stream: Stream) -> (Connection, Vec<u8>) {
-    let _ = tokio::time::timeout(STOP_CLOSE_WAIT, stream.flush()).await;
+    let _ = tokio::time::timeout(HAND_OVER_WAIT, stream.flush()).await;
     stream.into_inner().into_inner().into_parts()
 }
 

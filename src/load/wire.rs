@@ -194,15 +194,14 @@ impl Decoder {
             Data::Text => true,
             Data::Binary => false,
             Data::Continue => {
-                let Some((text, message)) = self.message.as_mut() else {
+                let Some((_, message)) = self.message.as_mut() else {
                     return Err(Violation::Fragments);
                 };
                 message.extend_from_slice(payload);
                 if !fin {
                     return Ok(ControlFlow::Continue(()));
                 }
-                let (text, message) = (*text, self.message.take().map(|(_, m)| m));
-                let message = message.unwrap_or_default();
+                let (text, message) = self.message.take().expect("a message in progress");
                 return whole(text, &message, on);
             }
             Data::Reserved(_) => return Err(Violation::Header),

@@ -112,7 +112,7 @@ impl Drop for PendingPlace {
     }
 }
 
-/// The connection's socket, for the socket options of an upgrade (`socket::Cork`). Its
+/// The connection's socket, for the socket options of an upgrade (`socket::cork`). Its
 /// handlers run while the connection, and so this descriptor, is open.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpSocket(pub RawFd);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use syncprobe::protocol::Timestamp;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
@@ -447,7 +447,7 @@ impl BodyServer {
             while let Ok((mut tcp, _)) = listener.accept().await {
                 let body = body.clone();
                 connections.spawn(async move {
-                    read_head(&mut tcp).await;
+                    fake::read_head(&mut tcp).await;
                     let _ = tcp.write_all(head.as_bytes()).await;
                     for chunk in body.chunks(64 * 1024) {
                         if tcp.write_all(chunk).await.is_err() {
@@ -473,18 +473,6 @@ impl Drop for BodyServer {
 }
 
 /// Reads a request head (bounded).
-async fn read_head(tcp: &mut TcpStream) -> Vec<u8> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
-        match tcp.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    head
-}
-
 /// REST answers are read up to 4 MiB: a longer body (with or without a length)
 /// is refused at once with a clear error, not read whole.
 #[tokio::test]
@@ -572,14 +560,10 @@ impl NastyServer {
             while let Ok((mut tcp, _)) = listener.accept().await {
                 let seen = seen.clone();
                 connections.spawn(async move {
-                    let head = String::from_utf8_lossy(&read_head(&mut tcp).await).into_owned();
-                    let lower = head.to_ascii_lowercase();
-                    if let Some(key) = lower
-                        .lines()
-                        .find_map(|l| l.strip_prefix("sec-websocket-key:"))
-                    {
-                        let key = head_value(&head, key.trim());
-                        socket(tcp, &head, &key, !hang_rest).await;
+                    let head =
+                        String::from_utf8_lossy(&fake::read_head(&mut tcp).await).into_owned();
+                    if let Some((org, answer)) = fake::switching(&head) {
+                        socket(tcp, &org, &answer, !hang_rest).await;
                     } else {
                         seen.notify_one();
                         if hang_rest {
@@ -608,16 +592,6 @@ impl Drop for NastyServer {
     }
 }
 
-/// The header value as sent (the key is case-sensitive), found by its lower-case form.
-fn head_value(head: &str, lower: &str) -> String {
-    head.lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim())
-        .find(|v| v.to_ascii_lowercase() == lower)
-        .unwrap_or(lower)
-        .to_string()
-}
-
 fn nasty_event(kind: &str, pfa: &str, org: &str) -> String {
     json!({
         "type": kind, "pfaId": pfa, "organizationId": org, "timestamp": Timestamp::now(),
@@ -629,23 +603,10 @@ fn nasty_event(kind: &str, pfa: &str, org: &str) -> String {
 
 /// With `ends`, the frames end with an event of another organization and a close;
 /// without, the socket stays open (for a run to be interrupted).
-async fn socket(mut tcp: TcpStream, head: &str, key: &str, ends: bool) {
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
-    );
-    if tcp.write_all(response.as_bytes()).await.is_err() {
+async fn socket(mut tcp: TcpStream, org: &str, answer: &str, ends: bool) {
+    if tcp.write_all(answer.as_bytes()).await.is_err() {
         return;
     }
-    let path = head.split_whitespace().nth(1).unwrap_or("/");
-    let org = path
-        .split('?')
-        .next()
-        .unwrap_or("")
-        .rsplit('/')
-        .next()
-        .unwrap_or("")
-        .to_string();
     let mut ws = WebSocketStream::from_raw_socket(tcp, Role::Server, None).await;
     let connected = json!({"type": "CONNECTED", "organizationId": org,
         "timestamp": Timestamp::now(), "seq": 0, "epoch": NASTY, "message": NASTY});
@@ -657,7 +618,7 @@ async fn socket(mut tcp: TcpStream, head: &str, key: &str, ends: bool) {
         "SYNC_FAILED",
         "SYNC_CONFLICT",
     ] {
-        frames.push(nasty_event(kind, NASTY, &org));
+        frames.push(nasty_event(kind, NASTY, org));
     }
     frames.push(json!({"type": NASTY, "organizationId": org, "note": NASTY}).to_string());
     if ends {

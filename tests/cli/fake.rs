@@ -431,3 +431,42 @@ impl Drop for CutProxy {
         self.links.lock().unwrap().abort_all();
     }
 }
+
+/// Reads an HTTP request head, up to its blank line (at most 64 KiB), for servers
+/// written by hand on TCP.
+pub async fn read_head(tcp: &mut TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        match tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    head
+}
+
+/// For a WebSocket upgrade request `head`: the organization its path ends with, and
+/// the `101` that accepts it (its key found whatever the header name's case); `None`
+/// for any other request.
+pub fn switching(head: &str) -> Option<(String, String)> {
+    let key = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("sec-websocket-key"))?
+        .1
+        .trim();
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    let org = path
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
+    );
+    Some((org.to_string(), answer))
+}

@@ -470,35 +470,12 @@ impl RawServer {
                 };
                 let kept = kept.clone();
                 tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
-                        if tcp.read_exact(&mut byte).await.is_err() {
-                            return;
-                        }
-                        head.push(byte[0]);
-                    }
-                    let head = String::from_utf8_lossy(&head).to_string();
-                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    let org = path.split('?').next().unwrap().rsplit('/').next().unwrap();
-                    let key = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("sec-websocket-key: "))
-                        .or_else(|| {
-                            head.lines()
-                                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-                        })
-                        .unwrap_or("")
-                        .trim()
-                        .to_string();
-                    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(
-                        key.as_bytes(),
-                    );
-                    let mut answer = format!(
-                        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-                    )
-                    .into_bytes();
-                    answer.extend(after_101(org));
+                    let head = String::from_utf8_lossy(&read_head(&mut tcp).await).into_owned();
+                    let Some((org, answer)) = switching(&head) else {
+                        return;
+                    };
+                    let mut answer = answer.into_bytes();
+                    answer.extend(after_101(&org));
                     if tcp.write_all(&answer).await.is_err() {
                         return;
                     }

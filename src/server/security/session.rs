@@ -1,7 +1,7 @@
 //! The rules of one open sync socket ([`SessionGuard`]): the rate of client frames
 //! (4429), the message size (1009), the idle timeout (4408), the token's expiry
 //! (4401) and the organization's place on the allow-list (4403). The socket handler
-//! hands it every client frame and read error, and awaits [`SessionGuard::closing`].
+//! hands it every client frame and read error, and polls [`SessionGuard::poll_closing`].
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
