@@ -15,6 +15,10 @@
 //! event source and the drain, not the connect phase), the load client's own CPU per
 //! frame, and the completeness (missing / duplicated / reordered).
 //!
+//! The idle and paced blocks also run the kernel's floor for their job (`floor.rs`:
+//! raw TCP over loopback between this benchmark and a child, no WebSocket, no server),
+//! so that each block ends with two ratios: serve / node and serve / floor.
+//!
 //! Run: `cargo bench --bench fanout` (about five minutes); `-- --rounds 1` halves it.
 //! The Node baseline's `ws` is installed with `npm ci` into `benches/node/node_modules`
 //! (git-ignored) when it is not there; without `node` the benchmark says
@@ -32,6 +36,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod floor;
 
 const EXE: &str = env!("CARGO_BIN_EXE_syncprobe");
 /// How often a run samples the server's RSS and CPU time.
@@ -61,6 +67,8 @@ enum Target {
     Serve,
     /// `node benches/node/server.js`.
     Node,
+    /// The kernel's floor for the job: raw TCP, no server (`floor.rs`).
+    Floor,
 }
 
 impl Target {
@@ -68,6 +76,7 @@ impl Target {
         match self {
             Target::Serve => "serve",
             Target::Node => "node ws",
+            Target::Floor => "floor",
         }
     }
 
@@ -75,6 +84,7 @@ impl Target {
         match self {
             Target::Serve => Server::serve(&[]),
             Target::Node => Server::node(),
+            Target::Floor => unreachable!("the floor runs no server"),
         }
     }
 }
@@ -218,6 +228,8 @@ struct Run {
     /// The servers' CPU time over the event source and the drain (the connect phase
     /// and the closes excluded).
     server_cpu: Duration,
+    /// A floor's run: only the columns a floor measures apply.
+    floor: bool,
 }
 
 /// Runs `load` with one `--url` per server (sockets spread round-robin), sampling the
@@ -290,6 +302,7 @@ fn load(servers: &[&Server], args: &[&str]) -> Run {
         rss_at_rest,
         rss_peak,
         server_cpu: cpu_at(events_to).saturating_sub(cpu_at(events_from)),
+        floor: false,
     }
 }
 
@@ -307,6 +320,8 @@ fn errors(summary: &Value) -> u64 {
 struct Column {
     header: &'static str,
     value: fn(&Run, usize) -> Cell,
+    /// Whether a floor's run has this figure.
+    floor: bool,
 }
 
 /// A figure: a number (with its decimals, the ratio row divides them) or text.
@@ -330,6 +345,7 @@ fn frames(run: &Run) -> f64 {
 
 const KB_PER_CONNECTION: Column = Column {
     header: "KB/conn",
+    floor: false,
     value: |r, c| {
         Cell::Number(
             r.rss_peak.saturating_sub(r.rss_at_rest) as f64 / 1024.0 / c as f64,
@@ -339,38 +355,47 @@ const KB_PER_CONNECTION: Column = Column {
 };
 const CONNECT_RATE: Column = Column {
     header: "connect/s",
+    floor: true,
     value: |r, _| Cell::Number(f(&r.summary["connectRate"]), 0),
 };
 const CONNECT_P99: Column = Column {
     header: "connect p99 ms",
+    floor: true,
     value: |r, _| Cell::Number(f(&r.summary["connectMs"]["p99"]), 1),
 };
 const RSS: Column = Column {
     header: "RSS rest/peak MB",
+    floor: false,
     value: |r, _| Cell::Text(format!("{}/{}", r.rss_at_rest >> 20, r.rss_peak >> 20)),
 };
 const FRAMES_PER_SEC: Column = Column {
     header: "frames/s",
+    floor: false,
     value: |r, _| Cell::Number(f(&r.summary["deliveredPerSec"]), 0),
 };
 const P50: Column = Column {
     header: "p50 ms",
+    floor: true,
     value: |r, _| Cell::Number(f(&r.summary["latencyMs"]["p50"]), 2),
 };
 const P99: Column = Column {
     header: "p99 ms",
+    floor: true,
     value: |r, _| Cell::Number(f(&r.summary["latencyMs"]["p99"]), 2),
 };
 const SERVER_CPU: Column = Column {
     header: "server µs/frame",
+    floor: true,
     value: |r, _| Cell::Number(r.server_cpu.as_secs_f64() * 1e6 / frames(r), 2),
 };
 const CLIENT_CPU: Column = Column {
     header: "client µs/frame",
+    floor: true,
     value: |r, _| Cell::Number(f(&r.summary["clientCpuUsPerFrame"]), 2),
 };
 const COMPLETENESS: Column = Column {
     header: "miss/dup/reord",
+    floor: true,
     value: |r, _| {
         let c = &r.summary["completeness"];
         Cell::Text(format!(
@@ -381,6 +406,7 @@ const COMPLETENESS: Column = Column {
 };
 const ERRORS: Column = Column {
     header: "errors",
+    floor: true,
     value: |r, _| {
         let failed = r.summary["connectionsFailed"].as_u64().unwrap_or(0);
         Cell::Text((errors(&r.summary) + failed).to_string())
@@ -393,6 +419,9 @@ struct Scenario {
     /// `load` flags besides the common ones.
     args: Vec<String>,
     columns: &'static [Column],
+    /// The kernel's floor for the same job at C connections (`floor.rs`): its summary,
+    /// in load's field names, and its server side's CPU time.
+    floor: Option<fn(usize) -> (Value, Duration)>,
 }
 
 impl Scenario {
@@ -405,49 +434,75 @@ impl Scenario {
             .iter()
             .map(|col| format!("  {:>w$}", col.header, w = width(col)))
             .collect();
-        println!("  {:<8}{header}", "");
+        println!("  {:<11}{header}", "");
         let mut runs: Vec<(Target, Run)> = Vec::new();
+        let floor = self.floor.map(|_| Target::Floor);
         for _ in 0..rounds {
-            for &target in targets {
-                let server = target.start();
-                std::thread::sleep(SETTLE);
-                let mut args = vec!["--connections".to_string(), c.to_string()];
-                args.extend(self.args.iter().cloned());
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                let run = load(&[&server], &args);
-                drop(server);
+            for &target in targets.iter().chain(&floor) {
+                let run = match (target, self.floor) {
+                    (Target::Floor, Some(job)) => {
+                        let (summary, server_cpu) = job(c);
+                        Run {
+                            summary,
+                            rss_at_rest: 0,
+                            rss_peak: 0,
+                            server_cpu,
+                            floor: true,
+                        }
+                    }
+                    _ => {
+                        let server = target.start();
+                        std::thread::sleep(SETTLE);
+                        let mut args = vec!["--connections".to_string(), c.to_string()];
+                        args.extend(self.args.iter().cloned());
+                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                        load(&[&server], &args)
+                    }
+                };
                 let cells: String = self
                     .columns
                     .iter()
-                    .map(|col| format!("  {:>w$}", (col.value)(&run, c).show(), w = width(col)))
+                    .map(|col| {
+                        let cell = if run.floor && !col.floor {
+                            "–".to_string()
+                        } else {
+                            (col.value)(&run, c).show()
+                        };
+                        format!("  {:>w$}", cell, w = width(col))
+                    })
                     .collect();
-                println!("  {:<8}{cells}", target.label());
+                println!("  {:<11}{cells}", target.label());
                 runs.push((target, run));
             }
         }
-        if targets.len() > 1 {
-            let mean = |target: Target, col: &Column| {
-                let values: Vec<f64> = runs
-                    .iter()
-                    .filter(|(t, _)| *t == target)
-                    .filter_map(|(_, run)| match (col.value)(run, c) {
-                        Cell::Number(v, _) => Some(v),
-                        Cell::Text(_) => None,
-                    })
-                    .collect();
-                (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-            };
+        let mean = |target: Target, col: &Column| {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter(|(t, _)| *t == target)
+                .filter_map(|(_, run)| match (col.value)(run, c) {
+                    Cell::Number(v, _) => Some(v),
+                    Cell::Text(_) => None,
+                })
+                .collect();
+            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        };
+        // serve / node, then serve / floor: the ratios of the rounds' means.
+        for (label, other) in [("serve/node", Target::Node), ("serve/floor", Target::Floor)] {
+            if !runs.iter().any(|(t, _)| *t == other) {
+                continue;
+            }
             let cells: String = self
                 .columns
                 .iter()
                 .map(|col| {
                     let ratio = mean(Target::Serve, col)
-                        .zip(mean(Target::Node, col))
+                        .zip(mean(other, col))
+                        .filter(|_| other != Target::Floor || col.floor)
                         .map_or(String::new(), |(s, n)| format!("{:.2}×", s / n));
                     format!("  {:>w$}", ratio, w = width(col))
                 })
                 .collect();
-            println!("  {:<8}{cells}", "ratio");
+            println!("  {:<11}{cells}", label);
         }
         println!();
     }
@@ -460,10 +515,12 @@ fn scenarios() -> Vec<Scenario> {
             name: "idle: connections opened all at once, held 2 s, no events".into(),
             args: args(&["--passive", "--duration", "2s"]),
             columns: &[KB_PER_CONNECTION, CONNECT_RATE, CONNECT_P99, RSS, ERRORS],
+            floor: Some(floor::connect),
         },
         Scenario {
             name: "burst: 100 events as fast as the server publishes them".into(),
             args: args(&["--events", "100"]),
+            floor: None,
             columns: &[
                 FRAMES_PER_SEC,
                 P99,
@@ -477,6 +534,7 @@ fn scenarios() -> Vec<Scenario> {
             name: "paced: 20 isolated events at 2 per second".into(),
             args: args(&["--events", "20", "--rate", "2"]),
             columns: &[P50, P99, SERVER_CPU, CLIENT_CPU, COMPLETENESS, ERRORS],
+            floor: Some(|c| floor::paced(c, 20)),
         },
     ]
 }
@@ -627,6 +685,10 @@ fn hold() {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--floor-child") {
+        floor::child_main(&args[i + 1..]);
+        return;
+    }
     // The servers (Node has no way to raise its own) inherit the raised limit.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     if args.iter().any(|a| a == "--cluster") {
