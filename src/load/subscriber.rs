@@ -44,7 +44,7 @@ use futures_util::stream::FuturesUnordered;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_util::sync::CancellationToken;
 
@@ -126,8 +126,21 @@ pub(super) struct Subscription {
 impl Subscription {
     /// Opens the connection and hands it to its shard; nothing when it never reached
     /// CONNECTED (counted as failed) or was stopped before.
+    ///
+    /// Every subscription is spawned at the start and most wait for a handshake
+    /// permit first: while they wait, the task holds only this small future. The
+    /// handshake's state (about 12 KB: the stream's layers, tungstenite's handshake,
+    /// TLS) is boxed once the permit is there, so it exists for the handshakes in
+    /// flight only, and it is not copied when the task is spawned nor when it ends.
     pub async fn run(self) {
-        let Some(session) = self.subscribe().await else {
+        let Ok(permit) = self.pending.clone().acquire_owned().await else {
+            return;
+        };
+        Box::pin(self.open(permit)).await;
+    }
+
+    async fn open(self, permit: OwnedSemaphorePermit) {
+        let Some(session) = self.subscribe(permit).await else {
             return;
         };
         let Session {
@@ -152,9 +165,9 @@ impl Subscription {
         }
     }
 
-    /// Open → CONNECTED, under the handshake semaphore; `stop` cancels it.
-    async fn subscribe(&self) -> Option<Box<Session>> {
-        let _permit = self.pending.acquire().await.ok()?;
+    /// Open → CONNECTED, holding the handshake semaphore's `permit`; `stop` cancels it.
+    async fn subscribe(&self, permit: OwnedSemaphorePermit) -> Option<Box<Session>> {
+        let _permit = permit;
         let stop = self.stop.cancelled();
         tokio::pin!(stop);
         let started = Session::start(
