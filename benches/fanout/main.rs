@@ -17,7 +17,10 @@
 //!
 //! The idle and paced blocks also run the kernel's floor for their job (`floor.rs`:
 //! raw TCP over loopback between this benchmark and a child, no WebSocket, no server),
-//! so that each block ends with two ratios: serve / node and serve / floor.
+//! so that each block ends with two ratios: serve / node and serve / floor. The idle
+//! block also runs serve with `--handshake-timeout 0` (`serve, no ping`): the opening
+//! ping that serve sends with CONNECTED, and the pong it waits for, cost each
+//! connection a segment each way, which the baseline does not send.
 //!
 //! Run: `cargo bench --bench fanout` (about five minutes); `-- --rounds 1` halves it.
 //! The Node baseline's `ws` is installed with `npm ci` into `benches/node/node_modules`
@@ -69,6 +72,9 @@ enum Target {
     Node,
     /// The kernel's floor for the job: raw TCP, no server (`floor.rs`).
     Floor,
+    /// `syncprobe serve --handshake-timeout 0`: no opening ping to answer (the
+    /// baseline sends none), so what that check costs the connect rate shows.
+    ServeNoPing,
 }
 
 impl Target {
@@ -77,6 +83,7 @@ impl Target {
             Target::Serve => "serve",
             Target::Node => "node ws",
             Target::Floor => "floor",
+            Target::ServeNoPing => "serve, no ping",
         }
     }
 
@@ -84,6 +91,7 @@ impl Target {
         match self {
             Target::Serve => Server::serve(&[]),
             Target::Node => Server::node(),
+            Target::ServeNoPing => Server::serve(&["--handshake-timeout", "0"]),
             Target::Floor => unreachable!("the floor runs no server"),
         }
     }
@@ -422,6 +430,8 @@ struct Scenario {
     /// The kernel's floor for the same job at C connections (`floor.rs`): its summary,
     /// in load's field names, and its server side's CPU time.
     floor: Option<fn(usize) -> (Value, Duration)>,
+    /// Variants of serve run in each round too (after the targets).
+    variants: &'static [Target],
 }
 
 impl Scenario {
@@ -434,11 +444,11 @@ impl Scenario {
             .iter()
             .map(|col| format!("  {:>w$}", col.header, w = width(col)))
             .collect();
-        println!("  {:<11}{header}", "");
+        println!("  {:<14}{header}", "");
         let mut runs: Vec<(Target, Run)> = Vec::new();
         let floor = self.floor.map(|_| Target::Floor);
         for _ in 0..rounds {
-            for &target in targets.iter().chain(&floor) {
+            for &target in targets.iter().chain(self.variants).chain(&floor) {
                 let run = match (target, self.floor) {
                     (Target::Floor, Some(job)) => {
                         let (summary, server_cpu) = job(c);
@@ -471,7 +481,7 @@ impl Scenario {
                         format!("  {:>w$}", cell, w = width(col))
                     })
                     .collect();
-                println!("  {:<11}{cells}", target.label());
+                println!("  {:<14}{cells}", target.label());
                 runs.push((target, run));
             }
         }
@@ -502,7 +512,7 @@ impl Scenario {
                     format!("  {:>w$}", ratio, w = width(col))
                 })
                 .collect();
-            println!("  {:<11}{cells}", label);
+            println!("  {:<14}{cells}", label);
         }
         println!();
     }
@@ -516,11 +526,13 @@ fn scenarios() -> Vec<Scenario> {
             args: args(&["--passive", "--duration", "2s"]),
             columns: &[KB_PER_CONNECTION, CONNECT_RATE, CONNECT_P99, RSS, ERRORS],
             floor: Some(floor::connect),
+            variants: &[Target::ServeNoPing],
         },
         Scenario {
             name: "burst: 100 events as fast as the server publishes them".into(),
             args: args(&["--events", "100"]),
             floor: None,
+            variants: &[],
             columns: &[
                 FRAMES_PER_SEC,
                 P99,
@@ -535,6 +547,7 @@ fn scenarios() -> Vec<Scenario> {
             args: args(&["--events", "20", "--rate", "2"]),
             columns: &[P50, P99, SERVER_CPU, CLIENT_CPU, COMPLETENESS, ERRORS],
             floor: Some(|c| floor::paced(c, 20)),
+            variants: &[],
         },
     ]
 }
