@@ -22,7 +22,8 @@
 //! ping that serve sends with CONNECTED, and the pong it waits for, cost each
 //! connection a segment each way, which the baseline does not send.
 //!
-//! Run: `cargo bench --bench fanout` (about five minutes); `-- --rounds 1` halves it.
+//! Run: `cargo bench --bench fanout` (about two and a half minutes here); `-- --rounds 1`
+//! halves it.
 //! The Node baseline's `ws` is installed with `npm ci` into `benches/node/node_modules`
 //! (git-ignored) when it is not there; without `node` the benchmark says
 //! `baseline skipped: node not found` and measures serve alone.
