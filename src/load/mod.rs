@@ -166,6 +166,43 @@ impl Percentiles {
 }
 
 /// Completeness: every subscriber received every event of its organization once, in order.
+/// Why a run's completeness was not measured.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Unmeasured {
+    /// No connection opened.
+    NoSubscriber,
+    /// A subscriber's CONNECTED carried no `seq`: the server does not number events
+    /// (PROTOCOL.md Part 1), so there is nothing to count against.
+    NoSeq,
+    /// The server numbers events, but the organizations' final `seq` could not be
+    /// read once the subscribers were gone: what the last events were is unknown,
+    /// so a loss cannot be ruled out.
+    FinalSeqUnknown,
+    /// Ctrl-C: the final `seq` was not asked for.
+    Interrupted,
+}
+
+impl Unmeasured {
+    /// The summary's words for it.
+    pub fn text(self) -> &'static str {
+        match self {
+            Unmeasured::NoSubscriber => "not measured: no connection opened",
+            Unmeasured::NoSeq => "not measurable: the server sends no seq",
+            Unmeasured::FinalSeqUnknown => {
+                "not measured: the organizations' final seq could not be read (the closing probe got no CONNECTED with a seq)"
+            }
+            Unmeasured::Interrupted => "not measured: interrupted before the final seq was read",
+        }
+    }
+
+    /// Whether a loss may hide behind it: then the run does not pass unless loss is
+    /// allowed.
+    pub fn may_hide_loss(self) -> bool {
+        self == Unmeasured::FinalSeqUnknown
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Completeness {
@@ -245,8 +282,11 @@ pub struct LoadSummary {
     pub frames_delivered: u64,
     /// Frames delivered per second, from the first publish to the last delivery.
     pub delivered_per_sec: f64,
-    /// `None` against a server without `seq` (completeness cannot be measured).
+    /// `None` when it could not be measured; [`LoadSummary::unmeasured`] says why.
     pub completeness: Option<Completeness>,
+    /// Why completeness was not measured (with `completeness` `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmeasured: Option<Unmeasured>,
     /// Errors by kind: `upgrade refused: HTTP 503`, `timeout`, `closed with 4429`, …
     pub errors: BTreeMap<ErrorKind, u64>,
     /// Client CPU time (user + system) per delivered frame, in µs.
@@ -602,6 +642,7 @@ pub async fn run(
         source_started_us,
         started_at,
         phases,
+        interrupted: driver.interrupted,
     };
     let summary = summarize(plan, &driver.shared, &measured);
     if driver.interrupted {
@@ -942,6 +983,8 @@ struct Measured {
     results: Vec<ConnResult>,
     /// Per organization, its final `seq`.
     final_seqs: Vec<Option<u64>>,
+    /// Stopped by Ctrl-C (the final `seq` was not asked for).
+    interrupted: bool,
     published: Option<u64>,
     connect_secs: f64,
     /// Client CPU time from the event source to the end of the drain.
@@ -951,12 +994,27 @@ struct Measured {
     phases: Phases,
 }
 
-/// Each subscriber against its organization's final `seq`; `None` when any cannot
-/// be measured (a server without `seq`), or no subscriber is left.
-fn completeness(results: &[ConnResult], final_seqs: &[Option<u64>]) -> Option<Completeness> {
+/// Each subscriber against its organization's final `seq`, or why that cannot be
+/// measured.
+fn completeness(
+    results: &[ConnResult],
+    final_seqs: &[Option<u64>],
+    interrupted: bool,
+) -> Result<Completeness, Unmeasured> {
+    if results.is_empty() {
+        return Err(Unmeasured::NoSubscriber);
+    }
+    if results.iter().any(|r| r.start_seq.is_none()) {
+        return Err(Unmeasured::NoSeq);
+    }
+    if interrupted {
+        return Err(Unmeasured::Interrupted);
+    }
     let mut c = Completeness::default();
     for r in results {
-        let (start, end) = (r.start_seq?, final_seqs[r.org]?);
+        let (Some(start), Some(end)) = (r.start_seq, final_seqs[r.org]) else {
+            return Err(Unmeasured::FinalSeqUnknown);
+        };
         let expected = end.saturating_sub(start);
         let missing = expected.saturating_sub(r.seqs.unique);
         c.subscribers += 1;
@@ -969,7 +1027,7 @@ fn completeness(results: &[ConnResult], final_seqs: &[Option<u64>]) -> Option<Co
             c.complete_subscribers += 1;
         }
     }
-    (!results.is_empty()).then_some(c)
+    Ok(c)
 }
 
 /// Seconds from the first publish (or, failing that, the first delivery) to the
@@ -1012,6 +1070,7 @@ fn summarize(plan: &Plan, shared: &Shared, measured: &Measured) -> LoadSummary {
     let connected_ms = Percentiles::of(&shared.connected.lock().expect("connected lock"));
     let latency_ms = Percentiles::of(&shared.latency.lock().expect("latency lock"));
     let errors = shared.errors.lock().expect("errors lock").clone();
+    let completeness = completeness(results, &measured.final_seqs, measured.interrupted);
     LoadSummary {
         connections_requested: shared.requested,
         connections_opened: connect_ms.count,
@@ -1028,7 +1087,8 @@ fn summarize(plan: &Plan, shared: &Shared, measured: &Measured) -> LoadSummary {
         events_published: measured.published,
         frames_delivered: frames,
         delivered_per_sec: per_second(frames, delivery_span(results, measured.source_started_us)),
-        completeness: completeness(results, &measured.final_seqs),
+        unmeasured: completeness.as_ref().err().copied(),
+        completeness: completeness.ok(),
         errors,
         client_cpu_us_per_frame: cpu,
         duration_ms: shared.started.elapsed().as_secs_f64() * 1000.0,
@@ -1041,6 +1101,43 @@ fn summarize(plan: &Plan, shared: &Shared, measured: &Measured) -> LoadSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completeness_says_why_it_was_not_measured() {
+        use crate::seq::SeqTracker;
+        let result = |start_seq: Option<u64>, got: &[u64]| {
+            let mut seqs = SeqTracker::expecting(start_seq.map(|s| s + 1));
+            for &seq in got {
+                seqs.on(seq);
+            }
+            ConnResult {
+                org: 0,
+                start_seq,
+                seqs,
+                first_us: None,
+                last_us: None,
+            }
+        };
+        let numbered = || vec![result(Some(0), &[1, 2])];
+        assert_eq!(
+            completeness(&[], &[None], false),
+            Err(Unmeasured::NoSubscriber)
+        );
+        assert_eq!(
+            completeness(&[result(None, &[])], &[None], false),
+            Err(Unmeasured::NoSeq)
+        );
+        assert_eq!(
+            completeness(&numbered(), &[Some(2)], true),
+            Err(Unmeasured::Interrupted)
+        );
+        let unknown = completeness(&numbered(), &[None], false);
+        assert_eq!(unknown, Err(Unmeasured::FinalSeqUnknown));
+        assert!(Unmeasured::FinalSeqUnknown.may_hide_loss());
+        assert!(!Unmeasured::NoSeq.may_hide_loss() && !Unmeasured::Interrupted.may_hide_loss());
+        let c = completeness(&numbered(), &[Some(3)], false).unwrap();
+        assert_eq!((c.expected, c.received, c.missing), (3, 2, 1));
+    }
 
     #[test]
     fn percentiles_are_in_milliseconds() {

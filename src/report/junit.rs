@@ -276,8 +276,14 @@ pub fn load_cases(
             message: "no connection opened".into(),
             details: super::load::errors_list(&s.errors),
         },
-        None => Outcome::Skipped {
-            reason: "not measurable: the server sends no seq".into(),
+        None => match s.unmeasured.unwrap_or(crate::load::Unmeasured::NoSeq) {
+            why if why.may_hide_loss() && !allow_loss => Outcome::Failed {
+                message: why.text().into(),
+                details: super::load::loss(s).unwrap_or_default(),
+            },
+            why => Outcome::Skipped {
+                reason: why.text().into(),
+            },
         },
         Some(c) if c.is_clean() || allow_loss => Outcome::Passed,
         Some(_) => Outcome::Failed {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::human::{self, paint};
 use crate::load::threshold::Verdict;
-use crate::load::{ErrorKind, LatencySource, LoadSummary, Percentiles, Progress};
+use crate::load::{ErrorKind, LoadSummary, Percentiles, Progress, Unmeasured};
 
 /// The `summary` record of `load`.
 #[derive(Serialize, Deserialize, Debug)]
@@ -30,7 +30,13 @@ impl LoadReport {
         thresholds: Vec<Verdict>,
         allow_loss: bool,
     ) -> LoadReport {
-        let complete = allow_loss || summary.completeness.as_ref().is_none_or(|c| c.is_clean());
+        // A completeness that could not be measured passes only where no loss can
+        // hide behind it (a server that numbers nothing; see `Unmeasured`).
+        let complete = allow_loss
+            || match &summary.completeness {
+                Some(c) => c.is_clean(),
+                None => !summary.unmeasured.is_some_and(|u| u.may_hide_loss()),
+            };
         LoadReport {
             ok: thresholds.iter().all(|v| v.ok) && summary.connections_opened > 0 && complete,
             summary,
@@ -72,8 +78,17 @@ pub fn report_written(path: &Path) -> String {
 /// The live progress line.
 pub fn progress_line(p: &Progress) -> String {
     format!(
-        "open {}/{} | delivered {} | p99 {:.2} ms | errors {}",
-        p.open, p.requested, p.delivered, p.p99_ms, p.errors
+        "open {}/{} | delivered {} | p99 {} | errors {}",
+        p.open,
+        p.requested,
+        p.delivered,
+        // No frame yet: nothing measured, not 0 ms.
+        if p.delivered == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.2} ms", p.p99_ms)
+        },
+        p.errors
     )
 }
 
@@ -87,6 +102,10 @@ pub fn errors_list(errors: &BTreeMap<ErrorKind, u64>) -> String {
 }
 
 fn percentiles(p: &Percentiles) -> String {
+    if p.count == 0 {
+        // Zeros would read as measured.
+        return "none measured".into();
+    }
     format!(
         "p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3} ms",
         p.p50, p.p90, p.p99, p.max
@@ -134,12 +153,16 @@ pub fn figures(s: &LoadSummary) -> Vec<(&'static str, String, Mark)> {
         plain("time to CONNECTED", percentiles(&s.connected_ms)),
         plain(
             "fan-out latency",
-            format!(
-                "{}  ({} samples, from {})",
-                percentiles(&s.latency_ms),
-                s.latency_ms.count,
-                s.latency_source.map_or("-", LatencySource::as_str)
-            ),
+            match s.latency_source {
+                Some(source) if s.latency_ms.count > 0 => format!(
+                    "{}  ({} samples, from {})",
+                    percentiles(&s.latency_ms),
+                    s.latency_ms.count,
+                    source.as_str()
+                ),
+                _ if s.frames_delivered == 0 => "none measured (no frame received)".into(),
+                _ => "none measured (no frame carried publishedAtUs or a timestamp)".into(),
+            },
         ),
         plain(
             "delivered",
@@ -183,11 +206,13 @@ pub fn summary(report: &LoadReport) -> String {
 
 fn completeness(s: &LoadSummary) -> (&'static str, String, Mark) {
     let Some(c) = &s.completeness else {
-        return (
-            "completeness",
-            "not measurable: the server sends no seq".into(),
-            Mark::Plain,
-        );
+        let why = s.unmeasured.unwrap_or(Unmeasured::NoSeq);
+        let mark = if why.may_hide_loss() {
+            Mark::Bad
+        } else {
+            Mark::Plain
+        };
+        return ("completeness", why.text().into(), mark);
     };
     let line = format!(
         "{} missing, {} duplicated, {} reordered of {} deliveries ({} / {} subscribers complete)",
@@ -199,6 +224,12 @@ fn completeness(s: &LoadSummary) -> (&'static str, String, Mark) {
 
 /// Why an incomplete run fails, or `None` when nothing was lost.
 pub fn loss(s: &LoadSummary) -> Option<String> {
+    if let Some(why) = s.unmeasured.filter(|u| u.may_hide_loss()) {
+        return Some(format!(
+            "completeness {}, so a loss cannot be ruled out; --allow-loss accepts that",
+            why.text()
+        ));
+    }
     let c = s.completeness.as_ref().filter(|c| !c.is_clean())?;
     Some(format!(
         "{} of {} deliveries missing, {} duplicated, {} reordered ({} of {} subscribers complete); --allow-loss accepts that",

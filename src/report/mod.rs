@@ -270,7 +270,11 @@ impl Reporter {
         let mut bar = self.bar.lock().expect("bar lock");
         let bar = bar.get_or_insert_with(|| {
             let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            let term = ShortOfTheEdge(console::Term::buffered_stderr());
+            bar.set_draw_target(indicatif::ProgressDrawTarget::term_like_with_hz(
+                Box::new(term),
+                20,
+            ));
             bar
         });
         bar.set_message(line.to_string());
@@ -326,5 +330,46 @@ pub fn check_output_path(path: &std::path::Path, flag: &str) -> anyhow::Result<(
             Err(Failure::Usage(format!("{flag} {shown} is read-only")).into())
         }
         _ => Ok(()),
+    }
+}
+
+/// stderr for the progress line, two columns narrower than the terminal. indicatif pads
+/// the line to the terminal's width, so the `^C` a terminal echoes at Ctrl-C wrapped to
+/// the next line, and clearing the progress line then cleared that one, leaving the
+/// last progress line above the summary. Two columns short of the edge, the echo stays
+/// on the progress line and is cleared with it.
+#[derive(Debug)]
+struct ShortOfTheEdge(console::Term);
+
+impl indicatif::TermLike for ShortOfTheEdge {
+    fn width(&self) -> u16 {
+        indicatif::TermLike::width(&self.0).saturating_sub(2).max(1)
+    }
+    fn height(&self) -> u16 {
+        indicatif::TermLike::height(&self.0)
+    }
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> io::Result<()> {
+        self.0.flush()
     }
 }

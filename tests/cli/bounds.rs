@@ -272,8 +272,15 @@ async fn loads_final_probe_is_not_retried_against_a_server_that_stopped_answerin
         "--connect-timeout",
         "1s",
     ];
-    // The hold, one unanswered probe, the closes.
-    ended_within("load's final probe", &timed(&args).await, 0, S1 * 4);
+    // The hold, one unanswered probe, the closes. The final seq stays unknown, so a
+    // loss cannot be ruled out: the run fails (exit 1) and says why.
+    let run = timed(&args).await;
+    ended_within("load's final probe", &run, 1, S1 * 4);
+    assert!(
+        stderr(&run.0).contains("final seq could not be read"),
+        "{}",
+        stderr(&run.0)
+    );
 }
 
 /// A server that sends CONNECTED and then pings as fast as it can without ever

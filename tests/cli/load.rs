@@ -367,6 +367,120 @@ async fn loss_fails_the_run_unless_allowed() {
     assert_eq!(report_of(&out).summary.completeness.unwrap().missing, 2);
 }
 
+/// A server that numbers its events and loses seq 3, but whose closing probe gets a
+/// CONNECTED without `seq`: the final seq is unknown, so the loss at the end could
+/// not be counted. That must not pass as "nothing lost".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_final_seq_fails_the_run_unless_loss_is_allowed() {
+    let server = || {
+        FakeServer::start(|mut ws, upgrade| async move {
+            let org = "org-loss";
+            if upgrade.index < 2 {
+                send(&mut ws, &part2_connected(org, 0, "e1")).await;
+                for seq in [1, 2, 4] {
+                    send(&mut ws, &part2_event("SYNC_QUEUED", "p", org, seq)).await;
+                }
+            } else {
+                send(&mut ws, &part1_connected(org)).await;
+            }
+            drain(&mut ws).await;
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("load.xml");
+    let junit = junit.to_str().unwrap().to_string();
+    let run = |server: String, allow: bool| {
+        let junit = junit.clone();
+        async move {
+            let mut argv = vec![
+                "load",
+                "--url",
+                &server,
+                "--connections",
+                "2",
+                "--org",
+                "org-loss",
+                "--passive",
+                "--duration",
+                "300ms",
+                "--json",
+                "--junit",
+                &junit,
+            ];
+            if allow {
+                argv.push("--allow-loss");
+            }
+            run_cli(&argv).await
+        }
+    };
+    let out = run(server().await.base(), false).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let case = doc
+        .descendants()
+        .find(|n| n.attribute("name") == Some("completeness"))
+        .expect("a completeness case");
+    let failure = case
+        .children()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("the completeness case fails");
+    assert!(
+        failure
+            .attribute("message")
+            .is_some_and(|m| m.contains("final seq could not be read")),
+        "{xml}"
+    );
+    let report = report_of(&out);
+    assert!(!report.ok);
+    assert_eq!(report.summary.completeness, None);
+    assert_eq!(
+        report.summary.unmeasured,
+        Some(syncprobe::load::Unmeasured::FinalSeqUnknown)
+    );
+    let lines = records(&out);
+    let message = data_of(&lines, "error")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("final seq could not be read"), "{message}");
+    assert!(message.contains("--allow-loss"), "{message}");
+
+    let out = run(server().await.base(), true).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(report_of(&out).ok);
+}
+
+/// A server that numbers nothing (Part 1 only): completeness is not measurable, and
+/// that is no failure; the summary says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_seq_passes_with_completeness_unmeasurable() {
+    let server = FakeServer::start(|mut ws, _| async move {
+        send(&mut ws, &part1_connected("org-p1")).await;
+        drain(&mut ws).await;
+    })
+    .await;
+    let out = run_cli(&[
+        "load",
+        "--url",
+        &server.base(),
+        "--connections",
+        "2",
+        "--org",
+        "org-p1",
+        "--passive",
+        "--duration",
+        "200ms",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &stderr(&out);
+    assert!(
+        text.contains("not measurable: the server sends no seq"),
+        "{text}"
+    );
+}
+
 /// Frames written at once are read together (one clock reading for the lot) and
 /// each is still counted on its own: a frame that is not JSON is an error, the
 /// others are measured from `publishedAtUs` where they carry it and from
