@@ -322,6 +322,8 @@ pub fn verdict_word(report: &LoadReport, interrupted: bool) -> (&'static str, bo
         ("no connection opened", false)
     } else if report.thresholds.iter().any(|v| !v.ok) {
         ("failed thresholds", false)
+    } else if !report.ok && s.unmeasured.is_some_and(Unmeasured::may_hide_loss) {
+        ("loss not ruled out", false)
     } else if !report.ok {
         ("loss", false)
     } else {
@@ -571,6 +573,34 @@ pub fn comparison(name: &str, deltas: &[Delta]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_final_seq_fails_unless_loss_is_allowed_and_says_so() {
+        let summary = LoadSummary {
+            connections_opened: 2,
+            unmeasured: Some(Unmeasured::FinalSeqUnknown),
+            ..Default::default()
+        };
+        let failed = LoadReport::finished(summary.clone(), Vec::new(), false);
+        assert!(!failed.ok);
+        assert_eq!(verdict_word(&failed, false), ("loss not ruled out", false));
+        assert!(
+            loss(&failed.summary)
+                .unwrap()
+                .contains("final seq could not be read")
+        );
+        let (_, line, mark) = completeness(&failed.summary);
+        assert!(line.contains("final seq could not be read") && mark == Mark::Bad);
+        assert!(LoadReport::finished(summary, Vec::new(), true).ok);
+        let no_seq = LoadSummary {
+            connections_opened: 2,
+            unmeasured: Some(Unmeasured::NoSeq),
+            ..Default::default()
+        };
+        let passed = LoadReport::finished(no_seq, Vec::new(), false);
+        assert!(passed.ok && loss(&passed.summary).is_none());
+        assert_eq!(verdict_word(&passed, false), ("passed", true));
+    }
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
