@@ -309,46 +309,54 @@ async fn passive_mode_measures_what_others_publish() {
 }
 
 /// A server that loses an event: every subscriber gets seq 1, 2 and 4 (3 never
-/// comes), and the final probe's CONNECTED says the organization is at 4.
+/// comes), and the final probe gets `probe` (by default a CONNECTED that says the
+/// organization is at 4).
 async fn server_losing_seq_3() -> FakeServer {
-    FakeServer::start(|mut ws, upgrade| async move {
-        let org = "org-loss";
-        if upgrade.index < 2 {
-            send(&mut ws, &part2_connected(org, 0, "e1")).await;
-            for seq in [1, 2, 4] {
-                send(&mut ws, &part2_event("SYNC_QUEUED", "p", org, seq)).await;
+    server_losing_seq_3_probed(part2_connected("org-loss", 4, "e1")).await
+}
+
+async fn server_losing_seq_3_probed(probe: String) -> FakeServer {
+    FakeServer::start(move |mut ws, upgrade| {
+        let probe = probe.clone();
+        async move {
+            let org = "org-loss";
+            if upgrade.index < 2 {
+                send(&mut ws, &part2_connected(org, 0, "e1")).await;
+                for seq in [1, 2, 4] {
+                    send(&mut ws, &part2_event("SYNC_QUEUED", "p", org, seq)).await;
+                }
+            } else {
+                send(&mut ws, &probe).await;
             }
-        } else {
-            send(&mut ws, &part2_connected(org, 4, "e1")).await;
+            drain(&mut ws).await;
         }
-        drain(&mut ws).await;
     })
     .await
 }
 
+/// Two passive subscribers of `org-loss` on `server` for 300 ms, with `extra` flags.
+async fn loss_run(server: &FakeServer, extra: &[&str]) -> std::process::Output {
+    let base = server.base();
+    let mut argv = vec![
+        "load",
+        "--url",
+        &base,
+        "--connections",
+        "2",
+        "--org",
+        "org-loss",
+        "--passive",
+        "--duration",
+        "300ms",
+        "--json",
+    ];
+    argv.extend(extra);
+    run_cli(&argv).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loss_fails_the_run_unless_allowed() {
-    let run = |server: String, allow: bool| async move {
-        let mut argv = vec![
-            "load",
-            "--url",
-            &server,
-            "--connections",
-            "2",
-            "--org",
-            "org-loss",
-            "--passive",
-            "--duration",
-            "300ms",
-            "--json",
-        ];
-        if allow {
-            argv.push("--allow-loss");
-        }
-        run_cli(&argv).await
-    };
-    let server = server_losing_seq_3().await;
-    let out = run(server.base(), false).await;
+    let out = loss_run(&server_losing_seq_3().await, &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let report = report_of(&out);
     let c = report.summary.completeness.as_ref().unwrap();
@@ -360,62 +368,24 @@ async fn loss_fails_the_run_unless_allowed() {
     assert!(message.contains("2 of 8 deliveries missing"), "{message}");
     assert!(message.contains("--allow-loss"), "{message}");
 
-    let server = server_losing_seq_3().await;
-    let out = run(server.base(), true).await;
+    let out = loss_run(&server_losing_seq_3().await, &["--allow-loss"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(report_of(&out).ok);
     assert_eq!(report_of(&out).summary.completeness.unwrap().missing, 2);
 }
 
-/// A server that numbers its events and loses seq 3, but whose closing probe gets a
-/// CONNECTED without `seq`: the final seq is unknown, so the loss at the end could
-/// not be counted. That must not pass as "nothing lost".
+/// The same loss, but the closing probe gets a CONNECTED without `seq`: the final
+/// seq is unknown, so the loss at the end could not be counted. That must not pass
+/// as "nothing lost".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_final_seq_fails_the_run_unless_loss_is_allowed() {
-    let server = || {
-        FakeServer::start(|mut ws, upgrade| async move {
-            let org = "org-loss";
-            if upgrade.index < 2 {
-                send(&mut ws, &part2_connected(org, 0, "e1")).await;
-                for seq in [1, 2, 4] {
-                    send(&mut ws, &part2_event("SYNC_QUEUED", "p", org, seq)).await;
-                }
-            } else {
-                send(&mut ws, &part1_connected(org)).await;
-            }
-            drain(&mut ws).await;
-        })
-    };
+    let server = || server_losing_seq_3_probed(part1_connected("org-loss"));
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("load.xml");
-    let junit = junit.to_str().unwrap().to_string();
-    let run = |server: String, allow: bool| {
-        let junit = junit.clone();
-        async move {
-            let mut argv = vec![
-                "load",
-                "--url",
-                &server,
-                "--connections",
-                "2",
-                "--org",
-                "org-loss",
-                "--passive",
-                "--duration",
-                "300ms",
-                "--json",
-                "--junit",
-                &junit,
-            ];
-            if allow {
-                argv.push("--allow-loss");
-            }
-            run_cli(&argv).await
-        }
-    };
-    let out = run(server().await.base(), false).await;
+    let junit = junit.to_str().unwrap();
+    let out = loss_run(&server().await, &["--junit", junit]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let xml = std::fs::read_to_string(&junit).unwrap();
+    let xml = std::fs::read_to_string(junit).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let case = doc
         .descendants()
@@ -446,7 +416,7 @@ async fn an_unreadable_final_seq_fails_the_run_unless_loss_is_allowed() {
     assert!(message.contains("final seq could not be read"), "{message}");
     assert!(message.contains("--allow-loss"), "{message}");
 
-    let out = run(server().await.base(), true).await;
+    let out = loss_run(&server().await, &["--allow-loss"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(report_of(&out).ok);
 }
