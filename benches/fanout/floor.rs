@@ -68,8 +68,17 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64
 }
 
-/// Starts the child side of `job`; its first line says it is ready, its last holds its
-/// figures.
+/// `items` dealt round-robin into `n` shares, one per thread.
+fn deal<T>(items: impl Iterator<Item = T>, n: usize) -> Vec<Vec<T>> {
+    let mut shares: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
+    for (i, item) in items.enumerate() {
+        shares[i % n].push(item);
+    }
+    shares
+}
+
+/// Starts the child side of a job (`paced …` or `connect …`); its last line holds its
+/// figures (the paced child first says `ready`).
 fn child(args: &[String]) -> std::process::Child {
     let exe = std::env::current_exe().expect("the benchmark's own path");
     Command::new(exe)
@@ -94,24 +103,21 @@ pub fn paced(c: usize, events: usize) -> (Value, Duration) {
         events.to_string(),
     ]);
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut sockets: Vec<TcpStream> = (0..c)
-        .map(|_| {
+    let writers = threads();
+    let shares = deal(
+        (0..c).map(|_| {
             let (s, _) = listener.accept().expect("accept a floor socket");
             s.set_nodelay(true).unwrap();
             s.set_nonblocking(true).unwrap();
             s
-        })
-        .collect();
+        }),
+        writers,
+    );
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready", "the floor's reader did not start");
-    let writers = threads();
     let barrier = Arc::new(Barrier::new(writers + 1));
     let stamp = Arc::new(AtomicU64::new(0));
-    let mut shares: Vec<Vec<TcpStream>> = (0..writers).map(|_| Vec::new()).collect();
-    for (i, s) in sockets.drain(..).enumerate() {
-        shares[i % writers].push(s);
-    }
     let handles: Vec<_> = shares
         .into_iter()
         .map(|mut mine| {
@@ -262,12 +268,14 @@ pub fn child_main(args: &[String]) {
 /// Connects `c` sockets, says ready, reads `events` frames on each; latency and CPU.
 fn read_paced(addr: SocketAddr, c: usize, events: usize) -> Value {
     let readers = threads();
-    let mut shares: Vec<Vec<mio::net::TcpStream>> = (0..readers).map(|_| Vec::new()).collect();
-    for i in 0..c {
-        let s = TcpStream::connect(addr).expect("connect a floor socket");
-        s.set_nonblocking(true).unwrap();
-        shares[i % readers].push(mio::net::TcpStream::from_std(s));
-    }
+    let shares = deal(
+        (0..c).map(|_| {
+            let s = TcpStream::connect(addr).expect("connect a floor socket");
+            s.set_nonblocking(true).unwrap();
+            mio::net::TcpStream::from_std(s)
+        }),
+        readers,
+    );
     let ready = Arc::new(Barrier::new(readers + 1));
     let handles: Vec<_> = shares
         .into_iter()

@@ -237,8 +237,6 @@ struct Run {
     /// The servers' CPU time over the event source and the drain (the connect phase
     /// and the closes excluded).
     server_cpu: Duration,
-    /// A floor's run: only the columns a floor measures apply.
-    floor: bool,
 }
 
 /// Runs `load` with one `--url` per server (sockets spread round-robin), sampling the
@@ -311,7 +309,6 @@ fn load(servers: &[&Server], args: &[&str]) -> Run {
         rss_at_rest,
         rss_peak,
         server_cpu: cpu_at(events_to).saturating_sub(cpu_at(events_from)),
-        floor: false,
     }
 }
 
@@ -458,7 +455,6 @@ impl Scenario {
                             rss_at_rest: 0,
                             rss_peak: 0,
                             server_cpu,
-                            floor: true,
                         }
                     }
                     _ => {
@@ -474,7 +470,7 @@ impl Scenario {
                     .columns
                     .iter()
                     .map(|col| {
-                        let cell = if run.floor && !col.floor {
+                        let cell = if target == Target::Floor && !col.floor {
                             "–".to_string()
                         } else {
                             (col.value)(&run, c).show()

@@ -165,7 +165,6 @@ impl Percentiles {
     }
 }
 
-/// Completeness: every subscriber received every event of its organization once, in order.
 /// Why a run's completeness was not measured.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -203,6 +202,7 @@ impl Unmeasured {
     }
 }
 
+/// Completeness: every subscriber received every event of its organization once, in order.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Completeness {
@@ -301,6 +301,22 @@ pub struct LoadSummary {
     /// The figures of each base URL (one entry without several `--url`).
     #[serde(default)]
     pub urls: Vec<UrlSummary>,
+}
+
+impl LoadSummary {
+    /// The completeness, or why it was not measured. A summary written before
+    /// `unmeasured` existed gives no reason: then it is the one reason there was, a
+    /// server without `seq`.
+    pub fn measured(&self) -> Result<&Completeness, Unmeasured> {
+        self.completeness
+            .as_ref()
+            .ok_or(self.unmeasured.unwrap_or(Unmeasured::NoSeq))
+    }
+
+    /// Completeness was not measured in a way that may hide a loss.
+    pub fn loss_not_ruled_out(&self) -> bool {
+        self.measured().is_err_and(Unmeasured::may_hide_loss)
+    }
 }
 
 /// Durations of the phases of a run, in milliseconds.

@@ -267,7 +267,7 @@ pub fn load_cases(
             },
         })
         .collect();
-    let outcome = match &s.completeness {
+    let outcome = match s.measured() {
         _ if interrupted => Outcome::Error {
             message: "interrupted (Ctrl-C) before the run ended".into(),
             details: super::load::loss(s).unwrap_or_default(),
@@ -276,17 +276,15 @@ pub fn load_cases(
             message: "no connection opened".into(),
             details: super::load::errors_list(&s.errors),
         },
-        None => match s.unmeasured.unwrap_or(crate::load::Unmeasured::NoSeq) {
-            why if why.may_hide_loss() && !allow_loss => Outcome::Failed {
-                message: why.text().into(),
-                details: super::load::loss(s).unwrap_or_default(),
-            },
-            why => Outcome::Skipped {
-                reason: why.text().into(),
-            },
+        Err(why) if why.may_hide_loss() && !allow_loss => Outcome::Failed {
+            message: why.text().into(),
+            details: super::load::loss(s).unwrap_or_default(),
         },
-        Some(c) if c.is_clean() || allow_loss => Outcome::Passed,
-        Some(_) => Outcome::Failed {
+        Err(why) => Outcome::Skipped {
+            reason: why.text().into(),
+        },
+        Ok(c) if c.is_clean() || allow_loss => Outcome::Passed,
+        Ok(_) => Outcome::Failed {
             message: "events missing, duplicated or reordered".into(),
             details: super::load::loss(s).unwrap_or_default(),
         },

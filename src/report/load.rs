@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::human::{self, paint};
 use crate::load::threshold::Verdict;
-use crate::load::{ErrorKind, LoadSummary, Percentiles, Progress, Unmeasured};
+use crate::load::{ErrorKind, LoadSummary, Percentiles, Progress};
 
 /// The `summary` record of `load`.
 #[derive(Serialize, Deserialize, Debug)]
@@ -33,9 +33,9 @@ impl LoadReport {
         // A completeness that could not be measured passes only where no loss can
         // hide behind it (a server that numbers nothing; see `Unmeasured`).
         let complete = allow_loss
-            || match &summary.completeness {
-                Some(c) => c.is_clean(),
-                None => !summary.unmeasured.is_some_and(|u| u.may_hide_loss()),
+            || match summary.measured() {
+                Ok(c) => c.is_clean(),
+                Err(why) => !why.may_hide_loss(),
             };
         LoadReport {
             ok: thresholds.iter().all(|v| v.ok) && summary.connections_opened > 0 && complete,
@@ -205,14 +205,10 @@ pub fn summary(report: &LoadReport) -> String {
 }
 
 fn completeness(s: &LoadSummary) -> (&'static str, String, Mark) {
-    let Some(c) = &s.completeness else {
-        let why = s.unmeasured.unwrap_or(Unmeasured::NoSeq);
-        let mark = if why.may_hide_loss() {
-            Mark::Bad
-        } else {
-            Mark::Plain
-        };
-        return ("completeness", why.text().into(), mark);
+    let c = match s.measured() {
+        Ok(c) => c,
+        Err(why) if why.may_hide_loss() => return ("completeness", why.text().into(), Mark::Bad),
+        Err(why) => return ("completeness", why.text().into(), Mark::Plain),
     };
     let line = format!(
         "{} missing, {} duplicated, {} reordered of {} deliveries ({} / {} subscribers complete)",
@@ -224,13 +220,17 @@ fn completeness(s: &LoadSummary) -> (&'static str, String, Mark) {
 
 /// Why an incomplete run fails, or `None` when nothing was lost.
 pub fn loss(s: &LoadSummary) -> Option<String> {
-    if let Some(why) = s.unmeasured.filter(|u| u.may_hide_loss()) {
-        return Some(format!(
-            "completeness {}, so a loss cannot be ruled out; --allow-loss accepts that",
-            why.text()
-        ));
-    }
-    let c = s.completeness.as_ref().filter(|c| !c.is_clean())?;
+    let c = match s.measured() {
+        Err(why) if why.may_hide_loss() => {
+            return Some(format!(
+                "completeness {}, so a loss cannot be ruled out; --allow-loss accepts that",
+                why.text()
+            ));
+        }
+        Err(_) => return None,
+        Ok(c) if c.is_clean() => return None,
+        Ok(c) => c,
+    };
     Some(format!(
         "{} of {} deliveries missing, {} duplicated, {} reordered ({} of {} subscribers complete); --allow-loss accepts that",
         c.missing, c.expected, c.duplicated, c.reordered, c.complete_subscribers, c.subscribers
@@ -322,7 +322,7 @@ pub fn verdict_word(report: &LoadReport, interrupted: bool) -> (&'static str, bo
         ("no connection opened", false)
     } else if report.thresholds.iter().any(|v| !v.ok) {
         ("failed thresholds", false)
-    } else if !report.ok && s.unmeasured.is_some_and(Unmeasured::may_hide_loss) {
+    } else if !report.ok && s.loss_not_ruled_out() {
         ("loss not ruled out", false)
     } else if !report.ok {
         ("loss", false)
@@ -573,6 +573,7 @@ pub fn comparison(name: &str, deltas: &[Delta]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::Unmeasured;
 
     #[test]
     fn an_unreadable_final_seq_fails_unless_loss_is_allowed_and_says_so() {

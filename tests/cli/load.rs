@@ -336,22 +336,7 @@ async fn server_losing_seq_3_probed(probe: String) -> FakeServer {
 
 /// Two passive subscribers of `org-loss` on `server` for 300 ms, with `extra` flags.
 async fn loss_run(server: &FakeServer, extra: &[&str]) -> std::process::Output {
-    let base = server.base();
-    let mut argv = vec![
-        "load",
-        "--url",
-        &base,
-        "--connections",
-        "2",
-        "--org",
-        "org-loss",
-        "--passive",
-        "--duration",
-        "300ms",
-        "--json",
-    ];
-    argv.extend(extra);
-    run_cli(&argv).await
+    passive_load(&server.base(), "org-loss", "2", "300ms", extra).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,29 +410,14 @@ async fn an_unreadable_final_seq_fails_the_run_unless_loss_is_allowed() {
 /// that is no failure; the summary says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_without_seq_passes_with_completeness_unmeasurable() {
-    let server = FakeServer::start(|mut ws, _| async move {
-        send(&mut ws, &part1_connected("org-p1")).await;
-        drain(&mut ws).await;
-    })
-    .await;
-    let out = run_cli(&[
-        "load",
-        "--url",
-        &server.base(),
-        "--connections",
-        "2",
-        "--org",
-        "org-p1",
-        "--passive",
-        "--duration",
-        "200ms",
-    ])
-    .await;
+    let server = FakeServer::sending(vec![part1_connected("org-p1")]).await;
+    let out = passive_load(&server.base(), "org-p1", "2", "200ms", &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &stderr(&out);
-    assert!(
-        text.contains("not measurable: the server sends no seq"),
-        "{text}"
+    let report = report_of(&out);
+    assert!(report.ok);
+    assert_eq!(
+        report.summary.measured(),
+        Err(syncprobe::load::Unmeasured::NoSeq)
     );
 }
 
